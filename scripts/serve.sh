@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# One command from nothing to a running server with a demo endpoint, on embedded defaults.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh sdk
+exec .venv/bin/runplane serve --demo "$@"

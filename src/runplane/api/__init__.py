@@ -1,0 +1,1 @@
+"""HTTP layer: routers translate requests to service calls and results to RunPod's shapes."""

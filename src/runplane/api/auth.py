@@ -1,0 +1,30 @@
+"""The API-key dependency for /v1 and the client side of /v2."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from runplane.api.errors import ApiError
+from runplane.services.users import Principal
+
+
+def presented_key(request: Request) -> str | None:
+    """The key from ``Authorization: Bearer <key>`` or a raw ``Authorization: <key>``."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    header = header.strip()
+    if header[:7].lower() == "bearer ":
+        header = header[7:].strip()
+    return header or None
+
+
+def require_user(request: Request) -> Principal:
+    """FastAPI dependency: the calling user, or 401 in the spec's UnauthorizedError shape."""
+    key = presented_key(request)
+    if key is None:
+        raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
+    principal = request.app.state.services.users.authenticate(key)
+    if principal is None:
+        raise ApiError(401, "invalid or revoked API key")
+    return principal

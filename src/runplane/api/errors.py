@@ -1,0 +1,112 @@
+"""One JSON error shape for every 4xx/5xx, on /v1 and /v2 alike.
+
+``{"error": <reason>, "message": <reason>, "status": <code>}`` plus ``"field"`` when one input
+field is to blame. ``error`` is what RunPod's REST and job APIs answer; ``message`` is the
+spec's UnauthorizedError shape; both carry the same text so any client finds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from runplane.api.responses import json_response
+
+
+class ApiError(Exception):
+    """A refusal a client can act on; raised by services and routers alike."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+def bad_request(message: str, field: str | None = None) -> ApiError:
+    return ApiError(400, message, field)
+
+
+def not_found(kind: str, ident: str) -> ApiError:
+    return ApiError(404, f"{kind} {ident} not found")
+
+
+def conflict(message: str, field: str | None = None) -> ApiError:
+    return ApiError(409, message, field)
+
+
+def error_body(status: int, message: str, field: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": message, "message": message, "status": status}
+    if field:
+        body["field"] = field
+    return body
+
+
+def error_response(status: int, message: str, field: str | None = None) -> Response:
+    return json_response(error_body(status, message, field), status=status)
+
+
+def _loc_to_field(loc: tuple[Any, ...]) -> str:
+    """('body', 'gpuTypeIds', 0) -> 'gpuTypeIds[0]'; drops pydantic's union/validator tags."""
+    out = ""
+    for part in loc:
+        if part in ("body", "query", "path", "header") and not out:
+            continue
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and ("[" in part or "function-" in part):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def describe_validation_error(err: dict[str, Any]) -> tuple[str, str | None]:
+    """Turn one pydantic error into (message, field)."""
+    field = _loc_to_field(tuple(err.get("loc", ())))
+    kind = err.get("type", "")
+    if kind == "json_invalid":
+        return "malformed JSON body: " + str(err.get("ctx", {}).get("error", "")).strip(), None
+    if kind == "extra_forbidden":
+        return f"{field}: unknown field", field
+    if kind == "missing":
+        return f"{field}: field required", field
+    msg = str(err.get("msg", "invalid value"))
+    msg = msg.removeprefix("Value error, ")
+    return (f"{field}: {msg}" if field else msg), (field or None)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every error the stack can raise onto the JSON shape above."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> Response:
+        return error_response(exc.status, exc.message, exc.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        errors = list(exc.errors())
+        message, field = describe_validation_error(errors[0]) if errors else ("invalid request", None)
+        if len(errors) > 1:
+            message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        return error_response(400, message, field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else "error"
+        if exc.status_code == 404 and message == "Not Found":
+            message = "no such route"
+        if exc.status_code == 405:
+            message = "method not allowed on this route"
+        return error_response(exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        import logging
+
+        logging.getLogger("runplane").exception("unhandled error", exc_info=exc)
+        return error_response(500, "internal server error")

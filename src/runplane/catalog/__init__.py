@@ -1,0 +1,1 @@
+"""What can be asked for: GPU types, data centers, CUDA versions, CPU flavors."""

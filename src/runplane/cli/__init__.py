@@ -1,0 +1,21 @@
+"""The ``runplane`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from runplane.cli import admin, serve
+
+app = typer.Typer(
+    name="runplane",
+    help="Self-hosted serverless GPU platform that speaks RunPod's APIs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("serve")(serve.serve)
+app.add_typer(admin.users_app, name="users")
+app.add_typer(admin.keys_app, name="keys")
+
+
+def main() -> None:
+    app()

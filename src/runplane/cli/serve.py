@@ -1,0 +1,46 @@
+"""``runplane serve``: run the server."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from runplane.cli.options import ConfigFile, DataDir
+from runplane.config import load_settings
+from runplane.server import build_services, create_app
+
+console = Console(stderr=True)
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [8000].")] = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+    demo: Annotated[
+        bool | None, typer.Option("--demo/--no-demo", help="Create the demo endpoint.")
+    ] = None,
+) -> None:
+    """Start the runplane server (REST v1, job API, worker API)."""
+    settings = load_settings(host=host, port=port, data_dir=data_dir, config_file=config, demo=demo)
+    services = build_services(settings)
+    admin_key = services.users.bootstrap_admin()
+    if admin_key is not None:
+        console.print(
+            "[bold green]Created the admin user.[/] Its API key is shown only this once:\n"
+            f"  [bold]{admin_key.secret}[/]\n"
+            "Store it now; `runplane keys create --user admin` makes another."
+        )
+        services.extra["bootstrap_key"] = admin_key.secret
+    app = create_app(settings, services)
+    console.print(f"runplane listening on {settings.resolved_public_url} (data in {settings.data_dir})")
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )

@@ -1,0 +1,129 @@
+"""Server settings: embedded defaults, overridden by a TOML file, env vars and CLI flags.
+
+Precedence (highest first): explicit keyword arguments (the CLI's flags), ``RUNPLANE_*``
+environment variables, the TOML config file (``--config``, ``RUNPLANE_CONFIG`` or
+``<data_dir>/runplane.toml``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATA_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "runplane"
+
+
+class CustomGpuType(BaseModel):
+    """A GPU type the operator adds to RunPod's catalog (e.g. a card RunPod does not rent)."""
+
+    id: str
+    displayName: str | None = None
+    memoryInGb: int = 0
+
+
+class Settings(BaseSettings):
+    """Everything the server reads at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="RUNPLANE_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = DEFAULT_DATA_DIR
+    config_file: Path | None = None
+    # SQLAlchemy URL; empty means SQLite in data_dir.
+    database_url: str = ""
+    # Base URL workers use to reach the server; empty means http://{host}:{port}.
+    public_url: str = ""
+    log_level: str = "info"
+
+    # Catalog extensions: operators' own data centers and GPU types.
+    extra_data_centers: list[str] = Field(default_factory=list)
+    extra_gpu_types: list[CustomGpuType] = Field(default_factory=list)
+
+    # Request limits.
+    max_v1_body_bytes: int = 1_000_000
+    max_run_body_bytes: int = 10_000_000
+    max_runsync_body_bytes: int = 20_000_000
+
+    # Job retention after a final state, in seconds (RunPod: 30 min for /run, 1 min for /runsync).
+    run_result_retention_s: float = 1800.0
+    runsync_result_retention_s: float = 60.0
+    # How long job-take holds a long-poll open (must stay under every SDK's 30 s cap).
+    job_take_hold_s: float = 20.0
+    # Times a job lost by its worker is re-queued before it is failed.
+    job_max_retries: int = 3
+    # A worker silent for this long is considered dead and its jobs are re-queued.
+    worker_heartbeat_timeout_s: float = 30.0
+    # Ping interval injected into workers (RUNPOD_PING_INTERVAL, milliseconds).
+    worker_ping_interval_ms: int = 10_000
+
+    # Create the demo template and endpoint from examples/ at start-up.
+    demo: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls, init_settings, env_settings))
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'runplane.db'}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the TOML file named by the flag, RUNPLANE_CONFIG, or <data_dir>/runplane.toml."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        init: PydanticBaseSettingsSource,
+        env: PydanticBaseSettingsSource,
+    ) -> None:
+        super().__init__(settings_cls)
+        self._init = init
+        self._env = env
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        explicit = self._init().get("config_file") or self._env().get("config_file")
+        explicit = explicit or os.environ.get("RUNPLANE_CONFIG")
+        if explicit:
+            path = Path(explicit)
+            if not path.is_file():
+                raise FileNotFoundError(f"config file not found: {path}")
+        else:
+            data_dir = self._init().get("data_dir") or self._env().get("data_dir") or DEFAULT_DATA_DIR
+            path = Path(data_dir) / "runplane.toml"
+            if not path.is_file():
+                return {}
+        return TomlConfigSettingsSource(self.settings_cls, toml_file=path)()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from defaults, config file, environment and the given overrides."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)

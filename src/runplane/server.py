@@ -1,0 +1,101 @@
+"""The server: builds the services and the FastAPI application around them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from runplane import __version__
+from runplane.api.body_limit import BodyLimitMiddleware
+from runplane.api.errors import install_error_handlers
+from runplane.catalog.catalog import Catalog, build_catalog
+from runplane.clock import Clock, SystemClock
+from runplane.config import Settings
+from runplane.services.users import UserService
+from runplane.store.db import make_engine, upgrade
+
+log = logging.getLogger("runplane")
+
+
+@dataclass
+class Services:
+    """Everything a request handler may need, built once per server."""
+
+    settings: Settings
+    engine: Engine
+    catalog: Catalog
+    clock: Clock
+    users: UserService
+    # Filled by the modules that own them (control plane, job broker, controller).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    """Open the store (migrating it) and construct the services."""
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    catalog = build_catalog(
+        settings.extra_data_centers,
+        [(g.id, g.displayName, g.memoryInGb) for g in settings.extra_gpu_types],
+    )
+    return Services(
+        settings=settings,
+        engine=engine,
+        catalog=catalog,
+        clock=clock or SystemClock(),
+        users=UserService(engine),
+    )
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """The ASGI application: /v1 control plane, /v2 job API, worker routes."""
+    services = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for hook in app.state.startup_hooks:
+            await hook()
+        try:
+            yield
+        finally:
+            for hook in reversed(app.state.shutdown_hooks):
+                await hook()
+
+    app = FastAPI(
+        title="runplane",
+        version=__version__,
+        description="Self-hosted serverless GPU platform speaking RunPod's REST v1 and job APIs.",
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.startup_hooks = []
+    app.state.shutdown_hooks = []
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit_for=_limit_for(settings))
+
+    from runplane.api.routes import include_routers
+
+    include_routers(app)
+    return app
+
+
+def _limit_for(settings: Settings):  # type: ignore[no-untyped-def]
+    def limit(path: str) -> int:
+        if path.startswith("/v2/"):
+            if path.endswith("/runsync"):
+                return settings.max_runsync_body_bytes
+            # /run, worker results and stream chunks: RunPod's 10 MB.
+            return max(settings.max_run_body_bytes, settings.max_runsync_body_bytes)  \
+                if "/job-done/" in path else settings.max_run_body_bytes
+        return settings.max_v1_body_bytes
+
+    return limit

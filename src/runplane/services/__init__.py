@@ -1,0 +1,1 @@
+"""Business rules per resource: no HTTP, no SQL strings."""

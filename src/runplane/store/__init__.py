@@ -1,0 +1,1 @@
+"""SQL persistence: table definitions, engine set-up and Alembic migrations."""

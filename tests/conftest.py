@@ -1,0 +1,90 @@
+"""Fixtures shared by every test layer.
+
+``server`` builds a real app over a fresh SQLite store in a temporary data dir; API tests talk
+to it in-process through httpx's ASGI transport. End-to-end tests start ``runplane serve`` as a
+real process instead (see tests/e2e/conftest.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from runplane.config import Settings, load_settings
+from runplane.server import Services, build_services, create_app
+
+
+@dataclass
+class Server:
+    settings: Settings
+    services: Services
+    app: object
+    admin_key: str
+    user_key: str  # a second, non-admin user ("alice")
+    other_key: str  # a third, non-admin user ("bob")
+
+
+def make_server(data_dir: Path, **overrides: object) -> Server:
+    settings = load_settings(data_dir=data_dir, **overrides)
+    services = build_services(settings)
+    admin = services.users.bootstrap_admin()
+    if admin is None:  # restarted on an existing store: make fresh keys
+        admin = services.users.create_key(services.users.find_user("admin")["id"])
+    alice = services.users.find_user("alice") or {"id": services.users.create_user("alice")}
+    bob = services.users.find_user("bob") or {"id": services.users.create_user("bob")}
+    return Server(
+        settings=settings,
+        services=services,
+        app=create_app(settings, services),
+        admin_key=admin.secret,
+        user_key=services.users.create_key(alice["id"]).secret,
+        other_key=services.users.create_key(bob["id"]).secret,
+    )
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def server(data_dir: Path) -> Iterator[Server]:
+    srv = make_server(data_dir)
+    yield srv
+    srv.services.engine.dispose()
+
+
+def client_for(srv: Server, key: str | None) -> httpx.AsyncClient:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=srv.app), base_url="http://runplane.test", headers=headers
+    )
+
+
+@pytest.fixture
+async def client(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    """alice's client (a plain user)."""
+    async with client_for(server, server.user_key) as c:
+        yield c
+
+
+@pytest.fixture
+async def bob(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(server, server.other_key) as c:
+        yield c
+
+
+@pytest.fixture
+async def admin(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(server, server.admin_key) as c:
+        yield c
+
+
+@pytest.fixture
+async def anon(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(server, None) as c:
+        yield c
