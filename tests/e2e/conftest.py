@@ -1,0 +1,126 @@
+"""A real ``runplane serve`` process for end-to-end tests.
+
+The store is prepared before the server starts (users and keys written to the same SQLite
+file), so tests know the keys without scraping the server's output.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from runplane.services.users import UserService
+from runplane.store.db import make_engine, upgrade
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    """A server process; ``restart()`` and ``kill()`` keep the same data dir and port."""
+
+    data_dir: Path
+    port: int
+    admin_key: str
+    user_key: str
+    other_key: str
+    env: dict[str, str]
+    extra_args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        log = open(self.data_dir / "server.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runplane", "serve", "--port", str(self.port),
+             "--data-dir", str(self.data_dir), *self.extra_args],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {(self.data_dir / 'server.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not become ready")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the server's whole process group (the server and anything it started)."""
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        """Graceful stop: SIGTERM, then SIGKILL if it lingers."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.kill()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        key = key or self.user_key
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+    def log(self) -> str:
+        return (self.data_dir / "server.log").read_text(errors="replace")
+
+
+def prepare_store(data_dir: Path) -> tuple[str, str, str]:
+    engine = make_engine(f"sqlite:///{data_dir / 'runplane.db'}")
+    upgrade(engine)
+    users = UserService(engine)
+    admin = users.bootstrap_admin()
+    assert admin is not None
+    alice = users.create_key(users.create_user("alice"))
+    bob = users.create_key(users.create_user("bob"))
+    engine.dispose()
+    return admin.secret, alice.secret, bob.secret
+
+
+def make_live_server(tmp_path: Path, extra_args: list[str] | None = None, **env: str) -> LiveServer:
+    data_dir = tmp_path / "server-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    admin, alice, bob = prepare_store(data_dir)
+    proc_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+    port = free_port()
+    return LiveServer(data_dir, port, admin, alice, bob, proc_env, extra_args or [])
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    srv = make_live_server(tmp_path)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
