@@ -57,6 +57,11 @@ templates = Table(
     Column("user_id", String, ForeignKey("users.id"), nullable=False, index=True),
     Column("name", String, nullable=False),
     Column("created_at", Float, nullable=False),
+    # Public templates are listed to other users (includePublicTemplates); a real column so
+    # the list is an indexed query rather than a scan of every spec.
+    Column("is_public", Boolean, nullable=False, default=False),
+    # A real reference so a registry auth in use cannot be deleted.
+    Column("registry_auth_id", String, ForeignKey("registry_auths.id"), nullable=True, index=True),
     Column("spec", JSON, nullable=False),
     UniqueConstraint("user_id", "name", name="uq_templates_user_name"),
 )
@@ -141,4 +146,78 @@ workers = Table(
     Column("exit_code", Integer, nullable=True),
     Column("reason", String, nullable=True),
     Column("log_path", String, nullable=True),
+)
+
+# Billable usage: one row per billed interval of a resource (a worker's run, a pod's run, a
+# network volume at one size). ``end_at`` NULL means still running: it is billed up to "now"
+# at ``usd_per_hr`` when read. Amounts for closed rows are fixed at write time.
+usage_records = Table(
+    "usage_records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String, ForeignKey("users.id"), nullable=False),
+    # 'endpoint' | 'pod' | 'networkvolume'
+    Column("kind", String, nullable=False),
+    # The endpoint, pod or network volume id (no foreign key: records outlive resources).
+    Column("resource_id", String, nullable=False),
+    # The worker (pod) that ran, for endpoint records; the pod itself for pod records.
+    Column("pod_id", String, nullable=True),
+    Column("gpu_type_id", String, nullable=True),
+    Column("data_center_id", String, nullable=True),
+    Column("template_id", String, nullable=True),
+    Column("image_name", String, nullable=True),
+    Column("start_at", Float, nullable=False),
+    Column("end_at", Float, nullable=True),
+    Column("usd_per_hr", Float, nullable=False, default=0.0),
+    Column("amount_usd", Float, nullable=True),
+    Column("time_billed_ms", Integer, nullable=True),
+    Column("disk_gb", Integer, nullable=False, default=0),
+    Index("ix_usage_records_user_kind_start", "user_id", "kind", "start_at"),
+    Index("ix_usage_records_kind_resource", "kind", "resource_id"),
+)
+
+# A job of the serverless job API (/v2/{endpointId}/run...). The broker keeps an in-memory
+# index of the queued and running ones (rebuilt from here at start-up); this table is the
+# truth. ``payload`` is the job object handed to workers (id, input and every other
+# top-level field of the request: webhook, s3Config, policy...).
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("endpoint_id", String, nullable=False),
+    Column("user_id", String, nullable=False),
+    # IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED, CANCELLED, TIMED_OUT
+    Column("status", String, nullable=False),
+    Column("payload", JSON, nullable=False),
+    # Submitted through /runsync (shorter result retention).
+    Column("sync", Boolean, nullable=False, default=False),
+    Column("low_priority", Boolean, nullable=False, default=False),
+    Column("execution_timeout_ms", Integer, nullable=True),
+    Column("webhook", String, nullable=True),
+    Column("created_at", Float, nullable=False),
+    # Submission + policy.ttl: the job is deleted at this instant whatever its state.
+    Column("expires_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    # Final jobs are deleted at this instant (result retention).
+    Column("retain_until", Float, nullable=True),
+    Column("worker_id", String, nullable=True),
+    Column("retries", Integer, nullable=False, default=0),
+    Column("delay_ms", Integer, nullable=True),
+    Column("execution_ms", Integer, nullable=True),
+    Column("output", JSON, nullable=True),
+    Column("error", String, nullable=True),
+    # How many stream chunks /stream has handed out already.
+    Column("stream_delivered", Integer, nullable=False, default=0),
+    Index("ix_jobs_status", "status"),
+    Index("ix_jobs_retain_until", "retain_until"),
+)
+
+# Chunks a generator handler streamed (job-stream), in arrival order.
+job_chunks = Table(
+    "job_chunks",
+    metadata,
+    Column("job_id", String, primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("output", JSON, nullable=True),
 )
