@@ -30,6 +30,54 @@ class CustomGpuType(BaseModel):
     memoryInGb: int = 0
 
 
+class DeclaredGpu(BaseModel):
+    """GPUs the operator declares on this machine (shown as declared, never as detected)."""
+
+    type: str
+    count: int = 1
+    cuda: str = "12.4"
+    memoryInGb: int | None = None
+
+
+class MachineSettings(BaseModel):
+    """What machine discovery cannot find out: placement, price, and declared capacity."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str = ""
+    data_center_id: str = "LOCAL-1"
+    location: str = "local"
+    secure_cloud: bool = True
+    support_public_ip: bool = False
+    # Runpod credits per hour; a worker costs gpuCount * per GPU, or vcpuCount * per vCPU.
+    cost_per_gpu_hr: float = 0.0
+    cost_per_vcpu_hr: float = 0.0
+    # vCPUs/memory the host keeps for itself; the rest is offered to workers and pods.
+    reserved_vcpus: int = 0
+    reserved_memory_gb: float = 0.0
+    # For tests and demos without GPUs: capacity reported as declared, not detected.
+    declared_gpus: list[DeclaredGpu] = Field(default_factory=list)
+    # Turn off NVML discovery (e.g. to hide this host's GPUs from runplane).
+    detect_gpus: bool = True
+
+
+class ControllerSettings(BaseModel):
+    """Reconcile loop timings and the crash-loop breaker."""
+
+    model_config = {"extra": "forbid"}
+
+    enabled: bool = True
+    tick_s: float = 1.0
+    # A worker that has not taken its first job within this long is killed as a failed start.
+    startup_timeout_s: float = 120.0
+    # SIGTERM, then SIGKILL after this grace period.
+    stop_grace_s: float = 10.0
+    # Consecutive failed starts/crashes before the breaker opens, and its backoff bounds.
+    crash_loop_threshold: int = 3
+    crash_backoff_base_s: float = 10.0
+    crash_backoff_max_s: float = 300.0
+
+
 class Settings(BaseSettings):
     """Everything the server reads at start-up."""
 
@@ -65,9 +113,24 @@ class Settings(BaseSettings):
     worker_heartbeat_timeout_s: float = 30.0
     # Ping interval injected into workers (RUNPOD_PING_INTERVAL, milliseconds).
     worker_ping_interval_ms: int = 10_000
+    # Job broker (docs/jobs.md): a job its worker's pings stop listing for this long is lost
+    # (covers job-done delivery retries); how often the timeout/TTL/heartbeat sweep runs;
+    # the pause between webhook delivery attempts (RunPod: 3 attempts, 10 s apart).
+    job_lost_grace_s: float = 15.0
+    broker_sweep_interval_s: float = 1.0
+    webhook_retry_delay_s: float = 10.0
 
     # Create the demo template and endpoint from examples/ at start-up.
     demo: bool = False
+
+    # Network volumes: one directory per volume under <volume_root>/<dataCenterId>/<id>;
+    # None means <data_dir>/volumes. Billed per GB-month of their size (RunPod: $0.07).
+    volume_root: Path | None = None
+    network_volume_usd_per_gb_month: float = 0.07
+
+    # This host as a machine, and the controller that runs workers on it.
+    machine: MachineSettings = Field(default_factory=MachineSettings)
+    controller: ControllerSettings = Field(default_factory=ControllerSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -83,6 +146,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'runplane.db'}"
+
+    @property
+    def resolved_volume_root(self) -> Path:
+        return self.volume_root or self.data_dir / "volumes"
 
     @property
     def resolved_public_url(self) -> str:

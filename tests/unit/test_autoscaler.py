@@ -1,0 +1,107 @@
+"""Table tests for the autoscaler's pure decision function (clock injected as ``now``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runplane.controller.autoscaler import (
+    IDLE,
+    INITIALIZING,
+    RUNNING,
+    UNHEALTHY,
+    QueueStats,
+    ScalerSettings,
+    WorkerState,
+    decide,
+)
+from runplane.controller.breaker import Breaker
+
+NOW = 1_000.0
+RC = dict(scaler_type="REQUEST_COUNT", scaler_value=1)
+QD = dict(scaler_type="QUEUE_DELAY", scaler_value=4)
+
+
+def idle(wid: str, since: float = NOW, version: int = 0, manual: bool = False) -> WorkerState:
+    return WorkerState(wid, IDLE, 0, since, version, manual)
+
+
+def busy(wid: str, jobs: int = 1, version: int = 0) -> WorkerState:
+    return WorkerState(wid, RUNNING, jobs, None, version)
+
+
+def starting(wid: str) -> WorkerState:
+    return WorkerState(wid, INITIALIZING, 0, None)
+
+
+CASES = [
+    # (name, settings, queue, workers, start, stopped ids)
+    ("rc idle endpoint stays at zero", RC, QueueStats(), [], 0, []),
+    ("rc scale from zero", RC, QueueStats(in_queue_normal=1), [], 1, []),
+    ("rc burst of 5 capped at max 3", RC, QueueStats(in_queue_normal=5), [], 3, []),
+    ("rc scaler 2: ceil(5/2)=3", {**RC, "scaler_value": 2}, QueueStats(in_queue_normal=3, in_progress=2),
+     [busy("a"), busy("b")], 1, []),
+    ("rc counts starting workers", RC, QueueStats(in_queue_normal=2), [starting("a"), starting("b")], 0, []),
+    ("rc workersMin kept with empty queue", {**RC, "workers_min": 2}, QueueStats(), [], 2, []),
+    ("rc idle past timeout stopped", RC, QueueStats(), [idle("a", NOW - 6)], 0, ["a"]),
+    ("rc idle within timeout kept", RC, QueueStats(), [idle("a", NOW - 3)], 0, []),
+    ("rc busy never stopped", RC, QueueStats(in_progress=1), [busy("a"), idle("b", NOW - 60)], 0, ["b"]),
+    ("rc min kept even when idle long", {**RC, "workers_min": 1}, QueueStats(),
+     [idle("a", NOW - 60), idle("b", NOW - 30)], 0, ["a"]),
+    ("rc each idle after its own timeout", RC, QueueStats(),
+     [idle("a", NOW - 10), idle("b", NOW - 2)], 0, ["a"]),
+    ("manual worker never stopped", RC, QueueStats(), [idle("m", NOW - 99, manual=True)], 0, []),
+    ("manual worker counts as capacity", RC, QueueStats(in_queue_normal=1),
+     [idle("m", NOW, manual=True)], 0, []),
+    ("low priority jobs do not scale up", RC, QueueStats(in_queue_normal=0, in_progress=0), [], 0, []),
+    ("qd scale from zero at once", QD, QueueStats(in_queue_normal=1, oldest_normal_at=NOW), [], 1, []),
+    ("qd within delay: hold", QD, QueueStats(in_queue_normal=3, oldest_normal_at=NOW - 2),
+     [busy("a")], 0, []),
+    ("qd delay exceeded: add for uncovered jobs", QD,
+     QueueStats(in_queue_normal=2, oldest_normal_at=NOW - 5), [busy("a")], 2, []),
+    ("qd no stampede while one is starting", QD,
+     QueueStats(in_queue_normal=1, oldest_normal_at=NOW - 30), [busy("a"), starting("b")], 0, []),
+    ("qd delay exceeded respects max", {**QD, "workers_max": 2},
+     QueueStats(in_queue_normal=5, oldest_normal_at=NOW - 9), [busy("a")], 1, []),
+    ("qd idle out after queue drains", QD, QueueStats(), [idle("a", NOW - 5), busy("b")], 0, ["a"]),
+    ("qd idle worker with queued job kept", QD, QueueStats(in_queue_normal=1, oldest_normal_at=NOW),
+     [idle("a", NOW - 50)], 0, []),
+    ("outdated idle worker rolled", {**RC, "version": 2, "workers_min": 1}, QueueStats(),
+     [idle("old", NOW, version=1)], 1, ["old"]),
+    ("outdated busy worker kept until idle", {**RC, "version": 2}, QueueStats(in_progress=1),
+     [busy("old", version=1)], 0, []),
+    ("unhealthy worker stopped and replaced", {**RC, "workers_min": 1}, QueueStats(),
+     [WorkerState("u", UNHEALTHY, 0, None)], 1, ["u"]),
+]
+
+
+@pytest.mark.parametrize(("name", "settings", "queue", "workers", "start", "stopped"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_decide(name, settings, queue, workers, start, stopped) -> None:
+    d = decide(ScalerSettings(**{"idle_timeout_s": 5, **settings}), queue, workers, NOW)
+    assert d.start == start, d.reason
+    assert sorted(w for w, _ in d.stop) == sorted(stopped), d.reason
+    assert d.reason
+
+
+def test_blocked_start_says_why() -> None:
+    d = decide(ScalerSettings(**RC), QueueStats(in_queue_normal=1), [], NOW, start_blocked="crash loop")
+    assert d.start == 0
+    assert "crash loop" in d.reason
+
+
+def test_breaker_opens_backs_off_and_closes() -> None:
+    b = Breaker(threshold=3, base_s=10, max_s=25)
+    for i in range(2):
+        b.record_failure(NOW, "exited with code 1")
+    assert b.blocked(NOW) is None and b.status(NOW) is None
+    b.record_failure(NOW, "exited with code 1")
+    assert "crash loop: 3" in (b.blocked(NOW + 1) or "")
+    assert b.blocked(NOW + 10) is None  # first backoff: base
+    b.record_failure(NOW + 10, "exited with code 1")
+    assert b.blocked(NOW + 29) and b.blocked(NOW + 30) is None  # doubled
+    for _ in range(5):
+        b.record_failure(NOW + 100, "x")
+    assert b.backoff_s() == 25  # capped
+    assert b.status(NOW + 200)
+    b.record_success()
+    assert b.status(NOW + 200) is None and not b.is_open

@@ -1,0 +1,108 @@
+"""Table tests for the scheduler: placements, no GPU over-commit, and actionable reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+from runplane.catalog.machines import Gpu, Machine
+from runplane.controller.scheduler import (
+    MachineLoad,
+    NoFit,
+    Placement,
+    WorkerRequest,
+    schedule,
+)
+
+H100 = "NVIDIA H100 80GB HBM3"
+A100 = "NVIDIA A100 80GB PCIe"
+L4 = "NVIDIA L4"
+
+
+def machine(mid: str, dc: str, gpus: list[tuple[str, str]], cpus: int = 16, mem: float = 64) -> Machine:
+    return Machine(
+        id=mid, name=mid, cpu_type="cpu", cpu_count=cpus, memory_in_gb=mem, disk_in_gb=100,
+        data_center_id=dc, location="x", secure_cloud=True, support_public_ip=False,
+        cost_per_gpu_hr=2.0, cost_per_vcpu_hr=0.05,
+        gpus=[Gpu(i, t, 80, cuda) for i, (t, cuda) in enumerate(gpus)],
+    )
+
+
+def loads() -> list[MachineLoad]:
+    return [
+        MachineLoad(machine("ro", "EU-RO-1", [(H100, "12.4"), (H100, "12.4")])),
+        MachineLoad(machine("us", "US-TX-3", [(A100, "12.2"), (A100, "12.2"), (A100, "12.2"), (A100, "12.2")])),
+        MachineLoad(machine("cpu", "EU-RO-1", [], cpus=4, mem=8)),
+    ]
+
+
+def req(**kw: object) -> WorkerRequest:
+    return WorkerRequest(key=str(kw.pop("key", "ep")), **kw)  # type: ignore[arg-type]
+
+
+CASES = [
+    # (name, requests, expected: list of (machine, gpu type, indices) or "reason substring")
+    ("first priority type", [req(gpu_type_ids=(H100, A100))], [("ro", H100, (0,))]),
+    ("priority order respected", [req(gpu_type_ids=(A100, H100))], [("us", A100, (0,))]),
+    ("falls back to second type", [req(gpu_type_ids=(L4, A100))], [("us", A100, (0,))]),
+    ("gpuCount 2", [req(gpu_type_ids=(H100,), gpu_count=2)], [("ro", H100, (0, 1))]),
+    ("no over-commit: third H100 worker does not fit",
+     [req(gpu_type_ids=(H100,)), req(gpu_type_ids=(H100,)), req(gpu_type_ids=(H100,))],
+     [("ro", H100, (0,)), ("ro", H100, (1,)), "all NVIDIA H100 80GB HBM3 GPUs are in use"]),
+    ("spill to second type when first is full",
+     [req(gpu_type_ids=(H100, A100), gpu_count=2), req(gpu_type_ids=(H100, A100))],
+     [("ro", H100, (0, 1)), ("us", A100, (0,))]),
+    ("data center filter", [req(gpu_type_ids=(H100, A100), data_center_ids=("US-TX-3",))],
+     [("us", A100, (0,))]),
+    ("missing type in dc", [req(gpu_type_ids=(H100,), data_center_ids=("US-TX-3",))],
+     ["no machine has NVIDIA H100 80GB HBM3 in US-TX-3"]),
+    ("unknown dc", [req(gpu_type_ids=(H100,), data_center_ids=("AP-JP-1",))],
+     ["no machine in AP-JP-1 (machines are in EU-RO-1, US-TX-3)"]),
+    ("network volume pins the dc", [req(gpu_type_ids=(H100, A100), volume_data_center="US-TX-3")],
+     [("us", A100, (0,))]),
+    ("volume dc outside endpoint dcs",
+     [req(gpu_type_ids=(A100,), data_center_ids=("EU-RO-1",), volume_data_center="US-TX-3")],
+     ["network volume's data center US-TX-3"]),
+    ("allowed cuda excludes", [req(gpu_type_ids=(A100,), allowed_cuda_versions=("12.4",))],
+     ["NVIDIA A100 80GB PCIe machines have CUDA 12.2, the endpoint needs 12.4"]),
+    ("min cuda ok", [req(gpu_type_ids=(A100, H100), min_cuda_version="12.3")], [("ro", H100, (0,))]),
+    ("count larger than any machine", [req(gpu_type_ids=(H100,), gpu_count=4)],
+     ["no machine has 4 x NVIDIA H100 80GB HBM3 (at most 2 on one machine)"]),
+    ("cpu instance", [req(compute_type="CPU", instance_ids=("cpu3c-4-8",))], [("cpu", None, ())]),
+    ("cpu too big", [req(compute_type="CPU", instance_ids=("cpu3c-32-64",), data_center_ids=("EU-RO-1",))],
+     ["no machine in EU-RO-1 has 32 free vCPUs and 64 GB free memory"]),
+    ("cpu falls back to smaller instance", [req(compute_type="CPU", instance_ids=("cpu3c-32-64", "cpu3c-2-4"))],
+     [("cpu", None, ())]),
+]
+
+
+@pytest.mark.parametrize(("name", "requests", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_schedule(name, requests, expected) -> None:
+    results = schedule(requests, loads())
+    for got, want in zip(results, expected, strict=True):
+        if isinstance(want, str):
+            assert isinstance(got, NoFit), got
+            assert want in got.reason
+        else:
+            assert isinstance(got, Placement), got
+            assert (got.machine_id, got.gpu_type_id, got.gpu_indices) == want
+
+
+def test_no_machines() -> None:
+    (got,) = schedule([req(gpu_type_ids=(H100,))], [])
+    assert isinstance(got, NoFit) and "no machine" in got.reason
+
+
+def test_busy_gpus_are_not_given_again_and_cost_follows_machine() -> None:
+    ls = loads()
+    ls[0].used_gpus.add(0)
+    (got,) = schedule([req(gpu_type_ids=(H100,))], ls)
+    assert isinstance(got, Placement) and got.gpu_indices == (1,)
+    assert got.cost_per_hr == 2.0
+    (cpu,) = schedule([req(compute_type="CPU", instance_ids=("cpu3c-2-4",))], ls)
+    assert isinstance(cpu, Placement) and cpu.cost_per_hr == pytest.approx(0.1)
+
+
+def test_cpu_capacity_is_consumed() -> None:
+    ls = [loads()[2]]
+    results = schedule([req(compute_type="CPU", instance_ids=("cpu3c-2-4",))] * 3, ls)
+    assert [isinstance(r, Placement) for r in results] == [True, True, False]
