@@ -221,3 +221,33 @@ job_chunks = Table(
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("output", JSON, nullable=True),
 )
+
+# A pod: a long-running process from a template on a machine, run by the same provider as
+# workers (owned by the controller). The create input stays in ``spec``; placement and
+# process state are columns.
+pods = Table(
+    "pods",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("user_id", String, ForeignKey("users.id"), nullable=False, index=True),
+    Column("name", String, nullable=False),
+    Column("template_id", String, nullable=True),
+    Column("created_at", Float, nullable=False),
+    # RUNNING, EXITED or TERMINATED: what the owner asked for.
+    Column("desired_status", String, nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("machine_id", String, nullable=True),
+    Column("gpu_type_id", String, nullable=True),
+    Column("gpu_count", Integer, nullable=False, default=0),
+    Column("vcpu_count", Float, nullable=False, default=0),
+    Column("memory_in_gb", Float, nullable=False, default=0),
+    Column("cost_per_hr", Float, nullable=False, default=0),
+    Column("provider_data", JSON, nullable=False, default=dict),
+    Column("last_started_at", Float, nullable=True),
+    Column("last_status_change", String, nullable=True),
+    Column("last_status_change_at", Float, nullable=True),
+    Column("stopped_at", Float, nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("reason", String, nullable=True),
+    Column("log_path", String, nullable=True),
+)
