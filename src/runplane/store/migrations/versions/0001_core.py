@@ -72,12 +72,16 @@ def upgrade() -> None:
     sa.Column('user_id', sa.String(), nullable=False),
     sa.Column('name', sa.String(), nullable=False),
     sa.Column('created_at', sa.Float(), nullable=False),
+    sa.Column('is_public', sa.Boolean(), nullable=False),
+    sa.Column('registry_auth_id', sa.String(), nullable=True),
     sa.Column('spec', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['registry_auth_id'], ['registry_auths.id'], ),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('user_id', 'name', name='uq_templates_user_name')
     )
     with op.batch_alter_table('templates', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_templates_registry_auth_id'), ['registry_auth_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_templates_user_id'), ['user_id'], unique=False)
 
     op.create_table('endpoints',
@@ -122,6 +126,7 @@ def downgrade() -> None:
     op.drop_table('endpoints')
     with op.batch_alter_table('templates', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_templates_user_id'))
+        batch_op.drop_index(batch_op.f('ix_templates_registry_auth_id'))
 
     op.drop_table('templates')
     with op.batch_alter_table('registry_auths', schema=None) as batch_op:
