@@ -55,6 +55,9 @@ class MachineSettings(BaseModel):
     # vCPUs/memory the host keeps for itself; the rest is offered to workers and pods.
     reserved_vcpus: int = 0
     reserved_memory_gb: float = 0.0
+    # CPU workers/pods may ask for more vCPUs and memory than the host has, by this factor
+    # (processes share cores; GPUs are never over-committed).
+    cpu_overcommit: float = 8.0
     # For tests and demos without GPUs: capacity reported as declared, not detected.
     declared_gpus: list[DeclaredGpu] = Field(default_factory=list)
     # Turn off NVML discovery (e.g. to hide this host's GPUs from runplane).

@@ -72,7 +72,7 @@ class _Proc:
         return ProcessInfo(
             id=self.spec.id, state=state, pid=self.popen.pid, started_at=self.started_at,
             exit_code=code, stopped_at=self.stopped_at, log_path=str(self.spec.log_path),
-            data={"runtime": "process", "pid": self.popen.pid, "pgid": self.popen.pid,
+            data={"runtime": "process", "pid": self.popen.pid, "started_at": self.started_at, "pgid": self.popen.pid,
                   "gpus": list(self.spec.gpu_indices), "image": self.spec.image},
         )
 

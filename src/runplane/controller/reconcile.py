@@ -1,0 +1,331 @@
+"""The reconcile loop: read desired state (endpoints, queues) and actual state (workers,
+machines), then act through the provider to close the gap. Level-triggered: every tick looks at
+everything again, so a missed event is corrected on the next tick; the enqueue listener only
+makes the next tick come at once (scale from zero without waiting).
+
+Decisions are the pure functions of ``autoscaler``, ``scheduler`` and ``breaker``; this module
+only gathers their inputs, carries out their answers and records what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+
+from runplane.config import Settings
+from runplane.controller import autoscaler as asc
+from runplane.controller.breaker import Breaker
+from runplane.controller.scheduler import MachineLoad, NoFit, Placement, apply, place_one
+from runplane.controller.specs import command_of, request_for, volume_data_center, volume_env
+from runplane.providers.base import EXITED, ImageError, Provider, WorkerSpec
+from runplane.store.tables import pods, workers
+
+log = logging.getLogger("runplane.controller")
+
+
+@dataclass
+class Tracked:
+    """A worker this controller started (in memory; the store has the durable part)."""
+
+    id: str
+    endpoint_id: str
+    user_id: str
+    version: int
+    started_at: float
+    placement: Placement
+    took: bool = False
+    stop_reason: str | None = None  # set once we asked it to stop
+    failure: str | None = None  # counted against the breaker (once)
+
+
+@dataclass
+class EndpointState:
+    """What the controller says about an endpoint: shown in the endpoint and /health."""
+
+    reason: str | None = None  # why jobs wait (no fit, crash loop, bad image); None when fine
+    decision: str = ""
+    desired: int = 0
+    updated_at: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Controller:
+    """Runs endpoint workers (and pods) on the provider's machines."""
+
+    def __init__(self, services: Any, provider: Provider, settings: Settings) -> None:
+        self.s = services
+        self.provider = provider
+        self.settings = settings
+        self.cfg = settings.controller
+        self.clock = services.clock
+        self.tracked: dict[str, Tracked] = {}
+        self.breakers: dict[str, Breaker] = {}
+        self.states: dict[str, EndpointState] = {}
+        self.pods: Any = None  # PodService, set when pods are served
+        self.tick_count = 0
+        self.last_tick_ms = 0.0
+        self._kick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stops: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the loop; called from the app's startup hooks."""
+        broker = self.s.broker
+        if hasattr(broker, "add_enqueue_listener"):
+            broker.add_enqueue_listener(lambda _endpoint_id: self.kick())
+        self._task = asyncio.create_task(self._run(), name="runplane-controller")
+
+    async def shutdown(self) -> None:
+        """Stop the loop and every process it started (workers and pods)."""
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        infos = [i for i in self.provider.list() if i.state != EXITED]
+        await asyncio.gather(*(self.provider.stop(i.id, min(self.cfg.stop_grace_s, 5.0))
+                               for i in infos), return_exceptions=True)
+        for w in list(self.tracked.values()):
+            w.stop_reason = w.stop_reason or "server shut down"
+        self._reap(self.clock.now())
+        if self.pods is not None:
+            self.pods.reap(self.clock.now())
+
+    def kick(self) -> None:
+        """Make the next tick happen now (a job arrived, a setting changed)."""
+        self._kick.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # noqa: BLE001 - one bad tick must not stop the controller
+                log.exception("reconcile tick failed")
+            try:
+                await asyncio.wait_for(self._kick.wait(), self.cfg.tick_s)
+            except TimeoutError:
+                pass
+            self._kick.clear()
+
+    # -- the tick -------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """One pass: reap exits, enforce start-up timeouts, then scale every endpoint."""
+        t0 = time.perf_counter()
+        now = self.clock.now()
+        self._reap(now)
+        if self.pods is not None:
+            self.pods.reap(now)
+        endpoints = {ep.id: ep for ep in self.s.endpoints.list_all()}
+        loads = self.loads()
+        for w in list(self.tracked.values()):
+            if w.endpoint_id not in endpoints and w.stop_reason is None:
+                self._stop(w, "endpoint deleted")
+        for ep in endpoints.values():
+            self._reconcile_endpoint(ep, now, loads)
+        for gone in set(self.states) - set(endpoints):
+            del self.states[gone]
+        self.tick_count += 1
+        self.last_tick_ms = (time.perf_counter() - t0) * 1000
+
+    def loads(self) -> list[MachineLoad]:
+        """Each machine with the GPUs/CPUs held by live workers and pods."""
+        out = {m.id: MachineLoad(m, overcommit=self.settings.machine.cpu_overcommit)
+               for m in self.provider.machines()}
+        for w in self.tracked.values():
+            if w.placement.machine_id in out:
+                apply(out[w.placement.machine_id], w.placement)
+        if self.pods is not None:
+            for p in self.pods.placements():
+                if p.machine_id in out:
+                    apply(out[p.machine_id], p)
+        return list(out.values())
+
+    def _reconcile_endpoint(self, ep: Any, now: float, loads: list[MachineLoad]) -> None:
+        state = self.states.setdefault(ep.id, EndpointState())
+        breaker = self.breakers.setdefault(ep.id, Breaker(
+            self.cfg.crash_loop_threshold, self.cfg.crash_backoff_base_s, self.cfg.crash_backoff_max_s))
+        views = {v.id: v for v in self.s.worker_registry.snapshot(ep.id)}
+        states: list[asc.WorkerState] = []
+        for v in views.values():
+            if v.status == asc.EXITED:
+                continue
+            mine = self.tracked.get(v.id)
+            if mine is not None:
+                if mine.stop_reason is not None:
+                    continue  # leaving: not capacity
+                if v.first_take_at is not None and not mine.took:
+                    mine.took = True
+                    breaker.record_success()
+                if not mine.took and now - mine.started_at > self.cfg.startup_timeout_s:
+                    mine.failure = (f"no job-take within the startup timeout "
+                                    f"({self.cfg.startup_timeout_s:g}s)")
+                    breaker.record_failure(now, mine.failure)
+                    self._stop(mine, mine.failure)
+                    continue
+            elif not v.manual:
+                continue  # a controller worker of a previous server run; being cleaned up
+            status = asc.PARKED if v.parked else v.status
+            states.append(asc.WorkerState(
+                v.id, status, len(v.jobs), v.idle_since,
+                mine.version if mine else ep.version, v.manual))
+        m = self.s.broker.queue_metrics(ep.id)
+        q = asc.QueueStats(m.in_queue_normal, m.in_progress, m.oldest_queued_at)
+        settings = asc.ScalerSettings(
+            ep.workersMin, ep.workersMax, ep.scalerType, float(ep.scalerValue),
+            float(ep.idleTimeout), ep.version)
+        decision = asc.decide(settings, q, states, now, breaker.blocked(now))
+        state.decision, state.desired, state.updated_at = decision.reason, decision.desired, now
+        for wid, why in decision.stop:
+            if wid in self.tracked:
+                self._stop(self.tracked[wid], why)
+        reason = breaker.status(now)
+        for _ in range(decision.start):
+            problem = self._start_worker(ep, now, loads)
+            if problem:
+                reason = problem
+                break
+        if reason is None and m.in_queue and not states and decision.start == 0:
+            reason = ("only lowPriority jobs are queued and workersMin is 0: they wait for a "
+                      "worker started by other jobs") if m.in_queue_normal == 0 else None
+        state.reason = reason
+
+    # -- acting ---------------------------------------------------------------------
+
+    def _start_worker(self, ep: Any, now: float, loads: list[MachineLoad]) -> str | None:
+        """Place and start one worker; returns a reason a person can act on when it cannot."""
+        template = ep.template or self.s.templates.get(ep.templateId)
+        if template is None:
+            return f"template {ep.templateId} not found"
+        t = template.model_dump() if hasattr(template, "model_dump") else dict(template)
+        try:
+            self.provider.check_image(t.get("imageName", ""))
+        except ImageError as err:
+            return str(err)
+        if not command_of(t):
+            return ("the template has no dockerEntrypoint/dockerStartCmd: the process runtime "
+                    "needs the command that starts the worker")
+        spec = ep.model_dump()
+        vol_dc = volume_data_center(self.s.engine, ep.networkVolumeId or None)
+        placed = place_one(request_for(spec, ep.id, self.s.catalog, vol_dc), loads)
+        if isinstance(placed, NoFit):
+            return placed.reason
+        apply(next(m for m in loads if m.machine.id == placed.machine_id), placed)
+        worker_id, token = self.s.worker_registry.register(
+            ep.id, manual=False, machine_id=placed.machine_id, gpu_type_id=placed.gpu_type_id,
+            gpu_count=len(placed.gpu_indices), vcpu_count=int(placed.vcpu_count),
+            memory_in_gb=placed.memory_in_gb, cost_per_hr=placed.cost_per_hr,
+            endpoint_version=ep.version)
+        env = {**t.get("env", {})}
+        env.update(volume_env(self.settings.data_dir, ep.networkVolumeId or None, "/runpod-volume"))
+        env.update(self.s.worker_registry.worker_env(ep.id, worker_id, token,
+                                                     gpu=placed.gpu_type_id or ""))
+        env.setdefault("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS", "true")  # no internet assumed
+        log_path = self.provider.log_path(worker_id)  # type: ignore[attr-defined]
+        tracked = Tracked(worker_id, ep.id, ep.userId, ep.version, now, placed)
+        self.tracked[worker_id] = tracked
+        try:
+            info = self.provider.start(WorkerSpec(
+                worker_id, t["imageName"], command_of(t), env, log_path, placed.gpu_indices,
+                placed.machine_id))
+        except (OSError, ImageError) as err:
+            tracked.failure = f"could not start: {err}"
+            self.breakers[ep.id].record_failure(now, tracked.failure)
+            tracked.stop_reason = tracked.failure
+            self._finish(tracked, now, None, tracked.failure)
+            return tracked.failure
+        with self.s.engine.begin() as conn:
+            conn.execute(update(workers).where(workers.c.id == worker_id).values(
+                started_at=info.started_at, provider_data=info.data, log_path=str(log_path),
+                machine_id=placed.machine_id, gpu_type_id=placed.gpu_type_id,
+                gpu_count=len(placed.gpu_indices), vcpu_count=int(placed.vcpu_count),
+                memory_in_gb=placed.memory_in_gb, cost_per_hr=placed.cost_per_hr,
+                endpoint_version=ep.version, desired_status="RUNNING"))
+        log.info("started worker %s for endpoint %s on %s", worker_id, ep.id, placed.machine_id)
+        return None
+
+    def _stop(self, w: Tracked, reason: str) -> None:
+        """Ask the provider to stop a worker (SIGTERM, then SIGKILL after the grace period)."""
+        if w.stop_reason is not None:
+            return
+        w.stop_reason = reason
+        with self.s.engine.begin() as conn:
+            conn.execute(update(workers).where(workers.c.id == w.id).values(
+                desired_status="EXITED", reason=reason))
+        task = asyncio.create_task(self.provider.stop(w.id, self.cfg.stop_grace_s))
+        self._stops.add(task)
+        task.add_done_callback(lambda t: (self._stops.discard(t), self.kick()))
+
+    def _reap(self, now: float) -> None:
+        """Record every worker process that has exited: breaker, registry, billing."""
+        for info in self.provider.list():
+            w = self.tracked.get(info.id)
+            if w is None or info.state != EXITED:
+                continue
+            if w.stop_reason is None:
+                # Nobody asked it to stop: a crash (or a failed start before its first job).
+                w.failure = (f"exited with code {info.exit_code} before its first job"
+                             if not w.took else f"crashed with exit code {info.exit_code}")
+                self.breakers.setdefault(w.endpoint_id, Breaker(
+                    self.cfg.crash_loop_threshold, self.cfg.crash_backoff_base_s,
+                    self.cfg.crash_backoff_max_s)).record_failure(now, w.failure)
+            self._finish(w, info.stopped_at or now, info.exit_code, w.stop_reason or w.failure or "")
+            self.provider.forget(info.id)
+
+    def _finish(self, w: Tracked, end: float, exit_code: int | None, reason: str) -> None:
+        self.tracked.pop(w.id, None)
+        try:
+            self.s.worker_registry.retire(w.id, reason)
+        except Exception:  # noqa: BLE001 - the endpoint may be gone with its workers
+            log.debug("retire %s failed", w.id, exc_info=True)
+        with self.s.engine.begin() as conn:
+            conn.execute(update(workers).where(workers.c.id == w.id).values(
+                stopped_at=end, exit_code=exit_code, reason=reason, desired_status="EXITED"))
+        billing = getattr(self.s, "billing", None)
+        if billing is not None and w.started_at:
+            billing.record_usage(
+                user_id=w.user_id, kind="endpoint", resource_id=w.endpoint_id, pod_id=w.id,
+                start_at=w.started_at, end_at=max(end, w.started_at),
+                usd_per_hr=w.placement.cost_per_hr, gpu_type_id=w.placement.gpu_type_id,
+                data_center_id=self._machine_dc(w.placement.machine_id))
+        log.info("worker %s of %s exited (%s): %s", w.id, w.endpoint_id, exit_code, reason)
+
+    def _machine_dc(self, machine_id: str) -> str | None:
+        for m in self.provider.machines():
+            if m.id == machine_id:
+                return m.data_center_id
+        return None
+
+    def cleanup_previous_run(self) -> None:
+        """Workers and pods the store says were running when the server last stopped are not
+        children of this process: kill any that survived (pid and start time must match),
+        and mark them exited so their jobs are retried."""
+        from runplane.providers.runtimes.process import kill_orphan
+
+        with self.s.engine.begin() as conn:
+            for table in (workers, pods):
+                rows = conn.execute(select(table.c.id, table.c.provider_data).where(
+                    table.c.stopped_at.is_(None), table.c.provider_data.is_not(None))).all()
+                for row in rows:
+                    data = row.provider_data or {}
+                    if data.get("pid") and data.get("started_at"):
+                        kill_orphan(int(data["pid"]), float(data["started_at"]))
+                conn.execute(update(workers).where(
+                    workers.c.stopped_at.is_(None), workers.c.manual.is_(False),
+                    workers.c.started_at.is_not(None)).values(
+                    stopped_at=self.clock.now(), reason="server restarted", desired_status="EXITED"))
+
+    # -- views ----------------------------------------------------------------------
+
+    def endpoint_reason(self, endpoint_id: str) -> str | None:
+        """Why an endpoint's jobs wait, or None; for the endpoint, /health and queued jobs."""
+        state = self.states.get(endpoint_id)
+        return state.reason if state else None

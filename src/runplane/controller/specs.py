@@ -1,0 +1,77 @@
+"""Translations from endpoints, pods and templates into scheduler requests and process specs."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from runplane.catalog.catalog import Catalog
+from runplane.catalog.spec import enum_of
+from runplane.controller.scheduler import WorkerRequest
+from runplane.store.tables import network_volumes
+
+
+def volume_data_center(engine: Engine, volume_id: str | None) -> str | None:
+    """The data center of a network volume (None without one)."""
+    if not volume_id:
+        return None
+    with engine.connect() as conn:
+        return conn.execute(
+            select(network_volumes.c.data_center_id).where(network_volumes.c.id == volume_id)
+        ).scalar()
+
+
+@cache
+def _runpod_dcs() -> tuple[str, ...]:
+    return tuple(enum_of("EndpointCreateInput", "dataCenterIds"))
+
+
+def _dcs(ids: list[str] | None, catalog: Catalog) -> tuple[str, ...] | None:
+    """None ("anywhere") for no list, or for a list covering every data center RunPod has:
+    that is the spec's default, which a self-hosted box in its own data center must satisfy."""
+    if not ids:
+        return None
+    if set(_runpod_dcs()) <= set(ids):
+        return None
+    return tuple(ids)
+
+
+def request_for(spec: dict[str, Any], key: str, catalog: Catalog, volume_dc: str | None,
+                compute_type: str | None = None) -> WorkerRequest:
+    """A scheduler request from an endpoint's or pod's settings (RunPod field names)."""
+    ctype = compute_type or spec.get("computeType") or "GPU"
+    instance_ids = list(spec.get("instanceIds") or [])
+    vcpus = int(spec.get("vcpuCount") or 0)
+    if ctype == "CPU" and not instance_ids and spec.get("cpuFlavorIds") and vcpus:
+        # A flavor list plus vcpuCount means "<flavor>-<vcpus>-<2 GB per vCPU>" (RunPod's ratio).
+        instance_ids = [f"{f}-{vcpus}-{vcpus * 2}" for f in spec["cpuFlavorIds"]]
+    return WorkerRequest(
+        key=key,
+        compute_type=ctype,
+        gpu_type_ids=tuple(spec.get("gpuTypeIds") or ()),
+        gpu_count=int(spec.get("gpuCount") or 1),
+        allowed_cuda_versions=tuple(spec.get("allowedCudaVersions") or ()),
+        min_cuda_version=spec.get("minCudaVersion") or None,
+        data_center_ids=_dcs(spec.get("dataCenterIds"), catalog),
+        volume_data_center=volume_dc,
+        instance_ids=tuple(instance_ids),
+        vcpu_count=vcpus,
+        memory_in_gb=float(spec.get("memoryInGb") or (vcpus * 2 if ctype == "CPU" else 0)),
+    )
+
+
+def command_of(template: dict[str, Any]) -> list[str]:
+    """dockerEntrypoint + dockerStartCmd, as Docker would combine them."""
+    return [*(template.get("dockerEntrypoint") or []), *(template.get("dockerStartCmd") or [])]
+
+
+def volume_env(data_dir: Path, volume_id: str | None, mount_path: str) -> dict[str, str]:
+    """Process workers see a network volume as a directory named in their environment."""
+    if not volume_id:
+        return {}
+    path = data_dir / "volumes" / volume_id
+    path.mkdir(parents=True, exist_ok=True)
+    return {"RUNPLANE_VOLUME_PATH": str(path), "RUNPLANE_VOLUME_MOUNT_PATH": mount_path}
