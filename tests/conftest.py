@@ -88,3 +88,30 @@ async def admin(server: Server) -> AsyncIterator[httpx.AsyncClient]:
 async def anon(server: Server) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(server, None) as c:
         yield c
+
+
+# -- control plane helpers (append-only) ---------------------------------------------------
+
+_template_seq = iter(range(1, 1_000_000))
+
+
+async def create_endpoint(client: httpx.AsyncClient, **overrides: object) -> dict:
+    """Create a serverless template and an endpoint on it as ``client``'s user; return the
+    endpoint JSON (spec shape).
+
+    ``overrides`` are endpoint fields (``workersMax=1``, ``gpuTypeIds=[...]``...); the
+    special key ``template`` is a dict of template fields (``{"env": {...}}``).
+    """
+    template_body: dict[str, object] = {
+        "name": f"test-template-{next(_template_seq)}",
+        "imageName": "runplane/local:.",
+        "isServerless": True,
+    }
+    template_body.update(overrides.pop("template", None) or {})  # type: ignore[arg-type]
+    r = await client.post("/v1/templates", json=template_body)
+    assert r.status_code == 200, r.text
+    body: dict[str, object] = {"templateId": r.json()["id"], "name": "test-endpoint"}
+    body.update(overrides)
+    r = await client.post("/v1/endpoints", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()

@@ -17,7 +17,12 @@ from runplane.api.errors import install_error_handlers
 from runplane.catalog.catalog import Catalog, build_catalog
 from runplane.clock import Clock, SystemClock
 from runplane.config import Settings
+from runplane.services.billing import BillingService
+from runplane.services.endpoints import EndpointService
+from runplane.services.registry_auths import RegistryAuthService
+from runplane.services.templates import TemplateService
 from runplane.services.users import UserService
+from runplane.services.volumes import NetworkVolumeService
 from runplane.store.db import make_engine, upgrade
 
 log = logging.getLogger("runplane")
@@ -32,6 +37,12 @@ class Services:
     catalog: Catalog
     clock: Clock
     users: UserService
+    # Control plane (/v1 templates, endpoints, network volumes, registry auths, billing).
+    registry_auths: RegistryAuthService
+    templates: TemplateService
+    volumes: NetworkVolumeService
+    endpoints: EndpointService
+    billing: BillingService
     # Filled by the modules that own them (control plane, job broker, controller).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -44,12 +55,25 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         settings.extra_data_centers,
         [(g.id, g.displayName, g.memoryInGb) for g in settings.extra_gpu_types],
     )
+    clock = clock or SystemClock()
+    billing = BillingService(engine, clock)
+    registry_auths = RegistryAuthService(engine, clock)
+    templates = TemplateService(engine, clock, registry_auths)
+    volumes = NetworkVolumeService(
+        engine, catalog, clock, settings.resolved_volume_root, billing,
+        settings.network_volume_usd_per_gb_month,
+    )
     return Services(
         settings=settings,
         engine=engine,
         catalog=catalog,
-        clock=clock or SystemClock(),
+        clock=clock,
         users=UserService(engine),
+        registry_auths=registry_auths,
+        templates=templates,
+        volumes=volumes,
+        endpoints=EndpointService(engine, catalog, clock, templates, volumes),
+        billing=billing,
     )
 
 

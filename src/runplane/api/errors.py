@@ -71,6 +71,10 @@ def describe_validation_error(err: dict[str, Any]) -> tuple[str, str | None]:
     kind = err.get("type", "")
     if kind == "json_invalid":
         return "malformed JSON body: " + str(err.get("ctx", {}).get("error", "")).strip(), None
+    if not field and kind == "missing":
+        return "request body required: send a JSON object", None
+    if not field and kind in ("model_attributes_type", "dict_type", "model_type"):
+        return "request body must be a JSON object", None
     if kind == "extra_forbidden":
         return f"{field}: unknown field", field
     if kind == "missing":

@@ -1,0 +1,68 @@
+"""RunPod's REST v1 control plane: one router module per resource.
+
+Handlers only translate: parse (FastAPI + the models in runplane.schemas), authorize
+(``caller``), call a service, and answer the spec's JSON shape with orjson.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request
+from fastapi.routing import APIRoute
+from starlette.responses import Response
+
+from runplane.api.auth import require_user
+from runplane.services.users import Principal
+
+# Answers documented on every authenticated route (the bodies follow api/errors.py).
+ERRORS = {
+    400: {"description": "Invalid input: `{error, message, status, field}` names the field."},
+    401: {"description": "Missing or invalid API key."},
+    404: {"description": "No such resource (or it belongs to another user)."},
+}
+
+
+async def caller(request: Request) -> Principal:
+    """The authenticated user. ``async`` so FastAPI calls it inline instead of in a thread
+    (``require_user`` is a cheap cached lookup)."""
+    return require_user(request)
+
+
+def services(request: Request):  # type: ignore[no-untyped-def]
+    """The server's Services (typed loosely to avoid an import cycle with server.py)."""
+    return request.app.state.services
+
+
+def no_content() -> Response:
+    return Response(status_code=204)
+
+
+# Content types under which a /v1 body is still read as JSON: none at all, and what
+# ``curl -d '{...}'`` sends by default. Anything else (multipart...) is refused by validation.
+_JSON_ANYWAY = (b"", b"application/x-www-form-urlencoded", b"text/plain")
+
+
+class JsonBodyRoute(APIRoute):
+    """Reads request bodies as JSON whatever (reasonable) Content-Type the client sent.
+
+    RunPod's API is JSON only; clients that forget the header (plain ``curl -d``) should get
+    their request parsed, or a clear "malformed JSON" error, not "Input should be a valid
+    dictionary".
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def json_handler(request: Request) -> Response:
+            headers = request.scope["headers"]
+            content_type = next((v for k, v in headers if k == b"content-type"), b"")
+            if content_type.split(b";")[0].strip().lower() in _JSON_ANYWAY:
+                request.scope["headers"] = [(k, v) for k, v in headers if k != b"content-type"] + [
+                    (b"content-type", b"application/json")
+                ]
+                request.__dict__.pop("_headers", None)
+            return await handler(request)
+
+        return json_handler

@@ -1,0 +1,105 @@
+"""/v1/billing/{endpoints,pods,networkvolumes}: usage aggregated per time bucket."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from runplane.api.responses import json_response
+from runplane.api.v1 import ERRORS, JsonBodyRoute, caller, services
+from runplane.schemas.billing import BucketSize, EndpointGrouping, PodGrouping
+from runplane.services.billing_query import build_query
+from runplane.services.users import Principal
+
+router = APIRouter(
+    prefix="/v1/billing", tags=["billing"], responses=ERRORS, route_class=JsonBodyRoute
+)
+User = Annotated[Principal, Depends(caller)]
+Bucket = Annotated[BucketSize, Query(description="Length of each bucket (UTC; weeks start Monday).")]
+Start = Annotated[str | None, Query(description="ISO 8601; default endTime minus 30 days.")]
+End = Annotated[str | None, Query(description="ISO 8601; default now.")]
+
+
+class BillingRecordOut(BaseModel):
+    """The spec's BillingRecord (documentation only)."""
+
+    time: str
+    amount: float
+    timeBilledMs: int
+    diskSpaceBilledGb: int
+    endpointId: str | None = None
+    podId: str | None = None
+    gpuTypeId: str | None = None
+
+
+class NetworkVolumeBillingRecordOut(BaseModel):
+    """The spec's NetworkVolumeBillingRecord (documentation only)."""
+
+    time: str
+    amount: float
+    diskSpaceBilledGb: int
+    highPerformanceStorageAmount: float
+    highPerformanceStorageDiskSpaceBilledGb: int
+
+
+@router.get("/endpoints", summary="Serverless billing history",
+            responses={200: {"model": list[BillingRecordOut]}})
+async def endpoint_billing(
+    request: Request,
+    user: User,
+    bucketSize: Bucket = "day",
+    startTime: Start = None,
+    endTime: End = None,
+    grouping: EndpointGrouping = "endpointId",
+    endpointId: str | None = None,
+    gpuTypeId: Annotated[list[str] | None, Query()] = None,
+    dataCenterId: Annotated[list[str] | None, Query()] = None,
+    imageName: str | None = None,
+    templateId: str | None = None,
+) -> Response:
+    svc = services(request)
+    q = build_query(
+        svc.catalog, svc.clock.now(), bucket_size=bucketSize, start_time=startTime,
+        end_time=endTime, grouping=grouping, resource_id=endpointId, gpu_type_ids=gpuTypeId,
+        data_center_ids=dataCenterId, image_name=imageName, template_id=templateId,
+    )
+    return json_response(svc.billing.endpoint_report(user, q))
+
+
+@router.get("/pods", summary="Pod billing history",
+            responses={200: {"model": list[BillingRecordOut]}})
+async def pod_billing(
+    request: Request,
+    user: User,
+    bucketSize: Bucket = "day",
+    startTime: Start = None,
+    endTime: End = None,
+    grouping: PodGrouping = "gpuTypeId",
+    podId: str | None = None,
+    gpuTypeId: str | None = None,
+) -> Response:
+    svc = services(request)
+    q = build_query(
+        svc.catalog, svc.clock.now(), bucket_size=bucketSize, start_time=startTime,
+        end_time=endTime, grouping=grouping, pod_id=podId,
+        gpu_type_ids=[gpuTypeId] if gpuTypeId else None,
+    )
+    return json_response(svc.billing.pod_report(user, q))
+
+
+@router.get("/networkvolumes", summary="Network volume billing history",
+            responses={200: {"model": list[NetworkVolumeBillingRecordOut]}})
+async def network_volume_billing(
+    request: Request,
+    user: User,
+    bucketSize: Bucket = "day",
+    startTime: Start = None,
+    endTime: End = None,
+) -> Response:
+    svc = services(request)
+    q = build_query(svc.catalog, svc.clock.now(), bucket_size=bucketSize,
+                    start_time=startTime, end_time=endTime)
+    return json_response(svc.billing.network_volume_report(user, q))

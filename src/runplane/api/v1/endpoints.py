@@ -1,0 +1,69 @@
+"""/v1/endpoints: create, list, get, update (PATCH and POST .../update), delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from runplane.api.responses import json_response
+from runplane.api.v1 import ERRORS, JsonBodyRoute, caller, no_content, services
+from runplane.schemas.endpoints import Endpoint, EndpointCreate, EndpointUpdate
+from runplane.services.users import Principal
+
+router = APIRouter(
+    prefix="/v1/endpoints", tags=["endpoints"], responses=ERRORS, route_class=JsonBodyRoute
+)
+User = Annotated[Principal, Depends(caller)]
+TemplateFlag = Annotated[bool, Query(description="Include the endpoint's template.")]
+WorkersFlag = Annotated[bool, Query(description="Include the endpoint's workers as Pods.")]
+ONE = {200: {"model": Endpoint, "description": "The endpoint."}}
+
+
+@router.post("", summary="Create an endpoint", responses=ONE)
+async def create_endpoint(request: Request, body: EndpointCreate, user: User) -> Response:
+    return json_response(services(request).endpoints.create(user, body).wire())
+
+
+@router.get("", summary="List endpoints", responses={200: {"model": list[Endpoint]}})
+async def list_endpoints(
+    request: Request,
+    user: User,
+    includeTemplate: TemplateFlag = False,
+    includeWorkers: WorkersFlag = False,
+) -> Response:
+    svc = services(request).endpoints
+    found = svc.list_for(user)
+    workers = svc.workers_of([e.id for e in found]) if includeWorkers and found else {}
+    return json_response(
+        [e.wire(includeTemplate, workers[e.id] if includeWorkers else None) for e in found]
+    )
+
+
+@router.get("/{endpointId}", summary="Get an endpoint", responses=ONE)
+async def get_endpoint(
+    request: Request,
+    endpointId: str,
+    user: User,
+    includeTemplate: TemplateFlag = False,
+    includeWorkers: WorkersFlag = False,
+) -> Response:
+    svc = services(request).endpoints
+    found = svc.get_for(user, endpointId)
+    workers = svc.workers_of([endpointId])[endpointId] if includeWorkers else None
+    return json_response(found.wire(includeTemplate, workers))
+
+
+@router.patch("/{endpointId}", summary="Update an endpoint", responses=ONE)
+@router.post("/{endpointId}/update", summary="Update an endpoint (POST alias)", responses=ONE)
+async def update_endpoint(
+    request: Request, endpointId: str, body: EndpointUpdate, user: User
+) -> Response:
+    return json_response(services(request).endpoints.update(user, endpointId, body).wire())
+
+
+@router.delete("/{endpointId}", summary="Delete an endpoint", status_code=204)
+async def delete_endpoint(request: Request, endpointId: str, user: User) -> Response:
+    services(request).endpoints.delete(user, endpointId)
+    return no_content()

@@ -1,0 +1,1 @@
+"""Pydantic models mirroring the OpenAPI components: what the wire accepts and answers."""

@@ -1,0 +1,70 @@
+"""Building blocks shared by the request models.
+
+Request models are strict (no "2" for 2, no "true" for true) and forbid unknown fields, so a
+typo such as ``workerMax`` is a 400 naming the field instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+# Every integer a client sends is bounded: JSON allows arbitrarily large numbers, SQLite and
+# orjson do not (64 bits), and no setting means anything near 2**31.
+MAX_INT = 2**31 - 1
+
+
+class InputModel(BaseModel):
+    """Base of every request body: strict types, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    def given(self) -> dict[str, Any]:
+        """The fields the client actually sent (PATCH semantics)."""
+        return self.model_dump(exclude_unset=True)
+
+
+def split_commas(value: Any) -> Any:
+    """RunPod's examples write some arrays as "a,b,c"; accept that spelling on input."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _no_duplicates(values: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{value!r} is listed twice")
+        seen.add(value)
+    return values
+
+
+# A list of names given as a JSON array or a comma-separated string; no repeats.
+NameList = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=200)]],
+    BeforeValidator(split_commas),
+    AfterValidator(_no_duplicates),
+    Field(max_length=200),
+]
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_env(env: dict[str, str]) -> dict[str, str]:
+    for key in env:
+        if not _ENV_NAME.match(key):
+            raise ValueError(f"{key!r} is not a valid environment variable name")
+    return env
+
+
+Env = Annotated[
+    dict[Annotated[str, Field(max_length=256)], Annotated[str, Field(max_length=32_768)]],
+    AfterValidator(_check_env),
+    Field(max_length=500),
+]
+
+# Free text a user names something with.
+Name = Annotated[str, Field(min_length=1, max_length=191)]

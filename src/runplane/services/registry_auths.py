@@ -1,0 +1,96 @@
+"""Container registry credentials used to pull private images.
+
+The password is stored in clear because the provider needs it to log in to the registry; it
+is never answered by the API and never logged (the request model keeps it in a SecretStr).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from runplane.api.errors import conflict, not_found
+from runplane.clock import Clock
+from runplane.ids import new_template_id
+from runplane.schemas.registry import RegistryAuth, RegistryAuthCreate
+from runplane.services.access import can_see, owned_by
+from runplane.services.users import Principal
+from runplane.store.tables import registry_auths, templates
+
+
+class RegistryAuthService:
+    """Create, read and delete a user's registry credentials."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def create(self, principal: Principal, body: RegistryAuthCreate) -> RegistryAuth:
+        """Store new credentials; the name is unique per user (409 otherwise)."""
+        auth_id = new_template_id()
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    insert(registry_auths).values(
+                        id=auth_id,
+                        user_id=principal.user_id,
+                        name=body.name,
+                        username=body.username,
+                        password=body.password.get_secret_value(),
+                        created_at=self._clock.now(),
+                    )
+                )
+        except IntegrityError:
+            raise conflict(
+                f"name: a container registry auth named {body.name!r} already exists", "name"
+            ) from None
+        return RegistryAuth(id=auth_id, name=body.name, userId=principal.user_id)
+
+    def get(self, auth_id: str) -> RegistryAuth | None:
+        """Internal lookup, no ownership check."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(registry_auths.c.id, registry_auths.c.name, registry_auths.c.user_id)
+                .where(registry_auths.c.id == auth_id)
+            ).first()
+        return RegistryAuth(id=row.id, name=row.name, userId=row.user_id) if row else None
+
+    def get_for(self, principal: Principal, auth_id: str) -> RegistryAuth:
+        """The caller's credentials by id; 404 for missing and for other users' alike."""
+        auth = self.get(auth_id)
+        if auth is None or not can_see(principal, auth.userId):
+            raise not_found("container registry auth", auth_id)
+        return auth
+
+    def list_for(self, principal: Principal) -> list[RegistryAuth]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(registry_auths.c.id, registry_auths.c.name, registry_auths.c.user_id)
+                .where(owned_by(principal, registry_auths))
+                .order_by(registry_auths.c.created_at, registry_auths.c.id)
+            ).all()
+        return [RegistryAuth(id=r.id, name=r.name, userId=r.user_id) for r in rows]
+
+    def delete(self, principal: Principal, auth_id: str) -> None:
+        """Delete; refused (409) while a template still pulls its image with it."""
+        self.get_for(principal, auth_id)
+        with self._engine.begin() as conn:
+            users_of = conn.execute(
+                select(func.count()).select_from(templates)
+                .where(templates.c.registry_auth_id == auth_id)
+            ).scalar_one()
+            if users_of:
+                raise conflict(
+                    f"container registry auth {auth_id} is used by {users_of} template(s); "
+                    "change their containerRegistryAuthId first"
+                )
+            conn.execute(delete(registry_auths).where(registry_auths.c.id == auth_id))
+
+    def credentials(self, auth_id: str) -> tuple[str, str] | None:
+        """(username, password) for the provider pulling an image; never for the API."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(registry_auths.c.username, registry_auths.c.password)
+                .where(registry_auths.c.id == auth_id)
+            ).first()
+        return (row.username, row.password) if row else None
