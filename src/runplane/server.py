@@ -45,6 +45,10 @@ class Services:
     billing: BillingService
     # Filled by the modules that own them (control plane, job broker, controller).
     extra: dict[str, Any] = field(default_factory=dict)
+    # Controller (runplane.controller.wiring): the provider, pods and the reconcile loop.
+    provider: Any = None
+    pods: Any = None
+    controller: Any = None
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -52,7 +56,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     catalog = build_catalog(
-        settings.extra_data_centers,
+        # This host's data center (from [machine]) is one users may ask for.
+        list(dict.fromkeys([*settings.extra_data_centers, settings.machine.data_center_id])),
         [(g.id, g.displayName, g.memoryInGb) for g in settings.extra_gpu_types],
     )
     clock = clock or SystemClock()
@@ -109,6 +114,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     from runplane.api.routes import include_routers
 
     include_routers(app)
+
+    from runplane.controller.wiring import install as install_controller
+
+    install_controller(app, services)
     return app
 
 

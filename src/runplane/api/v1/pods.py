@@ -1,0 +1,89 @@
+"""/v1/pods: create, list, get, update, delete, start, stop, reset, restart, and logs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import PlainTextResponse, Response
+
+from runplane.api.responses import json_response
+from runplane.api.v1 import ERRORS, caller, no_content, services
+from runplane.schemas.pods import PodCreate, PodUpdate
+from runplane.services.users import Principal
+
+router = APIRouter(prefix="/v1/pods", tags=["pods"], responses=ERRORS)
+User = Annotated[Principal, Depends(caller)]
+
+
+def _pods(request: Request):  # type: ignore[no-untyped-def]
+    return services(request).pods
+
+
+@router.post("", summary="Create a pod", status_code=201)
+async def create_pod(request: Request, body: PodCreate, user: User) -> Response:
+    return json_response(_pods(request).create(user, body), status=201)
+
+
+@router.get("", summary="List pods")
+async def list_pods(
+    request: Request,
+    user: User,
+    computeType: Annotated[str | None, Query()] = None,
+    gpuTypeId: Annotated[str | None, Query()] = None,
+    dataCenterId: Annotated[str | None, Query()] = None,
+    desiredStatus: Annotated[str | None, Query()] = None,
+    name: Annotated[str | None, Query()] = None,
+    templateId: Annotated[str | None, Query()] = None,
+    imageName: Annotated[str | None, Query()] = None,
+    id: Annotated[str | None, Query()] = None,
+) -> Response:
+    filters = dict(computeType=computeType, gpuTypeId=gpuTypeId, dataCenterId=dataCenterId,
+                   desiredStatus=desiredStatus, name=name, templateId=templateId,
+                   imageName=imageName, id=id)
+    return json_response(_pods(request).list_for(user, filters))
+
+
+@router.get("/{podId}", summary="Get a pod")
+async def get_pod(request: Request, podId: str, user: User) -> Response:
+    return json_response(_pods(request).get_for(user, podId))
+
+
+@router.get("/{podId}/logs", summary="The pod's output (runplane extension)")
+async def pod_logs(request: Request, podId: str, user: User) -> Response:
+    return PlainTextResponse(_pods(request).logs(user, podId))
+
+
+@router.patch("/{podId}", summary="Update a pod (restarts it if running)")
+@router.post("/{podId}/update", summary="Update a pod (POST alias)")
+async def update_pod(request: Request, podId: str, body: PodUpdate, user: User) -> Response:
+    svc = _pods(request)
+    svc.update(user, podId, body)
+    await svc.apply_update(user, podId)
+    return json_response(svc.get_for(user, podId))
+
+
+@router.delete("/{podId}", summary="Delete a pod", status_code=204)
+async def delete_pod(request: Request, podId: str, user: User) -> Response:
+    await _pods(request).delete(user, podId)
+    return no_content()
+
+
+@router.post("/{podId}/start", summary="Start a pod")
+async def start_pod(request: Request, podId: str, user: User) -> Response:
+    return json_response(await _pods(request).start(user, podId))
+
+
+@router.post("/{podId}/stop", summary="Stop a pod")
+async def stop_pod(request: Request, podId: str, user: User) -> Response:
+    return json_response(await _pods(request).stop(user, podId))
+
+
+@router.post("/{podId}/restart", summary="Restart a pod")
+async def restart_pod(request: Request, podId: str, user: User) -> Response:
+    return json_response(await _pods(request).restart(user, podId, "Restarted by user"))
+
+
+@router.post("/{podId}/reset", summary="Reset a pod")
+async def reset_pod(request: Request, podId: str, user: User) -> Response:
+    return json_response(await _pods(request).restart(user, podId, "Reset by user"))

@@ -1,0 +1,112 @@
+"""Builds the provider, pod service and controller, and hooks them into the app."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+
+from runplane.controller.pod_view import pod_object
+from runplane.controller.reconcile import Controller
+from runplane.providers.local import LocalProvider
+from runplane.services.pods import PodService
+
+log = logging.getLogger("runplane.controller")
+
+
+def build(services: Any) -> None:
+    """Attach ``provider``, ``pods`` and ``controller`` to the services."""
+    settings = services.settings
+    provider = LocalProvider(settings.machine, settings.data_dir, services.catalog)
+    controller = Controller(services, provider, settings)
+    services.provider = provider
+    services.controller = controller
+    services.pods = PodService(services.engine, services.clock, settings, services.catalog,
+                               provider, services.templates, services.billing, controller.loads)
+    controller.pods = services.pods
+    services.endpoints.worker_pods = lambda ids: worker_pods(services, ids)
+
+
+def install(app: FastAPI, services: Any) -> None:
+    """Start the reconcile loop with the app, stop it (and every process) with the app."""
+    if getattr(services, "controller", None) is None:
+        build(services)
+    controller: Controller = services.controller
+    enabled = services.settings.controller.enabled
+
+    async def start() -> None:
+        controller.cleanup_previous_run()
+        if enabled and getattr(services, "broker", None) is not None \
+                and getattr(services, "worker_registry", None) is not None:
+            await controller.start()
+        elif enabled:
+            log.warning("no job broker: the controller does not scale endpoints")
+
+    app.state.startup_hooks.append(start)
+    app.state.shutdown_hooks.append(controller.shutdown)
+
+
+def worker_pods(services: Any, endpoint_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """``includeWorkers``: each endpoint's live workers as spec Pod objects."""
+    from sqlalchemy import select
+
+    from runplane.store.tables import workers
+
+    out: dict[str, list[dict[str, Any]]] = {eid: [] for eid in endpoint_ids}
+    if not endpoint_ids:
+        return out
+    with services.engine.connect() as conn:
+        rows = conn.execute(select(workers).where(
+            workers.c.endpoint_id.in_(endpoint_ids), workers.c.stopped_at.is_(None))).all()
+    machines = {m.id: m for m in services.provider.machines()}
+    views: dict[str, Any] = {}
+    registry = getattr(services, "worker_registry", None)
+    for eid in endpoint_ids:
+        ep = services.endpoints.get(eid)
+        if registry is not None:
+            views.update({v.id: v for v in registry.snapshot(eid)})
+        for row in rows:
+            if row.endpoint_id != eid:
+                continue
+            view = views.get(row.id)
+            if view is not None and view.status == "EXITED":
+                continue
+            out[eid].append(worker_pod(services, row, view, ep, machines.get(row.machine_id)))
+    return out
+
+
+def worker_pod(services: Any, row: Any, view: Any, ep: Any, machine: Any) -> dict[str, Any]:
+    """One worker as a Pod: its placement, process and endpoint version."""
+    template = ep.template.model_dump() if ep is not None and ep.template is not None else {}
+    status = view.status if view is not None else row.status
+    version = row.endpoint_version
+    if ep is not None and version != ep.version and status not in ("EXITED",):
+        status = "OUTDATED"
+    env = {**(template.get("env") or {}), "RUNPOD_POD_ID": row.id,
+           "RUNPOD_ENDPOINT_ID": row.endpoint_id,
+           "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in (row.provider_data or {}).get("gpus", []))}
+    change = row.last_status_change_at or row.started_at or row.created_at
+    body = pod_object(
+        pod_id=row.id, name=f"{ep.name if ep else row.endpoint_id}-worker-{row.id[:6]}",
+        user_id=row.user_id, desired_status=row.desired_status or "RUNNING",
+        image=template.get("imageName", ""), env=env, machine=machine,
+        catalog=services.catalog, gpu_type_id=row.gpu_type_id, gpu_count=row.gpu_count,
+        cost_per_hr=row.cost_per_hr, vcpu_count=row.vcpu_count, memory_in_gb=row.memory_in_gb,
+        last_started_at=row.started_at,
+        last_status_change=f"{status} at {_iso(change)}" if change else status,
+        template=template, template_id=ep.templateId if ep else None,
+        endpoint_id=row.endpoint_id, sls_version=version,
+        network_volume=({"id": ep.networkVolumeId} if ep is not None and ep.networkVolumeId
+                        else None),
+        volume_mount_path="/runpod-volume" if ep is not None and ep.networkVolumeId else None,
+    )
+    body["workerStatus"] = status  # runplane extension: RunPod's worker state name
+    body["logPath"] = row.log_path
+    return body
+
+
+def _iso(ts: float) -> str:
+    from runplane.clock import iso
+
+    return iso(ts)

@@ -1,0 +1,262 @@
+"""Pods: long-running processes from a template (or an image + command) on a machine.
+
+A pod asks for resources like an endpoint does (GPU types and count, or CPU vCPUs), is placed
+by the same scheduler and run by the same provider as workers. ``desiredStatus`` is RUNNING
+or EXITED; stop frees its GPUs, start places it again. Billing is one usage record per run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select, update
+
+from runplane.api.errors import ApiError, bad_request, conflict, not_found
+from runplane.clock import Clock
+from runplane.config import Settings
+from runplane.controller.pod_view import pod_object
+from runplane.controller.scheduler import MachineLoad, NoFit, Placement, place_one
+from runplane.controller.specs import command_of, request_for, volume_data_center, volume_env
+from runplane.ids import new_id
+from runplane.providers.base import EXITED, ImageError, Provider, WorkerSpec
+from runplane.schemas.pods import PodCreate, PodUpdate
+from runplane.services.access import can_see, owned_by
+from runplane.services.users import Principal
+from runplane.store.tables import pods
+
+_STOP_GRACE_S = 10.0
+
+
+class PodService:
+    """CRUD and lifecycle of pods; ``loads`` gives the machines' current allocations."""
+
+    def __init__(self, engine: Engine, clock: Clock, settings: Settings, catalog: Any,
+                 provider: Provider, templates: Any, billing: Any, loads: Any) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._settings = settings
+        self._catalog = catalog
+        self._provider = provider
+        self._templates = templates
+        self._billing = billing
+        self._loads = loads  # () -> list[MachineLoad], from the controller
+        self._running: dict[str, Placement] = {}
+        self._stopping: set[str] = set()
+
+    # -- reads --------------------------------------------------------------------
+
+    def _row(self, principal: Principal, pod_id: str) -> Any:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(pods).where(pods.c.id == pod_id)).first()
+        if row is None or not can_see(principal, row.user_id):
+            raise not_found("pod", pod_id)
+        return row
+
+    def get_for(self, principal: Principal, pod_id: str) -> dict[str, Any]:
+        return self.view(self._row(principal, pod_id))
+
+    def list_for(self, principal: Principal, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(pods).where(owned_by(principal, pods))
+                                .order_by(pods.c.created_at, pods.c.id)).all()
+        out = [self.view(r) for r in rows]
+        for key, value in filters.items():
+            if value is not None:
+                out = [p for p in out if _matches(p, key, value)]
+        return out
+
+    def placements(self) -> list[Placement]:
+        return list(self._running.values())
+
+    def view(self, row: Any) -> dict[str, Any]:
+        spec = row.spec
+        machine = next((m for m in self._provider.machines() if m.id == row.machine_id), None)
+        return pod_object(
+            pod_id=row.id, name=row.name, user_id=row.user_id, desired_status=row.desired_status,
+            image=spec.get("imageName", ""), env=spec.get("env", {}), machine=machine,
+            catalog=self._catalog, gpu_type_id=row.gpu_type_id, gpu_count=row.gpu_count,
+            cost_per_hr=row.cost_per_hr, vcpu_count=row.vcpu_count,
+            memory_in_gb=row.memory_in_gb, last_started_at=row.last_started_at,
+            last_status_change=row.last_status_change, template_id=row.template_id,
+            volume_mount_path=spec.get("volumeMountPath"), ports=spec.get("ports") or [],
+            network_volume=({"id": spec["networkVolumeId"]} if spec.get("networkVolumeId")
+                            else None),
+            cpu_flavor_id=(row.provider_data or {}).get("cpuFlavorId"),
+            interruptible=spec.get("interruptible", False), locked=spec.get("locked", False),
+            container_disk_in_gb=spec.get("containerDiskInGb"), volume_in_gb=spec.get("volumeInGb"),
+            docker_entrypoint=spec.get("dockerEntrypoint", []),
+            docker_start_cmd=spec.get("dockerStartCmd", []),
+            registry_auth_id=spec.get("containerRegistryAuthId"),
+        )
+
+    # -- writes -------------------------------------------------------------------
+
+    def create(self, principal: Principal, body: PodCreate) -> dict[str, Any]:
+        """Resolve the template, check the image, place and start; 400/409 with the reason."""
+        spec = body.model_dump()
+        if body.templateId:
+            template = self._templates.get(body.templateId)
+            if template is None or not (can_see(principal, template.userId) or template.isPublic):
+                raise bad_request(f"template {body.templateId} not found", "templateId")
+            t = template.model_dump()
+            for key in ("imageName", "dockerEntrypoint", "dockerStartCmd", "ports",
+                        "volumeMountPath", "containerDiskInGb", "volumeInGb"):
+                if key not in body.model_fields_set and t.get(key) is not None:
+                    spec[key] = t[key]
+            spec["env"] = {**(t.get("env") or {}), **body.env}
+        if not spec.get("imageName"):
+            raise bad_request("imageName or templateId is required", "imageName")
+        self._check_runnable(spec)
+        pod_id = new_id()
+        now = self._clock.now()
+        with self._engine.begin() as conn:
+            conn.execute(insert(pods).values(
+                id=pod_id, user_id=principal.user_id, name=body.name, template_id=body.templateId,
+                created_at=now, desired_status="RUNNING", spec=spec, gpu_count=0, vcpu_count=0,
+                memory_in_gb=0, cost_per_hr=0, provider_data={}, last_status_change="Created"))
+        try:
+            self._launch(pod_id)
+        except ApiError:
+            with self._engine.begin() as conn:
+                conn.execute(delete(pods).where(pods.c.id == pod_id))
+            raise
+        return self.get_for(principal, pod_id)
+
+    def update(self, principal: Principal, pod_id: str, body: PodUpdate) -> dict[str, Any]:
+        row = self._row(principal, pod_id)
+        spec = {**row.spec, **body.given()}
+        self._check_runnable(spec)
+        with self._engine.begin() as conn:
+            conn.execute(update(pods).where(pods.c.id == pod_id).values(
+                spec=spec, name=spec.get("name", row.name)))
+        return self.get_for(principal, pod_id)
+
+    async def apply_update(self, principal: Principal, pod_id: str) -> None:
+        """A running pod restarts so the new settings take effect."""
+        row = self._row(principal, pod_id)
+        if row.desired_status == "RUNNING":
+            await self._halt(pod_id, "Restarted to apply an update")
+            self._launch(pod_id)
+
+    async def stop(self, principal: Principal, pod_id: str) -> dict[str, Any]:
+        row = self._row(principal, pod_id)
+        if row.spec.get("locked"):
+            raise conflict("pod is locked: unlock it (PATCH locked=false) before stopping it")
+        await self._halt(pod_id, "Stopped by user")
+        self._set(pod_id, desired_status="EXITED")
+        return self.get_for(principal, pod_id)
+
+    async def start(self, principal: Principal, pod_id: str) -> dict[str, Any]:
+        self._row(principal, pod_id)
+        if pod_id not in self._running:
+            self._launch(pod_id)
+        return self.get_for(principal, pod_id)
+
+    async def restart(self, principal: Principal, pod_id: str, why: str) -> dict[str, Any]:
+        row = self._row(principal, pod_id)
+        if row.spec.get("locked") and why.startswith("Reset"):
+            raise conflict("pod is locked: unlock it before resetting it")
+        await self._halt(pod_id, why)
+        self._launch(pod_id)
+        return self.get_for(principal, pod_id)
+
+    async def delete(self, principal: Principal, pod_id: str) -> None:
+        self._row(principal, pod_id)
+        await self._halt(pod_id, "Terminated")
+        with self._engine.begin() as conn:
+            conn.execute(delete(pods).where(pods.c.id == pod_id))
+
+    def logs(self, principal: Principal, pod_id: str) -> str:
+        self._row(principal, pod_id)
+        return self._provider.logs(pod_id)
+
+    # -- process handling ---------------------------------------------------------
+
+    def _check_runnable(self, spec: dict[str, Any]) -> None:
+        try:
+            self._provider.check_image(spec.get("imageName", ""))
+        except ImageError as err:
+            raise bad_request(str(err), "imageName") from err
+        if not command_of(spec):
+            raise bad_request("the process runtime needs a command: set dockerStartCmd "
+                              "(and/or dockerEntrypoint), e.g. [\"python\", \"app.py\"]",
+                              "dockerStartCmd")
+
+    def _launch(self, pod_id: str) -> None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(pods).where(pods.c.id == pod_id)).one()
+        spec = row.spec
+        vol_dc = volume_data_center(self._engine, spec.get("networkVolumeId"))
+        loads: list[MachineLoad] = self._loads()
+        placed = place_one(request_for(spec, pod_id, self._catalog, vol_dc), loads)
+        if isinstance(placed, NoFit):
+            raise conflict(f"no capacity for this pod: {placed.reason}")
+        env = {**spec.get("env", {}), "RUNPOD_POD_ID": pod_id, "RUNPOD_POD_HOSTNAME": pod_id,
+               **volume_env(self._settings.data_dir, spec.get("networkVolumeId"),
+                            spec.get("volumeMountPath") or "/workspace")}
+        if placed.gpu_type_id:
+            env["RUNPOD_GPU_COUNT"] = str(len(placed.gpu_indices))
+        log_path = self._provider.log_path(pod_id)  # type: ignore[attr-defined]
+        try:
+            info = self._provider.start(WorkerSpec(pod_id, spec["imageName"], command_of(spec),
+                                                   env, log_path, placed.gpu_indices,
+                                                   placed.machine_id))
+        except (OSError, ImageError) as err:
+            raise conflict(f"pod could not start: {err}") from err
+        self._running[pod_id] = placed
+        self._set(pod_id, desired_status="RUNNING", machine_id=placed.machine_id,
+                  gpu_type_id=placed.gpu_type_id, gpu_count=len(placed.gpu_indices),
+                  vcpu_count=placed.vcpu_count, memory_in_gb=placed.memory_in_gb,
+                  cost_per_hr=placed.cost_per_hr, last_started_at=info.started_at,
+                  provider_data={**info.data, "cpuFlavorId": placed.cpu_flavor_id},
+                  log_path=str(log_path), stopped_at=None, exit_code=None,
+                  last_status_change="Started", last_status_change_at=info.started_at)
+        self._billing.record_usage(
+            user_id=row.user_id, kind="pod", resource_id=pod_id, pod_id=pod_id,
+            start_at=info.started_at, usd_per_hr=placed.cost_per_hr,
+            gpu_type_id=placed.gpu_type_id, template_id=row.template_id,
+            image_name=spec["imageName"],
+            data_center_id=next((m.data_center_id for m in self._provider.machines()
+                                 if m.id == placed.machine_id), None))
+
+    async def _halt(self, pod_id: str, why: str) -> None:
+        if pod_id not in self._running:
+            return
+        self._stopping.add(pod_id)
+        try:
+            info = await self._provider.stop(pod_id, _STOP_GRACE_S)
+        finally:
+            self._stopping.discard(pod_id)
+        self._record_exit(pod_id, info.stopped_at if info and info.stopped_at else self._clock.now(),
+                          info.exit_code if info else None, why)
+
+    def _record_exit(self, pod_id: str, end: float, code: int | None, why: str) -> None:
+        self._running.pop(pod_id, None)
+        self._provider.forget(pod_id)
+        self._billing.close_open("pod", pod_id, end)
+        self._set(pod_id, stopped_at=end, exit_code=code, last_status_change=why,
+                  last_status_change_at=end)
+
+    def reap(self, now: float) -> None:
+        """Pods whose process ended by itself: record it; they stay EXITED until started."""
+        for info in self._provider.list():
+            if info.id in self._running and info.id not in self._stopping and info.state == EXITED:
+                self._record_exit(info.id, info.stopped_at or now, info.exit_code,
+                                  f"Exited with code {info.exit_code}")
+                self._set(info.id, desired_status="EXITED")
+
+    def _set(self, pod_id: str, **values: Any) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(update(pods).where(pods.c.id == pod_id).values(**values))
+
+
+def _matches(pod: dict[str, Any], key: str, value: Any) -> bool:
+    if key == "gpuTypeId":
+        return bool(pod["gpu"]) and pod["gpu"]["id"] == value
+    if key == "dataCenterId":
+        return bool(pod["machine"]) and pod["machine"]["dataCenterId"] == value
+    if key == "computeType":
+        return (pod["gpu"] is not None) == (value == "GPU")
+    if key == "imageName":
+        return pod["image"] == value
+    return pod.get(key) == value
