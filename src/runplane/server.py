@@ -45,6 +45,9 @@ class Services:
     billing: BillingService
     # Filled by the modules that own them (control plane, job broker, controller).
     extra: dict[str, Any] = field(default_factory=dict)
+    # Job broker (runplane.broker.wiring): queues, long-polls, workers of the job protocol.
+    broker: Any = None
+    worker_registry: Any = None
     # Controller (runplane.controller.wiring): the provider, pods and the reconcile loop.
     provider: Any = None
     pods: Any = None
@@ -114,6 +117,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     from runplane.api.routes import include_routers
 
     include_routers(app)
+
+    from runplane.broker.wiring import install as install_broker
+
+    install_broker(app, services)
 
     from runplane.controller.wiring import install as install_controller
 

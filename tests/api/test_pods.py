@@ -92,3 +92,12 @@ async def test_gpu_pod_without_gpus_says_why(client: httpx.AsyncClient, pod_dir:
     assert r.status_code == 409
     assert "no machine has NVIDIA H100 80GB HBM3" in r.json()["error"]
     assert (await client.get("/v1/pods")).json() == []
+
+
+async def test_machines_route_is_admin_only_and_shows_use(
+        client: httpx.AsyncClient, admin: httpx.AsyncClient, pod_dir: Path) -> None:
+    assert (await client.get("/v1/machines")).status_code == 403
+    r = await client.post("/v1/pods", json=body(pod_dir, vcpuCount=2))
+    assert r.status_code == 201
+    (m,) = (await admin.get("/v1/machines")).json()
+    assert m["capacity"]["pods"] == 1 and m["capacity"]["vcpusUsed"] == 2

@@ -7,8 +7,14 @@ from fastapi import FastAPI
 
 def include_routers(app: FastAPI) -> None:
     from runplane.api import health
-    from runplane.api.v1 import billing, endpoints, networkvolumes, pods, registry, templates
+    from runplane.api.v1 import (
+        billing, endpoints, machines, networkvolumes, pods, registry, templates,
+    )
 
+    from runplane.api import v2
+
+    # First: the job API is the hot path, matched before the /v1 routes.
+    app.mount("/v2", v2.app)
     app.include_router(health.router)
-    for v1 in (templates, endpoints, networkvolumes, registry, billing, pods):
+    for v1 in (templates, endpoints, networkvolumes, registry, billing, pods, machines):
         app.include_router(v1.router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from runplane.cli import admin, serve
+from runplane.cli import admin, machines, serve
 
 app = typer.Typer(
     name="runplane",
@@ -13,6 +13,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("serve")(serve.serve)
+app.command("machines")(machines.machines)
 app.add_typer(admin.users_app, name="users")
 app.add_typer(admin.keys_app, name="keys")
 

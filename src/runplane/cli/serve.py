@@ -36,6 +36,17 @@ def serve(
         )
         services.extra["bootstrap_key"] = admin_key.secret
     app = create_app(settings, services)
+    if settings.demo:
+        from runplane.controller.demo import curl_line, ensure_demo
+
+        admin = services.users.find_user("admin")
+        endpoint_id = ensure_demo(services, admin["id"])
+        console.print(
+            "[bold]Demo endpoint ready[/] (examples/hello, started on demand). Send it a job:\n  "
+            + curl_line(settings.resolved_public_url, endpoint_id,
+                        services.extra.get("bootstrap_key")),
+            soft_wrap=True,  # one line, so it can be copied as is
+        )
     console.print(f"runplane listening on {settings.resolved_public_url} (data in {settings.data_dir})")
     uvicorn.run(
         app,
