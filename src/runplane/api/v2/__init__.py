@@ -1,0 +1,81 @@
+"""The /v2 job API and worker routes, mounted as one small ASGI app.
+
+These are the hot paths (run, job-take, job-done), so they bypass FastAPI's routing and body
+models: the path is split once and dispatched from a table. Errors use the same JSON shape as
+the rest of the API (``runplane.api.errors``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.routing import get_route_path
+from starlette.types import Receive, Scope, Send
+
+from runplane.api.errors import ApiError
+from runplane.api.v2 import client, worker
+from runplane.api.v2.http import Req, send_error
+
+log = logging.getLogger("runplane.api.v2")
+
+Handler = Callable[[Req], Awaitable[None]]
+
+# (method, operation) -> handler. The path is /{endpointId}/{operation}[/...].
+ROUTES: dict[tuple[str, str], Handler] = {
+    ("POST", "run"): client.run,
+    ("POST", "runsync"): client.runsync,
+    ("GET", "status"): client.status,
+    ("POST", "status"): client.status,
+    ("GET", "stream"): client.stream,
+    ("POST", "stream"): client.stream,
+    ("POST", "cancel"): client.cancel,
+    ("POST", "retry"): client.retry,
+    ("POST", "purge-queue"): client.purge_queue,
+    ("GET", "health"): client.health,
+    ("GET", "workers"): client.workers,
+    ("POST", "workers"): client.workers,
+    ("DELETE", "workers"): client.worker_delete,
+    ("GET", "job-take"): worker.job_take,
+    ("GET", "job-take-batch"): worker.job_take_batch,
+    ("GET", "job-stop"): worker.job_stop,
+    ("POST", "job-done"): worker.job_done,
+    ("POST", "job-stream"): worker.job_stream,
+    ("GET", "ping"): worker.ping,
+}
+OPERATIONS = {op for _, op in ROUTES}
+
+
+class V2App:
+    """ASGI app for everything under /v2 (mount it at ``/v2``)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        parts = get_route_path(scope).split("/")[1:]
+        if len(parts) < 2 or not parts[0]:
+            await send_error(send, 404, "no such route")
+            return
+        op = parts[1]
+        handler = ROUTES.get((scope["method"], op))
+        if handler is None:
+            if op in OPERATIONS:
+                await send_error(send, 405, "method not allowed on this route")
+            else:
+                await send_error(send, 404, "no such route")
+            return
+        services = scope["app"].state.services
+        broker = services.broker
+        if broker._sweep_task is None:
+            broker.start()
+        req = Req(scope, receive, send, services, parts)
+        try:
+            await handler(req)
+        except ApiError as exc:
+            await send_error(send, exc.status, exc.message, exc.field)
+        except Exception:
+            log.exception("error on %s %s", scope["method"], scope["path"])
+            await send_error(send, 500, "internal server error")
+
+
+app = V2App()

@@ -1,0 +1,205 @@
+"""Client routes of the job API: ``/v2/{endpointId}/run`` ... (PROTOCOL.md section 2).
+
+Authenticated by a user API key (``Bearer`` or raw); an endpoint or job of another user is a
+404, like on /v1. Every reply is JSON, errors included.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from runplane.api.errors import ApiError, not_found
+from runplane.api.v2.http import Req, send_json
+from runplane.broker.models import FAILED, TIMED_OUT, Job
+from runplane.services.jobs import job_not_found, job_view, parse_run_request, parse_wait_ms
+from runplane.services.users import Principal
+
+
+def _principal(req: Req) -> Principal:
+    header = req.header(b"authorization")
+    if not header:
+        raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
+    key = header.strip()
+    if key[:7].lower() == "bearer ":
+        key = key[7:].strip()
+    principal = req.services.users.authenticate(key) if key else None
+    if principal is None:
+        raise ApiError(401, "invalid or revoked API key")
+    return principal
+
+
+def _endpoint(req: Req) -> tuple[Principal, str]:
+    """The caller and the endpoint id of the path, checked: 404 unless the caller's own."""
+    principal = _principal(req)
+    endpoint_id = req.parts[0]
+    owner = req.services.broker.directory.owner_of(endpoint_id)
+    if owner is None or (owner != principal.user_id and not principal.is_admin):
+        raise not_found("endpoint", endpoint_id)
+    return principal, endpoint_id
+
+
+def _job(req: Req, endpoint_id: str) -> Job:
+    if len(req.parts) < 3 or not req.parts[2]:
+        raise ApiError(404, "job id missing from the path")
+    job_id = req.parts[2]
+    job = req.services.broker.find(job_id)
+    if job is None or job.endpoint_id != endpoint_id:
+        raise job_not_found(job_id)
+    return job
+
+
+async def run(req: Req) -> None:
+    await _submit(req, sync=False)
+
+
+async def runsync(req: Req) -> None:
+    await _submit(req, sync=True)
+
+
+async def _submit(req: Req, *, sync: bool) -> None:
+    principal, endpoint_id = _endpoint(req)
+    wait_ms = parse_wait_ms(req.query("wait")) if sync else 0
+    spec = parse_run_request(await req.json())
+    broker = req.services.broker
+    job = await broker.submit(
+        endpoint_id, principal.user_id, spec.payload, sync=sync, ttl_ms=spec.ttl_ms,
+        execution_timeout_ms=spec.execution_timeout_ms, low_priority=spec.low_priority,
+        webhook=spec.webhook,
+    )
+    if not sync:
+        await send_json(req.send, {"id": job.id, "status": job.status})
+        return
+    await broker.wait_final(job, wait_ms / 1000.0)
+    if job.deleted:
+        raise job_not_found(job.id)
+    if job.final and job.settled:
+        await send_json(req.send, job_view(job))
+    else:
+        await send_json(req.send, {"id": job.id, "status": job.status})
+
+
+async def status(req: Req) -> None:
+    _, endpoint_id = _endpoint(req)
+    await send_json(req.send, job_view(_job(req, endpoint_id)))
+
+
+async def stream(req: Req) -> None:
+    _, endpoint_id = _endpoint(req)
+    job = _job(req, endpoint_id)
+    accept = req.header(b"accept") or ""
+    if "text/event-stream" in accept:
+        await _sse(req, job)
+        return
+    broker = req.services.broker
+    chunks = broker.stream_take(job)
+    await send_json(
+        req.send, {"id": job.id, "status": job.status, "stream": [{"output": c} for c in chunks]}
+    )
+
+
+async def _sse(req: Req, job: Job) -> None:
+    """Server-Sent Events: ``event: chunk`` with ``{"output": ...}`` per chunk as it arrives,
+    then one ``event: status`` with the job object, then the stream ends."""
+    broker = req.services.broker
+    send = req.send
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no"),
+    ]})
+    disconnected = req.disconnect_watcher()
+    try:
+        while not disconnected.done() and not broker._closed:
+            # Read the state before the chunks: chunks always precede the end of a job.
+            ended = (job.final and job.settled) or job.deleted
+            parts = [
+                b"event: chunk\ndata: " + orjson.dumps({"output": c}) + b"\n\n"
+                for c in broker.stream_take(job)
+            ]
+            if ended:
+                view = {"id": job.id, "status": "DELETED"} if job.deleted else job_view(job)
+                parts.append(b"event: status\ndata: " + orjson.dumps(view) + b"\n\n")
+                await send({"type": "http.response.body", "body": b"".join(parts)})
+                return
+            await send({"type": "http.response.body", "body": b"".join(parts) or b": waiting\n\n",
+                        "more_body": True})
+            await broker.wait_change(job, 15.0)
+        await send({"type": "http.response.body", "body": b""})
+    finally:
+        disconnected.cancel()
+
+
+async def cancel(req: Req) -> None:
+    _, endpoint_id = _endpoint(req)
+    job = await req.services.broker.cancel(_job(req, endpoint_id))
+    await send_json(req.send, {"id": job.id, "status": job.status})
+
+
+async def retry(req: Req) -> None:
+    _, endpoint_id = _endpoint(req)
+    job = _job(req, endpoint_id)
+    if job.status not in (FAILED, TIMED_OUT):
+        raise ApiError(
+            400, f"job {job.id} is {job.status}; only FAILED or TIMED_OUT jobs can be retried"
+        )
+    job = await req.services.broker.retry(job)
+    await send_json(req.send, {"id": job.id, "status": job.status})
+
+
+async def purge_queue(req: Req) -> None:
+    _, endpoint_id = _endpoint(req)
+    removed = await req.services.broker.purge(endpoint_id)
+    await send_json(req.send, {"removed": removed, "status": "completed"})
+
+
+async def health(req: Req) -> None:
+    _, endpoint_id = _endpoint(req)
+    await send_json(req.send, req.services.broker.health(endpoint_id))
+
+
+# -- manual workers (runplane's extension; `runplane worker run`) --------------------------
+
+
+def _worker_json(view: Any) -> dict[str, Any]:
+    return {
+        "id": view.id, "status": view.status, "desiredStatus": view.desired_status,
+        "manual": view.manual, "jobs": list(view.jobs), "lastSeenAt": view.last_seen_at,
+        "firstTakeAt": view.first_take_at, "reason": view.reason,
+    }
+
+
+async def workers(req: Req) -> None:
+    """GET: list the endpoint's workers. POST: register a manual worker, answering its id,
+    credential and the environment to start the handler with."""
+    _, endpoint_id = _endpoint(req)
+    registry = req.services.broker.workers
+    if req.method == "GET":
+        await send_json(req.send, [_worker_json(v) for v in registry.snapshot(endpoint_id)])
+        return
+    raw = await req.body()
+    body: dict[str, Any] = {}
+    if raw.strip():
+        from runplane.api.v2.http import parse_json
+
+        parsed = parse_json(raw)
+        if not isinstance(parsed, dict):
+            raise ApiError(400, "request body must be a JSON object")
+        body = parsed
+    gpu = body.get("gpu") or ""
+    if not isinstance(gpu, str):
+        raise ApiError(400, "gpu: must be a string", "gpu")
+    worker_id, token = registry.register(endpoint_id, manual=True, gpu_type_id=gpu or None)
+    env = registry.worker_env(endpoint_id, worker_id, token, gpu)
+    await send_json(req.send, {"id": worker_id, "token": token, "env": env}, 201)
+
+
+async def worker_delete(req: Req) -> None:
+    _, endpoint_id = _endpoint(req)
+    registry = req.services.broker.workers
+    worker_id = req.parts[2] if len(req.parts) > 2 else ""
+    w = registry.get(worker_id)
+    if w is None or w.endpoint_id != endpoint_id:
+        raise not_found("worker", worker_id)
+    registry.retire(worker_id, "stopped by its user")
+    await send_json(req.send, {"id": worker_id, "status": "EXITED"})

@@ -1,0 +1,102 @@
+"""A minimal request/response layer for the /v2 routes (hot paths: no FastAPI models)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from runplane.api.errors import ApiError, bad_request, error_body
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class Req:
+    __slots__ = ("scope", "receive", "send", "services", "parts", "_query", "_headers")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, services: Any, parts: list[str]) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.services = services
+        self.parts = parts
+        self._query: dict[str, list[str]] | None = None
+        self._headers: dict[bytes, bytes] | None = None
+
+    @property
+    def method(self) -> str:
+        return self.scope["method"]
+
+    def header(self, name: bytes) -> str | None:
+        for k, v in self.scope["headers"]:
+            if k == name:
+                return v.decode("latin-1")
+        return None
+
+    def query(self, name: str) -> str | None:
+        if self._query is None:
+            self._query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        values = self._query.get(name)
+        return values[-1] if values else None
+
+    async def body(self) -> bytes:
+        chunks = []
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ApiError(400, "client disconnected")
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    async def json(self, *, lenient: bool = False) -> Any:
+        """The body as JSON whatever the Content-Type; ``lenient`` also takes NaN/Infinity."""
+        raw = await self.body()
+        return parse_json(raw, lenient=lenient)
+
+    def disconnect_watcher(self) -> asyncio.Future:
+        """A task that finishes when the client goes away (request body already read)."""
+
+        async def watch() -> None:
+            while True:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    return
+
+        return asyncio.get_running_loop().create_task(watch())
+
+
+def parse_json(raw: bytes, *, lenient: bool = False) -> Any:
+    if not raw.strip():
+        raise bad_request("request body is empty; expected JSON")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if lenient:
+            try:  # Python's encoder writes bare NaN/Infinity; stdlib json reads them back.
+                return json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                pass
+        raise bad_request(f"malformed JSON body: {exc}") from None
+
+
+async def send_json(send: Send, body: Any, status: int = 200) -> None:
+    data = orjson.dumps(body)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def send_error(send: Send, status: int, message: str, field: str | None = None) -> None:
+    await send_json(send, error_body(status, message, field), status)
+
+
+async def send_empty(send: Send, status: int = 204) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": b""})

@@ -1,0 +1,142 @@
+"""Worker routes the runpod SDK calls (PROTOCOL.md section 1).
+
+Authenticated by the worker's own credential, sent raw in ``Authorization``; it is good
+only for the worker routes of its endpoint.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from runplane.api.errors import ApiError
+from runplane.api.v2.http import Req, send_empty, send_json
+from runplane.broker.workers import Worker
+
+_OK = b'{"status":"ok"}'
+
+
+def _worker(req: Req) -> Worker:
+    header = req.header(b"authorization")
+    token = header.strip() if header else None
+    if token and token[:7].lower() == "bearer ":
+        token = token[7:].strip()
+    w = req.services.broker.workers.authenticate(token)
+    if w is None:
+        raise ApiError(401, "missing or invalid worker credential")
+    if w.endpoint_id != req.parts[0]:
+        raise ApiError(403, "this worker credential is not valid for this endpoint")
+    if len(req.parts) > 2:
+        # Lenient about unsubstituted templates ($RUNPOD_POD_ID) and '&' glued to the segment.
+        segment = req.parts[2].split("&", 1)[0]
+        if segment and segment != w.id and not segment.startswith(("$", "%24")):
+            raise ApiError(403, "this worker credential belongs to another worker")
+    return w
+
+
+async def _ok(req: Req, extra: bytes | None = None) -> None:
+    data = extra or _OK
+    await req.send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(data)).encode())]})
+    await req.send({"type": "http.response.body", "body": data})
+
+
+async def job_take(req: Req) -> None:
+    await _take(req, batch=False)
+
+
+async def job_take_batch(req: Req) -> None:
+    await _take(req, batch=True)
+
+
+async def _take(req: Req, *, batch: bool) -> None:
+    w = _worker(req)
+    broker = req.services.broker
+    n = 1
+    if batch:
+        raw = req.query("batch_size")
+        try:
+            n = int(raw) if raw else 1
+        except ValueError:
+            raise ApiError(400, "batch_size: must be an integer", "batch_size") from None
+        n = max(1, min(n, 1000))
+    await req.receive()  # the (empty) request body, so the next receive() means disconnect
+    disconnect = None
+    q = broker._queues.get(w.endpoint_id)
+    if q is None or not (q.n_normal or q.n_low):
+        disconnect = req.disconnect_watcher()
+    try:
+        jobs = await broker.take(w, n, broker.settings.job_take_hold_s, disconnect)
+        if not jobs:
+            if disconnect is None or not disconnect.done():
+                await send_empty(req.send, 204)
+            return
+        if disconnect is not None and disconnect.done():
+            broker.untake(jobs)
+            return
+        if batch:
+            data = orjson.dumps([j.payload for j in jobs])
+        else:
+            data = orjson.dumps(jobs[0].payload)
+        try:
+            await req.send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(data)).encode())]})
+            await req.send({"type": "http.response.body", "body": data})
+        except BaseException:
+            broker.untake(jobs)
+            raise
+        broker.confirm(w, jobs)
+    finally:
+        if disconnect is not None:
+            disconnect.cancel()
+
+
+async def job_stop(req: Req) -> None:
+    w = _worker(req)
+    await req.receive()
+    disconnect = req.disconnect_watcher()
+    try:
+        ids = await req.services.broker.workers.wait_stop(
+            w, req.services.broker.settings.job_take_hold_s, disconnect
+        )
+    finally:
+        disconnect.cancel()
+    if ids:
+        await send_json(req.send, {"jobsToStop": ids})
+    else:
+        await send_empty(req.send, 204)
+
+
+def _job_id(req: Req) -> str:
+    if len(req.parts) < 4 or not req.parts[3]:
+        raise ApiError(404, "job id missing from the path")
+    return req.parts[3].split("&", 1)[0]
+
+
+async def job_done(req: Req) -> None:
+    w = _worker(req)
+    job_id = _job_id(req)
+    body = await req.json(lenient=True)
+    is_stream = (req.query("isStream") or "").lower() == "true"
+    result = await req.services.broker.done(w, job_id, body, is_stream)
+    await _ok(req, b'{"status":"' + result.encode() + b'"}')
+
+
+async def job_stream(req: Req) -> None:
+    w = _worker(req)
+    job_id = _job_id(req)
+    body = await req.json(lenient=True)
+    result = await req.services.broker.stream_chunk(w, job_id, body)
+    await _ok(req, b'{"status":"' + result.encode() + b'"}')
+
+
+async def ping(req: Req) -> None:
+    w = _worker(req)
+    registry = req.services.broker.workers
+    if (req.query("status") or "").lower() == "unhealthy":
+        registry.report_unhealthy(w, req.query("check") or "", req.query("reason") or "")
+    else:
+        raw = req.query("job_id") or ""
+        registry.ping(w, [j for j in raw.split(",") if j])
+    await _ok(req)

@@ -1,0 +1,132 @@
+"""In-memory records of jobs and workers, and the read-only views handed to other modules."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+IN_QUEUE = "IN_QUEUE"
+IN_PROGRESS = "IN_PROGRESS"
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+CANCELLED = "CANCELLED"
+TIMED_OUT = "TIMED_OUT"
+FINAL_STATES = frozenset({COMPLETED, FAILED, CANCELLED, TIMED_OUT})
+
+# Worker states (RunPod's plus runplane's PARKED and EXITED).
+W_INITIALIZING = "INITIALIZING"
+W_IDLE = "IDLE"
+W_RUNNING = "RUNNING"
+W_UNHEALTHY = "UNHEALTHY"
+W_PARKED = "PARKED"
+W_EXITED = "EXITED"
+
+
+@dataclass(eq=False)
+class Job:
+    """A job the broker tracks in memory: queued, being handed out, running, or just final.
+
+    ``payload`` is the object given to the worker (``id``, ``input`` and every other
+    top-level field of the request). Times are seconds since the epoch from the clock.
+    """
+
+    id: str
+    endpoint_id: str
+    user_id: str
+    payload: dict[str, Any]
+    created_at: float
+    expires_at: float
+    sync: bool = False
+    low_priority: bool = False
+    execution_timeout_ms: int | None = None
+    webhook: str | None = None
+    status: str = IN_QUEUE
+    worker_id: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    retain_until: float | None = None
+    retries: int = 0
+    output: Any = None
+    error: str | None = None
+    # Handed to a job-take response that is being written: not in a queue, not yet taken.
+    reserved: bool = False
+    reserved_by: str | None = None
+    # In its endpoint's queue; ``qseq`` invalidates stale queue entries (lazy removal).
+    queued: bool = False
+    qseq: int = 0
+    # Removed by TTL expiry (status answers 404 from now on).
+    deleted: bool = False
+    # Final and committed to the store (what runsync waits for).
+    settled: bool = False
+    # Stream chunks (outputs) in arrival order and how many /stream handed out already.
+    chunks: list[Any] = field(default_factory=list)
+    stream_delivered: int = 0
+    # Set (and replaced) whenever a chunk arrives or the job ends; SSE and runsync wait on it.
+    changed: asyncio.Event | None = None
+    # When this job was first missing from its worker's pings (heartbeat reconciliation).
+    missing_since: float | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATES
+
+    def delay_ms(self) -> int | None:
+        if self.started_at is None:
+            return None
+        return max(0, int((self.started_at - self.created_at) * 1000))
+
+    def execution_ms(self) -> int | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at
+        if end is None:
+            return None
+        return max(0, int((end - self.started_at) * 1000))
+
+    def notify(self) -> None:
+        """Wake everyone waiting on a change of this job (runsync, SSE streams)."""
+        if self.changed is not None:
+            self.changed.set()
+            self.changed = None
+
+
+@dataclass(frozen=True)
+class QueueMetrics:
+    """What the autoscaler reads per endpoint (``Broker.queue_metrics``).
+
+    ``in_queue`` counts every queued job, ``in_queue_normal`` those that are not
+    ``policy.lowPriority`` (low-priority jobs do not trigger scaling), ``in_progress`` the jobs
+    handed to workers and not final, ``oldest_queued_at`` the submission time of the oldest
+    normal-priority queued job (None when there is none). ``completed``/``failed``/``retried``
+    are cumulative counters (since the store was created, as far as retained jobs tell at
+    start-up, then counted live).
+    """
+
+    in_queue: int
+    in_queue_normal: int
+    in_progress: int
+    oldest_queued_at: float | None
+    completed: int
+    failed: int
+    retried: int
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """A snapshot of one worker as the job protocol sees it (``WorkerRegistry.snapshot``)."""
+
+    id: str
+    endpoint_id: str
+    status: str
+    desired_status: str
+    manual: bool
+    parked: bool
+    jobs: tuple[str, ...]
+    created_at: float
+    first_take_at: float | None
+    last_seen_at: float | None
+    idle_since: float | None
+    reason: str | None
+    # True while a job-take long-poll from this worker is open (it is waiting for work).
+    polling: bool

@@ -1,0 +1,245 @@
+"""The broker's SQL: prebuilt statements (so the writer can batch them) and row mapping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+
+from runplane.broker.models import FINAL_STATES, IN_PROGRESS, IN_QUEUE, Job
+from runplane.store.tables import job_chunks, jobs, workers
+
+# -- jobs ----------------------------------------------------------------------------------
+
+INSERT_JOB = insert(jobs)
+
+TAKE_JOB = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("_id"))
+    .values(
+        status=IN_PROGRESS,
+        worker_id=bindparam("worker_id"),
+        started_at=bindparam("started_at"),
+        delay_ms=bindparam("delay_ms"),
+    )
+)
+
+REQUEUE_JOB = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("_id"))
+    .values(
+        status=IN_QUEUE,
+        worker_id=None,
+        started_at=None,
+        delay_ms=None,
+        retries=bindparam("retries"),
+    )
+)
+
+FINISH_JOB = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("_id"))
+    .values(
+        status=bindparam("status"),
+        output=bindparam("output"),
+        error=bindparam("error"),
+        finished_at=bindparam("finished_at"),
+        retain_until=bindparam("retain_until"),
+        execution_ms=bindparam("execution_ms"),
+        retries=bindparam("retries"),
+    )
+)
+
+PROGRESS_JOB = update(jobs).where(jobs.c.id == bindparam("_id")).values(output=bindparam("output"))
+
+STREAM_CURSOR = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("_id"))
+    .values(stream_delivered=bindparam("stream_delivered"))
+)
+
+RESET_JOB = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("_id"))
+    .values(
+        status=IN_QUEUE,
+        worker_id=None,
+        started_at=None,
+        finished_at=None,
+        retain_until=None,
+        delay_ms=None,
+        execution_ms=None,
+        output=None,
+        error=None,
+        stream_delivered=0,
+    )
+)
+
+DELETE_JOB = delete(jobs).where(jobs.c.id == bindparam("_id"))
+DELETE_CHUNKS = delete(job_chunks).where(job_chunks.c.job_id == bindparam("_id"))
+INSERT_CHUNK = insert(job_chunks)
+
+# -- workers -------------------------------------------------------------------------------
+
+WORKER_SEEN = (
+    update(workers)
+    .where(workers.c.id == bindparam("_id"))
+    .values(last_seen_at=bindparam("last_seen_at"))
+)
+
+WORKER_STATUS = (
+    update(workers)
+    .where(workers.c.id == bindparam("_id"))
+    .values(
+        status=bindparam("status"),
+        last_status_change_at=bindparam("at"),
+        reason=bindparam("reason"),
+    )
+)
+
+WORKER_FIRST_TAKE = (
+    update(workers)
+    .where(workers.c.id == bindparam("_id"))
+    .values(first_take_at=bindparam("first_take_at"))
+)
+
+WORKER_DESIRED = (
+    update(workers)
+    .where(workers.c.id == bindparam("_id"))
+    .values(desired_status=bindparam("desired_status"), reason=bindparam("reason"))
+)
+
+WORKER_EXITED = (
+    update(workers)
+    .where(workers.c.id == bindparam("_id"))
+    .values(
+        status="EXITED",
+        desired_status="EXITED",
+        stopped_at=bindparam("at"),
+        last_status_change_at=bindparam("at"),
+        reason=bindparam("reason"),
+    )
+)
+
+
+def job_row(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "endpoint_id": job.endpoint_id,
+        "user_id": job.user_id,
+        "status": job.status,
+        "payload": job.payload,
+        "sync": job.sync,
+        "low_priority": job.low_priority,
+        "execution_timeout_ms": job.execution_timeout_ms,
+        "webhook": job.webhook,
+        "created_at": job.created_at,
+        "expires_at": job.expires_at,
+        "retries": job.retries,
+        "stream_delivered": 0,
+    }
+
+
+def job_from_row(row: Any) -> Job:
+    m = row._mapping
+    return Job(
+        id=m["id"],
+        endpoint_id=m["endpoint_id"],
+        user_id=m["user_id"],
+        payload=m["payload"],
+        created_at=m["created_at"],
+        expires_at=m["expires_at"],
+        sync=bool(m["sync"]),
+        low_priority=bool(m["low_priority"]),
+        execution_timeout_ms=m["execution_timeout_ms"],
+        webhook=m["webhook"],
+        status=m["status"],
+        worker_id=m["worker_id"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        retain_until=m["retain_until"],
+        retries=m["retries"],
+        output=m["output"],
+        error=m["error"],
+        stream_delivered=m["stream_delivered"],
+        settled=m["status"] in FINAL_STATES,
+    )
+
+
+def finish_params(job: Job) -> dict[str, Any]:
+    return {
+        "_id": job.id,
+        "status": job.status,
+        "output": job.output,
+        "error": job.error,
+        "finished_at": job.finished_at,
+        "retain_until": job.retain_until,
+        "execution_ms": job.execution_ms(),
+        "retries": job.retries,
+    }
+
+
+def load_job(engine: Engine, job_id: str) -> Job | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+    return job_from_row(row) if row else None
+
+
+def load_chunks(engine: Engine, job_id: str, start: int) -> list[Any]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(job_chunks.c.output)
+            .where(job_chunks.c.job_id == job_id, job_chunks.c.seq >= start)
+            .order_by(job_chunks.c.seq)
+        ).all()
+    return [r[0] for r in rows]
+
+
+def load_active(engine: Engine) -> list[tuple[Job, int]]:
+    """Queued and running jobs, oldest first, each with its number of stream chunks."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(jobs).where(jobs.c.status.in_([IN_QUEUE, IN_PROGRESS])).order_by(jobs.c.created_at)
+        ).all()
+        out = []
+        for row in rows:
+            job = job_from_row(row)
+            out.append(job)
+        chunks: dict[str, list[Any]] = {}
+        if out:
+            ids = [j.id for j in out if j.status == IN_PROGRESS]
+            for i in range(0, len(ids), 500):
+                for r in conn.execute(
+                    select(job_chunks.c.job_id, job_chunks.c.output)
+                    .where(job_chunks.c.job_id.in_(ids[i : i + 500]))
+                    .order_by(job_chunks.c.job_id, job_chunks.c.seq)
+                ):
+                    chunks.setdefault(r[0], []).append(r[1])
+    for job in out:
+        job.chunks = chunks.get(job.id, [])
+    return [(j, len(j.chunks)) for j in out]
+
+
+def load_counters(engine: Engine) -> dict[str, dict[str, int]]:
+    """Per endpoint: retained final jobs by state and the retries they record."""
+    out: dict[str, dict[str, int]] = {}
+    with engine.connect() as conn:
+        for ep, status, n, retries in conn.execute(
+            select(jobs.c.endpoint_id, jobs.c.status, func.count(), func.sum(jobs.c.retries))
+            .group_by(jobs.c.endpoint_id, jobs.c.status)
+        ):
+            c = out.setdefault(ep, {"COMPLETED": 0, "FAILED": 0, "retried": 0})
+            if status in FINAL_STATES:
+                c[status] = c.get(status, 0) + n
+            c["retried"] += int(retries or 0)
+    return out
+
+
+def expired_ids(engine: Engine, now: float, limit: int = 5000) -> list[str]:
+    with engine.connect() as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                select(jobs.c.id).where(jobs.c.retain_until < now).limit(limit)
+            )
+        ]

@@ -1,0 +1,407 @@
+"""Workers as the job protocol sees them: credentials, heartbeats, state, the stop channel.
+
+A worker is one process running an endpoint's handler with the ``runpod`` SDK. It gets its
+own credential (``rpw_`` + 160 random bits, stored as a SHA-256 hash in ``workers.token_hash``)
+sent raw in ``Authorization`` on the worker routes of its endpoint only; a user key cannot
+take jobs and a worker credential cannot call ``/v1`` or the client routes.
+
+States (``workers.status``): INITIALIZING from registration until the first job-take, IDLE
+while it holds no job, RUNNING while it holds at least one, UNHEALTHY after a fitness-failure
+report or when its heartbeats stopped (it becomes IDLE/RUNNING again if it speaks again),
+PARKED while frozen by the controller, EXITED once retired.
+
+Interface for the controller (``services.worker_registry``), all synchronous and to be
+called from the server's event loop thread:
+
+- ``register(endpoint_id, *, manual, worker_id=None, **placement) -> (worker_id, token)``
+- ``worker_env(endpoint_id, worker_id, token, gpu="") -> dict[str, str]``
+- ``snapshot(endpoint_id) -> list[WorkerView]``
+- ``retire(worker_id, reason)``
+- ``set_parked(worker_id, parked)``
+- ``stop_job(worker_id, job_id)``
+- ``add_listener(callback(worker_id, endpoint_id, event, reason))`` with events
+  ``"stop_requested"`` (the handler returned ``refresh_worker``/``stopPod``: desired_status is
+  now EXITED, replace the worker), ``"unhealthy"`` (fitness failure reported) and
+  ``"heartbeat_lost"`` (no ping for ``worker_heartbeat_timeout_s``; its jobs were re-queued).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from sqlalchemy import insert, select
+
+from runplane.broker import store as sql
+from runplane.broker.models import (
+    W_EXITED,
+    W_IDLE,
+    W_INITIALIZING,
+    W_PARKED,
+    W_RUNNING,
+    W_UNHEALTHY,
+    Job,
+    WorkerView,
+)
+from runplane.ids import new_id
+from runplane.store.tables import workers as workers_table
+
+if TYPE_CHECKING:
+    from runplane.broker.broker import Broker
+
+log = logging.getLogger("runplane.broker.workers")
+
+TOKEN_PREFIX = "rpw_"
+
+WorkerListener = Callable[[str, str, str, str], None]
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(eq=False)
+class Worker:
+    id: str
+    endpoint_id: str
+    user_id: str
+    token_hash: str
+    status: str
+    desired_status: str
+    manual: bool
+    created_at: float
+    first_take_at: float | None = None
+    last_seen_at: float | None = None
+    idle_since: float | None = None
+    reason: str | None = None
+    parked: bool = False
+    # Heartbeats stopped; cleared when the worker speaks again.
+    lost: bool = False
+    jobs: dict[str, Job] = field(default_factory=dict)
+    stop_pending: list[str] = field(default_factory=list)
+    stop_waiter: asyncio.Future | None = None
+    polling: int = 0
+
+    def can_take(self) -> bool:
+        return not self.parked and self.desired_status != W_EXITED and self.status != W_EXITED
+
+
+class WorkerRegistry:
+    """See the module docstring. Owned by the :class:`Broker` (``broker.workers``)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._settings = broker.settings
+        self._clock = broker.clock
+        self._engine = broker.engine
+        self._by_id: dict[str, Worker] = {}
+        self._by_token: dict[str, Worker] = {}
+        self._listeners: list[WorkerListener] = []
+
+    # -- controller interface ------------------------------------------------------------
+
+    def register(
+        self, endpoint_id: str, *, manual: bool, worker_id: str | None = None, **placement: Any
+    ) -> tuple[str, str]:
+        """Create the worker row (status INITIALIZING) and return ``(worker_id, token)``.
+
+        ``placement`` may set any of the ``workers`` columns the controller owns:
+        machine_id, gpu_type_id, gpu_count, vcpu_count, memory_in_gb, cost_per_hr,
+        provider_data, endpoint_version, started_at, log_path. The token is shown only here.
+        Raises ``ValueError`` for an unknown endpoint or a taken worker id.
+        """
+        owner = self._broker.directory.owner_of(endpoint_id)
+        if owner is None:
+            raise ValueError(f"endpoint {endpoint_id} not found")
+        worker_id = worker_id or new_id(14)
+        if worker_id in self._by_id:
+            raise ValueError(f"worker {worker_id} already exists")
+        token = TOKEN_PREFIX + secrets.token_hex(20)
+        now = self._clock.now()
+        allowed = {
+            "machine_id", "gpu_type_id", "gpu_count", "vcpu_count", "memory_in_gb",
+            "cost_per_hr", "provider_data", "endpoint_version", "started_at", "log_path",
+        }
+        unknown = set(placement) - allowed
+        if unknown:
+            raise ValueError(f"unknown worker fields: {sorted(unknown)}")
+        row = {
+            "id": worker_id,
+            "endpoint_id": endpoint_id,
+            "user_id": owner,
+            "token_hash": hash_token(token),
+            "status": W_INITIALIZING,
+            "desired_status": "RUNNING",
+            "manual": manual,
+            "created_at": now,
+            "last_status_change_at": now,
+            "provider_data": {},
+            **placement,
+        }
+        with self._engine.begin() as conn:
+            conn.execute(insert(workers_table).values(**row))
+        w = Worker(
+            id=worker_id, endpoint_id=endpoint_id, user_id=owner, token_hash=row["token_hash"],
+            status=W_INITIALIZING, desired_status="RUNNING", manual=manual, created_at=now,
+        )
+        self._by_id[worker_id] = w
+        self._by_token[w.token_hash] = w
+        return worker_id, token
+
+    def worker_env(self, endpoint_id: str, worker_id: str, token: str, gpu: str = "") -> dict[str, str]:
+        """Every RUNPOD_* variable an unmodified SDK worker needs (PROTOCOL.md section 5)."""
+        base = self._settings.resolved_public_url
+        q = f"?gpu={quote(gpu, safe='')}"
+        ep = f"{base}/v2/{endpoint_id}"
+        interval = max(1000, (int(self._settings.worker_ping_interval_ms) // 1000) * 1000)
+        env = {
+            "RUNPOD_WEBHOOK_GET_JOB": f"{ep}/job-take/$ID{q}",
+            "RUNPOD_WEBHOOK_POST_OUTPUT": f"{ep}/job-done/$RUNPOD_POD_ID/$ID{q}",
+            "RUNPOD_WEBHOOK_POST_STREAM": f"{ep}/job-stream/$RUNPOD_POD_ID/$ID{q}",
+            "RUNPOD_WEBHOOK_PING": f"{ep}/ping/$RUNPOD_POD_ID{q}",
+            "RUNPOD_POD_ID": worker_id,
+            "RUNPOD_POD_HOSTNAME": worker_id,
+            "RUNPOD_AI_API_KEY": token,
+            "RUNPOD_ENDPOINT_ID": endpoint_id,
+            "RUNPOD_PING_INTERVAL": str(interval),
+            # Built-in fitness checks dial 8.8.8.8: they kill every worker on a host without
+            # internet. Handlers' own registered checks still run.
+            "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true",
+        }
+        if not gpu:
+            env["RUNPOD_SKIP_GPU_CHECK"] = "true"
+        return env
+
+    def snapshot(self, endpoint_id: str) -> list[WorkerView]:
+        """The endpoint's workers that are not EXITED, as the protocol sees them now."""
+        return [self.view(w) for w in self._by_id.values() if w.endpoint_id == endpoint_id]
+
+    def view(self, w: Worker) -> WorkerView:
+        return WorkerView(
+            id=w.id, endpoint_id=w.endpoint_id, status=w.status, desired_status=w.desired_status,
+            manual=w.manual, parked=w.parked, jobs=tuple(w.jobs), created_at=w.created_at,
+            first_take_at=w.first_take_at, last_seen_at=w.last_seen_at, idle_since=w.idle_since,
+            reason=w.reason, polling=w.polling > 0,
+        )
+
+    def retire(self, worker_id: str, reason: str) -> None:
+        """The worker is gone: mark it EXITED, revoke its credential, re-queue its jobs now
+        (each counts a retry; a job out of retries is FAILED with ``reason``)."""
+        w = self._by_id.pop(worker_id, None)
+        if w is None:
+            return
+        self._by_token.pop(w.token_hash, None)
+        w.status = w.desired_status = W_EXITED
+        w.reason = reason
+        for job in list(w.jobs.values()):
+            self._broker.lose(job, f"worker {worker_id} exited: {reason}")
+        self._broker.release_waiters(w)
+        self._release_stop_waiter(w)
+        self._broker.writer.write_nowait(
+            (sql.WORKER_EXITED, {"_id": w.id, "at": self._clock.now(), "reason": reason})
+        )
+
+    def set_parked(self, worker_id: str, parked: bool) -> None:
+        """A parked (frozen) worker is not a crash: its heartbeat timeout is skipped and it is
+        never handed jobs. Unparking gives it a fresh heartbeat grace period."""
+        w = self._by_id.get(worker_id)
+        if w is None or w.parked == parked:
+            return
+        w.parked = parked
+        now = self._clock.now()
+        if parked:
+            self._set_status(w, W_PARKED, None)
+            self._broker.release_waiters(w)
+        else:
+            w.last_seen_at = now
+            w.lost = False
+            self._set_status(w, W_RUNNING if w.jobs else W_IDLE, None)
+            if not w.jobs:
+                w.idle_since = now
+
+    def stop_job(self, worker_id: str, job_id: str) -> None:
+        """Tell the worker, through its job-stop long-poll, to stop ``job_id``."""
+        w = self._by_id.get(worker_id)
+        if w is None:
+            return
+        if job_id not in w.stop_pending:
+            w.stop_pending.append(job_id)
+        if w.stop_waiter is not None and not w.stop_waiter.done():
+            w.stop_waiter.set_result(None)
+
+    def add_listener(self, callback: WorkerListener) -> None:
+        """``callback(worker_id, endpoint_id, event, reason)``, called synchronously."""
+        self._listeners.append(callback)
+
+    def get(self, worker_id: str) -> Worker | None:
+        return self._by_id.get(worker_id)
+
+    def all(self) -> list[Worker]:
+        return list(self._by_id.values())
+
+    # -- the protocol --------------------------------------------------------------------
+
+    def authenticate(self, token: str | None) -> Worker | None:
+        if not token or not token.startswith(TOKEN_PREFIX):
+            return None
+        return self._by_token.get(hash_token(token))
+
+    def seen(self, w: Worker, now: float | None = None) -> None:
+        w.last_seen_at = self._clock.now() if now is None else now
+        if w.lost:
+            w.lost = False
+            self._set_status(w, W_RUNNING if w.jobs else W_IDLE, None)
+
+    def first_take(self, w: Worker) -> None:
+        if w.first_take_at is None:
+            now = self._clock.now()
+            w.first_take_at = now
+            w.idle_since = now
+            self._broker.writer.write_nowait((sql.WORKER_FIRST_TAKE, {"_id": w.id, "first_take_at": now}))
+        if w.status == W_INITIALIZING:
+            self._set_status(w, W_IDLE, None)
+
+    def holds(self, w: Worker, job: Job) -> None:
+        w.jobs[job.id] = job
+        w.idle_since = None
+        if w.status in (W_IDLE, W_INITIALIZING):
+            self._set_status(w, W_RUNNING, None)
+
+    def releases(self, worker_id: str | None, job: Job) -> None:
+        w = self._by_id.get(worker_id) if worker_id else None
+        if w is None or w.jobs.pop(job.id, None) is None:
+            return
+        if not w.jobs:
+            w.idle_since = self._clock.now()
+            if w.status == W_RUNNING:
+                self._set_status(w, W_IDLE, None)
+
+    def ping(self, w: Worker, job_ids: list[str]) -> None:
+        """A heartbeat listing the jobs the worker holds (running or queued locally)."""
+        now = self._clock.now()
+        self.seen(w, now)
+        listed = set(job_ids)
+        for job in w.jobs.values():
+            if job.id in listed:
+                job.missing_since = None
+            elif job.missing_since is None:
+                job.missing_since = now
+        # Jobs we finalized (cancelled, timed out) that it still runs: say stop again.
+        for job_id in listed:
+            if job_id not in w.jobs:
+                job = self._broker.jobs.get(job_id)
+                if job is not None and job.final and job.worker_id == w.id:
+                    self.stop_job(w.id, job_id)
+        self._broker.writer.write_nowait((sql.WORKER_SEEN, {"_id": w.id, "last_seen_at": now}))
+
+    def report_unhealthy(self, w: Worker, check: str, reason: str) -> None:
+        self.seen(w)
+        text = f"fitness check {check or '?'} failed: {reason}"[:512]
+        self._set_status(w, W_UNHEALTHY, text)
+        self._emit(w, "unhealthy", text)
+
+    def request_stop(self, w: Worker, reason: str) -> None:
+        """The handler asked for a fresh worker (``stopPod``). A managed worker gets
+        desired_status EXITED and no more jobs; the controller replaces it. A manual worker
+        (``runplane worker run``) has nobody to replace it, so it keeps taking jobs."""
+        if w.manual:
+            w.reason = reason
+            return
+        if w.desired_status == W_EXITED:
+            return
+        w.desired_status = W_EXITED
+        w.reason = reason
+        self._broker.writer.write_nowait(
+            (sql.WORKER_DESIRED, {"_id": w.id, "desired_status": W_EXITED, "reason": reason})
+        )
+        self._broker.release_waiters(w)
+        self._emit(w, "stop_requested", reason)
+
+    async def wait_stop(self, w: Worker, hold_s: float, disconnect: asyncio.Future | None) -> list[str]:
+        """The job-stop long-poll: ids to stop, or [] after ``hold_s``."""
+        if not w.stop_pending and not self._broker._closed:
+            loop = asyncio.get_running_loop()
+            self._release_stop_waiter(w)
+            fut = w.stop_waiter = loop.create_future()
+            waits: set[asyncio.Future] = {fut}
+            if disconnect is not None:
+                waits.add(disconnect)
+            try:
+                await asyncio.wait(waits, timeout=hold_s, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if w.stop_waiter is fut:
+                    w.stop_waiter = None
+            if disconnect is not None and disconnect.done():
+                return []
+        ids, w.stop_pending = w.stop_pending, []
+        return ids
+
+    def sweep(self, now: float) -> None:
+        """Heartbeat timeouts and jobs the worker's pings stopped listing."""
+        timeout = self._settings.worker_heartbeat_timeout_s
+        grace = self._settings.job_lost_grace_s
+        for w in list(self._by_id.values()):
+            if w.parked or w.status == W_EXITED:
+                continue
+            if w.last_seen_at is not None and not w.lost and now - w.last_seen_at > timeout:
+                w.lost = True
+                reason = f"no heartbeat from worker {w.id} for {now - w.last_seen_at:.0f} s"
+                self._set_status(w, W_UNHEALTHY, reason)
+                for job in list(w.jobs.values()):
+                    self._broker.lose(job, reason)
+                self._emit(w, "heartbeat_lost", reason)
+                continue
+            for job in list(w.jobs.values()):
+                if job.missing_since is not None and now - job.missing_since > grace:
+                    self._broker.lose(job, f"worker {w.id} stopped reporting the job in its heartbeat")
+
+    def release_all(self) -> None:
+        for w in self._by_id.values():
+            self._release_stop_waiter(w)
+
+    def load(self) -> None:
+        """Rebuild from the store at start-up: every worker not EXITED, fresh grace period."""
+        now = self._clock.now()
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(workers_table).where(workers_table.c.status != W_EXITED)).all()
+        for r in rows:
+            m = r._mapping
+            w = Worker(
+                id=m["id"], endpoint_id=m["endpoint_id"], user_id=m["user_id"],
+                token_hash=m["token_hash"], status=m["status"], desired_status=m["desired_status"],
+                manual=bool(m["manual"]), created_at=m["created_at"], first_take_at=m["first_take_at"],
+                last_seen_at=now if m["last_seen_at"] is not None else None, reason=m["reason"],
+                parked=m["status"] == W_PARKED,
+            )
+            w.idle_since = now
+            self._by_id[w.id] = w
+            self._by_token[w.token_hash] = w
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _set_status(self, w: Worker, status: str, reason: str | None) -> None:
+        if w.status == status and w.reason == reason:
+            return
+        w.status = status
+        w.reason = reason
+        self._broker.writer.write_nowait(
+            (sql.WORKER_STATUS, {"_id": w.id, "status": status, "at": self._clock.now(), "reason": reason})
+        )
+
+    def _release_stop_waiter(self, w: Worker) -> None:
+        if w.stop_waiter is not None and not w.stop_waiter.done():
+            w.stop_waiter.set_result(None)
+        w.stop_waiter = None
+
+    def _emit(self, w: Worker, event: str, reason: str) -> None:
+        for cb in list(self._listeners):
+            try:
+                cb(w.id, w.endpoint_id, event, reason)
+            except Exception:
+                log.exception("worker listener failed")
