@@ -7,10 +7,11 @@ Handlers only translate: parse (FastAPI + the models in runplane.schemas), autho
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
 from runplane.api.auth import require_user
@@ -24,7 +25,14 @@ ERRORS = {
 }
 
 
-async def caller(request: Request) -> Principal:
+# Declares the spec's "ApiKey" bearer scheme in runplane's OpenAPI document (the docs'
+# Authorize button); the key itself is checked by require_user, which also takes raw keys.
+_bearer = HTTPBearer(scheme_name="ApiKey", auto_error=False, description="runplane API key")
+
+
+async def caller(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
     """The authenticated user. ``async`` so FastAPI calls it inline instead of in a thread
     (``require_user`` is a cheap cached lookup)."""
     return require_user(request)
