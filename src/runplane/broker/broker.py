@@ -228,8 +228,11 @@ class Broker:
         if job is not None:
             return None if job.deleted else job
         job = sql.load_job(self.engine, job_id)
-        if job is not None and job.retain_until is not None and job.retain_until <= self.clock.now():
+        if job is None:
             return None
+        now = self.clock.now()
+        if job.expires_at <= now or (job.retain_until is not None and job.retain_until <= now):
+            return None  # expired; its row is being deleted
         return job
 
     async def wait_final(self, job: Job, timeout: float) -> None:
@@ -451,13 +454,12 @@ class Broker:
             return
         self._leave_running(job)
         q = self._queue(job.endpoint_id)
-        job.retries += 1
-        q.retried += 1
         limit = self.settings.job_max_retries
-        if job.retries > limit:
-            job.retries = limit
+        if job.retries >= limit:
             self._finalize(job, FAILED, None, f"{reason}; out of retries ({limit})")
             return
+        job.retries += 1
+        q.retried += 1
         log.info("job %s re-queued (retry %d): %s", job.id, job.retries, reason)
         job.worker_id = None
         job.started_at = None

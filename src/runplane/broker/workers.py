@@ -98,11 +98,14 @@ class WorkerRegistry:
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
         self._settings = broker.settings
-        self._clock = broker.clock
         self._engine = broker.engine
         self._by_id: dict[str, Worker] = {}
         self._by_token: dict[str, Worker] = {}
         self._listeners: list[WorkerListener] = []
+
+    @property
+    def _clock(self) -> Any:
+        return self._broker.clock
 
     # -- controller interface ------------------------------------------------------------
 
