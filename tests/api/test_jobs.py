@@ -472,7 +472,8 @@ async def test_stream_chunks_are_handed_out_once(env: Env) -> None:
     await w.chunk(job_id, "c")
     await w.done(job_id, {"output": ["a", {"b": 1}, "c"]}, is_stream=True)
     r = (await env.alice.get(f"/v2/{env.ep}/stream/{job_id}")).json()
-    assert r == {"id": job_id, "status": "COMPLETED", "stream": [{"output": "c"}]}
+    assert r == {"id": job_id, "status": "COMPLETED", "stream": [{"output": "c"}],
+                 "output": ["a", {"b": 1}, "c"]}
     assert (await env.alice.get(f"/v2/{env.ep}/stream/{job_id}")).json()["stream"] == []
     assert (await env.status(job_id))["output"] == ["a", {"b": 1}, "c"]
 

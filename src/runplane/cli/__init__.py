@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from runplane.cli import admin, machines, serve
+from runplane.cli import admin, machines, serve, worker
 
 app = typer.Typer(
     name="runplane",
@@ -16,6 +16,7 @@ app.command("serve")(serve.serve)
 app.command("machines")(machines.machines)
 app.add_typer(admin.users_app, name="users")
 app.add_typer(admin.keys_app, name="keys")
+app.add_typer(worker.worker_app, name="worker")
 
 
 def main() -> None:

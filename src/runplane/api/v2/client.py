@@ -77,12 +77,21 @@ async def _submit(req: Req, *, sync: bool) -> None:
     if job.final and job.settled:
         await send_json(req.send, job_view(job))
     else:
-        await send_json(req.send, {"id": job.id, "status": job.status})
+        await send_json(req.send, _with_reason(broker, {"id": job.id, "status": job.status}, job))
+
+
+def _with_reason(broker: Any, view: dict[str, Any], job: Job) -> dict[str, Any]:
+    """A queued job says why it waits when the controller knows (runplane extension)."""
+    reason = broker.waiting_reason(job)
+    if reason:
+        view["reason"] = reason
+    return view
 
 
 async def status(req: Req) -> None:
     _, endpoint_id = _endpoint(req)
-    await send_json(req.send, job_view(_job(req, endpoint_id)))
+    job = _job(req, endpoint_id)
+    await send_json(req.send, _with_reason(req.services.broker, job_view(job), job))
 
 
 async def stream(req: Req) -> None:
@@ -94,9 +103,14 @@ async def stream(req: Req) -> None:
         return
     broker = req.services.broker
     chunks = broker.stream_take(job)
-    await send_json(
-        req.send, {"id": job.id, "status": job.status, "stream": [{"output": c} for c in chunks]}
-    )
+    body = {"id": job.id, "status": job.status, "stream": [{"output": c} for c in chunks]}
+    if job.final:
+        # The asyncio client caches ``output`` from the last /stream reply it reads.
+        view = job_view(job)
+        for key in ("output", "error"):
+            if key in view:
+                body[key] = view[key]
+    await send_json(req.send, body)
 
 
 async def _sse(req: Req, job: Job) -> None:
