@@ -79,6 +79,10 @@ class ControllerSettings(BaseModel):
     crash_loop_threshold: int = 3
     crash_backoff_base_s: float = 10.0
     crash_backoff_max_s: float = 300.0
+    # A job that ended on the server (execution timeout, cancel) but is still listed in its
+    # worker's pings this long afterwards is stuck in a handler that cannot be interrupted
+    # (a sync handler): the worker is stopped. Must exceed the ping interval's jitter.
+    overdue_grace_s: float = 10.0
 
 
 class Settings(BaseSettings):

@@ -98,6 +98,9 @@ class Broker:
         self._ttl_heap: list[tuple[float, str]] = []
         self._exec_heap: list[tuple[float, str, float]] = []
         self._enqueue_listeners: list[Callable[[str], None]] = []
+        # Set by the controller: what it says about an endpoint now, e.g. {"reason": "no
+        # machine has ...", "throttled": 1}; shown in /health and on queued jobs' /status.
+        self.endpoint_status: Callable[[str], dict[str, Any]] = lambda _endpoint_id: {}
         self.workers = WorkerRegistry(self)
         self._sweep_task: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
@@ -312,15 +315,23 @@ class Broker:
             )
         return new
 
+    def waiting_reason(self, job: Job) -> str | None:
+        """Why a queued job waits (no machine fits, crash loop...), or None."""
+        if job.status != IN_QUEUE:
+            return None
+        return self.endpoint_status(job.endpoint_id).get("reason")
+
     def health(self, endpoint_id: str) -> dict[str, Any]:
         m = self.queue_metrics(endpoint_id)
-        counts = {"idle": 0, "running": 0, "initializing": 0, "unhealthy": 0, "throttled": 0}
+        controller = self.endpoint_status(endpoint_id)
+        counts = {"idle": 0, "running": 0, "initializing": 0, "unhealthy": 0,
+                  "throttled": controller.get("throttled", 0)}
         for w in self.workers.snapshot(endpoint_id):
             key = {"IDLE": "idle", "RUNNING": "running", "INITIALIZING": "initializing",
                    "UNHEALTHY": "unhealthy", "PARKED": "idle"}.get(w.status)
             if key:
                 counts[key] += 1
-        return {
+        body = {
             "jobs": {
                 "completed": m.completed,
                 "failed": m.failed,
@@ -330,6 +341,9 @@ class Broker:
             },
             "workers": counts,
         }
+        if controller.get("reason"):
+            body["reason"] = controller["reason"]  # runplane extension: why jobs wait
+        return body
 
     # -- worker operations ---------------------------------------------------------------
 

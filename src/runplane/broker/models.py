@@ -130,3 +130,6 @@ class WorkerView:
     reason: str | None
     # True while a job-take long-poll from this worker is open (it is waiting for work).
     polling: bool
+    # (job id, seconds) for each job that ended on the server but that the worker's latest
+    # ping still listed, that many seconds after it ended (its handler did not stop).
+    overdue: tuple[tuple[str, float], ...] = ()

@@ -87,6 +87,10 @@ class Worker:
     stop_pending: list[str] = field(default_factory=list)
     stop_waiter: asyncio.Future | None = None
     polling: int = 0
+    # Jobs already final on the server (timed out, cancelled) that its pings still list:
+    # job id -> (when the job ended, the last ping listing it). The controller stops a worker
+    # whose handler keeps running such a job (a sync handler cannot be interrupted).
+    overdue: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def can_take(self) -> bool:
         return not self.parked and self.desired_status != W_EXITED and self.status != W_EXITED
@@ -191,6 +195,7 @@ class WorkerRegistry:
             manual=w.manual, parked=w.parked, jobs=tuple(w.jobs), created_at=w.created_at,
             first_take_at=w.first_take_at, last_seen_at=w.last_seen_at, idle_since=w.idle_since,
             reason=w.reason, polling=w.polling > 0,
+            overdue=tuple((j, last - ended) for j, (ended, last) in w.overdue.items()),
         )
 
     def retire(self, worker_id: str, reason: str) -> None:
@@ -296,11 +301,14 @@ class WorkerRegistry:
             elif job.missing_since is None:
                 job.missing_since = now
         # Jobs we finalized (cancelled, timed out) that it still runs: say stop again.
+        overdue: dict[str, tuple[float, float]] = {}
         for job_id in listed:
             if job_id not in w.jobs:
                 job = self._broker.jobs.get(job_id)
                 if job is not None and job.final and job.worker_id == w.id:
                     self.stop_job(w.id, job_id)
+                    overdue[job_id] = (job.finished_at or now, now)
+        w.overdue = overdue
         self._broker.writer.write_nowait((sql.WORKER_SEEN, {"_id": w.id, "last_seen_at": now}))
 
     def report_unhealthy(self, w: Worker, check: str, reason: str) -> None:

@@ -70,6 +70,8 @@ class Decision:
     stop: list[tuple[str, str]] = field(default_factory=list)
     desired: int = 0
     reason: str = ""
+    # Workers wanted but not started because starts are blocked (shown as THROTTLED).
+    blocked: int = 0
 
 
 def decide(
@@ -127,6 +129,7 @@ def decide(
     if desired > capacity:
         if start_blocked:
             d.reason += f"; not starting: {start_blocked}"
+            d.blocked = desired - capacity
         else:
             d.start = desired - capacity
         return d

@@ -43,11 +43,23 @@ class Tracked:
     failure: str | None = None  # counted against the breaker (once)
 
 
+@dataclass(frozen=True)
+class Blocked:
+    """Why a worker could not be started; ``transient`` when it will start once capacity
+    frees up (as opposed to a template or placement a person has to fix)."""
+
+    reason: str
+    transient: bool = False
+
+
 @dataclass
 class EndpointState:
     """What the controller says about an endpoint: shown in the endpoint and /health."""
 
     reason: str | None = None  # why jobs wait (no fit, crash loop, bad image); None when fine
+    # Workers wanted but not running because their capacity is taken or the breaker is
+    # backing off: RunPod's THROTTLED state (they start by themselves once that clears).
+    throttled: int = 0
     decision: str = ""
     desired: int = 0
     updated_at: float = 0.0
@@ -160,6 +172,8 @@ class Controller:
                 continue
             mine = self.tracked.get(v.id)
             if mine is not None:
+                if mine.stop_reason is None:
+                    self._stop_if_stuck(mine, v)
                 if mine.stop_reason is not None:
                     continue  # leaving: not capacity
                 if v.first_take_at is not None and not mine.took:
@@ -188,36 +202,52 @@ class Controller:
             if wid in self.tracked:
                 self._stop(self.tracked[wid], why)
         reason = breaker.status(now)
-        for _ in range(decision.start):
+        throttled = decision.blocked
+        for i in range(decision.start):
             problem = self._start_worker(ep, now, loads)
             if problem:
-                reason = problem
+                reason = problem.reason
+                throttled += (decision.start - i) if problem.transient else 0
                 break
         if reason is None and m.in_queue and not states and decision.start == 0:
             reason = ("only lowPriority jobs are queued and workersMin is 0: they wait for a "
                       "worker started by other jobs") if m.in_queue_normal == 0 else None
-        state.reason = reason
+        state.reason, state.throttled = reason, throttled
+
+    def _stop_if_stuck(self, w: Tracked, v: Any) -> None:
+        """Stop a worker the handler asked to replace, or one still running a job that already
+        ended on the server (timed out, cancelled) a grace period ago: a sync handler cannot
+        be interrupted, so only stopping its process frees the slot."""
+        if v.desired_status == asc.EXITED:
+            self._stop(w, v.reason or "asked to stop")
+            return
+        stuck = [(job_id, late) for job_id, late in getattr(v, "overdue", ())
+                 if late >= self.cfg.overdue_grace_s]
+        if stuck:
+            job_id, late = stuck[0]
+            self._stop(w, f"job {job_id} ended on the server (execution timeout or cancel) "
+                          f"but the handler was still running it {late:.0f}s later")
 
     # -- acting ---------------------------------------------------------------------
 
-    def _start_worker(self, ep: Any, now: float, loads: list[MachineLoad]) -> str | None:
-        """Place and start one worker; returns a reason a person can act on when it cannot."""
+    def _start_worker(self, ep: Any, now: float, loads: list[MachineLoad]) -> Blocked | None:
+        """Place and start one worker; says why (a reason a person can act on) when it cannot."""
         template = ep.template or self.s.templates.get(ep.templateId)
         if template is None:
-            return f"template {ep.templateId} not found"
+            return Blocked(f"template {ep.templateId} not found")
         t = template.model_dump() if hasattr(template, "model_dump") else dict(template)
         try:
             self.provider.check_image(t.get("imageName", ""))
         except ImageError as err:
-            return str(err)
+            return Blocked(str(err))
         if not command_of(t):
-            return ("the template has no dockerEntrypoint/dockerStartCmd: the process runtime "
-                    "needs the command that starts the worker")
+            return Blocked("the template has no dockerEntrypoint/dockerStartCmd: the process "
+                           "runtime needs the command that starts the worker")
         spec = ep.model_dump()
         vol_dc = volume_data_center(self.s.engine, ep.networkVolumeId or None)
         placed = place_one(request_for(spec, ep.id, self.s.catalog, vol_dc), loads)
         if isinstance(placed, NoFit):
-            return placed.reason
+            return Blocked(placed.reason, placed.busy)
         apply(next(m for m in loads if m.machine.id == placed.machine_id), placed)
         worker_id, token = self.s.worker_registry.register(
             ep.id, manual=False, machine_id=placed.machine_id, gpu_type_id=placed.gpu_type_id,
@@ -241,7 +271,7 @@ class Controller:
             self.breakers[ep.id].record_failure(now, tracked.failure)
             tracked.stop_reason = tracked.failure
             self._finish(tracked, now, None, tracked.failure)
-            return tracked.failure
+            return Blocked(tracked.failure)
         with self.s.engine.begin() as conn:
             conn.execute(update(workers).where(workers.c.id == worker_id).values(
                 started_at=info.started_at, provider_data=info.data, log_path=str(log_path),
@@ -257,6 +287,10 @@ class Controller:
         if w.stop_reason is not None:
             return
         w.stop_reason = reason
+        # No job may be handed to it while it shuts down (its open long-polls are answered).
+        registered = self.s.worker_registry.get(w.id)
+        if registered is not None:
+            self.s.worker_registry.request_stop(registered, reason)
         with self.s.engine.begin() as conn:
             conn.execute(update(workers).where(workers.c.id == w.id).values(
                 desired_status="EXITED", reason=reason))
@@ -322,6 +356,14 @@ class Controller:
                     workers.c.stopped_at.is_(None), workers.c.manual.is_(False),
                     workers.c.started_at.is_not(None)).values(
                     stopped_at=self.clock.now(), reason="server restarted", desired_status="EXITED"))
+        # The broker rebuilt its index before this ran: the jobs those workers held are
+        # IN_PROGRESS there. Retiring the workers re-queues them now (each counting a retry)
+        # instead of after a heartbeat timeout. No controller worker of this run exists yet.
+        registry = getattr(self.s, "worker_registry", None)
+        if registry is not None:
+            for w in registry.all():
+                if not w.manual:
+                    registry.retire(w.id, "server restarted")
 
     # -- views ----------------------------------------------------------------------
 
@@ -329,3 +371,13 @@ class Controller:
         """Why an endpoint's jobs wait, or None; for the endpoint, /health and queued jobs."""
         state = self.states.get(endpoint_id)
         return state.reason if state else None
+
+    def endpoint_status(self, endpoint_id: str) -> dict[str, Any]:
+        """The broker's ``endpoint_status`` hook: ``reason`` and ``throttled`` when set."""
+        state = self.states.get(endpoint_id)
+        out: dict[str, Any] = {}
+        if state is not None and state.reason:
+            out["reason"] = state.reason
+        if state is not None and state.throttled:
+            out["throttled"] = state.throttled
+        return out

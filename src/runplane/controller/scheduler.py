@@ -77,8 +77,12 @@ class Placement:
 
 @dataclass(frozen=True)
 class NoFit:
+    """Why a request cannot be placed. ``busy``: a machine could hold it, but its capacity is
+    taken now (it fits once something stops), as opposed to a request no machine can ever hold."""
+
     key: str
     reason: str
+    busy: bool = False
 
 
 def _where(req: WorkerRequest) -> str:
@@ -146,9 +150,11 @@ def _place_cpu(req: WorkerRequest, loads: list[MachineLoad]) -> Placement | NoFi
             )
     flavor, vcpus, memory = options[0]
     most = max(loads, key=lambda m: m.free_vcpus)
+    busy = any(m.machine.cpu_count * m.overcommit >= v and m.machine.memory_in_gb * m.overcommit >= g
+               for _, v, g in options for m in loads)
     return NoFit(req.key, f"no machine{_where(req)} has {vcpus:g} free vCPUs and "
                           f"{memory:g} GB free memory (most free: {max(most.free_vcpus, 0):g} "
-                          f"vCPUs, {max(most.free_memory_gb, 0):.0f} GB)")
+                          f"vCPUs, {max(most.free_memory_gb, 0):.0f} GB)", busy)
 
 
 def _place_gpu(req: WorkerRequest, loads: list[MachineLoad]) -> Placement | NoFit:
@@ -158,6 +164,7 @@ def _place_gpu(req: WorkerRequest, loads: list[MachineLoad]) -> Placement | NoFi
         return NoFit(req.key, f"no machine has {names or 'a GPU'}{_where(req)}")
     count = max(req.gpu_count, 1)
     reasons: list[str] = []
+    busy = False
     for type_id in wanted:  # priority order
         with_type = [m for m in loads if any(g.type_id == type_id for g in m.machine.gpus)]
         if not with_type:
@@ -181,6 +188,7 @@ def _place_gpu(req: WorkerRequest, loads: list[MachineLoad]) -> Placement | NoFi
         fits = [(m, free) for m, free in fits if len(free) >= count]
         if not fits:
             reasons.append(f"all {type_id} GPUs are in use")
+            busy = True
             continue
         m, free = min(fits, key=lambda mf: (len(mf[1]), mf[0].machine.id))  # pack
         indices = tuple(sorted(free)[:count])
@@ -190,7 +198,7 @@ def _place_gpu(req: WorkerRequest, loads: list[MachineLoad]) -> Placement | NoFi
             req.key, m.machine.id, type_id, indices, float(max(1, math.floor(share))),
             round(mem_share, 1), round(count * m.machine.cost_per_gpu_hr, 6),
         )
-    return NoFit(req.key, "; ".join(reasons))
+    return NoFit(req.key, "; ".join(reasons), busy)
 
 
 def _cuda_need(req: WorkerRequest) -> str:
