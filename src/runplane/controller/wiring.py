@@ -26,6 +26,7 @@ def build(services: Any) -> None:
                                provider, services.templates, services.billing, controller.loads)
     controller.pods = services.pods
     services.endpoints.worker_pods = lambda ids: worker_pods(services, ids)
+    services.endpoints.endpoint_reason = controller.endpoint_reason
     if getattr(services, "broker", None) is not None:
         services.broker.endpoint_status = controller.endpoint_status
 

@@ -55,6 +55,9 @@ class EndpointService:
         self._owners: dict[str, str] = {}
         # Set by the controller: endpoint ids -> their workers as spec Pod objects.
         self.worker_pods: WorkerPods = no_workers
+        # Set by the controller: why an endpoint's jobs wait (no fit, crash loop), or None;
+        # answered as the endpoint's "reason" (a runplane extension field).
+        self.endpoint_reason: Callable[[str], str | None] = lambda _endpoint_id: None
 
     # -- reads -------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
@@ -37,7 +37,8 @@ async def list_endpoints(
     found = svc.list_for(user)
     workers = svc.workers_of([e.id for e in found]) if includeWorkers and found else {}
     return json_response(
-        [e.wire(includeTemplate, workers[e.id] if includeWorkers else None) for e in found]
+        [e.wire(includeTemplate, workers[e.id] if includeWorkers else None)
+         | _status(svc, e.id) for e in found]
     )
 
 
@@ -52,7 +53,13 @@ async def get_endpoint(
     svc = services(request).endpoints
     found = svc.get_for(user, endpointId)
     workers = svc.workers_of([endpointId])[endpointId] if includeWorkers else None
-    return json_response(found.wire(includeTemplate, workers))
+    return json_response(found.wire(includeTemplate, workers) | _status(svc, endpointId))
+
+
+def _status(svc: Any, endpoint_id: str) -> dict[str, Any]:
+    """``reason``: why the endpoint's jobs wait, while the controller says they do."""
+    reason = svc.endpoint_reason(endpoint_id)
+    return {"reason": reason} if reason else {}
 
 
 @router.patch("/{endpointId}", summary="Update an endpoint", responses=ONE)
