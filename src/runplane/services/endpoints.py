@@ -20,7 +20,7 @@ from runplane.clock import Clock, iso
 from runplane.ids import new_id
 from runplane.schemas.endpoints import SPEC_FIELDS, Endpoint, EndpointCreate, EndpointUpdate
 from runplane.services import endpoint_rules as rules
-from runplane.services.access import can_see, owned_by
+from runplane.services.access import can_see
 from runplane.services.templates import TEMPLATE_COLUMNS, TemplateService, template_from_row
 from runplane.services.users import Principal
 from runplane.services.volumes import NetworkVolumeService
@@ -53,6 +53,14 @@ class EndpointService:
         # endpoint id -> owner; the job API asks this on every request. Entries are added on
         # create or first lookup and dropped on delete (owners never change).
         self._owners: dict[str, str] = {}
+        # Every endpoint with its template, loaded once and kept in step by every write that
+        # goes through this process (endpoint writes here, template writes via on_change).
+        # Reads (GET, the controller's tick, includeWorkers) then cost no SQL; the store stays
+        # the truth and is what a restart reloads. One server process owns the store.
+        # Loaded now, not on the first request, so no request waits for 10,000 rows.
+        self._cache: dict[str, Endpoint] | None = None
+        self._endpoints()
+        templates.on_change.append(self._template_changed)
         # Set by the controller: endpoint ids -> their workers as spec Pod objects.
         self.worker_pods: WorkerPods = no_workers
         # Set by the controller: why an endpoint's jobs wait (no fit, crash loop), or None;
@@ -63,9 +71,7 @@ class EndpointService:
 
     def get(self, endpoint_id: str) -> Endpoint | None:
         """Internal lookup with the template loaded; no ownership check."""
-        with self._engine.connect() as conn:
-            row = conn.execute(_select().where(endpoints.c.id == endpoint_id)).first()
-        return _from_row(row) if row else None
+        return self._endpoints().get(endpoint_id)
 
     def get_for(self, principal: Principal, endpoint_id: str) -> Endpoint:
         """The caller's endpoint (any for an admin); 404 for missing and others' alike."""
@@ -75,29 +81,20 @@ class EndpointService:
         return found
 
     def list_for(self, principal: Principal) -> list[Endpoint]:
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                _select().where(owned_by(principal, endpoints))
-                .order_by(endpoints.c.created_at, endpoints.c.id)
-            ).all()
-        return [_from_row(r) for r in rows]
+        """The caller's endpoints (everyone's for an admin), oldest first."""
+        return [e for e in self.list_all() if can_see(principal, e.userId)]
 
     def list_all(self) -> list[Endpoint]:
-        """Every endpoint of every user (the controller's desired state)."""
-        with self._engine.connect() as conn:
-            rows = conn.execute(_select().order_by(endpoints.c.created_at, endpoints.c.id)).all()
-        return [_from_row(r) for r in rows]
+        """Every endpoint of every user, oldest first (the controller's desired state)."""
+        return list(self._endpoints().values())
 
     def owner_of(self, endpoint_id: str) -> str | None:
-        """The user owning an endpoint, from memory after the first lookup; None if missing."""
+        """The user owning an endpoint, from memory; None if there is no such endpoint."""
         owner = self._owners.get(endpoint_id)
         if owner is None:
-            with self._engine.connect() as conn:
-                owner = conn.execute(
-                    select(endpoints.c.user_id).where(endpoints.c.id == endpoint_id)
-                ).scalar()
-            if owner is not None:
-                self._owners[endpoint_id] = owner
+            endpoint = self.get(endpoint_id)
+            if endpoint is not None:
+                owner = self._owners[endpoint_id] = endpoint.userId
         return owner
 
     def workers_of(self, endpoint_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -183,6 +180,37 @@ class EndpointService:
         with self._engine.begin() as conn:
             conn.execute(delete(endpoints).where(endpoints.c.id == endpoint_id))
         self._owners.pop(endpoint_id, None)
+        self._endpoints().pop(endpoint_id, None)
+
+    # -- cache -------------------------------------------------------------------------
+
+    def _endpoints(self) -> dict[str, Endpoint]:
+        """The cache, loaded from the store on first use (insertion order = creation order)."""
+        if self._cache is None:
+            with self._engine.connect() as conn:
+                rows = conn.execute(_select().order_by(endpoints.c.created_at, endpoints.c.id)).all()
+            self._cache = {row.endpoint_id: _from_row(row) for row in rows}
+        return self._cache
+
+    def _load(self, endpoint_id: str) -> Endpoint | None:
+        """Read one endpoint from the store and put it in the cache (after a write)."""
+        with self._engine.connect() as conn:
+            row = conn.execute(_select().where(endpoints.c.id == endpoint_id)).first()
+        cache = self._endpoints()
+        if row is None:
+            cache.pop(endpoint_id, None)
+            return None
+        endpoint = cache[endpoint_id] = _from_row(row)
+        return endpoint
+
+    def _template_changed(self, template_id: str) -> None:
+        """A template update bumped its endpoints' versions: re-read them."""
+        if self._cache is None:
+            return
+        with self._engine.connect() as conn:
+            rows = conn.execute(_select().where(endpoints.c.template_id == template_id)).all()
+        for row in rows:
+            self._cache[row.endpoint_id] = _from_row(row)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -221,7 +249,7 @@ class EndpointService:
         return out
 
     def _reload(self, endpoint_id: str) -> Endpoint:
-        endpoint = self.get(endpoint_id)
+        endpoint = self._load(endpoint_id)
         assert endpoint is not None
         return endpoint
 

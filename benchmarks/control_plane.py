@@ -1,0 +1,223 @@
+"""Control-plane read benchmark: GET /v1/endpoints/{id}?includeTemplate=true&includeWorkers=true
+with 10, 1,000 and 10,000 endpoints in the store, against a bare Starlette route.
+
+One uvicorn server process per store (started here on a free loopback port over a temporary
+data dir); load from ``wrk`` in its own process, rotating over every endpoint id with a Lua
+script, percentiles from ``wrk --latency``. Prints one table.
+
+    .venv/bin/python benchmarks/control_plane.py [--duration 10] [--connections 16]
+
+Needs ``wrk`` (Debian: ``apt-get install -y wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+SIZES = (10, 1_000, 10_000)
+QUERY = "?includeTemplate=true&includeWorkers=true"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare_store(data_dir: Path, count: int) -> tuple[str, list[str]]:
+    """A store with one user, one template and ``count`` endpoints; returns (key, ids).
+
+    The first endpoint goes through EndpointService (validation, defaults); the rest are
+    copies of its row with new ids, inserted in one statement so 10,000 take a second.
+    """
+    from sqlalchemy import insert, select
+
+    from runplane.config import load_settings
+    from runplane.ids import new_id
+    from runplane.schemas.endpoints import EndpointCreate
+    from runplane.schemas.templates import TemplateCreate
+    from runplane.server import build_services
+    from runplane.services.users import Principal
+    from runplane.store.tables import endpoints
+
+    services = build_services(load_settings(data_dir=data_dir))
+    user_id = services.users.create_user("bench")
+    key = services.users.create_key(user_id).secret
+    me = Principal(user_id)
+    template = services.templates.create(me, TemplateCreate.model_validate(
+        {"name": "bench", "imageName": "runplane/local:.", "isServerless": True,
+         "env": {"MODEL": "tiny", "LOG_LEVEL": "info"}}))
+    first = services.endpoints.create(me, EndpointCreate.model_validate(
+        {"templateId": template.id, "name": "bench-0", "gpuTypeIds": ["NVIDIA A40", "NVIDIA L4"]}))
+    with services.engine.begin() as conn:
+        row = dict(conn.execute(select(endpoints).where(endpoints.c.id == first.id)).one()._mapping)
+        clones = [row | {"id": new_id(), "name": f"bench-{i}"} for i in range(1, count)]
+        if clones:
+            conn.execute(insert(endpoints), clones)
+        ids = list(conn.execute(select(endpoints.c.id)).scalars())
+    services.engine.dispose()
+    return key, ids
+
+
+def start_server(args: list[str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *args, str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
+        except Exception:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server died")
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def run_wrk(url: str, lua: Path | None, key: str | None, duration: int, connections: int) -> dict:
+    """One wrk run; returns requests/s and p50/p99 in ms; fails on any non-2xx answer."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if key:
+        cmd += ["-H", f"Authorization: Bearer {key}"]
+    if lua:
+        cmd += ["-s", str(lua)]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk saw errors:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    pct = {p: float(v) * _UNITS[u] for p, v, u in re.findall(r"\s(50|99)%\s+([\d.]+)(us|ms|s)\b", out)}
+    return {"rps": rps, "p50": pct["50"], "p99": pct["99"]}
+
+
+def lua_rotating(path: Path, ids: list[str]) -> Path:
+    body = ",".join(f'"{i}"' for i in ids)
+    path.write_text(
+        f"local ids = {{{body}}}\nlocal n = #ids\nlocal i = 0\n"
+        "request = function()\n  i = i + 1\n"
+        f'  return wrk.format("GET", "/v1/endpoints/" .. ids[(i % n) + 1] .. "{QUERY}")\nend\n'
+    )
+    return path
+
+
+def bench(duration: int, connections: int) -> list[tuple[str, dict]]:
+    rows: list[tuple[str, dict]] = []
+    with tempfile.TemporaryDirectory(prefix="runplane-bench-") as tmp:
+        port = free_port()
+        proc = start_server(["--serve-bare"], port)
+        try:
+            url = f"http://127.0.0.1:{port}/ping"
+            run_wrk(url, None, None, 2, connections)  # warm-up
+            rows.append(("bare Starlette route", run_wrk(url, None, None, duration, connections)))
+        finally:
+            stop(proc)
+        stores = {}
+        for count in SIZES:
+            data_dir = Path(tmp) / f"store-{count}"
+            key, ids = prepare_store(data_dir, count)
+            stores[count] = (data_dir, key, lua_rotating(Path(tmp) / f"ids-{count}.lua", ids))
+        cases = [(f"{count:,} endpoints", count, "full") for count in SIZES]
+        cases += [(f"{count:,} endpoints, alone", count, "alone") for count in (SIZES[0], SIZES[-1])]
+        for name, count, mode in cases:
+            data_dir, key, lua = stores[count]
+            port = free_port()
+            proc = start_server(["--serve-runplane", str(data_dir), mode], port)
+            try:
+                url = f"http://127.0.0.1:{port}"
+                run_wrk(url, lua, key, 2, connections)  # warm-up
+                rows.append((name, run_wrk(url, lua, key, duration, connections)))
+            finally:
+                stop(proc)
+    return rows
+
+
+def print_table(rows: list[tuple[str, dict]], duration: int, connections: int) -> None:
+    """One markdown table; ratios against the bare route (req/s) and the 10-endpoint p50."""
+    bare = rows[0][1]["rps"]
+    base = rows[1][1]["p50"]
+    alone_base = next((r["p50"] for n, r in rows if n.endswith("alone")), base)
+    print(f"\nGET /v1/endpoints/{{id}}{QUERY}, ids rotating over the whole store")
+    print(f"wrk -t1 -c{connections} -d{duration}s; one uvicorn process; {os.cpu_count()} cores")
+    print("'alone': controller off and includeWorkers not hooked to it (control plane only)\n")
+    head = ("case", "req/s", "p50 ms", "p99 ms", "req/s vs bare", "p50 vs 10")
+    print("| {:<28} | {:>8} | {:>7} | {:>7} | {:>13} | {:>9} |".format(*head))
+    print("|:{}|{}:|{}:|{}:|{}:|{}:|".format("-" * 29, "-" * 9, "-" * 8, "-" * 8, "-" * 14, "-" * 10))
+    for i, (name, r) in enumerate(rows):
+        ref = alone_base if name.endswith("alone") else base
+        flat = "" if i == 0 else f"{r['p50'] / ref:.2f}"
+        print(f"| {name:<28} | {r['rps']:>8,.0f} | {r['p50']:>7.2f} | {r['p99']:>7.2f} "
+              f"| {r['rps'] / bare:>13.2f} | {flat:>9} |")
+
+
+def serve_runplane(data_dir: str, port: int, alone: bool) -> None:
+    """The server as ``runplane serve`` builds it; ``alone`` turns the controller off and
+    unhooks its includeWorkers lookup, to show the control plane's own cost."""
+    import uvicorn
+
+    from runplane.config import load_settings
+    from runplane.server import create_app
+    from runplane.services.endpoints import no_workers
+
+    overrides: dict = {"controller": {"enabled": False}} if alone else {}
+    settings = load_settings(data_dir=Path(data_dir), port=port, **overrides)
+    app = create_app(settings)
+    if alone:
+        app.state.services.endpoints.worker_pods = no_workers
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def serve_bare(port: int) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def ping(_request):  # type: ignore[no-untyped-def]
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(routes=[Route("/ping", ping), Route("/healthz", ping)])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve-runplane":
+        serve_runplane(sys.argv[2], int(sys.argv[4]), sys.argv[3] == "alone")
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve-bare":
+        serve_bare(int(sys.argv[2]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: apt-get install -y wrk")
+    rows = bench(args.duration, args.connections)
+    print_table(rows, args.duration, args.connections)
+
+
+if __name__ == "__main__":
+    main()
