@@ -18,3 +18,6 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(health.router)
     for v1 in (templates, endpoints, networkvolumes, registry, billing, pods, machines):
         app.include_router(v1.router)
+    from runplane.api.v1 import workerlogs
+
+    app.include_router(workerlogs.router)  # GET /v1/workers/{id}/logs (runplane extension)
