@@ -188,9 +188,12 @@ class Controller:
             elif not v.manual:
                 continue  # a controller worker of a previous server run; being cleaned up
             status = asc.PARKED if v.parked else v.status
+            # A handler still running a job the server ended is busy, not idle capacity.
+            held = len(v.jobs) + len(v.overdue)
+            if held and status == asc.IDLE:
+                status = asc.RUNNING
             states.append(asc.WorkerState(
-                v.id, status, len(v.jobs), v.idle_since,
-                mine.version if mine else ep.version, v.manual))
+                v.id, status, held, v.idle_since, mine.version if mine else ep.version, v.manual))
         m = self.s.broker.queue_metrics(ep.id)
         q = asc.QueueStats(m.in_queue_normal, m.in_progress, m.oldest_queued_at)
         settings = asc.ScalerSettings(
@@ -221,8 +224,7 @@ class Controller:
         if v.desired_status == asc.EXITED:
             self._stop(w, v.reason or "asked to stop")
             return
-        stuck = [(job_id, late) for job_id, late in getattr(v, "overdue", ())
-                 if late >= self.cfg.overdue_grace_s]
+        stuck = [(job_id, late) for job_id, late in v.overdue if late >= self.cfg.overdue_grace_s]
         if stuck:
             job_id, late = stuck[0]
             self._stop(w, f"job {job_id} ended on the server (execution timeout or cancel) "
