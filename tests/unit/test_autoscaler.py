@@ -87,6 +87,9 @@ def test_blocked_start_says_why() -> None:
     d = decide(ScalerSettings(**RC), QueueStats(in_queue_normal=1), [], NOW, start_blocked="crash loop")
     assert d.start == 0
     assert "crash loop" in d.reason
+    assert d.blocked == 1  # the worker it wanted is throttled
+    d = decide(ScalerSettings(**RC), QueueStats(in_queue_normal=1), [], NOW)
+    assert d.start == 1 and d.blocked == 0
 
 
 def test_breaker_opens_backs_off_and_closes() -> None:

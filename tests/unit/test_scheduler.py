@@ -106,3 +106,25 @@ def test_cpu_capacity_is_consumed() -> None:
     ls = [loads()[2]]
     results = schedule([req(compute_type="CPU", instance_ids=("cpu3c-2-4",))] * 3, ls)
     assert [isinstance(r, Placement) for r in results] == [True, True, False]
+    assert isinstance(results[2], NoFit) and results[2].busy  # fits once one stops
+
+
+BUSY_CASES = [
+    # (name, requests; only the last one's NoFit is checked, busy expected)
+    ("GPUs taken", [req(gpu_type_ids=(H100,), gpu_count=2), req(gpu_type_ids=(H100,))], True),
+    ("type absent", [req(gpu_type_ids=(L4,))], False),
+    ("count too large", [req(gpu_type_ids=(H100,), gpu_count=4)], False),
+    ("cuda mismatch", [req(gpu_type_ids=(A100,), allowed_cuda_versions=("12.4",))], False),
+    ("one type taken, other mismatched",
+     [req(gpu_type_ids=(H100,), gpu_count=2),
+      req(gpu_type_ids=(H100, A100), allowed_cuda_versions=("12.4",))], True),
+    ("cpu bigger than any machine", [req(compute_type="CPU", instance_ids=("cpu3c-64-512",))], False),
+    ("wrong data center", [req(gpu_type_ids=(H100,), data_center_ids=("US-TX-3",))], False),
+]
+
+
+@pytest.mark.parametrize(("name", "requests", "busy"), BUSY_CASES, ids=[c[0] for c in BUSY_CASES])
+def test_no_fit_says_whether_capacity_is_only_taken(name, requests, busy) -> None:
+    got = schedule(requests, loads())[-1]
+    assert isinstance(got, NoFit), got
+    assert got.busy is busy
