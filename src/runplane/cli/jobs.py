@@ -16,7 +16,7 @@ from runplane.cli.client import (
     ApiClient, JsonOpt, KeyOpt, UrlOpt, connect, parse_json_arg,
 )
 from runplane.cli.errors import CliError, fail
-from runplane.cli.output import done, out, print_json, show, waiting
+from runplane.cli.output import done, out, print_json, progress, show, waiting
 
 jobs_app = typer.Typer(help="Jobs of an endpoint: status, wait, stream, cancel, retry, purge.",
                        no_args_is_help=True)
@@ -177,7 +177,7 @@ def run(
             else:
                 print(job_id)
             return
-        done(f"job {job_id} {queued.get('status', 'IN_QUEUE')}")
+        progress(f"job {job_id} {queued.get('status', 'IN_QUEUE')}")
         if stream:
             finish_stream(follow_stream(api, endpoint, job_id, as_json))
             return

@@ -87,6 +87,12 @@ def done(message: str) -> None:
     err.print(message, highlight=False)
 
 
+def progress(message: str) -> None:
+    """A progress note for a person watching (stderr, only on a terminal)."""
+    if err.is_terminal:
+        err.print(message, highlight=False)
+
+
 @contextlib.contextmanager
 def waiting(message: str) -> Iterator[Status | None]:
     """A spinner on stderr while the block runs; nothing when stderr is not a terminal."""

@@ -25,9 +25,8 @@ def _gpu(p: dict[str, Any]) -> str:
 
 
 POD_COLUMNS: list[Column] = [
-    ("id", "id"), ("name", "name"), ("status", "desiredStatus"), ("image", "image"),
-    ("machine", "machineId"), ("gpu", _gpu), ("vCPUs", "vcpuCount"), ("$/hr", "costPerHr"),
-    ("last change", "lastStatusChange"),
+    ("id", "id"), ("name", "name"), ("status", "desiredStatus"), ("machine", "machineId"),
+    ("gpu", _gpu), ("vCPUs", "vcpuCount"), ("$/hr", "costPerHr"),
 ]
 PodId = Annotated[str, typer.Argument(metavar="POD_ID")]
 

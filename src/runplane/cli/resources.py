@@ -110,10 +110,19 @@ def templates_create(
 
 
 @templates_app.command("list")
-def templates_list(url: UrlOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = False) -> None:
+def templates_list(
+    bound: Annotated[bool, typer.Option(
+        "--bound/--unbound", help="Include templates an endpoint uses (the API's default "
+        "leaves them out).")] = True,
+    public: Annotated[bool, typer.Option("--public", help="Add other users' public templates.")]
+    = False,
+    url: UrlOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = False,
+) -> None:
     """List your templates."""
     with connect(url, api_key) as api:
-        show(api.get("/v1/templates"), as_json, TEMPLATE_COLUMNS, "templates")
+        found = api.get("/v1/templates", includeEndpointBoundTemplates=str(bound).lower(),
+                        includePublicTemplates=str(public).lower())
+    show(found, as_json, TEMPLATE_COLUMNS, "templates")
 
 
 @templates_app.command("get")
@@ -180,9 +189,8 @@ WORKER_COLUMNS: list[Column] = [
     ("worker", "id"), ("status", lambda w: w.get("workerStatus") or w.get("desiredStatus")),
     ("machine", "machineId"),
     ("gpu", lambda w: f"{(w.get('gpu') or {}).get('count', 0)} x {(w.get('gpu') or {}).get('id')}"
-     if w.get("gpu") else "-"),
-    ("vCPUs", "vcpuCount"), ("$/hr", "costPerHr"), ("version", "slsVersion"),
-    ("last change", "lastStatusChange"),
+     if (w.get("gpu") or {}).get("id") else "-"),
+    ("$/hr", "costPerHr"), ("version", "slsVersion"),
 ]
 
 ComputeType = Annotated[str | None, typer.Option("--compute-type", help="GPU or CPU.")]
