@@ -30,14 +30,24 @@ def workers_list(
 
 
 def new_text(old: str, new: str) -> str:
-    """What ``new`` (a later tail of the same log) adds to ``old``."""
+    """What ``new`` (a later tail of the same log) adds to ``old``.
+
+    The server answers the last bytes of the log, so a later tail may have dropped the start
+    of ``old``: the new part follows the longest end of ``old`` that ``new`` starts with
+    (found with the KMP prefix function, linear in the tail's size).
+    """
     if new.startswith(old):
         return new[len(old):]
-    anchor = old[-4096:]
-    at = new.rfind(anchor) if anchor else -1
-    if at >= 0:
-        return new[at + len(anchor):]
-    return new  # the log was replaced (a restart): show it all
+    text = new + "\uffff" + old[-len(new):]
+    prefix = [0] * len(text)
+    for i in range(1, len(text)):
+        j = prefix[i - 1]
+        while j and text[i] != text[j]:
+            j = prefix[j - 1]
+        if text[i] == text[j]:
+            j += 1
+        prefix[i] = j
+    return new[prefix[-1]:]  # no overlap: the log was replaced (a restart), show it all
 
 
 def _fetch(api: ApiClient, paths: list[str], ident: str) -> tuple[str, str]:
