@@ -93,6 +93,7 @@ def test_crash_loop_trips_the_breaker_and_the_endpoint_says_so(
         h = wait_for(lambda: (h := health(c, eid)).get("reason", "").startswith("crash loop")
                      and h, 60, "the breaker to open")
         assert "exited with code 3 before its first job" in h["reason"]
+        assert h["workers"]["throttled"] == 1  # wanted, held back by the breaker's backoff
         ep = c.get(f"/v1/endpoints/{eid}").json()
         assert ep["reason"].startswith("crash loop")
         queued = status(c, eid, job)

@@ -133,16 +133,22 @@ class Controller:
         """One pass: reap exits, enforce start-up timeouts, then scale every endpoint."""
         t0 = time.perf_counter()
         now = self.clock.now()
-        self._reap(now)
+        infos = self.provider.list()
+        self._reap(now, infos)
         if self.pods is not None:
-            self.pods.reap(now)
+            self.pods.reap(now, infos)
         endpoints = {ep.id: ep for ep in self.s.endpoints.list_all()}
         loads = self.loads()
         for w in list(self.tracked.values()):
             if w.endpoint_id not in endpoints and w.stop_reason is None:
                 self._stop(w, "endpoint deleted")
+        # Group the workers once: asking the registry per endpoint is O(endpoints x workers).
+        registry = self.s.worker_registry
+        views: dict[str, list[Any]] = {}
+        for rw in registry.all():
+            views.setdefault(rw.endpoint_id, []).append(registry.view(rw))
         for ep in endpoints.values():
-            self._reconcile_endpoint(ep, now, loads)
+            self._reconcile_endpoint(ep, now, loads, views.get(ep.id, ()))
         for gone in set(self.states) - set(endpoints):
             del self.states[gone]
         self.tick_count += 1
@@ -161,13 +167,27 @@ class Controller:
                     apply(out[p.machine_id], p)
         return list(out.values())
 
-    def _reconcile_endpoint(self, ep: Any, now: float, loads: list[MachineLoad]) -> None:
-        state = self.states.setdefault(ep.id, EndpointState())
-        breaker = self.breakers.setdefault(ep.id, Breaker(
-            self.cfg.crash_loop_threshold, self.cfg.crash_backoff_base_s, self.cfg.crash_backoff_max_s))
-        views = {v.id: v for v in self.s.worker_registry.snapshot(ep.id)}
+    def _breaker(self, endpoint_id: str) -> Breaker:
+        breaker = self.breakers.get(endpoint_id)
+        if breaker is None:
+            breaker = self.breakers[endpoint_id] = Breaker(
+                self.cfg.crash_loop_threshold, self.cfg.crash_backoff_base_s,
+                self.cfg.crash_backoff_max_s)
+        return breaker
+
+    def _reconcile_endpoint(self, ep: Any, now: float, loads: list[MachineLoad],
+                            views: Any) -> None:
+        state = self.states.get(ep.id) or self.states.setdefault(ep.id, EndpointState())
+        breaker = self._breaker(ep.id)
+        m = self.s.broker.queue_metrics(ep.id)
+        if not views and not ep.workersMin and not m.in_queue and not m.in_progress \
+                and not breaker.failures:
+            # Quiet (most endpoints, most of the time): the autoscaler would want nothing.
+            state.reason, state.throttled, state.desired, state.updated_at = None, 0, 0, now
+            state.decision = "no jobs, no workers"
+            return
         states: list[asc.WorkerState] = []
-        for v in views.values():
+        for v in views:
             if v.status == asc.EXITED:
                 continue
             mine = self.tracked.get(v.id)
@@ -194,7 +214,6 @@ class Controller:
                 status = asc.RUNNING
             states.append(asc.WorkerState(
                 v.id, status, held, v.idle_since, mine.version if mine else ep.version, v.manual))
-        m = self.s.broker.queue_metrics(ep.id)
         q = asc.QueueStats(m.in_queue_normal, m.in_progress, m.oldest_queued_at)
         settings = asc.ScalerSettings(
             ep.workersMin, ep.workersMax, ep.scalerType, float(ep.scalerValue),
@@ -300,9 +319,9 @@ class Controller:
         self._stops.add(task)
         task.add_done_callback(lambda t: (self._stops.discard(t), self.kick()))
 
-    def _reap(self, now: float) -> None:
+    def _reap(self, now: float, infos: list[Any] | None = None) -> None:
         """Record every worker process that has exited: breaker, registry, billing."""
-        for info in self.provider.list():
+        for info in self.provider.list() if infos is None else infos:
             w = self.tracked.get(info.id)
             if w is None or info.state != EXITED:
                 continue
@@ -310,9 +329,7 @@ class Controller:
                 # Nobody asked it to stop: a crash (or a failed start before its first job).
                 w.failure = (f"exited with code {info.exit_code} before its first job"
                              if not w.took else f"crashed with exit code {info.exit_code}")
-                self.breakers.setdefault(w.endpoint_id, Breaker(
-                    self.cfg.crash_loop_threshold, self.cfg.crash_backoff_base_s,
-                    self.cfg.crash_backoff_max_s)).record_failure(now, w.failure)
+                self._breaker(w.endpoint_id).record_failure(now, w.failure)
             self._finish(w, info.stopped_at or now, info.exit_code, w.stop_reason or w.failure or "")
             self.provider.forget(info.id)
 

@@ -237,9 +237,10 @@ class PodService:
         self._set(pod_id, stopped_at=end, exit_code=code, last_status_change=why,
                   last_status_change_at=end)
 
-    def reap(self, now: float) -> None:
-        """Pods whose process ended by itself: record it; they stay EXITED until started."""
-        for info in self._provider.list():
+    def reap(self, now: float, infos: list[Any] | None = None) -> None:
+        """Pods whose process ended by itself: record it; they stay EXITED until started.
+        ``infos``: the provider's ``list()`` when the caller has it already."""
+        for info in self._provider.list() if infos is None else infos:
             if info.id in self._running and info.id not in self._stopping and info.state == EXITED:
                 self._record_exit(info.id, info.stopped_at or now, info.exit_code,
                                   f"Exited with code {info.exit_code}")
