@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from runplane.cli.client import JsonOpt, KeyOpt, UrlOpt, connect, parse_pairs
-from runplane.cli.output import Column, done, show
+from runplane.cli.output import Column, done, show, waiting
 from runplane.cli.resources import (
     Cmd, ComputeType, CpuFlavor, DataCenter, Entrypoint, Env, GpuCount, GpuType, Image,
     MountPath, Ports, RegistryAuth, Vcpus, Volume, _created, _require_change, _words, argv,
@@ -53,7 +53,7 @@ def pods_create(
     )
     if "templateId" not in fields and "imageName" not in fields:
         raise typer.BadParameter("give --template or --image", param_hint="'--template'")
-    with connect(url, api_key, timeout=60) as api:
+    with connect(url, api_key, timeout=60) as api, waiting(f"starting pod {name}"):
         created = api.post("/v1/pods", fields)
     _created(created, as_json, "pod")
 
@@ -92,14 +92,15 @@ def pods_update(
         volumeMountPath=mount_path, ports=port, containerRegistryAuthId=registry_auth,
     )
     _require_change(fields)
-    with connect(url, api_key, timeout=60) as api:
-        show(api.patch(f"/v1/pods/{pod_id}", fields), as_json)
+    with connect(url, api_key, timeout=60) as api, waiting(f"updating pod {pod_id}"):
+        updated = api.patch(f"/v1/pods/{pod_id}", fields)
+    show(updated, as_json)
 
 
 @pods_app.command("delete")
 def pods_delete(pod_id: PodId, url: UrlOpt = None, api_key: KeyOpt = None) -> None:
     """Stop and delete a pod."""
-    with connect(url, api_key, timeout=60) as api:
+    with connect(url, api_key, timeout=60) as api, waiting(f"stopping pod {pod_id}"):
         api.delete(f"/v1/pods/{pod_id}")
     done(f"pod {pod_id} deleted")
 
@@ -107,7 +108,7 @@ def pods_delete(pod_id: PodId, url: UrlOpt = None, api_key: KeyOpt = None) -> No
 def _action(verb: str, help_text: str) -> None:
     def command(pod_id: PodId, url: UrlOpt = None, api_key: KeyOpt = None,
                 as_json: JsonOpt = False) -> None:
-        with connect(url, api_key, timeout=60) as api:
+        with connect(url, api_key, timeout=60) as api, waiting(f"{verb}: pod {pod_id}"):
             pod = api.post(f"/v1/pods/{pod_id}/{verb}")
         if as_json:
             show(pod, True)
@@ -121,4 +122,4 @@ def _action(verb: str, help_text: str) -> None:
 _action("start", "Start a stopped pod.")
 _action("stop", "Stop a pod (frees its GPUs; keeps it for a later start).")
 _action("restart", "Restart a pod's process.")
-_action("reset", "Reset a pod (restart it from its template's settings).")
+_action("reset", "Reset a pod: stop its process and start it again.")

@@ -13,7 +13,7 @@ import typer
 
 from runplane.cli.client import JsonOpt, KeyOpt, UrlOpt, connect, parse_json_arg, parse_pairs
 from runplane.cli.errors import usage_error
-from runplane.cli.output import Column, done, out, show, table
+from runplane.cli.output import Column, done, out, show, table, waiting
 
 templates_app = typer.Typer(help="Templates: the image, command and environment of workers and pods.",
                             no_args_is_help=True)
@@ -300,7 +300,7 @@ def endpoints_update(
 def endpoints_delete(endpoint_id: Annotated[str, typer.Argument(metavar="ENDPOINT_ID")],
                      url: UrlOpt = None, api_key: KeyOpt = None) -> None:
     """Delete an endpoint; its workers stop."""
-    with connect(url, api_key) as api:
+    with connect(url, api_key, timeout=60) as api, waiting(f"deleting endpoint {endpoint_id}"):
         api.delete(f"/v1/endpoints/{endpoint_id}")
     done(f"endpoint {endpoint_id} deleted")
 
