@@ -54,4 +54,9 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        # Workers' aiohttp sessions keep idle connections for 15 s and reuse them for the
+        # job-done that follows a long job; a server that closes idle connections sooner
+        # (uvicorn's default is 5 s) races that reuse and the result is lost. Outlive the
+        # clients' pools instead.
+        timeout_keep_alive=75,
     )
