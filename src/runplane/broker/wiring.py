@@ -30,6 +30,7 @@ def install(app: Any, services: Any) -> None:
     therefore also chains a SIGTERM/SIGINT handler that releases the long-polls first.
     """
     broker = build(services)
+    _fast_path(app)
 
     async def start() -> None:
         broker.start()
@@ -55,3 +56,32 @@ def install(app: Any, services: Any) -> None:
 
     app.state.startup_hooks.append(start)
     app.state.shutdown_hooks.append(stop)
+
+
+def _fast_path(app: Any) -> None:
+    """Serve /v2 ahead of Starlette's middleware stack and router.
+
+    /v2 is the hot path (run, job-take, job-done); its app already answers every error as JSON
+    itself, so the only layer it needs is the body limit. Everything else goes through the
+    normal stack. The mounted /v2 app stays as the fallback when this is not installed.
+    """
+    from runplane.api.body_limit import BodyLimitMiddleware
+    from runplane.api.v2 import app as v2_app
+    from runplane.server import _limit_for
+
+    build_stack = app.build_middleware_stack
+    v2 = BodyLimitMiddleware(v2_app, limit_for=_limit_for(app.state.services.settings))
+
+    def build() -> Any:
+        inner = build_stack()
+
+        async def dispatch(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"].startswith("/v2/"):
+                scope["app"] = app
+                await v2(scope, receive, send)
+            else:
+                await inner(scope, receive, send)
+
+        return dispatch
+
+    app.build_middleware_stack = build

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from starlette.routing import get_route_path
 from starlette.types import Receive, Scope, Send
 
 from runplane.api.errors import ApiError
@@ -52,7 +51,10 @@ class V2App:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        parts = get_route_path(scope).split("/")[1:]
+        path = scope["path"]
+        if path.startswith("/v2/"):
+            path = path[3:]
+        parts = path.split("/")[1:]
         if len(parts) < 2 or not parts[0]:
             await send_error(send, 404, "no such route")
             return

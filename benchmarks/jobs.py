@@ -1,0 +1,382 @@
+"""Job API benchmark: runplane against Celery + Redis on the same machine, one table.
+
+    .venv/bin/python benchmarks/jobs.py [--jobs 10000] [--roundtrips 1000] [--no-celery]
+
+1. runsync round trip, sequential /runsync calls over loopback with aiohttp; p50 and p99:
+   a. with a no-op async handler in one real runpod SDK worker (concurrency 3, so it always
+      has a job-take long-poll open). The SDK's job loop looks at its local queue every
+      100 ms when idle (rp_scale.py run_jobs: asyncio.sleep(0.1)), so this row measures
+      mostly the SDK, not the server;
+   b. with a lean worker that long-polls job-take and posts job-done at once: the server's
+      own round trip (run -> durable insert -> hand-off -> job-done -> durable result).
+2. Throughput: 10,000 /run calls (64 in flight) drained at the same time through the worker
+   routes by a lean asyncio worker (job-take-batch of 200 + one job-done per job, as the SDK
+   posts them); jobs per second from the first /run until every job is COMPLETED. The SDK
+   itself pauses 1 s whenever it is saturated, so it cannot measure the server's limit.
+3. The same two figures for Celery with a Redis broker and result backend (redis-server
+   started here, no persistence options changed), and the ratios.
+
+runplane runs as a real `runplane serve` process over SQLite (WAL, synchronous=NORMAL:
+every acknowledged job is committed, durable against a kill of the server process).
+Needs: redis-server on PATH and `pip install celery redis` in the venv (else --no-celery).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from runplane.services.users import UserService  # noqa: E402
+from runplane.store.db import make_engine, upgrade  # noqa: E402
+
+HANDLER = textwrap.dedent(
+    """
+    import runpod
+
+    async def handler(job):
+        return job["input"].get("i")
+
+    runpod.serverless.start({"handler": handler, "concurrency_modifier": lambda c: 3})
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+# -- runplane ------------------------------------------------------------------------------
+
+
+class Runplane:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        data = tmp / "runplane"
+        data.mkdir()
+        engine = make_engine(f"sqlite:///{data / 'runplane.db'}")
+        upgrade(engine)
+        users = UserService(engine)
+        users.bootstrap_admin()
+        self.key = users.create_key(users.create_user("bench")).secret
+        engine.dispose()
+        env = {**os.environ, "RUNPLANE_CONTROLLER": '{"enabled": false}', "PYTHONUNBUFFERED": "1"}
+        self.log = open(tmp / "server.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runplane", "serve", "--port", str(self.port), "--data-dir", str(data)],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError((tmp / "server.log").read_text()[-2000:])
+            time.sleep(0.1)
+        self.headers = {"Authorization": f"Bearer {self.key}"}
+
+    def endpoint(self) -> str:
+        with httpx.Client(base_url=self.url, headers=self.headers) as c:
+            t = c.post("/v1/templates", json={"name": f"bench-{time.monotonic_ns()}",
+                                               "imageName": "runplane/local:.", "isServerless": True})
+            t.raise_for_status()
+            r = c.post("/v1/endpoints", json={"templateId": t.json()["id"], "name": "bench"})
+            r.raise_for_status()
+            return r.json()["id"]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+async def runplane_roundtrip(rp: Runplane, n: int) -> list[float]:
+    ep = rp.endpoint()
+    handler = rp.tmp / "noop_handler.py"
+    handler.write_text(HANDLER)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "runplane", "worker", "run", "--endpoint", ep, "--url", rp.url,
+         "--api-key", rp.key, "--", sys.executable, str(handler)],
+        stdout=open(rp.tmp / "worker.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "RUNPOD_LOG_LEVEL": "ERROR"},
+    )
+    try:
+        times: list[float] = []
+        async with aiohttp.ClientSession(headers=rp.headers) as s:
+            url = f"{rp.url}/v2/{ep}/runsync"
+            for i in range(n + 100):  # the first 100 warm up
+                t0 = time.perf_counter()
+                async with s.post(url, json={"input": {"i": i}}) as r:
+                    body = await r.json()
+                dt = time.perf_counter() - t0
+                assert body["status"] == "COMPLETED" and body["output"] == i, body
+                if i >= 100:
+                    times.append(dt * 1000)
+        return times
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+
+async def runplane_roundtrip_lean(rp: Runplane, n: int) -> list[float]:
+    ep = rp.endpoint()
+    async with aiohttp.ClientSession(headers=rp.headers) as s:
+        async with s.post(f"{rp.url}/v2/{ep}/workers", json={}) as r:
+            reg = await r.json()
+    wid, token = reg["id"], reg["token"]
+    take_url = f"{rp.url}/v2/{ep}/job-take/{wid}?gpu=&job_in_progress=0"
+    done_tpl = f"{rp.url}/v2/{ep}/job-done/{wid}/{{}}?gpu=&isStream=false"
+    wh = {"Authorization": token, "Content-Type": "application/json"}
+    stop = asyncio.Event()
+
+    async def worker(ws: aiohttp.ClientSession) -> None:
+        while not stop.is_set():
+            async with ws.get(take_url, headers=wh) as r:
+                if r.status != 200:
+                    continue
+                job = await r.json()
+            async with ws.post(done_tpl.format(job["id"]), headers=wh,
+                               data=b'{"output": %d}' % job["input"]["i"]) as r:
+                await r.read()
+
+    times: list[float] = []
+    async with aiohttp.ClientSession() as ws, aiohttp.ClientSession(headers=rp.headers) as s:
+        task = asyncio.create_task(worker(ws))
+        url = f"{rp.url}/v2/{ep}/runsync"
+        for i in range(n + 100):
+            t0 = time.perf_counter()
+            async with s.post(url, json={"input": {"i": i}}) as r:
+                body = await r.json()
+            dt = time.perf_counter() - t0
+            assert body["status"] == "COMPLETED" and body["output"] == i, body
+            if i >= 100:
+                times.append(dt * 1000)
+        stop.set()
+        task.cancel()
+    return times
+
+
+async def runplane_throughput(rp: Runplane, n: int) -> float:
+    ep = rp.endpoint()
+    async with aiohttp.ClientSession(headers=rp.headers) as s:
+        async with s.post(f"{rp.url}/v2/{ep}/workers", json={}) as r:
+            reg = await r.json()
+    wid, token = reg["id"], reg["token"]
+    take_url = f"{rp.url}/v2/{ep}/job-take-batch/{wid}?gpu=&batch_size=200&job_in_progress=0"
+    done_tpl = f"{rp.url}/v2/{ep}/job-done/{wid}/{{}}?gpu=&isStream=false"
+    wheaders = {"Authorization": token, "Content-Type": "application/json"}
+    done_headers = {"Authorization": token, "Content-Type": "application/x-www-form-urlencoded"}
+    completed = 0
+    all_done = asyncio.Event()
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=conn) as ws, aiohttp.ClientSession(headers=rp.headers) as cs:
+        done_sem = asyncio.Semaphore(64)
+
+        async def finish(job_id: str) -> None:
+            nonlocal completed
+            async with done_sem:
+                async with ws.post(done_tpl.format(job_id), data=b'{"output": null}', headers=done_headers) as r:
+                    assert r.status == 200
+                    await r.read()
+            completed += 1
+            if completed == n:
+                all_done.set()
+
+        async def taker() -> None:
+            tasks: set[asyncio.Task] = set()
+            while not all_done.is_set():
+                async with ws.get(take_url, headers=wheaders) as r:
+                    if r.status != 200:
+                        continue
+                    jobs = await r.json()
+                for j in jobs:
+                    t = asyncio.create_task(finish(j["id"]))
+                    tasks.add(t)
+                    t.add_done_callback(tasks.discard)
+                while len(tasks) > 400:
+                    await asyncio.sleep(0.001)
+            await asyncio.gather(*tasks)
+
+        async def submitter() -> None:
+            sem = asyncio.Semaphore(64)
+            url = f"{rp.url}/v2/{ep}/run"
+
+            async def one(i: int) -> None:
+                async with sem:
+                    async with cs.post(url, json={"input": {"i": i}}) as r:
+                        assert r.status == 200
+                        await r.read()
+
+            await asyncio.gather(*(one(i) for i in range(n)))
+
+        t0 = time.perf_counter()
+        takers = [asyncio.create_task(taker()) for _ in range(2)]
+        await submitter()
+        await all_done.wait()
+        elapsed = time.perf_counter() - t0
+        for t in takers:
+            t.cancel()
+        async with cs.get(f"{rp.url}/v2/{ep}/health") as r:
+            health = await r.json()
+        assert health["jobs"]["completed"] == n and health["jobs"]["inQueue"] == 0, health
+    return n / elapsed
+
+
+# -- Celery ----------------------------------------------------------------------------------
+
+CELERY_TASKS = textwrap.dedent(
+    """
+    import os
+    from celery import Celery
+
+    url = os.environ["BENCH_REDIS_URL"]
+    app = Celery("bench_tasks", broker=url, backend=url)
+    app.conf.worker_prefetch_multiplier = 64
+    app.conf.result_expires = 1800
+
+    @app.task
+    def noop(i):
+        return i
+    """
+)
+
+
+class CeleryRig:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.port = free_port()
+        self.redis = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(tmp)],
+            stdout=open(tmp / "redis.log", "wb"), stderr=subprocess.STDOUT,
+        )
+        url = f"redis://127.0.0.1:{self.port}/0"
+        (tmp / "bench_tasks.py").write_text(CELERY_TASKS)
+        os.environ["BENCH_REDIS_URL"] = url
+        sys.path.insert(0, str(tmp))
+        env = {**os.environ, "PYTHONPATH": str(tmp)}
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "bench_tasks", "worker", "--loglevel=WARNING",
+             "--concurrency=2", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            stdout=open(tmp / "celery.log", "wb"), stderr=subprocess.STDOUT, env=env, cwd=tmp,
+            start_new_session=True,
+        )
+        import bench_tasks  # type: ignore[import-not-found]
+
+        self.tasks = bench_tasks
+        self.tasks.noop.delay(0).get(timeout=60)  # wait for the worker
+
+    def roundtrip(self, n: int) -> list[float]:
+        times = []
+        for i in range(n + 100):
+            t0 = time.perf_counter()
+            assert self.tasks.noop.delay(i).get(timeout=30) == i
+            if i >= 100:
+                times.append((time.perf_counter() - t0) * 1000)
+        return times
+
+    def throughput(self, n: int) -> float:
+        t0 = time.perf_counter()
+        results = [self.tasks.noop.delay(i) for i in range(n)]
+        for i, r in enumerate(results):
+            assert r.get(timeout=300) == i
+        return n / (time.perf_counter() - t0)
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.worker.pid, signal.SIGTERM)
+            self.worker.wait(20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.worker.pid, signal.SIGKILL)
+        self.redis.terminate()
+        self.redis.wait()
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, default=10_000)
+    ap.add_argument("--roundtrips", type=int, default=1_000)
+    ap.add_argument("--no-celery", action="store_true")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="runplane-bench-"))
+    rows: list[tuple[str, str, str, str]] = []
+    rp = Runplane(tmp)
+    try:
+        rt_sdk = asyncio.run(runplane_roundtrip(rp, args.roundtrips))
+        rt = asyncio.run(runplane_roundtrip_lean(rp, args.roundtrips))
+        tput = asyncio.run(runplane_throughput(rp, args.jobs))
+    finally:
+        rp.stop()
+    c_rt: list[float] | None = None
+    c_tput: float | None = None
+    if not args.no_celery and shutil.which("redis-server"):
+        rig = CeleryRig(tmp / "celery-rig" if (tmp / "celery-rig").mkdir() is None else tmp)
+        try:
+            c_rt = rig.roundtrip(args.roundtrips)
+            c_tput = rig.throughput(args.jobs)
+        finally:
+            rig.stop()
+
+    def ratio(a: float | None, b: float | None, inverse: bool = False) -> str:
+        if a is None or b is None:
+            return "-"
+        return f"{(b / a if inverse else a / b):.1f}x"
+
+    rows.append(("runsync round trip, SDK worker, p50 / p99 (ms)",
+                 f"{pct(rt_sdk, 50):.1f} / {pct(rt_sdk, 99):.1f}", "-", "-"))
+    p50, p99 = pct(rt, 50), pct(rt, 99)
+    rows.append(("runsync round trip p50 (ms)", f"{p50:.2f}",
+                 f"{pct(c_rt, 50):.2f}" if c_rt else "-", ratio(p50, pct(c_rt, 50) if c_rt else None, True)))
+    rows.append(("runsync round trip p99 (ms)", f"{p99:.2f}",
+                 f"{pct(c_rt, 99):.2f}" if c_rt else "-", ratio(p99, pct(c_rt, 99) if c_rt else None, True)))
+    rows.append((f"throughput, {args.jobs:,} no-op jobs (jobs/s)", f"{tput:,.0f}",
+                 f"{c_tput:,.0f}" if c_tput else "-", ratio(tput, c_tput)))
+    print(f"# jobs benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
+          f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    print(f"# round trips: {args.roundtrips:,} sequential (after 100 warm-up); lean-worker mean "
+          f"{statistics.mean(rt):.2f} ms, SDK-worker mean {statistics.mean(rt_sdk):.1f} ms")
+    print()
+    print("| measure | runplane | Celery + Redis | runplane advantage |")
+    print("|---|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} |")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
