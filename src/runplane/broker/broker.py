@@ -39,8 +39,13 @@ from runplane.broker.models import (
     FAILED,
     IN_PROGRESS,
     IN_QUEUE,
+    JOB_FINAL,
+    JOB_REQUEUED,
+    JOB_SUBMITTED,
+    JOB_TAKEN,
     TIMED_OUT,
     Job,
+    JobEvent,
     QueueMetrics,
 )
 from runplane.broker.workers import Worker, WorkerRegistry
@@ -84,6 +89,8 @@ class Broker:
     - ``queue_metrics(endpoint_id) -> QueueMetrics``
     - ``add_enqueue_listener(callback(endpoint_id))``: called synchronously on every enqueue
       (new job, retry, re-queue of a lost job), e.g. to scale from zero at once.
+    - ``add_job_listener(callback(JobEvent))``: every job's submit, re-queue, take and final
+      state, for metrics and statistics (runplane.observability).
     - ``workers``: the :class:`WorkerRegistry` (``services.worker_registry``).
     """
 
@@ -101,6 +108,8 @@ class Broker:
         self._ttl_heap: list[tuple[float, str]] = []
         self._exec_heap: list[tuple[float, str, float]] = []
         self._enqueue_listeners: list[Callable[[str], None]] = []
+        # Observers of every job's life (metrics, stats): see add_job_listener.
+        self._job_listeners: list[Callable[[JobEvent], None]] = []
         # Set by the controller: what it says about an endpoint now, e.g. {"reason": "no
         # machine has ...", "throttled": 1}; shown in /health and on queued jobs' /status.
         self.endpoint_status: Callable[[str], dict[str, Any]] = lambda _endpoint_id: {}
@@ -178,6 +187,20 @@ class Broker:
     def add_enqueue_listener(self, callback: Callable[[str], None]) -> None:
         self._enqueue_listeners.append(callback)
 
+    def add_job_listener(self, callback: Callable[[JobEvent], None]) -> None:
+        """``callback(JobEvent)`` on submit, re-queue, take and final state, synchronously on
+        the hot path: it must be O(1) and do no I/O. Its exceptions are logged, not raised."""
+        self._job_listeners.append(callback)
+
+    def _job_event(self, kind: str, job: Job, at: float) -> None:
+        event = JobEvent(kind, job.id, job.endpoint_id, at, job.status, job.worker_id,
+                         job.delay_ms(), job.execution_ms())
+        for cb in self._job_listeners:
+            try:
+                cb(event)
+            except Exception:
+                log.exception("job listener failed")
+
     def queue_metrics(self, endpoint_id: str) -> QueueMetrics:
         q = self._queues.get(endpoint_id)
         if q is None:
@@ -228,6 +251,8 @@ class Broker:
         self.jobs[job_id] = job
         heapq.heappush(self._ttl_heap, (job.expires_at, job_id))
         self._enqueue(job)
+        if self._job_listeners:
+            self._job_event(JOB_SUBMITTED, job, now)
         return job
 
     def find(self, job_id: str) -> Job | None:
@@ -293,6 +318,8 @@ class Broker:
         await self.writer.write((sql.RESET_JOB, {"_id": job.id}), (sql.DELETE_CHUNKS, {"_id": job.id}))
         heapq.heappush(self._ttl_heap, (job.expires_at, job.id))
         self._enqueue(job)
+        if self._job_listeners:
+            self._job_event(JOB_REQUEUED, job, self.clock.now())
         return job
 
     async def purge(self, endpoint_id: str) -> int:
@@ -401,6 +428,8 @@ class Broker:
             self._push_exec_deadline(job)
             ops.append((sql.TAKE_JOB, {"_id": job.id, "worker_id": worker.id,
                                        "started_at": now, "delay_ms": job.delay_ms()}))
+            if self._job_listeners:
+                self._job_event(JOB_TAKEN, job, now)
         if ops:
             self.writer.write_nowait(*ops)
 
@@ -484,6 +513,8 @@ class Broker:
         job.started_at = None
         self.writer.write_nowait((sql.REQUEUE_JOB, {"_id": job.id, "retries": job.retries}))
         self._enqueue(job, front=True)
+        if self._job_listeners:
+            self._job_event(JOB_REQUEUED, job, self.clock.now())
 
     def _finalize(self, job: Job, status: str, output: Any, error: str | None) -> asyncio.Future | None:
         if job.final:
@@ -505,6 +536,8 @@ class Broker:
             q.completed += 1
         elif status in (FAILED, TIMED_OUT):
             q.failed += 1
+        if self._job_listeners:
+            self._job_event(JOB_FINAL, job, now)
         self._final_order.append(job.id)
         while len(self._final_order) > RECENT_FINAL_JOBS:
             old = self.jobs.get(self._final_order.popleft())

@@ -133,3 +133,24 @@ class WorkerView:
     # (job id, seconds) for each job that ended on the server but that the worker's latest
     # ping still listed, that many seconds after it ended (its handler did not stop).
     overdue: tuple[tuple[str, float], ...] = ()
+
+
+# Job events for observers (``Broker.add_job_listener``; runplane.observability).
+JOB_SUBMITTED = "submitted"  # accepted by /run or /runsync (committed and queued)
+JOB_REQUEUED = "requeued"  # back in the queue: lost by its worker, or retried by its user
+JOB_TAKEN = "taken"  # handed to a worker (job-take response written); delay_ms is set
+JOB_FINAL = "final"  # reached a final state; status says which, execution_ms once it ran
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One step of a job's life, as the broker tells its observers. ``at`` is the clock's."""
+
+    kind: str
+    job_id: str
+    endpoint_id: str
+    at: float
+    status: str
+    worker_id: str | None = None
+    delay_ms: int | None = None
+    execution_ms: int | None = None
