@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 
@@ -66,6 +66,20 @@ class EndpointState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class ControllerObserver(Protocol):
+    """Told what the controller does (runplane.observability). Called synchronously from the
+    tick: every method must be O(1) and do no I/O; exceptions are logged, not raised."""
+
+    def scaled(self, endpoint_id: str, action: str, workers: int, reason: str) -> None:
+        """``action`` "up" (``workers`` started) or "down" (one stopped); the decision's reason."""
+
+    def worker_ready(self, endpoint_id: str, worker_id: str, cold_start_s: float) -> None:
+        """A worker this controller started took its first job: start to first job-take."""
+
+    def ticked(self, now: float) -> None:
+        """A reconcile tick ended (a clock to sample gauges on)."""
+
+
 class Controller:
     """Runs endpoint workers (and pods) on the provider's machines."""
 
@@ -84,6 +98,17 @@ class Controller:
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stops: set[asyncio.Task[Any]] = set()
+        self.observers: list[ControllerObserver] = []
+
+    def add_observer(self, observer: ControllerObserver) -> None:
+        self.observers.append(observer)
+
+    def _notify(self, method: str, *args: Any) -> None:
+        for o in self.observers:
+            try:
+                getattr(o, method)(*args)
+            except Exception:  # noqa: BLE001 - observing must never break reconciling
+                log.exception("controller observer failed")
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -153,6 +178,8 @@ class Controller:
             del self.states[gone]
         self.tick_count += 1
         self.last_tick_ms = (time.perf_counter() - t0) * 1000
+        if self.observers:
+            self._notify("ticked", now)
 
     def loads(self) -> list[MachineLoad]:
         """Each machine with the GPUs/CPUs held by live workers and pods."""
@@ -199,6 +226,9 @@ class Controller:
                 if v.first_take_at is not None and not mine.took:
                     mine.took = True
                     breaker.record_success()
+                    if self.observers:
+                        self._notify("worker_ready", ep.id, v.id,
+                                     max(0.0, v.first_take_at - mine.started_at))
                 if not mine.took and now - mine.started_at > self.cfg.startup_timeout_s:
                     mine.failure = (f"no job-take within the startup timeout "
                                     f"({self.cfg.startup_timeout_s:g}s)")
@@ -223,14 +253,20 @@ class Controller:
         for wid, why in decision.stop:
             if wid in self.tracked:
                 self._stop(self.tracked[wid], why)
+                if self.observers:
+                    self._notify("scaled", ep.id, "down", 1, why)
         reason = breaker.status(now)
         throttled = decision.blocked
+        started = 0
         for i in range(decision.start):
             problem = self._start_worker(ep, now, loads)
             if problem:
                 reason = problem.reason
                 throttled += (decision.start - i) if problem.transient else 0
                 break
+            started += 1
+        if started and self.observers:
+            self._notify("scaled", ep.id, "up", started, decision.reason)
         if reason is None and m.in_queue and not states and decision.start == 0:
             reason = ("only lowPriority jobs are queued and workersMin is 0: they wait for a "
                       "worker started by other jobs") if m.in_queue_normal == 0 else None
