@@ -21,3 +21,8 @@ def include_routers(app: FastAPI) -> None:
     from runplane.api.v1 import workerlogs
 
     app.include_router(workerlogs.router)  # GET /v1/workers/{id}/logs (runplane extension)
+
+    # Last: the web dashboard (GET / and /ui/...), after every API route.
+    from runplane.web import routes as web
+
+    app.include_router(web.router)

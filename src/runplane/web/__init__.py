@@ -1,0 +1,1 @@
+"""The web dashboard: static files (``static/``) served by ``routes.py`` at ``/``."""

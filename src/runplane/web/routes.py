@@ -1,0 +1,51 @@
+"""Serves the dashboard: ``GET /`` is the single page, ``GET /ui/...`` its static files.
+
+The page is plain HTML, CSS and ES modules (no build step); it logs in with an API key kept in
+the browser and reads everything through the public ``/v1`` and ``/v2`` APIs, so these routes
+carry no data and need no key. Only files under ``static/`` are served: anything else,
+``..`` included, is a 404 in the API's JSON error shape.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from starlette.responses import FileResponse, Response
+
+from runplane.api.errors import ApiError
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+router = APIRouter(include_in_schema=False)
+
+# Module scripts must be served as JavaScript; don't depend on the host's mime.types.
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".md": "text/plain; charset=utf-8",
+    ".LICENSE": "text/plain; charset=utf-8",
+    ".png": "image/png",
+}
+# Revalidate every time (ETag/Last-Modified make that cheap): an upgraded server is picked up.
+_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+
+
+def _file(path: Path) -> Response:
+    return FileResponse(path, media_type=_TYPES.get(path.suffix, "application/octet-stream"),
+                        headers=_HEADERS)
+
+
+@router.get("/")
+async def index() -> Response:
+    return _file(STATIC / "index.html")
+
+
+@router.get("/ui/{path:path}")
+async def static_file(path: str) -> Response:
+    target = (STATIC / path).resolve()
+    if not target.is_relative_to(STATIC) or not target.is_file():
+        raise ApiError(404, f"no such dashboard file: {path}")
+    return _file(target)
