@@ -93,7 +93,6 @@ export function endpointView(id) {
     if (!endpoint) return;
     text(title, endpoint.name);
     fill(badges,
-      h("span.badge", endpoint.computeType),
       h("span.badge", hardware(endpoint)),
       h("span.badge", `v${endpoint.version}`),
       endpoint.template ? h("span.badge", { title: endpoint.template.imageName }, endpoint.template.name) : null);

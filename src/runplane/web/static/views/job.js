@@ -38,7 +38,8 @@ export function jobView(id) {
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
         missing.hidden = false;
-        text(missing, e.message);
+        text(missing, e.message === "no such route"
+          ? "This server does not serve GET /v1/jobs/{id}." : e.message);
         return;
       }
       throw e;
