@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import (
@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     # Base URL workers use to reach the server; empty means http://{host}:{port}.
     public_url: str = ""
     log_level: str = "info"
+    # Server logs: "json" (one object per line with ts, level, logger, message and the job,
+    # worker and endpoint ids; for log shippers) or "text" (for a terminal).
+    log_format: Literal["json", "text"] = "json"
+    # /metrics answers only with an admin API key (docs/observability.md).
+    metrics_require_auth: bool = False
 
     # Catalog extensions: operators' own data centers and GPU types.
     extra_data_centers: list[str] = Field(default_factory=list)

@@ -52,6 +52,8 @@ class Services:
     provider: Any = None
     pods: Any = None
     controller: Any = None
+    # Metrics and per-endpoint stats (runplane.observability.wiring), fed by the two above.
+    observability: Any = None
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -125,6 +127,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     from runplane.controller.wiring import install as install_controller
 
     install_controller(app, services)
+
+    from runplane.observability.wiring import install as install_observability
+
+    install_observability(app, services)
     return app
 
 

@@ -22,6 +22,14 @@ def include_routers(app: FastAPI) -> None:
 
     app.include_router(workerlogs.router)  # GET /v1/workers/{id}/logs (runplane extension)
 
+    # Observability (runplane extensions, docs/observability.md): /metrics, endpoint stats over
+    # time, job listing and the job page.
+    from runplane.api import metrics
+    from runplane.api.v1 import jobs, stats
+
+    for router in (metrics.router, stats.router, jobs.router):
+        app.include_router(router)
+
     # Last: the web dashboard (GET / and /ui/...), after every API route.
     from runplane.web import routes as web
 

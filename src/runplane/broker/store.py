@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, func, insert, null, select, update
 
 from runplane.broker.models import FINAL_STATES, IN_PROGRESS, IN_QUEUE, Job
 from runplane.store.tables import job_chunks, jobs, workers
@@ -243,3 +243,26 @@ def expired_ids(engine: Engine, now: float, limit: int = 5000) -> list[str]:
                 select(jobs.c.id).where(jobs.c.retain_until < now).limit(limit)
             )
         ]
+
+
+def list_jobs(
+    engine: Engine, endpoint_id: str, statuses: tuple[str, ...], limit: int,
+    *, oldest_first: bool = False, with_payload: bool = False,
+) -> list[Job]:
+    """An endpoint's jobs in ``statuses``, newest first (or oldest first), at most ``limit``.
+
+    For listings (GET /v1/endpoints/{id}/jobs). Without ``with_payload`` the payload (which may
+    be megabytes) is not read: the jobs come back with ``payload=None``.
+    """
+    columns = [c for c in jobs.c if with_payload or c.name != "payload"]
+    if not with_payload:
+        columns.append(null().label("payload"))
+    order = jobs.c.created_at.asc() if oldest_first else jobs.c.created_at.desc()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(*columns)
+            .where(jobs.c.endpoint_id == endpoint_id, jobs.c.status.in_(statuses))
+            .order_by(order)
+            .limit(limit)
+        ).all()
+    return [job_from_row(r) for r in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging.config
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from rich.console import Console
 
 from runplane.cli.options import ConfigFile, DataDir
 from runplane.config import load_settings
+from runplane.observability.logging import logging_config
 from runplane.server import build_services, create_app
 
 console = Console(stderr=True)
@@ -26,6 +28,9 @@ def serve(
 ) -> None:
     """Start the runplane server (REST v1, job API, worker API)."""
     settings = load_settings(host=host, port=port, data_dir=data_dir, config_file=config, demo=demo)
+    # Before anything logs; uvicorn applies the same configuration to its own loggers.
+    log_config = logging_config(settings.log_format, settings.log_level)
+    logging.config.dictConfig(log_config)
     services = build_services(settings)
     admin_key = services.users.bootstrap_admin()
     if admin_key is not None:
@@ -53,6 +58,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=log_config,
         access_log=False,
         # Workers' aiohttp sessions keep idle connections for 15 s and reuse them for the
         # job-done that follows a long job; a server that closes idle connections sooner

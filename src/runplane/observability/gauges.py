@@ -1,0 +1,78 @@
+"""Reading the current state (queues, workers, machines) for scrapes and the stats sampler.
+
+Pure reads of the broker, worker registry and controller, all in memory; called from the
+event loop thread (a scrape, a controller tick, a stats request), never from a hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from runplane.observability.stats import WORKER_STATES
+
+_STATE_INDEX = {name: i for i, name in enumerate(WORKER_STATES)}
+_THROTTLED = _STATE_INDEX["throttled"]
+
+
+def workers_by_endpoint(services: Any) -> dict[str, list[int]]:
+    """Endpoint id -> live worker counts in ``WORKER_STATES`` order (throttled included).
+
+    A parked worker counts as parked whatever its last protocol state; EXITED ones not at all.
+    THROTTLED workers are not processes: they are the controller's count of wanted workers
+    whose capacity is taken (``broker.endpoint_status``).
+    """
+    out: dict[str, list[int]] = {}
+    registry = getattr(services, "worker_registry", None)
+    if registry is not None:
+        for w in registry.all():
+            state = "parked" if w.parked else w.status.lower()
+            i = _STATE_INDEX.get(state)
+            if i is None:  # EXITED
+                continue
+            counts = out.get(w.endpoint_id)
+            if counts is None:
+                counts = out[w.endpoint_id] = [0] * len(WORKER_STATES)
+            counts[i] += 1
+    controller = getattr(services, "controller", None)
+    if controller is not None:
+        for endpoint_id, state in controller.states.items():
+            if state.throttled:
+                counts = out.get(endpoint_id)
+                if counts is None:
+                    counts = out[endpoint_id] = [0] * len(WORKER_STATES)
+                counts[_THROTTLED] = state.throttled
+    return out
+
+
+@dataclass(frozen=True)
+class MachineUsage:
+    """One machine's capacity and what live workers and pods hold of it."""
+
+    machine_id: str
+    gpus: dict[str, int]  # GPU type id -> GPUs of that type
+    gpus_used: dict[str, int]  # GPU type id -> of those, held by a worker or pod
+    vcpus: float
+    vcpus_used: float
+    memory_gb: float
+    memory_used_gb: float
+
+
+def machine_usage(services: Any) -> list[MachineUsage]:
+    """Per machine GPU/CPU/memory capacity and use, from the controller's placements."""
+    controller = getattr(services, "controller", None)
+    if controller is None:
+        return []
+    out = []
+    for load in controller.loads():
+        m = load.machine
+        gpus: dict[str, int] = {}
+        used: dict[str, int] = {}
+        for g in m.gpus:
+            gpus[g.type_id] = gpus.get(g.type_id, 0) + 1
+            used.setdefault(g.type_id, 0)
+            if g.index in load.used_gpus:
+                used[g.type_id] += 1
+        out.append(MachineUsage(m.id, gpus, used, float(m.cpu_count), load.used_vcpus,
+                                float(m.memory_in_gb), load.used_memory_gb))
+    return out

@@ -1,0 +1,106 @@
+"""Connects metrics and per-endpoint stats to the broker and controller events.
+
+``services.observability`` is an :class:`Observability`: the broker's job listener, the
+controller's observer, and the sampler that records gauges (workers by state, queue depth)
+into the stats rings on the controller's tick.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runplane.broker.models import (
+    COMPLETED,
+    JOB_FINAL,
+    JOB_SUBMITTED,
+    JOB_TAKEN,
+    JobEvent,
+)
+from runplane.observability.gauges import workers_by_endpoint
+from runplane.observability.metrics import Metrics
+from runplane.observability.stats import WORKER_STATES, Sample, StatsStore
+
+# Gauges are sampled at most this often (buckets are 10 s; the last sample in one wins).
+SAMPLE_INTERVAL_S = 5.0
+
+
+class Observability:
+    """Fans broker and controller events out to :class:`Metrics` and :class:`StatsStore`."""
+
+    def __init__(self, services: Any) -> None:
+        self.s = services
+        self.metrics = Metrics(services)
+        self.stats = StatsStore()
+        self._last_sample = float("-inf")
+
+    # -- broker job listener (hot path: O(1), no I/O) --------------------------------------
+
+    def on_job(self, e: JobEvent) -> None:
+        self.metrics.on_job(e)
+        kind = e.kind
+        if kind == JOB_SUBMITTED:
+            self.stats.submitted(e.endpoint_id, e.at)
+        elif kind == JOB_TAKEN:
+            if e.delay_ms is not None:
+                self.stats.taken(e.endpoint_id, e.at, e.delay_ms)
+        elif kind == JOB_FINAL:
+            self.stats.finished(e.endpoint_id, e.at, e.status == COMPLETED, e.execution_ms)
+
+    # -- controller observer ---------------------------------------------------------------
+
+    def scaled(self, endpoint_id: str, action: str, workers: int, reason: str) -> None:
+        self.metrics.on_scaled(endpoint_id, action, workers, reason)
+
+    def worker_ready(self, endpoint_id: str, worker_id: str, cold_start_s: float) -> None:
+        self.metrics.on_cold_start(endpoint_id, cold_start_s)
+        self.stats.cold_start(endpoint_id, self.s.clock.now(), cold_start_s)
+
+    def ticked(self, now: float) -> None:
+        if now - self._last_sample >= SAMPLE_INTERVAL_S:
+            self.sample(now)
+
+    # -- sampling --------------------------------------------------------------------------
+
+    def sample(self, now: float) -> None:
+        """Record every active endpoint's gauges; forget endpoints that were deleted.
+
+        An endpoint gets a series once something happens on it (a job, a worker); from then
+        on it is sampled every time, so its charts drop to zero rather than stop.
+        """
+        self._last_sample = now
+        ids = {e.id for e in self.s.endpoints.list_all()}
+        for gone in [ep for ep in self.stats.endpoints() if ep not in ids]:
+            self.stats.drop(gone)
+        for gone in [ep for ep in list(self.metrics._children) if ep not in ids]:
+            self.metrics.forget(gone)
+        workers = workers_by_endpoint(self.s)
+        for ep in ids:
+            self._sample_one(ep, now, workers.get(ep))
+
+    def _sample_one(self, endpoint_id: str, now: float, workers: list[int] | None) -> None:
+        broker = self.s.broker
+        in_queue = broker.queue_metrics(endpoint_id).in_queue if broker is not None else 0
+        if not (workers or in_queue or self.stats.has(endpoint_id)):
+            return  # never active: no series (most endpoints, most of the time)
+        counts = tuple(workers) if workers else (0,) * len(WORKER_STATES)
+        self.stats.sample(endpoint_id, now, Sample(counts, in_queue))
+
+    def endpoint_stats(self, endpoint_id: str, window_s: int) -> dict[str, Any]:
+        """The stats route's body; the current bucket is sampled now so it is never stale."""
+        now = self.s.clock.now()
+        self._sample_one(endpoint_id, now, workers_by_endpoint(self.s).get(endpoint_id))
+        return self.stats.series(endpoint_id, now, window_s)
+
+
+def install(app: Any, services: Any) -> Observability:
+    """Build ``services.observability`` and subscribe it to the broker and controller."""
+    obs = getattr(services, "observability", None)
+    if obs is None:
+        obs = services.observability = Observability(services)
+        broker = getattr(services, "broker", None)
+        if broker is not None:
+            broker.add_job_listener(obs.on_job)
+        controller = getattr(services, "controller", None)
+        if controller is not None:
+            controller.add_observer(obs)
+    return obs
