@@ -23,6 +23,14 @@ def _json_dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
+def _json_loads(value: object) -> object:
+    """SQLite gives JSON columns NUMERIC affinity: a bare number (a job's ``output: 1``) is
+    stored as the text ``1`` and read back as the number itself, which is the value already."""
+    if isinstance(value, (int, float)):
+        return value
+    return orjson.loads(value)  # type: ignore[arg-type]
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine; for SQLite, create the folder and set the pragmas described above."""
     if url.startswith("sqlite"):
@@ -32,7 +40,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             url,
             json_serializer=_json_dumps,
-            json_deserializer=orjson.loads,
+            json_deserializer=_json_loads,
             connect_args={"check_same_thread": False, "timeout": 30},
         )
         synchronous = os.environ.get("RUNPLANE_SQLITE_SYNCHRONOUS", "NORMAL")
@@ -46,7 +54,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, json_serializer=_json_dumps, json_deserializer=orjson.loads)
+    return create_engine(url, json_serializer=_json_dumps, json_deserializer=_json_loads)
 
 
 def alembic_config(engine: Engine) -> Config:
