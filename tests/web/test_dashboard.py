@@ -121,6 +121,10 @@ def wait_refreshes(page: Any, n: int = 2) -> None:
     page.wait_for_function(f"window.runplane.refreshes >= {start + n}", timeout=20_000)
 
 
+def chart_has_data(name: str) -> str:
+    return f"document.querySelector('[data-chart={name}]').dataset.nonzero === 'true'"
+
+
 def test_login_shows_the_server_error_then_lists_endpoints(
         srv: LiveServer, template_id: str, browser: Any) -> None:
     eid = make_endpoint(srv, template_id, name="listed-endpoint")
@@ -164,28 +168,23 @@ def test_endpoint_page_under_load(srv: LiveServer, template_id: str, browser: An
     boot = page.evaluate("window.runplane.bootId")
 
     with srv.client() as c:
-        jobs = [run(c, eid, {"n": i, "sleep": 0.5, "chunks": 2}) for i in range(24)]
-        # Workers appear and run jobs, the queue drains, plots fill in: all without reload.
+        jobs = [run(c, eid, {"n": i, "sleep": 0.5, "chunks": 2}) for i in range(30)]
+        # Workers appear and run jobs while the rest wait in the queue: all without reload.
+        expect(page.locator('#queue-table tr[data-job-id]').first).to_be_visible(timeout=15_000)
         running = page.locator('#workers-table tr[data-state="RUNNING"]')
         expect(running.first).to_be_visible(timeout=60_000)
         expect(running.first.locator("td").nth(5).locator("a")).to_be_visible(timeout=20_000)
-        page.wait_for_function(
-            "document.querySelector('[data-chart=requests]').dataset.nonzero === 'true'",
-            timeout=20_000)
-        page.wait_for_function(
-            "document.querySelector('[data-chart=workers]').dataset.nonzero === 'true'",
-            timeout=20_000)
-        wait_refreshes(page, 1)
+        page.wait_for_function(chart_has_data("requests"), timeout=20_000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "endpoint-under-load.png"), full_page=True)
 
         for j in jobs:
             assert final(c, eid, j, timeout=120)["status"] == "COMPLETED"
-    recent = page.locator("#recent-table tbody tr")
-    expect(recent.first).to_be_visible(timeout=15_000)
-    page.wait_for_function(
-        "document.querySelector('[data-chart=execution]').dataset.nonzero === 'true'",
-        timeout=20_000)
+    # The queue drains, finished jobs are listed, every plot has had data.
+    expect(page.locator('#queue-table tr[data-job-id]')).to_have_count(0, timeout=15_000)
+    expect(page.locator("#recent-table tbody tr").first).to_be_visible(timeout=15_000)
+    for chart in ("delay", "execution", "coldstarts", "workers"):
+        page.wait_for_function(chart_has_data(chart), timeout=20_000)
     assert page.evaluate("window.runplane.bootId") == boot  # never reloaded
     assert refreshes(page) > 3
     assert not page.errors, page.errors

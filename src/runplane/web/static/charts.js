@@ -26,6 +26,13 @@ function axisValues(fmt) {
   return (u, vals) => vals.map((v) => (Number.isInteger(v) ? String(v) : ""));
 }
 
+// One-line clock labels (uPlot's default adds a date line that clips at the left edge).
+function timeLabels(u, vals, axisIdx, space, incr) {
+  const opts = { hour: "2-digit", minute: "2-digit", hour12: false };
+  if (incr < 60) opts.second = "2-digit";
+  return vals.map((v) => new Date(v * 1000).toLocaleTimeString(undefined, opts));
+}
+
 /**
  * A chart card: `series` = [{label, color, value: (point) => number|null, bars?, fill?, scale?}].
  * Created on the first update (uPlot measures its container), then fed with setData.
@@ -75,7 +82,7 @@ export class TimeChart {
     const fmt = FORMATS[this.format];
     const scales = { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max || 0, this.format === "ms" ? 100 : 1) * 1.1] }, ...(this.scales || {}) };
     const axes = [
-      { ...AXIS, space: 60 },
+      { ...AXIS, space: 70, values: timeLabels },
       { ...AXIS, size: 48, values: axisValues(this.format) },
     ];
     if (this.series.some((s) => s.scale === "s")) {
@@ -98,7 +105,6 @@ export class TimeChart {
           fill: s.bars ? s.color + "cc" : s.fill ? s.color + "22" : undefined,
           scale: s.scale || "y",
           spanGaps: false,
-          points: { show: false },
           paths: s.bars ? uPlot.paths.bars({ size: [0.7, 14] }) : undefined,
           value: (u, v) => (s.scale === "s" ? FORMATS.ms(v) : fmt(v)),
         })),

@@ -1,6 +1,6 @@
 // #/endpoints/ID: settings (editable), workers, queue, the reason jobs wait, and plots.
 import { api, optional, ApiError } from "../api.js";
-import { h, fill, text, esc, usd, num, pill, duration, since, ms, when } from "../dom.js";
+import { h, fill, text, esc, usd, num, pill, duration, since, ms, when, toEpoch } from "../dom.js";
 import { endpointCharts } from "../charts.js";
 import { workerCounts, costPerHour, hardware, kpi } from "./endpoints.js";
 
@@ -20,7 +20,9 @@ const FIELDS = [
   { name: "vcpuCount", label: "vCPUs per worker", type: "int", only: "CPU" },
 ];
 
-const WINDOWS = [[900, "15 min"], [3600, "1 hour"], [6 * 3600, "6 hours"], [86400, "24 hours"]];
+const QUEUE_ROWS = 10; // queued jobs listed; the rest are counted
+
+const WINDOWS = [[300, "5 min"], [900, "15 min"], [3600, "1 hour"], [6 * 3600, "6 hours"], [86400, "24 hours"]];
 
 export function endpointView(id) {
   const charts = endpointCharts();
@@ -131,7 +133,13 @@ export function endpointView(id) {
     // Plots.
     if (stats && Array.isArray(stats.points)) {
       statsNote.hidden = true;
-      for (const c of charts) c.update(stats.points);
+      // Nothing to plot from before the endpoint existed (but always a few buckets).
+      const pts = stats.points;
+      const step = stats.bucketSeconds || 10;
+      const last = pts.length ? pts[pts.length - 1].t : 0;
+      const from = Math.min((toEpoch(ep.createdAt) ?? 0) - step, last - 8 * step);
+      const shown = pts.filter((pt) => pt.t >= from);
+      for (const c of charts) c.update(shown);
     } else {
       statsNote.hidden = false;
       text(statsNote, "This server does not serve endpoint stats (GET /v1/endpoints/{id}/stats).");
@@ -161,15 +169,19 @@ export function endpointView(id) {
     // Queue: waiting jobs first (oldest first), then running ones.
     const waiting = ((queued && queued.jobs) || []).slice().sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1));
     const inflight = (running && running.jobs) || [];
+    const waitingTotal = jobs.inQueue ?? waiting.length;
+    const more = waitingTotal - Math.min(waiting.length, QUEUE_ROWS);
+    waiting.splice(QUEUE_ROWS);
     queueEmpty.hidden = waiting.length + inflight.length > 0;
     text(queueEmpty, queued === null ? "This server does not list jobs (GET /v1/endpoints/{id}/jobs)." : "Queue is empty.");
-    fill(queueBody, [...waiting, ...inflight].map((j) => h("tr", { dataset: { jobId: j.id } },
+    fill(queueBody, [...inflight, ...waiting].map((j) => h("tr", { dataset: { jobId: j.id } },
       h("td", h("a.mono.small", { href: `#/jobs/${esc(j.id)}` }, short(j.id))),
       h("td", pill(j.status)),
-      h("td", duration(since(j.status === "IN_QUEUE" ? j.createdAt : (j.startedAt || j.createdAt)))),
+      h("td", duration(j.status === "IN_QUEUE" ? since(j.createdAt) : runningFor(j))),
       h("td.mono.small", j.workerId || "–"),
       h("td", num(j.retries || 0)),
-      h("td.small", j.reason ? h("span.reason", j.reason) : (j.status === "IN_QUEUE" && why ? h("span.reason", why) : "–")))));
+      h("td.small", j.reason ? h("span.reason", j.reason) : (j.status === "IN_QUEUE" && why ? h("span.reason", why) : "–")))),
+      more > 0 ? h("tr.more", h("td.muted.small", { colspan: 6 }, `… and ${more} more queued`)) : null);
 
     // Recent finished jobs.
     const done = [...((completed && completed.jobs) || []), ...((failed && failed.jobs) || [])]
@@ -181,7 +193,7 @@ export function endpointView(id) {
       h("td", ms(j.delayTime)),
       h("td", ms(j.executionTime)),
       h("td.mono.small", j.workerId || "–"),
-      h("td.small", when(j.completedAt || j.createdAt)))));
+      h("td.small", when(j.completedAt || finishedAt(j))))));
   }
 
   async function showLog() {
@@ -203,6 +215,18 @@ export function endpointView(id) {
     el, refresh,
     destroy() { for (const c of charts) c.destroy(); },
   };
+}
+
+// Job list entries carry createdAt, delayTime and executionTime (ms): derive the rest.
+function runningFor(j) {
+  if (j.startedAt) return since(j.startedAt);
+  const age = since(j.createdAt);
+  return age === null ? null : age - (j.delayTime || 0) / 1000;
+}
+
+function finishedAt(j) {
+  const c = toEpoch(j.createdAt);
+  return c === null ? null : c + ((j.delayTime || 0) + (j.executionTime || 0)) / 1000;
 }
 
 function short(jobId) {
