@@ -508,7 +508,8 @@ class Broker:
             return
         job.retries += 1
         q.retried += 1
-        log.info("job %s re-queued (retry %d): %s", job.id, job.retries, reason)
+        log.info("job %s re-queued (retry %d): %s", job.id, job.retries, reason,
+                 extra={"job_id": job.id, "endpoint_id": job.endpoint_id})
         job.worker_id = None
         job.started_at = None
         self.writer.write_nowait((sql.REQUEUE_JOB, {"_id": job.id, "retries": job.retries}))
@@ -572,7 +573,8 @@ class Broker:
         job.deleted = True
         self.jobs.pop(job.id, None)
         job.notify()
-        log.info("job %s deleted: %s", job.id, reason)
+        log.info("job %s deleted: %s", job.id, reason,
+                 extra={"job_id": job.id, "endpoint_id": job.endpoint_id})
         self.writer.write_nowait((sql.DELETE_JOB, {"_id": job.id}), (sql.DELETE_CHUNKS, {"_id": job.id}))
 
     def _timeout(self, job: Job) -> None:

@@ -39,7 +39,9 @@ async def deliver(broker: Broker, job: Job) -> bool:
             )
             if 200 <= r.status_code < 300:
                 return True
-            log.info("webhook for job %s answered %s (attempt %d)", job.id, r.status_code, attempt + 1)
+            log.info("webhook for job %s answered %s (attempt %d)", job.id, r.status_code, attempt + 1,
+                     extra={"job_id": job.id, "endpoint_id": job.endpoint_id})
         except httpx.HTTPError as exc:
-            log.info("webhook for job %s failed: %s (attempt %d)", job.id, exc, attempt + 1)
+            log.info("webhook for job %s failed: %s (attempt %d)", job.id, exc, attempt + 1,
+                     extra={"job_id": job.id, "endpoint_id": job.endpoint_id})
     return False

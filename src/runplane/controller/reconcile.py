@@ -336,7 +336,8 @@ class Controller:
                 gpu_count=len(placed.gpu_indices), vcpu_count=int(placed.vcpu_count),
                 memory_in_gb=placed.memory_in_gb, cost_per_hr=placed.cost_per_hr,
                 endpoint_version=ep.version, desired_status="RUNNING"))
-        log.info("started worker %s for endpoint %s on %s", worker_id, ep.id, placed.machine_id)
+        log.info("started worker %s for endpoint %s on %s", worker_id, ep.id, placed.machine_id,
+                 extra={"worker_id": worker_id, "endpoint_id": ep.id})
         return None
 
     def _stop(self, w: Tracked, reason: str) -> None:
@@ -385,7 +386,8 @@ class Controller:
                 start_at=w.started_at, end_at=max(end, w.started_at),
                 usd_per_hr=w.placement.cost_per_hr, gpu_type_id=w.placement.gpu_type_id,
                 data_center_id=self._machine_dc(w.placement.machine_id))
-        log.info("worker %s of %s exited (%s): %s", w.id, w.endpoint_id, exit_code, reason)
+        log.info("worker %s of %s exited (%s): %s", w.id, w.endpoint_id, exit_code, reason,
+                 extra={"worker_id": w.id, "endpoint_id": w.endpoint_id})
 
     def _machine_dc(self, machine_id: str) -> str | None:
         for m in self.provider.machines():

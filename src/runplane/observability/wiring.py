@@ -7,6 +7,7 @@ into the stats rings on the controller's tick.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from runplane.broker.models import (
@@ -19,6 +20,8 @@ from runplane.broker.models import (
 from runplane.observability.gauges import workers_by_endpoint
 from runplane.observability.metrics import Metrics
 from runplane.observability.stats import WORKER_STATES, Sample, StatsStore
+
+log = logging.getLogger("runplane.events")
 
 # Gauges are sampled at most this often (buckets are 10 s; the last sample in one wins).
 SAMPLE_INTERVAL_S = 5.0
@@ -37,6 +40,10 @@ class Observability:
 
     def on_job(self, e: JobEvent) -> None:
         self.metrics.on_job(e)
+        if log.isEnabledFor(logging.DEBUG):  # every job step: only at log_level = "debug"
+            log.debug("job %s %s (%s)", e.job_id, e.kind, e.status, extra={
+                "job_id": e.job_id, "endpoint_id": e.endpoint_id, "worker_id": e.worker_id,
+                "delay_ms": e.delay_ms, "execution_ms": e.execution_ms})
         kind = e.kind
         if kind == JOB_SUBMITTED:
             self.stats.submitted(e.endpoint_id, e.at)
@@ -50,9 +57,13 @@ class Observability:
 
     def scaled(self, endpoint_id: str, action: str, workers: int, reason: str) -> None:
         self.metrics.on_scaled(endpoint_id, action, workers, reason)
+        log.info("endpoint %s scaled %s by %d: %s", endpoint_id, action, workers, reason,
+                 extra={"endpoint_id": endpoint_id})
 
     def worker_ready(self, endpoint_id: str, worker_id: str, cold_start_s: float) -> None:
         self.metrics.on_cold_start(endpoint_id, cold_start_s)
+        log.info("worker %s ready after a %.1f s cold start", worker_id, cold_start_s,
+                 extra={"worker_id": worker_id, "endpoint_id": endpoint_id})
         self.stats.cold_start(endpoint_id, self.s.clock.now(), cold_start_s)
 
     def ticked(self, now: float) -> None:
