@@ -156,6 +156,17 @@ def test_login_shows_the_server_error_then_lists_endpoints(
         assert page.evaluate("window.runplane.bootId") == boot
         c.post(f"/v2/{eid}/purge-queue").raise_for_status()
 
+    # A hidden tab stops polling; showing it again resumes at once.
+    set_hidden = ("h => { Object.defineProperty(document, 'hidden', {value: h, configurable: true});"
+                  " document.dispatchEvent(new Event('visibilitychange')); }")
+    page.evaluate(set_hidden, True)
+    before = refreshes(page)
+    page.wait_for_timeout(4500)
+    assert refreshes(page) <= before + 1  # at most the poll that was already in flight
+    expect(page.locator("#live")).to_have_attribute("data-state", "paused")
+    page.evaluate(set_hidden, False)
+    wait_refreshes(page, 1)
+
     page.get_by_role("button", name="Log out").click()
     expect(page.locator("#login-key")).to_be_visible()
     assert not page.errors, page.errors
@@ -221,6 +232,8 @@ def test_settings_save_and_show_the_servers_error_by_the_field(
     wait_refreshes(page, 2)
     expect(form.locator("#field-workersMin")).to_have_value("9")
     expect(err).to_have_text(r.json()["message"])
+    ARTIFACTS.mkdir(exist_ok=True)
+    form.screenshot(path=str(ARTIFACTS / "endpoint-settings-error.png"))
 
     # A value of the wrong type is judged by the server too, and kept as typed.
     form.locator("#field-workersMin").fill("0")

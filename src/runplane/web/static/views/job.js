@@ -74,7 +74,7 @@ export function jobView(id) {
     }
     const stream = job.stream || [];
     streamCard.hidden = stream.length === 0;
-    fill(streamList, stream.map((s) => h("li", h("code", json(s.output !== undefined ? s.output : s)))));
+    fill(streamList, stream.map((s) => h("li", h("code", JSON.stringify(s.output !== undefined ? s.output : s)))));
 
     await workerLog(job);
   }
