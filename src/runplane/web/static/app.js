@@ -83,7 +83,7 @@ document.addEventListener("visibilitychange", () => {
 function mountLogin() {
   const input = h("input#login-key", {
     type: "password", name: "apiKey", autocomplete: "current-password", spellcheck: "false",
-    placeholder: "rpa_… or your runplane API key", required: true,
+    placeholder: "your runplane API key", required: true,
   });
   const err = h("div.field-error#login-error", { role: "alert" });
   const button = h("button.primary", { type: "submit" }, "Log in");
@@ -113,7 +113,7 @@ function mountLogin() {
   },
     h("div.login-logo", h("span.logo"), "runplane"),
     h("p.muted", "Serverless GPU endpoints on your own machines. Log in with an API key " +
-      "(runplane login, or the admin key printed when the server first started)."),
+      "(the admin key printed when the server first started, or runplane keys create)."),
     h("label", { for: "login-key" }, "API key"),
     input, err, button,
     h("p.small.muted", "The key stays in this browser (localStorage) and is sent as a Bearer token."));
