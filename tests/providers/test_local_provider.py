@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
 
 import psutil
@@ -118,3 +121,37 @@ async def test_park_and_resume(provider: LocalProvider, tmp_path: Path) -> None:
     assert await status_becomes(info.pid, psutil.STATUS_RUNNING, psutil.STATUS_SLEEPING)
     provider.park("p")  # a parked worker still stops
     assert (await provider.stop("p", grace_s=5)).state == EXITED  # type: ignore[union-attr]
+
+
+def test_workers_die_with_the_process_that_started_them(tmp_path: Path) -> None:
+    """PR_SET_PDEATHSIG: a parent killed with SIGKILL leaves no worker behind."""
+    parent = textwrap.dedent(f"""
+        import os, sys
+        from pathlib import Path
+        from runplane.providers.base import WorkerSpec
+        from runplane.providers.runtimes.process import ProcessRuntime
+        d = Path({str(tmp_path)!r})
+        info = ProcessRuntime().start(WorkerSpec("w1", f"local:{{d}}", ["sleep", "300"], {{}},
+                                                 d / "w1.log"))
+        print(info.pid, flush=True)
+        os.kill(os.getpid(), 9)
+    """)
+    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True,
+                         timeout=30, check=False)  # it SIGKILLs itself
+    pid = int(out.stdout.split()[0])
+    for _ in range(250):
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.02)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("the worker outlived the process that started it")
+
+
+def test_a_missing_command_fails_to_start(provider: LocalProvider, tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        provider.start(WorkerSpec("w2", f"local:{tmp_path}", ["no-such-command-xyz"], {},
+                                  provider.log_path("w2")))

@@ -1,0 +1,360 @@
+"""Worker benchmarks: what runplane adds to a cold start, and what a reconcile tick costs.
+
+1. Cold start. The same runpod SDK handler (its first line records ``time.time()``) is
+   started two ways, alternately, ``--runs`` times each:
+
+   - by hand: the worker command launched with ``subprocess.Popen`` and the RUNPOD_* variables
+     pointing at a tiny HTTP server on loopback that hands it a job on its first job-take;
+     measured from launch to the handler's first line;
+   - through runplane: a ``runplane serve`` process with an endpoint scaled to zero
+     (workersMin 0, idleTimeout 1 s); measured from sending ``/run`` to the handler's first
+     line, so it includes the durable submit, the controller noticing the job, placing and
+     registering the worker, and starting the process. Before each run the endpoint is back
+     at zero workers and the previous worker process is gone.
+
+   runplane adds = median(through runplane) - median(by hand).
+
+2. Reconcile tick: the real controller over a real store in this process, 1,000 endpoints
+   (500 with workersMin 1, each holding one real worker process, ``sleep``), timed per tick
+   with ``controller.last_tick_ms`` once every worker is started.
+
+Prints one table.
+
+    .venv/bin/python benchmarks/cold_start.py [--runs 20] [--ticks 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+HANDLER = '''import time
+
+
+def handler(job):
+    t = time.time()  # the handler's first line: the job has started
+    return {"t": t, "pid": __import__("os").getpid()}
+
+
+import runpod  # noqa: E402
+
+runpod.serverless.start({"handler": handler})
+'''
+# What a worker's environment holds besides the RUNPOD_* variables (as the process runtime).
+HOST_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
+TEMPLATE_ENV = {"RUNPOD_LOG_LEVEL": "WARN"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def median_p90(xs: list[float]) -> tuple[float, float]:
+    ordered = sorted(xs)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
+
+
+# -- 1a. by hand ------------------------------------------------------------------------------
+
+
+class _JobServer(BaseHTTPRequestHandler):
+    """The job-take target of a hand-launched worker: one job, then nothing."""
+
+    protocol_version = "HTTP/1.1"
+    outputs: ClassVar[dict[str, Any]] = {}
+    handed: ClassVar[dict[str, float]] = {}  # worker -> when its first job-take arrived
+    done = threading.Event()
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def _send(self, code: int, body: bytes = b"") -> None:
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the worker was killed while its long-poll was held
+
+    def do_GET(self) -> None:
+        worker = self.path.split("/")[4].split("?")[0] if self.path.count("/") >= 4 else ""
+        if "/job-take/" in self.path and worker not in self.handed:
+            self.handed[worker] = time.time()
+            self._send(200, json.dumps({"id": f"job-{worker}", "input": {}}).encode())
+        elif "/job-take" in self.path or "/job-stop/" in self.path:
+            time.sleep(2)  # a long-poll with nothing to give
+            self._send(204)
+        else:  # ping
+            self._send(200, b'{"status":"ok"}')
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._send(200, b'{"status":"ok"}')
+        if "/job-done/" in self.path:
+            type(self).outputs[self.path.split("/")[5].split("?")[0]] = json.loads(body)["output"]
+            type(self).done.set()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a killed worker drops its held long-polls: expected, not worth a traceback
+
+
+def by_hand(app: Path, port: int, n: int) -> dict[str, float]:
+    """Launch the worker command; ms from launch to the handler's first line (``total``),
+    to the process existing (``spawn``), to its first job-take (``take``)."""
+    worker = f"hand{n}"
+    base = f"http://127.0.0.1:{port}/v2/ep"
+    env = {k: os.environ[k] for k in HOST_ENV if k in os.environ} | TEMPLATE_ENV | {
+        "RUNPOD_WEBHOOK_GET_JOB": f"{base}/job-take/$ID?gpu=",
+        "RUNPOD_WEBHOOK_POST_OUTPUT": f"{base}/job-done/$RUNPOD_POD_ID/$ID?gpu=",
+        "RUNPOD_WEBHOOK_POST_STREAM": f"{base}/job-stream/$RUNPOD_POD_ID/$ID?gpu=",
+        "RUNPOD_WEBHOOK_PING": f"{base}/ping/$RUNPOD_POD_ID?gpu=",
+        "RUNPOD_POD_ID": worker, "RUNPOD_POD_HOSTNAME": worker, "RUNPOD_AI_API_KEY": "k",
+        "RUNPOD_ENDPOINT_ID": "ep", "RUNPOD_PING_INTERVAL": "10000",
+        "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true", "RUNPOD_SKIP_GPU_CHECK": "true",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    _JobServer.done.clear()
+    t0 = time.time()
+    proc = subprocess.Popen([sys.executable, "-u", "handler.py"], cwd=app, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    spawned = time.time()
+    try:
+        if not _JobServer.done.wait(60):
+            raise RuntimeError("the hand-launched worker never finished its job")
+        return {"total": (_JobServer.outputs[f"job-{worker}"]["t"] - t0) * 1000,
+                "spawn": (spawned - t0) * 1000, "take": (_JobServer.handed[worker] - t0) * 1000}
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
+# -- 1b. through runplane ---------------------------------------------------------------------
+
+
+def start_runplane(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
+    """``runplane serve`` over a store prepared here; returns the process and a user key."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from runplane.services.users import UserService
+    from runplane.store.db import make_engine, upgrade
+
+    engine = make_engine(f"sqlite:///{data_dir / 'runplane.db'}")
+    upgrade(engine)
+    users = UserService(engine)
+    key = users.create_key(users.create_user("bench")).secret
+    engine.dispose()
+    env = {**os.environ, "RUNPLANE_CONTROLLER": json.dumps({"stop_grace_s": 0.5})}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runplane", "serve", "--port", str(port), "--data-dir",
+         str(data_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc, key
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("runplane serve did not start")
+
+
+def make_endpoint(c: httpx.Client, app: Path) -> str:
+    t = c.post("/v1/templates", json={
+        "name": "cold-start", "imageName": f"local:{app}", "isServerless": True,
+        "dockerStartCmd": [sys.executable, "-u", "handler.py"], "env": TEMPLATE_ENV})
+    t.raise_for_status()
+    e = c.post("/v1/endpoints", json={
+        "name": "cold-start", "templateId": t.json()["id"], "computeType": "CPU",
+        "vcpuCount": 1, "workersMin": 0, "workersMax": 1, "idleTimeout": 1,
+        "scalerType": "REQUEST_COUNT", "scalerValue": 1})
+    e.raise_for_status()
+    return e.json()["id"]
+
+
+def wait_scaled_to_zero(c: httpx.Client, endpoint_id: str, pid: int | None) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        gone = pid is None or not os.path.exists(f"/proc/{pid}")
+        workers = c.get(f"/v1/endpoints/{endpoint_id}", params={"includeWorkers": "true"})
+        if gone and workers.json()["workers"] == []:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the endpoint did not scale back to zero")
+
+
+def through_runplane(c: httpx.Client, endpoint_id: str, db: Path) -> tuple[dict[str, float], int]:
+    """/run on an endpoint at zero workers; ms to the handler's first line (``total``), to
+    the worker process existing (``spawn``), to its first job-take (``take``, from the
+    store's worker row), and the job's delayTime; plus the worker's pid."""
+    t0 = time.time()
+    job = c.post(f"/v2/{endpoint_id}/run", json={"input": {}})
+    job.raise_for_status()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        s = c.get(f"/v2/{endpoint_id}/status/{job.json()['id']}").json()
+        if s["status"] == "COMPLETED":
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                started, took = conn.execute(
+                    "SELECT started_at, first_take_at FROM workers WHERE id = ?",
+                    (s["workerId"],)).fetchone()
+            return {"total": (s["output"]["t"] - t0) * 1000, "spawn": (started - t0) * 1000,
+                    "take": (took - t0) * 1000, "delay": float(s["delayTime"])}, \
+                s["output"]["pid"]
+        if s["status"] in ("FAILED", "CANCELLED", "TIMED_OUT"):
+            raise RuntimeError(f"job ended {s}")
+        time.sleep(0.05)
+    raise RuntimeError("the job did not complete")
+
+
+def cold_start(runs: int, tmp: Path) -> dict[str, list[dict[str, float]]]:
+    app = tmp / "app"
+    app.mkdir()
+    (app / "handler.py").write_text(HANDLER)
+    (tmp / "rp").mkdir()
+    hand_port = free_port()
+    httpd = _QuietServer(("127.0.0.1", hand_port), _JobServer)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    port = free_port()
+    server, key = start_runplane(tmp / "rp", port)
+    out: dict[str, list[dict[str, float]]] = {"hand": [], "runplane": []}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                          headers={"Authorization": f"Bearer {key}"}) as c:
+            endpoint_id = make_endpoint(c, app)
+            by_hand(app, hand_port, -1)  # warm the page cache for both
+            pid = None
+            for i in range(runs):
+                out["hand"].append(by_hand(app, hand_port, i))
+                wait_scaled_to_zero(c, endpoint_id, pid)
+                timing, pid = through_runplane(c, endpoint_id, tmp / "rp" / "runplane.db")
+                out["runplane"].append(timing)
+                print(f"  run {i + 1}/{runs}: by hand {out['hand'][-1]['total']:.0f} ms, "
+                      f"runplane {timing['total']:.0f} ms", file=sys.stderr)
+    finally:
+        server.terminate()
+        server.wait(30)
+        httpd.shutdown()
+    return out
+
+
+# -- 2. reconcile tick ------------------------------------------------------------------------
+
+
+async def tick_cost(n_endpoints: int, n_workers: int, ticks: int, tmp: Path) -> list[float]:
+    sys.path.insert(0, str(ROOT / "src"))
+    from runplane.config import load_settings
+    from runplane.schemas.endpoints import EndpointCreate
+    from runplane.schemas.templates import TemplateCreate
+    from runplane.server import build_services, create_app
+    from runplane.services.users import Principal
+
+    app = tmp / "sleeper"
+    app.mkdir()
+    settings = load_settings(
+        data_dir=tmp / "tick", machine={"detect_gpus": False, "cpu_overcommit": 1000},
+        controller={"startup_timeout_s": 1e9})
+    services = build_services(settings)
+    create_app(settings, services)  # the broker and the controller, wired as in the server
+    me = Principal(services.users.create_user("bench"))
+    template = services.templates.create(me, TemplateCreate.model_validate({
+        "name": "sleeper", "imageName": f"local:{app}", "isServerless": True,
+        "dockerStartCmd": ["sleep", "3600"]}))
+    for i in range(n_endpoints):
+        services.endpoints.create(me, EndpointCreate.model_validate({
+            "templateId": template.id, "name": f"e{i}", "computeType": "CPU", "vcpuCount": 1,
+            "workersMin": 1 if i < n_workers else 0, "workersMax": 3}))
+    controller = services.controller
+    controller.cleanup_previous_run()
+    try:
+        while len(controller.tracked) < n_workers:
+            await controller.tick()  # starts the workers
+        if len([i for i in services.provider.list() if i.state == "running"]) != n_workers:
+            raise RuntimeError("not every worker process is running")
+        await controller.tick()
+        out = []
+        for _ in range(ticks):
+            await controller.tick()
+            out.append(controller.last_tick_ms)
+        return out
+    finally:
+        await controller.shutdown()
+        services.broker.close()
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--ticks", type=int, default=200)
+    parser.add_argument("--endpoints", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=500)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="runplane-cold-") as raw:
+        tmp = Path(raw)
+        cold = cold_start(args.runs, tmp)
+        ticks = asyncio.run(tick_cost(args.endpoints, args.workers, args.ticks, tmp))
+
+    def col(way: str, key: str, since: str | None = None) -> list[float]:
+        return [r[key] - (r[since] if since else 0.0) for r in cold[way]]
+
+    hand, rp = median_p90(col("hand", "total")), median_p90(col("runplane", "total"))
+    added = rp[0] - hand[0]
+    paired = statistics.median(r - h for r, h in zip(col("runplane", "total"),
+                                                     col("hand", "total"), strict=True))
+    tick = median_p90(ticks)
+    rows = [
+        ("cold start by hand: launch -> handler's first line", hand, "", ""),
+        ("cold start via runplane: /run -> handler's first line", rp, "", ""),
+        ("runplane adds: difference of medians (paired*)", (added, paired), "<= 50",
+         "yes" if added <= 50 else "NO"),
+        ("  by hand: launch -> process exists", median_p90(col("hand", "spawn")), "", ""),
+        ("  runplane: /run -> process exists", median_p90(col("runplane", "spawn")), "", ""),
+        ("  by hand: process -> first job-take (SDK boot)",
+         median_p90(col("hand", "take", "spawn")), "", ""),
+        ("  runplane: process -> first job-take (SDK boot)",
+         median_p90(col("runplane", "take", "spawn")), "", ""),
+        ("  by hand: first job-take -> handler's first line",
+         median_p90(col("hand", "total", "take")), "", ""),
+        ("  runplane: first job-take -> handler's first line",
+         median_p90(col("runplane", "total", "take")), "", ""),
+        ("  runplane: job delayTime (the server's view)", median_p90(col("runplane", "delay")),
+         "", ""),
+        (f"reconcile tick, {args.endpoints:,} endpoints / {args.workers} workers", tick,
+         "<= 10", "yes" if tick[0] <= 10 else "NO"),
+    ]
+    print(f"\n{'measure (ms)':58} {'median':>8} {'p90*':>8} {'goal':>7} {'met':>4}")
+    for name, (med, p90), goal, met in rows:
+        print(f"{name:58} {med:8.1f} {p90:8.1f} {goal:>7} {met:>4}")
+    print(f"({args.runs} cold starts each way, alternating; {args.ticks} ticks. *For 'runplane "
+          "adds' the second column is the median of the paired differences instead of a p90.)")
+
+
+if __name__ == "__main__":
+    main()
