@@ -142,9 +142,11 @@ JOB_TAKEN = "taken"  # handed to a worker (job-take response written); delay_ms 
 JOB_FINAL = "final"  # reached a final state; status says which, execution_ms once it ran
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class JobEvent:
-    """One step of a job's life, as the broker tells its observers. ``at`` is the clock's."""
+    """One step of a job's life, as the broker tells its observers (who must not change it;
+    not ``frozen``, whose ``__init__`` costs twice as much on the hot path). ``at`` is the
+    clock's."""
 
     kind: str
     job_id: str

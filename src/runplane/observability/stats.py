@@ -83,10 +83,10 @@ class Bucket:
         self.in_queue = 0
 
 
-def _add(hist: Hist | None, ms: float) -> Hist:
+def _add(hist: Hist | None, b: int, ms: float) -> Hist:
+    """Count ``ms`` (in bin ``b``, computed once for the three rings) into ``hist``."""
     if hist is None:
         hist = {}
-    b = _bin(ms)
     v = hist.get(b)
     if v is None:
         hist[b] = [1, ms]
@@ -119,12 +119,29 @@ class _Ring:
 
 
 class EndpointSeries:
-    """The three rings of one endpoint."""
+    """The three rings of one endpoint, and the buckets events go to now.
 
-    __slots__ = ("rings",)
+    Every width is a multiple of the finest (10 s) and buckets are aligned on the epoch, so the
+    three current buckets stay the same for the whole finest bucket: events look them up once
+    per 10 s, not once per event.
+    """
+
+    __slots__ = ("rings", "current", "start", "end")
 
     def __init__(self) -> None:
         self.rings = tuple(_Ring(width, size) for width, size in TIERS)
+        self.current: tuple[Bucket, ...] = ()
+        self.start = self.end = 0.0
+
+    def buckets(self, at: float) -> tuple[Bucket, ...]:
+        if self.start <= at < self.end:
+            return self.current
+        current = tuple(r.at(at) for r in self.rings)
+        if at >= self.start:  # time moved on (an event from the past is not cached)
+            self.current = current
+            self.start = float(current[0].t)
+            self.end = self.start + self.rings[0].width
+        return current
 
 
 @dataclass(frozen=True)
@@ -141,11 +158,11 @@ class StatsStore:
     def __init__(self) -> None:
         self._series: dict[str, EndpointSeries] = {}
 
-    def _rings(self, endpoint_id: str) -> tuple[_Ring, ...]:
+    def _buckets(self, endpoint_id: str, at: float) -> tuple[Bucket, ...]:
         s = self._series.get(endpoint_id)
         if s is None:
             s = self._series[endpoint_id] = EndpointSeries()
-        return s.rings
+        return s.buckets(at)
 
     def has(self, endpoint_id: str) -> bool:
         return endpoint_id in self._series
@@ -160,35 +177,35 @@ class StatsStore:
     # -- events (O(1): three rings) --------------------------------------------------------
 
     def submitted(self, endpoint_id: str, at: float) -> None:
-        for ring in self._rings(endpoint_id):
-            ring.at(at).requests += 1
+        for b in self._buckets(endpoint_id, at):
+            b.requests += 1
 
     def taken(self, endpoint_id: str, at: float, delay_ms: float) -> None:
-        for ring in self._rings(endpoint_id):
-            b = ring.at(at)
-            b.delay = _add(b.delay, delay_ms)
+        i = _bin(delay_ms)
+        for b in self._buckets(endpoint_id, at):
+            b.delay = _add(b.delay, i, delay_ms)
 
     def finished(self, endpoint_id: str, at: float, completed: bool,
                  execution_ms: float | None) -> None:
-        for ring in self._rings(endpoint_id):
-            b = ring.at(at)
+        i = _bin(execution_ms) if execution_ms is not None else 0
+        for b in self._buckets(endpoint_id, at):
             if completed:
                 b.completed += 1
             else:
                 b.failed += 1
             if execution_ms is not None:
-                b.execution = _add(b.execution, execution_ms)
+                b.execution = _add(b.execution, i, execution_ms)
 
     def cold_start(self, endpoint_id: str, at: float, seconds: float) -> None:
-        for ring in self._rings(endpoint_id):
-            b = ring.at(at)
+        ms = seconds * 1000.0
+        i = _bin(ms)
+        for b in self._buckets(endpoint_id, at):
             b.cold_starts += 1
-            b.cold = _add(b.cold, seconds * 1000.0)
+            b.cold = _add(b.cold, i, ms)
 
     def sample(self, endpoint_id: str, at: float, sample: Sample) -> None:
         """Record the gauges now; the last sample taken in a bucket is what it shows."""
-        for ring in self._rings(endpoint_id):
-            b = ring.at(at)
+        for b in self._buckets(endpoint_id, at):
             b.workers = sample.workers
             b.in_queue = sample.in_queue
 
