@@ -77,6 +77,7 @@ def test_logging_config_applies(fmt: str, formatter: type) -> None:
         assert root.level == logging.WARNING
         assert logging.getLogger("uvicorn.error").handlers == []
         assert logging.getLogger("uvicorn.error").propagate
+        assert logging.getLogger("alembic").level == logging.WARNING
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])

@@ -99,5 +99,7 @@ def logging_config(fmt: str, level: str) -> dict[str, Any]:
             "uvicorn": {"handlers": [], "level": level, "propagate": True},
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
             "uvicorn.access": {"handlers": [], "level": level, "propagate": True},
+            # Alembic narrates every start ("Context impl SQLiteImpl."); its warnings suffice.
+            "alembic": {"level": "WARNING"},
         },
     }
