@@ -280,3 +280,13 @@ def test_machines_page_shows_capacity_to_admins(srv: LiveServer, browser: Any) -
     page = open_page(browser, srv, srv.user_key, "/#/machines")
     expect(page.locator("#machines-page .banner")).to_contain_text("admin")
     assert not page.errors, page.errors
+
+
+def test_another_users_endpoint_is_not_found(srv: LiveServer, template_id: str,
+                                              browser: Any) -> None:
+    eid = make_endpoint(srv, template_id, name="alices")
+    page = open_page(browser, srv, srv.other_key, f"/#/endpoints/{eid}")
+    expect(page.locator("#refresh-error")).to_contain_text(f"endpoint {eid} not found")
+    expect(page.locator("#settings-form")).to_be_hidden()
+    expect(page.locator("#workers-table")).to_be_hidden()
+    assert not page.errors, page.errors

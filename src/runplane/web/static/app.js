@@ -18,6 +18,8 @@ const ROUTES = [
 const app = document.getElementById("app");
 const live = document.getElementById("live");
 const state = { view: null, generation: 0, timer: null, refreshes: 0 };
+// Why the page could not be refreshed (a 404 for the page's resource, the server down...).
+const problem = h("div.banner.bad#refresh-error", { hidden: true, role: "alert" });
 // Tests read these to tell a live update from a page reload.
 window.runplane = { bootId: Math.random().toString(36).slice(2), refreshes: 0 };
 
@@ -39,7 +41,7 @@ function route() {
       a.classList.toggle("active", a.dataset.nav === nav);
     }
     state.view = make(...m.slice(1));
-    fill(app, state.view.el);
+    fill(app, problem, state.view.el);
     tick(state.generation);
     return;
   }
@@ -60,6 +62,7 @@ async function tick(generation) {
     window.runplane.refreshes = state.refreshes;
     document.body.dataset.refreshes = String(state.refreshes);
     live.dataset.state = "ok";
+    problem.hidden = true;
     text(live.querySelector(".live-text"), `live · ${new Date().toLocaleTimeString(undefined, { hour12: false })}`);
     live.title = "refreshed automatically every " + REFRESH_MS / 1000 + " s";
   } catch (e) {
@@ -67,6 +70,8 @@ async function tick(generation) {
     live.dataset.state = "error";
     text(live.querySelector(".live-text"), "offline");
     live.title = e instanceof ApiError ? e.message : `server unreachable: ${e.message}`;
+    problem.hidden = false;
+    text(problem, e instanceof ApiError ? e.message : `Cannot reach the server (${e.message}); retrying.`);
   }
   if (generation === state.generation) {
     state.timer = setTimeout(() => tick(generation), REFRESH_MS);

@@ -61,11 +61,11 @@ export function endpointView(id) {
     h("div.crumbs", h("a", { href: "#/endpoints" }, "Endpoints"), " / ", h("span.mono", id)),
     h("div.page-head.row", h("div", title, subtitle), badges),
     reason,
-    h("div.kpis",
+    h("div.kpis", { hidden: true },
       kpi("In queue", values.inQueue), kpi("In progress", values.inProgress),
       kpi("Completed", values.completed), kpi("Failed", values.failed),
       kpi("Workers", values.workers, workersSub), kpi("Cost", values.cost)),
-    h("div.layout",
+    h("div.layout", { hidden: true },
       h("div.main-col",
         h("div.section-head", h("h2", "Metrics"), h("label.inline.small.muted", "Window ", windowSelect)),
         statsNote,
@@ -114,6 +114,8 @@ export function endpointView(id) {
     ]);
     endpoint = ep;
     render();
+    // Shown once there is an endpoint to show (an unknown id leaves only the error).
+    for (const part of el.querySelectorAll(":scope > .kpis, :scope > .layout")) part.hidden = false;
 
     const jobs = (health && health.jobs) || {};
     const counts = workerCounts(ep, health);
