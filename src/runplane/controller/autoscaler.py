@@ -29,7 +29,7 @@ PARKED = "PARKED"
 EXITED = "EXITED"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built per endpoint per tick; never mutated
 class ScalerSettings:
     """The endpoint settings the autoscaler reads."""
 
@@ -41,7 +41,7 @@ class ScalerSettings:
     version: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built per endpoint per tick; never mutated
 class QueueStats:
     """Queue metrics; ``in_queue_normal`` and ``oldest_normal_at`` leave lowPriority jobs out."""
 
@@ -50,7 +50,7 @@ class QueueStats:
     oldest_normal_at: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built per endpoint per tick; never mutated
 class WorkerState:
     """A live worker as the autoscaler sees it."""
 
