@@ -10,4 +10,4 @@ from runplane.broker.broker import Broker
 from runplane.broker.models import FINAL_STATES, Job, QueueMetrics, WorkerView
 from runplane.broker.workers import WorkerRegistry
 
-__all__ = ["Broker", "FINAL_STATES", "Job", "QueueMetrics", "WorkerRegistry", "WorkerView"]
+__all__ = ["FINAL_STATES", "Broker", "Job", "QueueMetrics", "WorkerRegistry", "WorkerView"]

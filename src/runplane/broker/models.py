@@ -91,6 +91,38 @@ class Job:
             self.changed = None
 
 
+@dataclass(eq=False)
+class Worker:
+    """A worker the broker tracks in memory (``WorkerRegistry``); its row is ``workers``."""
+
+    id: str
+    endpoint_id: str
+    user_id: str
+    token_hash: str
+    status: str
+    desired_status: str
+    manual: bool
+    created_at: float
+    first_take_at: float | None = None
+    last_seen_at: float | None = None
+    idle_since: float | None = None
+    reason: str | None = None
+    parked: bool = False
+    # Heartbeats stopped; cleared when the worker speaks again.
+    lost: bool = False
+    jobs: dict[str, Job] = field(default_factory=dict)
+    stop_pending: list[str] = field(default_factory=list)
+    stop_waiter: asyncio.Future | None = None
+    polling: int = 0
+    # Jobs already final on the server (timed out, cancelled) that its pings still list:
+    # job id -> (when the job ended, the last ping listing it). The controller stops a worker
+    # whose handler keeps running such a job (a sync handler cannot be interrupted).
+    overdue: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def can_take(self) -> bool:
+        return not self.parked and self.desired_status != W_EXITED and self.status != W_EXITED
+
+
 @dataclass(frozen=True)
 class QueueMetrics:
     """What the autoscaler reads per endpoint (``Broker.queue_metrics``).

@@ -6,73 +6,55 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, delete, func, insert, null, select, update
 
-from runplane.broker.models import FINAL_STATES, IN_PROGRESS, IN_QUEUE, Job
+from runplane.broker.models import (
+    FINAL_STATES,
+    IN_PROGRESS,
+    IN_QUEUE,
+    W_EXITED,
+    W_PARKED,
+    Job,
+    Worker,
+)
 from runplane.store.tables import job_chunks, jobs, workers
 
 # -- jobs ----------------------------------------------------------------------------------
 
+
+def _update_job(**values: Any) -> Any:
+    """``UPDATE jobs SET ... WHERE id = :_id``."""
+    return update(jobs).where(jobs.c.id == bindparam("_id")).values(**values)
+
+
+def _update_worker(**values: Any) -> Any:
+    """``UPDATE workers SET ... WHERE id = :_id``."""
+    return update(workers).where(workers.c.id == bindparam("_id")).values(**values)
+
+
 INSERT_JOB = insert(jobs)
 
-TAKE_JOB = (
-    update(jobs)
-    .where(jobs.c.id == bindparam("_id"))
-    .values(
-        status=IN_PROGRESS,
-        worker_id=bindparam("worker_id"),
-        started_at=bindparam("started_at"),
-        delay_ms=bindparam("delay_ms"),
-    )
+TAKE_JOB = _update_job(
+    status=IN_PROGRESS,
+    worker_id=bindparam("worker_id"),
+    started_at=bindparam("started_at"),
+    delay_ms=bindparam("delay_ms"),
 )
 
-REQUEUE_JOB = (
-    update(jobs)
-    .where(jobs.c.id == bindparam("_id"))
-    .values(
-        status=IN_QUEUE,
-        worker_id=None,
-        started_at=None,
-        delay_ms=None,
-        retries=bindparam("retries"),
-    )
+REQUEUE_JOB = _update_job(
+    status=IN_QUEUE, worker_id=None, started_at=None, delay_ms=None, retries=bindparam("retries")
 )
 
-FINISH_JOB = (
-    update(jobs)
-    .where(jobs.c.id == bindparam("_id"))
-    .values(
-        status=bindparam("status"),
-        output=bindparam("output"),
-        error=bindparam("error"),
-        finished_at=bindparam("finished_at"),
-        retain_until=bindparam("retain_until"),
-        execution_ms=bindparam("execution_ms"),
-        retries=bindparam("retries"),
-    )
-)
+FINISH_JOB = _update_job(**{
+    name: bindparam(name)
+    for name in ("status", "output", "error", "finished_at", "retain_until", "execution_ms", "retries")
+})
 
-PROGRESS_JOB = update(jobs).where(jobs.c.id == bindparam("_id")).values(output=bindparam("output"))
+PROGRESS_JOB = _update_job(output=bindparam("output"))
 
-STREAM_CURSOR = (
-    update(jobs)
-    .where(jobs.c.id == bindparam("_id"))
-    .values(stream_delivered=bindparam("stream_delivered"))
-)
+STREAM_CURSOR = _update_job(stream_delivered=bindparam("stream_delivered"))
 
-RESET_JOB = (
-    update(jobs)
-    .where(jobs.c.id == bindparam("_id"))
-    .values(
-        status=IN_QUEUE,
-        worker_id=None,
-        started_at=None,
-        finished_at=None,
-        retain_until=None,
-        delay_ms=None,
-        execution_ms=None,
-        output=None,
-        error=None,
-        stream_delivered=0,
-    )
+RESET_JOB = _update_job(
+    status=IN_QUEUE, worker_id=None, started_at=None, finished_at=None, retain_until=None,
+    delay_ms=None, execution_ms=None, output=None, error=None, stream_delivered=0,
 )
 
 DELETE_JOB = delete(jobs).where(jobs.c.id == bindparam("_id"))
@@ -81,44 +63,24 @@ INSERT_CHUNK = insert(job_chunks)
 
 # -- workers -------------------------------------------------------------------------------
 
-WORKER_SEEN = (
-    update(workers)
-    .where(workers.c.id == bindparam("_id"))
-    .values(last_seen_at=bindparam("last_seen_at"))
+WORKER_SEEN = _update_worker(last_seen_at=bindparam("last_seen_at"))
+
+WORKER_STATUS = _update_worker(
+    status=bindparam("status"), last_status_change_at=bindparam("at"), reason=bindparam("reason")
 )
 
-WORKER_STATUS = (
-    update(workers)
-    .where(workers.c.id == bindparam("_id"))
-    .values(
-        status=bindparam("status"),
-        last_status_change_at=bindparam("at"),
-        reason=bindparam("reason"),
-    )
+WORKER_FIRST_TAKE = _update_worker(first_take_at=bindparam("first_take_at"))
+
+WORKER_DESIRED = _update_worker(
+    desired_status=bindparam("desired_status"), reason=bindparam("reason")
 )
 
-WORKER_FIRST_TAKE = (
-    update(workers)
-    .where(workers.c.id == bindparam("_id"))
-    .values(first_take_at=bindparam("first_take_at"))
-)
-
-WORKER_DESIRED = (
-    update(workers)
-    .where(workers.c.id == bindparam("_id"))
-    .values(desired_status=bindparam("desired_status"), reason=bindparam("reason"))
-)
-
-WORKER_EXITED = (
-    update(workers)
-    .where(workers.c.id == bindparam("_id"))
-    .values(
-        status="EXITED",
-        desired_status="EXITED",
-        stopped_at=bindparam("at"),
-        last_status_change_at=bindparam("at"),
-        reason=bindparam("reason"),
-    )
+WORKER_EXITED = _update_worker(
+    status=W_EXITED,
+    desired_status=W_EXITED,
+    stopped_at=bindparam("at"),
+    last_status_change_at=bindparam("at"),
+    reason=bindparam("reason"),
 )
 
 
@@ -140,28 +102,20 @@ def job_row(job: Job) -> dict[str, Any]:
     }
 
 
+# Job fields read from a row as they are (the others: sync, low_priority, settled).
+_ROW_FIELDS = (
+    "id", "endpoint_id", "user_id", "payload", "created_at", "expires_at",
+    "execution_timeout_ms", "webhook", "status", "worker_id", "started_at", "finished_at",
+    "retain_until", "retries", "output", "error", "stream_delivered",
+)
+
+
 def job_from_row(row: Any) -> Job:
     m = row._mapping
     return Job(
-        id=m["id"],
-        endpoint_id=m["endpoint_id"],
-        user_id=m["user_id"],
-        payload=m["payload"],
-        created_at=m["created_at"],
-        expires_at=m["expires_at"],
+        **{name: m[name] for name in _ROW_FIELDS},
         sync=bool(m["sync"]),
         low_priority=bool(m["low_priority"]),
-        execution_timeout_ms=m["execution_timeout_ms"],
-        webhook=m["webhook"],
-        status=m["status"],
-        worker_id=m["worker_id"],
-        started_at=m["started_at"],
-        finished_at=m["finished_at"],
-        retain_until=m["retain_until"],
-        retries=m["retries"],
-        output=m["output"],
-        error=m["error"],
-        stream_delivered=m["stream_delivered"],
         settled=m["status"] in FINAL_STATES,
     )
 
@@ -266,3 +220,21 @@ def list_jobs(
             .limit(limit)
         ).all()
     return [job_from_row(r) for r in rows]
+
+
+def load_workers(engine: Engine, now: float) -> list[Worker]:
+    """Every worker not EXITED, as of a restart at ``now``: a worker seen before is given a
+    fresh heartbeat grace period (``last_seen_at = now``)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(workers).where(workers.c.status != W_EXITED)).all()
+    out = []
+    for r in rows:
+        m = r._mapping
+        out.append(Worker(
+            id=m["id"], endpoint_id=m["endpoint_id"], user_id=m["user_id"],
+            token_hash=m["token_hash"], status=m["status"], desired_status=m["desired_status"],
+            manual=bool(m["manual"]), created_at=m["created_at"], first_take_at=m["first_take_at"],
+            last_seen_at=now if m["last_seen_at"] is not None else None, reason=m["reason"],
+            parked=m["status"] == W_PARKED, idle_since=now,
+        ))
+    return out

@@ -28,17 +28,15 @@ called from the server's event loop thread:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
+from runplane.broker import credentials
 from runplane.broker import store as sql
+from runplane.broker.credentials import TOKEN_PREFIX, hash_token
 from runplane.broker.models import (
     W_EXITED,
     W_IDLE,
@@ -47,6 +45,7 @@ from runplane.broker.models import (
     W_RUNNING,
     W_UNHEALTHY,
     Job,
+    Worker,
     WorkerView,
 )
 from runplane.ids import new_id
@@ -55,45 +54,11 @@ from runplane.store.tables import workers as workers_table
 if TYPE_CHECKING:
     from runplane.broker.broker import Broker
 
+__all__ = ["TOKEN_PREFIX", "Worker", "WorkerRegistry", "hash_token"]
+
 log = logging.getLogger("runplane.broker.workers")
 
-TOKEN_PREFIX = "rpw_"
-
 WorkerListener = Callable[[str, str, str, str], None]
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(eq=False)
-class Worker:
-    id: str
-    endpoint_id: str
-    user_id: str
-    token_hash: str
-    status: str
-    desired_status: str
-    manual: bool
-    created_at: float
-    first_take_at: float | None = None
-    last_seen_at: float | None = None
-    idle_since: float | None = None
-    reason: str | None = None
-    parked: bool = False
-    # Heartbeats stopped; cleared when the worker speaks again.
-    lost: bool = False
-    jobs: dict[str, Job] = field(default_factory=dict)
-    stop_pending: list[str] = field(default_factory=list)
-    stop_waiter: asyncio.Future | None = None
-    polling: int = 0
-    # Jobs already final on the server (timed out, cancelled) that its pings still list:
-    # job id -> (when the job ended, the last ping listing it). The controller stops a worker
-    # whose handler keeps running such a job (a sync handler cannot be interrupted).
-    overdue: dict[str, tuple[float, float]] = field(default_factory=dict)
-
-    def can_take(self) -> bool:
-        return not self.parked and self.desired_status != W_EXITED and self.status != W_EXITED
 
 
 class WorkerRegistry:
@@ -129,7 +94,7 @@ class WorkerRegistry:
         worker_id = worker_id or new_id(14)
         if worker_id in self._by_id:
             raise ValueError(f"worker {worker_id} already exists")
-        token = TOKEN_PREFIX + secrets.token_hex(20)
+        token = credentials.new_token()
         now = self._clock.now()
         allowed = {
             "machine_id", "gpu_type_id", "gpu_count", "vcpu_count", "memory_in_gb",
@@ -163,27 +128,7 @@ class WorkerRegistry:
 
     def worker_env(self, endpoint_id: str, worker_id: str, token: str, gpu: str = "") -> dict[str, str]:
         """Every RUNPOD_* variable an unmodified SDK worker needs (PROTOCOL.md section 5)."""
-        base = self._settings.resolved_public_url
-        q = f"?gpu={quote(gpu, safe='')}"
-        ep = f"{base}/v2/{endpoint_id}"
-        interval = max(1000, (int(self._settings.worker_ping_interval_ms) // 1000) * 1000)
-        env = {
-            "RUNPOD_WEBHOOK_GET_JOB": f"{ep}/job-take/$ID{q}",
-            "RUNPOD_WEBHOOK_POST_OUTPUT": f"{ep}/job-done/$RUNPOD_POD_ID/$ID{q}",
-            "RUNPOD_WEBHOOK_POST_STREAM": f"{ep}/job-stream/$RUNPOD_POD_ID/$ID{q}",
-            "RUNPOD_WEBHOOK_PING": f"{ep}/ping/$RUNPOD_POD_ID{q}",
-            "RUNPOD_POD_ID": worker_id,
-            "RUNPOD_POD_HOSTNAME": worker_id,
-            "RUNPOD_AI_API_KEY": token,
-            "RUNPOD_ENDPOINT_ID": endpoint_id,
-            "RUNPOD_PING_INTERVAL": str(interval),
-            # Built-in fitness checks dial 8.8.8.8: they kill every worker on a host without
-            # internet. Handlers' own registered checks still run.
-            "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true",
-        }
-        if not gpu:
-            env["RUNPOD_SKIP_GPU_CHECK"] = "true"
-        return env
+        return credentials.worker_env(self._settings, endpoint_id, worker_id, token, gpu)
 
     def snapshot(self, endpoint_id: str) -> list[WorkerView]:
         """The endpoint's workers that are not EXITED, as the protocol sees them now."""
@@ -378,19 +323,7 @@ class WorkerRegistry:
 
     def load(self) -> None:
         """Rebuild from the store at start-up: every worker not EXITED, fresh grace period."""
-        now = self._clock.now()
-        with self._engine.connect() as conn:
-            rows = conn.execute(select(workers_table).where(workers_table.c.status != W_EXITED)).all()
-        for r in rows:
-            m = r._mapping
-            w = Worker(
-                id=m["id"], endpoint_id=m["endpoint_id"], user_id=m["user_id"],
-                token_hash=m["token_hash"], status=m["status"], desired_status=m["desired_status"],
-                manual=bool(m["manual"]), created_at=m["created_at"], first_take_at=m["first_take_at"],
-                last_seen_at=now if m["last_seen_at"] is not None else None, reason=m["reason"],
-                parked=m["status"] == W_PARKED,
-            )
-            w.idle_since = now
+        for w in sql.load_workers(self._engine, self._clock.now()):
             self._by_id[w.id] = w
             self._by_token[w.token_hash] = w
 

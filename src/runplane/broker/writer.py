@@ -29,7 +29,7 @@ _STOP = object()
 
 
 class _Item:
-    __slots__ = ("ops", "future", "loop")
+    __slots__ = ("future", "loop", "ops")
 
     def __init__(self, ops: Sequence[Op], future: asyncio.Future | None, loop: Any) -> None:
         self.ops = ops

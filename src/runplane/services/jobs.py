@@ -67,9 +67,10 @@ def parse_run_request(body: Any) -> RunRequest:
             raise bad_request("policy.lowPriority: must be true or false", "policy.lowPriority")
         low = low_value
     webhook = body.get("webhook")
-    if webhook is not None:
-        if not isinstance(webhook, str) or not webhook.startswith(("http://", "https://")):
-            raise bad_request("webhook: must be an http(s) URL", "webhook")
+    if webhook is not None and (
+        not isinstance(webhook, str) or not webhook.startswith(("http://", "https://"))
+    ):
+        raise bad_request("webhook: must be an http(s) URL", "webhook")
     s3 = body.get("s3Config")
     if s3 is not None and not isinstance(s3, dict):
         raise bad_request("s3Config: must be a JSON object", "s3Config")
@@ -108,6 +109,36 @@ def job_view(job: Job) -> dict[str, Any]:
         out["error"] = job.error
     out["retries"] = job.retries
     return out
+
+
+_WORKER_COUNT_KEYS = {"IDLE": "idle", "RUNNING": "running", "INITIALIZING": "initializing",
+                      "UNHEALTHY": "unhealthy", "PARKED": "idle"}
+
+
+def health_view(broker: Any, endpoint_id: str) -> dict[str, Any]:
+    """``/health``: job counters and workers by state (PARKED counts as idle), plus the
+    controller's ``reason`` why jobs wait when it has one (runplane extension)."""
+    m = broker.queue_metrics(endpoint_id)
+    controller = broker.endpoint_status(endpoint_id)
+    counts = {"idle": 0, "running": 0, "initializing": 0, "unhealthy": 0,
+              "throttled": controller.get("throttled", 0)}
+    for w in broker.workers.snapshot(endpoint_id):
+        key = _WORKER_COUNT_KEYS.get(w.status)
+        if key:
+            counts[key] += 1
+    body = {
+        "jobs": {
+            "completed": m.completed,
+            "failed": m.failed,
+            "inProgress": m.in_progress,
+            "inQueue": m.in_queue,
+            "retried": m.retried,
+        },
+        "workers": counts,
+    }
+    if controller.get("reason"):
+        body["reason"] = controller["reason"]
+    return body
 
 
 def job_not_found(job_id: str) -> ApiError:

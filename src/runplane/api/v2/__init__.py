@@ -68,7 +68,7 @@ class V2App:
             return
         services = scope["app"].state.services
         broker = services.broker
-        if broker._sweep_task is None:
+        if not broker.sweeper.running:
             broker.start()
         req = Req(scope, receive, send, services, parts)
         try:

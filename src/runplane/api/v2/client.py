@@ -13,7 +13,13 @@ import orjson
 from runplane.api.errors import ApiError, not_found
 from runplane.api.v2.http import Req, send_json
 from runplane.broker.models import FAILED, TIMED_OUT, Job
-from runplane.services.jobs import job_not_found, job_view, parse_run_request, parse_wait_ms
+from runplane.services.jobs import (
+    health_view,
+    job_not_found,
+    job_view,
+    parse_run_request,
+    parse_wait_ms,
+)
 from runplane.services.users import Principal
 
 
@@ -124,7 +130,7 @@ async def _sse(req: Req, job: Job) -> None:
     ]})
     disconnected = req.disconnect_watcher()
     try:
-        while not disconnected.done() and not broker._closed:
+        while not disconnected.done() and not broker.closed:
             # Read the state before the chunks: chunks always precede the end of a job.
             ended = (job.final and job.settled) or job.deleted
             parts = [
@@ -169,7 +175,7 @@ async def purge_queue(req: Req) -> None:
 
 async def health(req: Req) -> None:
     _, endpoint_id = _endpoint(req)
-    await send_json(req.send, req.services.broker.health(endpoint_id))
+    await send_json(req.send, health_view(req.services.broker, endpoint_id))
 
 
 # -- manual workers (runplane's extension; `runplane worker run`) --------------------------

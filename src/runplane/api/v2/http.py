@@ -16,7 +16,7 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class Req:
-    __slots__ = ("scope", "receive", "send", "services", "parts", "_query", "_headers")
+    __slots__ = ("_headers", "_query", "parts", "receive", "scope", "send", "services")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, services: Any, parts: list[str]) -> None:
         self.scope = scope

@@ -62,8 +62,7 @@ async def _take(req: Req, *, batch: bool) -> None:
         n = max(1, min(n, 1000))
     await req.receive()  # the (empty) request body, so the next receive() means disconnect
     disconnect = None
-    q = broker._queues.get(w.endpoint_id)
-    if q is None or not (q.n_normal or q.n_low):
+    if not broker.has_queued(w.endpoint_id):
         disconnect = req.disconnect_watcher()
     try:
         jobs = await broker.take(w, n, broker.settings.job_take_hold_s, disconnect)

@@ -1,0 +1,209 @@
+"""Per-endpoint job queues and the job-take long-polls waiting on them (in memory only).
+
+Each endpoint has two FIFO queues, normal and ``policy.lowPriority``; a take drains the
+normal one first. Removal is lazy: a queue entry is ``(job, qseq)`` and is stale once the
+job's ``qseq`` moved on (taken, cancelled, deleted), so cancelling a queued job is O(1).
+A job-take that finds nothing parks a :class:`Waiter`; an enqueue hands jobs straight to
+the oldest waiter (:meth:`JobQueues.push`).
+
+The queues also carry the endpoint's live counters (in progress, completed, failed,
+retried) that :meth:`JobQueues.metrics` reports to the autoscaler. What a job *is* (its
+state, the store) is the broker's business; this module only orders them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from runplane.broker.models import IN_QUEUE, Job, QueueMetrics, Worker
+
+log = logging.getLogger("runplane.broker")
+
+
+@dataclass(eq=False)
+class Waiter:
+    """An open job-take long-poll: answered with the jobs reserved for it (or [])."""
+
+    worker: Worker
+    future: asyncio.Future
+    n: int
+
+
+@dataclass(eq=False)
+class EndpointQueue:
+    normal: deque = field(default_factory=deque)
+    low: deque = field(default_factory=deque)
+    n_normal: int = 0
+    n_low: int = 0
+    waiters: deque = field(default_factory=deque)
+    in_progress: int = 0
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+
+
+class JobQueues:
+    """Every endpoint's :class:`EndpointQueue`; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._by_endpoint: dict[str, EndpointQueue] = {}
+        # ``callback(endpoint_id)`` on every enqueue (Broker.add_enqueue_listener).
+        self.listeners: list[Callable[[str], None]] = []
+
+    def get(self, endpoint_id: str) -> EndpointQueue | None:
+        return self._by_endpoint.get(endpoint_id)
+
+    def of(self, endpoint_id: str) -> EndpointQueue:
+        q = self._by_endpoint.get(endpoint_id)
+        if q is None:
+            q = self._by_endpoint[endpoint_id] = EndpointQueue()
+        return q
+
+    def has_queued(self, endpoint_id: str) -> bool:
+        q = self._by_endpoint.get(endpoint_id)
+        return q is not None and bool(q.n_normal or q.n_low)
+
+    def push(self, job: Job, front: bool = False, notify: bool = True) -> None:
+        """Queue ``job`` (IN_QUEUE) at the tail, or at the head (``front``, a job handed
+        back); hand it to a waiting long-poll at once if there is one."""
+        q = self.of(job.endpoint_id)
+        job.status = IN_QUEUE
+        job.reserved = False
+        job.reserved_by = None
+        job.queued = True
+        job.qseq += 1
+        entry = (job, job.qseq)
+        d = q.low if job.low_priority else q.normal
+        if front:
+            d.appendleft(entry)
+        else:
+            d.append(entry)
+        if job.low_priority:
+            q.n_low += 1
+        else:
+            q.n_normal += 1
+        if q.waiters:
+            self._dispatch(q)
+        if notify:
+            for cb in self.listeners:
+                try:
+                    cb(job.endpoint_id)
+                except Exception:
+                    log.exception("enqueue listener failed")
+
+    def remove(self, job: Job) -> None:
+        """Take ``job`` out of its queue (lazily: its entry goes stale)."""
+        if not job.queued:
+            return
+        job.queued = False
+        job.qseq += 1
+        q = self.of(job.endpoint_id)
+        if job.low_priority:
+            q.n_low -= 1
+        else:
+            q.n_normal -= 1
+
+    def queued(self, endpoint_id: str) -> list[Job]:
+        """The endpoint's queued jobs, normal ones first, each in queue order."""
+        q = self._by_endpoint.get(endpoint_id)
+        if q is None:
+            return []
+        return [job for job, seq in (*q.normal, *q.low) if job.queued and seq == job.qseq]
+
+    def pop(self, q: EndpointQueue, n: int, worker: Worker) -> list[Job]:
+        """Reserve up to ``n`` jobs of ``q`` for ``worker`` (counted in progress)."""
+        out: list[Job] = []
+        for d in (q.normal, q.low):
+            while d and len(out) < n:
+                job, seq = d.popleft()
+                if not job.queued or seq != job.qseq:
+                    continue
+                job.queued = False
+                if job.low_priority:
+                    q.n_low -= 1
+                else:
+                    q.n_normal -= 1
+                job.reserved = True
+                job.reserved_by = worker.id
+                out.append(job)
+        q.in_progress += len(out)
+        return out
+
+    async def wait(
+        self, worker: Worker, n: int, hold_s: float, disconnect: asyncio.Future | None
+    ) -> list[Job]:
+        """Up to ``n`` jobs for ``worker``: at once if any are queued, else the first that
+        arrive within ``hold_s`` (a long-poll), [] on timeout or when ``disconnect`` is done."""
+        q = self.of(worker.endpoint_id)
+        if q.n_normal or q.n_low:
+            return self.pop(q, n, worker)
+        fut = asyncio.get_running_loop().create_future()
+        q.waiters.append(Waiter(worker, fut, n))
+        worker.polling += 1
+        try:
+            waits = {fut} if disconnect is None else {fut, disconnect}
+            await asyncio.wait(waits, timeout=hold_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            worker.polling -= 1
+        if fut.done():
+            return fut.result()
+        fut.cancel()
+        return []
+
+    def release(self, worker: Worker) -> None:
+        """Answer the worker's open long-polls with no job."""
+        q = self._by_endpoint.get(worker.endpoint_id)
+        if q is None:
+            return
+        for w in q.waiters:
+            if w.worker is worker and not w.future.done():
+                w.future.set_result([])
+
+    def release_all(self) -> None:
+        """Answer every open long-poll with no job (shutdown)."""
+        for q in self._by_endpoint.values():
+            while q.waiters:
+                w = q.waiters.popleft()
+                if not w.future.done():
+                    w.future.set_result([])
+
+    def prune_waiters(self) -> None:
+        """Drop the long-polls that ended (timed out, client gone) from the waiter lists."""
+        for q in self._by_endpoint.values():
+            if q.waiters and any(w.future.done() for w in q.waiters):
+                q.waiters = deque(w for w in q.waiters if not w.future.done())
+
+    def metrics(self, endpoint_id: str) -> QueueMetrics:
+        q = self._by_endpoint.get(endpoint_id)
+        if q is None:
+            return QueueMetrics(0, 0, 0, None, 0, 0, 0)
+        oldest = None
+        while q.normal:
+            job, seq = q.normal[0]
+            if job.queued and seq == job.qseq:
+                oldest = job.created_at
+                break
+            q.normal.popleft()
+        return QueueMetrics(
+            in_queue=q.n_normal + q.n_low,
+            in_queue_normal=q.n_normal,
+            in_progress=q.in_progress,
+            oldest_queued_at=oldest,
+            completed=q.completed,
+            failed=q.failed,
+            retried=q.retried,
+        )
+
+    def _dispatch(self, q: EndpointQueue) -> None:
+        while q.waiters and (q.n_normal or q.n_low):
+            w = q.waiters.popleft()
+            if w.future.done():
+                continue
+            if not w.worker.can_take():
+                w.future.set_result([])
+                continue
+            w.future.set_result(self.pop(q, w.n, w.worker))
