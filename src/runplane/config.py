@@ -144,6 +144,15 @@ class Settings(BaseSettings):
     machine: MachineSettings = Field(default_factory=MachineSettings)
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
 
+    # Where workers and pods run (docs/ray.md): "local" (this host, one machine) or "ray"
+    # (every node of the Ray cluster at ray_address is a machine; empty: Ray's own choice,
+    # RAY_ADDRESS, else the cluster `ray start` made on this host, else a new one-node Ray
+    # here). Needs `pip install runplane[ray]`.
+    provider: Literal["local", "ray"] = "local"
+    ray_address: str = ""
+    # Ray namespace of runplane's worker actors (named runplane-<worker id>).
+    ray_namespace: str = "runplane"
+
     @classmethod
     def settings_customise_sources(
         cls,

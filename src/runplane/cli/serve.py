@@ -25,9 +25,18 @@ def serve(
     demo: Annotated[
         bool | None, typer.Option("--demo/--no-demo", help="Create the demo endpoint.")
     ] = None,
+    provider: Annotated[
+        str | None, typer.Option(help="Where workers run: local (this host) or ray (the nodes "
+                                      "of a Ray cluster; docs/ray.md); default local.")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="The Ray cluster to run workers on, e.g. 10.0.0.5:6379 "
+                                      "(with --provider ray; default: Ray's own discovery).")
+    ] = None,
 ) -> None:
     """Start the runplane server (REST v1, job API, worker API)."""
-    settings = load_settings(host=host, port=port, data_dir=data_dir, config_file=config, demo=demo)
+    settings = load_settings(host=host, port=port, data_dir=data_dir, config_file=config, demo=demo,
+                             provider=provider, ray_address=ray_address)
     # Before anything logs; uvicorn applies the same configuration to its own loggers.
     log_config = logging_config(settings.log_format, settings.log_level)
     logging.config.dictConfig(log_config)

@@ -18,7 +18,10 @@ log = logging.getLogger("runplane.controller")
 def build(services: Any) -> None:
     """Attach ``provider``, ``pods`` and ``controller`` to the services."""
     settings = services.settings
-    provider = LocalProvider(settings.machine, settings.data_dir, services.catalog)
+    if settings.provider == "ray":
+        provider: Any = ray_provider(settings, services.catalog)
+    else:
+        provider = LocalProvider(settings.machine, settings.data_dir, services.catalog)
     controller = Controller(services, provider, settings)
     services.provider = provider
     services.controller = controller
@@ -29,6 +32,17 @@ def build(services: Any) -> None:
     services.endpoints.endpoint_reason = controller.endpoint_reason
     if getattr(services, "broker", None) is not None:
         services.broker.endpoint_status = controller.endpoint_status
+
+
+def ray_provider(settings: Any, catalog: Any) -> Any:
+    """The Ray provider (docs/ray.md), imported only when chosen: ray is an optional extra."""
+    try:
+        from runplane.providers.ray_provider import RayProvider
+    except ImportError as err:
+        raise RuntimeError("provider = \"ray\" needs Ray: pip install 'runplane[ray]' "
+                           f"({err})") from err
+    return RayProvider(settings.machine, settings.data_dir, catalog,
+                       address=settings.ray_address, namespace=settings.ray_namespace)
 
 
 def install(app: FastAPI, services: Any) -> None:
@@ -47,6 +61,9 @@ def install(app: FastAPI, services: Any) -> None:
             log.warning("no job broker: the controller does not scale endpoints")
 
     app.state.startup_hooks.append(start)
+    close = getattr(services.provider, "close", None)
+    if close is not None:  # hooks run in reverse: after the controller stopped every worker
+        app.state.shutdown_hooks.append(close)
     app.state.shutdown_hooks.append(controller.shutdown)
 
 

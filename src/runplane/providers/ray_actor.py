@@ -1,0 +1,146 @@
+"""What runs on a Ray node: the worker actor and the node probe.
+
+``WorkerActor`` holds one worker (or pod) process. Ray places it (hard node affinity, the
+worker's GPUs as ``num_gpus``) and gives it GPU ids; the actor runs the template's command
+through the same process runtime as the local provider, with ``CUDA_VISIBLE_DEVICES`` set to
+the GPUs Ray assigned. Output goes to a log file on the node; the provider pulls it with
+``poll`` (a short long-poll returning new bytes, and the exit code once the process is gone
+and its output drained) and appends it to the server's per-worker log.
+
+It is an async actor: every method runs on the actor's one event-loop thread, which lives as
+long as the actor, so the parent-death signal the runtime sets on the child (tied to the thread
+that started it) fires only when the actor itself dies: a killed actor, a lost node or a dead
+server (Ray kills the actors a driver owns) takes the worker process with it.
+
+Nothing here imports ray at module level: the default install never loads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from runplane.providers.base import EXITED, WorkerSpec
+from runplane.providers.runtimes.process import ProcessRuntime
+
+# Exit code reported when the process could not be started at all (missing directory or
+# command on the node), as a shell would for a command it cannot find.
+START_FAILED = 127
+_CHUNK = 1 << 20
+
+
+def node_log_dir() -> Path:
+    return Path(tempfile.gettempdir()) / "runplane-ray"
+
+
+class WorkerActor:
+    """One worker process on this node. Create with ``num_gpus`` = the worker's GPU count."""
+
+    def __init__(self, worker_id: str) -> None:
+        self.worker_id = worker_id
+        self.runtime = ProcessRuntime()
+        self.log_path = node_log_dir() / f"{worker_id}.log"
+        self.error: str | None = None
+        self.failed_at: float | None = None
+
+    async def start(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Start the process; returns where it runs (pid, node, GPU ids) or the error."""
+        import ray
+
+        gpu_ids = tuple(int(i) for i in ray.get_gpu_ids())
+        node_id = ray.get_runtime_context().get_node_id()
+        where = {"node_id": node_id, "hostname": socket.gethostname(), "gpus": list(gpu_ids)}
+        ws = WorkerSpec(self.worker_id, spec["image"], list(spec["command"]), dict(spec["env"]),
+                        self.log_path, gpu_ids, spec.get("machine_id", ""))
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            log.write(f"--- runplane: on Ray node {node_id} ({where['hostname']}), "
+                      f"GPUs {list(gpu_ids)}\n".encode())
+        try:
+            info = self.runtime.start(ws)
+        except Exception as err:
+            self.error = str(err)
+            self.failed_at = time.time()
+            with open(self.log_path, "ab") as log:
+                log.write(f"--- runplane: could not start: {err}\n".encode())
+            return {**where, "error": self.error}
+        return {**where, "pid": info.pid}
+
+    def _state(self) -> tuple[bool, int | None, float | None]:
+        if self.error is not None:
+            return True, START_FAILED, self.failed_at
+        info = self.runtime.get(self.worker_id)
+        if info is None:
+            return False, None, None  # not started yet
+        return info.state == EXITED, info.exit_code, info.stopped_at
+
+    def _size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    async def poll(self, offset: int, wait_s: float) -> dict[str, Any]:
+        """Output past ``offset`` as soon as there is some (or ``wait_s`` passed); ``exited``
+        with the exit code once the process is gone and everything it wrote was returned."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            exited, code, stopped_at = self._state()
+            size = self._size()
+            if size > offset or exited or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        data = b""
+        if size > offset:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                data = f.read(_CHUNK)
+        drained = offset + len(data) >= size
+        done = exited and drained
+        if done:
+            try:
+                self.log_path.unlink()
+            except FileNotFoundError:
+                pass
+        return {"data": data, "offset": offset + len(data), "exited": done,
+                "exit_code": code if done else None, "stopped_at": stopped_at if done else None}
+
+    async def stop(self, grace_s: float) -> int | None:
+        """SIGTERM the process group, SIGKILL after ``grace_s``; returns its exit code."""
+        info = await self.runtime.stop(self.worker_id, grace_s)
+        return info.exit_code if info else None
+
+    async def park(self) -> None:
+        if self.runtime.get(self.worker_id) is not None:
+            self.runtime.park(self.worker_id)
+
+    async def resume(self) -> None:
+        if self.runtime.get(self.worker_id) is not None:
+            self.runtime.resume(self.worker_id)
+
+
+def probe_node() -> dict[str, Any]:
+    """What Ray does not say about a node: its NVIDIA GPUs through NVML (names, memory, the
+    driver's CUDA version), CPU model, disk and host name. Runs as a task on that node."""
+    import psutil
+
+    from runplane.catalog.machines import _cpu_model, detect_nvidia_gpus
+
+    gpus = detect_nvidia_gpus(None)
+    probe_dir = node_log_dir() if node_log_dir().exists() else Path(tempfile.gettempdir())
+    return {
+        "hostname": socket.gethostname(),
+        "cpu_type": _cpu_model(),
+        "gpus": [{"name": g.type_id, "memory_in_gb": g.memory_in_gb, "uuid": g.uuid}
+                 for g in gpus],
+        "cuda": gpus[0].cuda_version if gpus else None,
+        "disk_in_gb": psutil.disk_usage(str(probe_dir)).total / 2**30,
+        "cpus": os.cpu_count(),
+        "setpriv": shutil.which("setpriv") is not None,
+    }
