@@ -135,6 +135,17 @@ class Settings(BaseSettings):
     # Create the demo template and endpoint from examples/ at start-up.
     demo: bool = False
 
+    # Container images (docs/containers.md): which engine runs them ("auto" = podman, else
+    # docker, whichever answers; "none" refuses them), the network containers join ("host":
+    # workers reach the server on loopback and a pod's ports are the host's), arguments added
+    # to every `run` (e.g. ["--runtime", "runc"]), the address other networks publish ports
+    # on, and --init (a PID 1 that passes the stop signal on, so stops are graceful).
+    container_engine: Literal["auto", "podman", "docker", "none"] = "auto"
+    container_network: str = "host"
+    container_run_args: list[str] = Field(default_factory=list)
+    container_publish_ip: str = "0.0.0.0"
+    container_init: bool = True
+
     # Network volumes: one directory per volume under <volume_root>/<dataCenterId>/<id>;
     # None means <data_dir>/volumes. Billed per GB-month of their size (RunPod: $0.07).
     volume_root: Path | None = None

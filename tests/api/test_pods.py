@@ -74,7 +74,7 @@ async def test_pod_lifecycle(client: httpx.AsyncClient, bob: httpx.AsyncClient, 
 
 
 @pytest.mark.parametrize(("override", "field"), [
-    ({"imageName": "runpod/pytorch:2.1"}, "imageName"),
+    ({"imageName": "Not an image!"}, "imageName"),  # neither a directory nor an image
     ({"dockerStartCmd": []}, "dockerStartCmd"),
 ])
 async def test_unrunnable_pods_are_refused(client: httpx.AsyncClient, pod_dir: Path,

@@ -1,7 +1,7 @@
 """The spec's Pod object, filled from what runplane knows (workers and pods alike).
 
-Only facts are reported: fields runplane has no value for (public IP, port mappings, savings
-plans, spot prices) are null or empty rather than invented.
+Only facts are reported: fields runplane has no value for (public IP, savings plans, spot
+prices; port mappings of processes) are null or empty rather than invented.
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ def pod_object(
     docker_entrypoint: list[str] | None = None,
     docker_start_cmd: list[str] | None = None,
     registry_auth_id: str | None = None,
+    port_mappings: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """One Pod object with every spec field present."""
     t = template or {}
@@ -123,7 +124,9 @@ def pod_object(
         "volumeMountPath": volume_mount_path if volume_mount_path is not None
         else t.get("volumeMountPath"),
         "ports": ports if ports is not None else list(t.get("ports") or []),
-        "portMappings": {},  # processes listen on the host itself; nothing is remapped
+        # Container ports published by the container runtime ({"8888": 8888} on the host
+        # network); processes listen on the host itself, so nothing is remapped for them.
+        "portMappings": dict(port_mappings or {}),
         "publicIp": None,
         "interruptible": interruptible,
         "locked": locked,

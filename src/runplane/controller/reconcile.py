@@ -22,7 +22,14 @@ from runplane.controller import autoscaler as asc
 from runplane.controller.breaker import Breaker
 from runplane.controller.scheduler import MachineLoad, NoFit, Placement, apply, place_one
 from runplane.controller.specs import command_of, request_for, volume_data_center, volume_env
-from runplane.providers.base import EXITED, ImageError, Provider, WorkerSpec
+from runplane.providers.base import (
+    EXITED,
+    ContainerOptions,
+    ImageError,
+    Provider,
+    WorkerSpec,
+    needs_command,
+)
 from runplane.store.tables import pods, workers
 
 log = logging.getLogger("runplane.controller")
@@ -99,6 +106,7 @@ class Controller:
         self._task: asyncio.Task[None] | None = None
         self._stops: set[asyncio.Task[Any]] = set()
         self.observers: list[ControllerObserver] = []
+        self.progress: dict[str, str] = {}  # worker id -> what it does before its code runs
 
     def add_observer(self, observer: ControllerObserver) -> None:
         self.observers.append(observer)
@@ -159,6 +167,8 @@ class Controller:
         t0 = time.perf_counter()
         now = self.clock.now()
         infos = self.provider.list()
+        # What starting workers are doing (pulling their image): shown as the reason.
+        self.progress = {i.id: i.progress for i in infos if i.progress is not None}
         self._reap(now, infos)
         if self.pods is not None:
             self.pods.reap(now, infos)
@@ -267,6 +277,9 @@ class Controller:
             started += 1
         if started and self.observers:
             self._notify("scaled", ep.id, "up", started, decision.reason)
+        if reason is None and self.progress:
+            reason = next((f"worker {v.id} is starting: {self.progress[v.id]}" for v in views
+                           if v.id in self.progress), None)
         if reason is None and m.in_queue and not states and decision.start == 0:
             reason = ("only lowPriority jobs are queued and workersMin is 0: they wait for a "
                       "worker started by other jobs") if m.in_queue_normal == 0 else None
@@ -297,7 +310,7 @@ class Controller:
             self.provider.check_image(t.get("imageName", ""))
         except ImageError as err:
             return Blocked(str(err))
-        if not command_of(t):
+        if not command_of(t) and needs_command(self.provider, t.get("imageName", "")):
             return Blocked("the template has no dockerEntrypoint/dockerStartCmd: the process "
                            "runtime needs the command that starts the worker")
         spec = ep.model_dump()
@@ -322,7 +335,7 @@ class Controller:
         try:
             info = self.provider.start(WorkerSpec(
                 worker_id, t["imageName"], command_of(t), env, log_path, placed.gpu_indices,
-                placed.machine_id))
+                placed.machine_id, ContainerOptions.of(t, self._registry_auth(t))))
         except (OSError, ImageError) as err:
             tracked.failure = f"could not start: {err}"
             self.breakers[ep.id].record_failure(now, tracked.failure)
@@ -339,6 +352,12 @@ class Controller:
         log.info("started worker %s for endpoint %s on %s", worker_id, ep.id, placed.machine_id,
                  extra={"worker_id": worker_id, "endpoint_id": ep.id})
         return None
+
+    def _registry_auth(self, t: dict[str, Any]) -> tuple[str, str] | None:
+        """The template's registry credentials, for the container runtime's pull only."""
+        auth_id = t.get("containerRegistryAuthId")
+        auths = getattr(self.s, "registry_auths", None)
+        return auths.credentials(auth_id) if auth_id and auths is not None else None
 
     def _stop(self, w: Tracked, reason: str) -> None:
         """Ask the provider to stop a worker (SIGTERM, then SIGKILL after the grace period)."""
@@ -364,8 +383,9 @@ class Controller:
                 continue
             if w.stop_reason is None:
                 # Nobody asked it to stop: a crash (or a failed start before its first job).
-                w.failure = (f"exited with code {info.exit_code} before its first job"
-                             if not w.took else f"crashed with exit code {info.exit_code}")
+                w.failure = info.reason or (
+                    f"exited with code {info.exit_code} before its first job"
+                    if not w.took else f"crashed with exit code {info.exit_code}")
                 self._breaker(w.endpoint_id).record_failure(now, w.failure)
             self._finish(w, info.stopped_at or now, info.exit_code, w.stop_reason or w.failure or "")
             self.provider.forget(info.id)

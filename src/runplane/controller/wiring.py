@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from runplane.controller.pod_view import pod_object
 from runplane.controller.reconcile import Controller
 from runplane.providers.local import LocalProvider
+from runplane.providers.runtimes.container import ContainerConfig
 from runplane.services.pods import PodService
 
 log = logging.getLogger("runplane.controller")
@@ -21,12 +22,14 @@ def build(services: Any) -> None:
     if settings.provider == "ray":
         provider: Any = ray_provider(settings, services.catalog)
     else:
-        provider = LocalProvider(settings.machine, settings.data_dir, services.catalog)
+        provider = LocalProvider(settings.machine, settings.data_dir, services.catalog,
+                                 container=ContainerConfig.from_settings(settings))
     controller = Controller(services, provider, settings)
     services.provider = provider
     services.controller = controller
     services.pods = PodService(services.engine, services.clock, settings, services.catalog,
-                               provider, services.templates, services.billing, controller.loads)
+                               provider, services.templates, services.billing, controller.loads,
+                               registry_auths=getattr(services, "registry_auths", None))
     controller.pods = services.pods
     services.endpoints.worker_pods = lambda ids: worker_pods(services, ids)
     services.endpoints.endpoint_reason = controller.endpoint_reason
@@ -120,8 +123,13 @@ def worker_pod(services: Any, row: Any, view: Any, ep: Any, machine: Any) -> dic
         network_volume=({"id": ep.networkVolumeId} if ep is not None and ep.networkVolumeId
                         else None),
         volume_mount_path="/runpod-volume" if ep is not None and ep.networkVolumeId else None,
+        port_mappings=(row.provider_data or {}).get("portMappings"),
     )
     body["workerStatus"] = status  # runplane extension: RunPod's worker state name
+    progress = services.controller.progress.get(row.id) if hasattr(services, "controller") \
+        else None
+    if progress:
+        body["reason"] = progress  # runplane extension: e.g. pulling its image, 2 of 5 layers
     body["logPath"] = row.log_path
     return body
 

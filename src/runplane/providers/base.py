@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from runplane.catalog.machines import Machine
 
@@ -23,6 +23,34 @@ class ImageError(ValueError):
 
 
 @dataclass(frozen=True)
+class ContainerOptions:
+    """Template/pod fields only the container runtime uses (the process runtime ignores them).
+
+    ``entrypoint``/``cmd`` are dockerEntrypoint/dockerStartCmd kept apart (an image supplies
+    its own when they are empty); ``ports`` as the template lists them ("8888/http",
+    "22/tcp"); ``disk_gb`` is containerDiskInGb; ``registry_auth`` the (username, password)
+    of the template's containerRegistryAuthId, for pulling only (never shown).
+    """
+
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    ports: tuple[str, ...] = ()
+    disk_gb: int | None = None
+    registry_auth: tuple[str, str] | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, t: dict[str, Any], registry_auth: tuple[str, str] | None = None) -> ContainerOptions:
+        """From a template's (or a pod spec's) RunPod field names."""
+        return cls(
+            entrypoint=tuple(t.get("dockerEntrypoint") or ()),
+            cmd=tuple(t.get("dockerStartCmd") or ()),
+            ports=tuple(t.get("ports") or ()),
+            disk_gb=t.get("containerDiskInGb") or None,
+            registry_auth=registry_auth,
+        )
+
+
+@dataclass(frozen=True)
 class WorkerSpec:
     """Everything needed to run one worker or pod process."""
 
@@ -33,6 +61,7 @@ class WorkerSpec:
     log_path: Path
     gpu_indices: tuple[int, ...] = ()
     machine_id: str = ""
+    container: ContainerOptions = ContainerOptions()
 
 
 @dataclass
@@ -47,6 +76,10 @@ class ProcessInfo:
     stopped_at: float | None = None
     log_path: str = ""
     data: dict[str, object] = field(default_factory=dict)  # persisted as provider_data
+    # Why it exited when the runtime knows better than the exit code (an image pull failed).
+    reason: str | None = None
+    # What a starting worker is doing before its code runs (pulling its image: 2 of 5 layers).
+    progress: str | None = None
 
 
 class Provider(Protocol):
@@ -58,6 +91,10 @@ class Provider(Protocol):
 
     def check_image(self, image: str) -> Path:
         """Where the image's code lives, or ImageError saying why it cannot be run."""
+        ...
+
+    def needs_command(self, image: str) -> bool:
+        """True when the template must say what to run (no image supplies a default)."""
         ...
 
     def start(self, spec: WorkerSpec) -> ProcessInfo:
@@ -87,3 +124,9 @@ class Provider(Protocol):
     def logs(self, worker_id: str, tail_bytes: int = 65536) -> str:
         """The end of the worker's output."""
         ...
+
+
+def needs_command(provider: object, image: str) -> bool:
+    """``provider.needs_command(image)``; True for a provider without containers (older ones)."""
+    fn = getattr(provider, "needs_command", None)
+    return True if fn is None else bool(fn(image))

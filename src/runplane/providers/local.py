@@ -1,26 +1,46 @@
-"""The local provider: workers and pods as processes on this host, the host as one machine."""
+"""The local provider: workers and pods on this host, the host as one machine.
+
+Runtime per image: ``local:``/``file://`` directories run as host processes (process runtime),
+every other image through podman or docker (container runtime, docs/containers.md).
+"""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from runplane.catalog.catalog import Catalog
 from runplane.catalog.machines import Machine, discover_local_machine
 from runplane.config import MachineSettings
 from runplane.providers.base import ProcessInfo, WorkerSpec
+from runplane.providers.runtimes.container import (
+    ContainerConfig,
+    ContainerRuntime,
+    is_container_image,
+)
 from runplane.providers.runtimes.process import ProcessRuntime, read_tail
 
 
 class LocalProvider:
-    """Runs worker specs through the process runtime on the machine it discovered at start."""
+    """Runs worker specs through the process or container runtime on the machine it
+    discovered at start."""
 
     name = "local"
 
     def __init__(self, settings: MachineSettings, data_dir: Path, catalog: Catalog | None = None,
-                 machine: Machine | None = None) -> None:
+                 machine: Machine | None = None, container: ContainerConfig | None = None) -> None:
         self.machine = machine or discover_local_machine(settings, data_dir, catalog)
         self.log_dir = data_dir / "logs"
         self.runtime = ProcessRuntime()
+        self.containers = ContainerRuntime(container or ContainerConfig(), data_dir / "containers",
+                                           owner=str(Path(data_dir).resolve()))
+        if self.containers.config.engine != "none":
+            # Probe the engine and remove what a previous run left, off the start-up path.
+            threading.Thread(target=self.containers.cleanup_orphans, daemon=True,
+                             name="runplane-container-cleanup").start()
+
+    def _runtime(self, worker_id: str) -> ProcessRuntime | ContainerRuntime:
+        return self.containers if self.containers.has(worker_id) else self.runtime
 
     def machines(self) -> list[Machine]:
         return [self.machine]
@@ -29,28 +49,38 @@ class LocalProvider:
         return self.log_dir / f"{worker_id}.log"
 
     def check_image(self, image: str) -> Path:
+        if is_container_image(image):
+            return self.containers.check_image(image)
         return self.runtime.check_image(image)
 
+    def needs_command(self, image: str) -> bool:
+        """A directory has no default command; an image has its ENTRYPOINT/CMD."""
+        return not is_container_image(image)
+
     def start(self, spec: WorkerSpec) -> ProcessInfo:
+        if is_container_image(spec.image):
+            return self.containers.start(spec)
         return self.runtime.start(spec)
 
     async def stop(self, worker_id: str, grace_s: float) -> ProcessInfo | None:
-        return await self.runtime.stop(worker_id, grace_s)
+        return await self._runtime(worker_id).stop(worker_id, grace_s)
 
     def park(self, worker_id: str) -> None:
-        self.runtime.park(worker_id)
+        self._runtime(worker_id).park(worker_id)
 
     def resume(self, worker_id: str) -> None:
-        self.runtime.resume(worker_id)
+        self._runtime(worker_id).resume(worker_id)
 
     def list(self) -> list[ProcessInfo]:
+        if self.containers.has_any():
+            return self.runtime.list() + self.containers.list()
         return self.runtime.list()
 
     def get(self, worker_id: str) -> ProcessInfo | None:
-        return self.runtime.get(worker_id)
+        return self._runtime(worker_id).get(worker_id)
 
     def forget(self, worker_id: str) -> None:
-        self.runtime.forget(worker_id)
+        self._runtime(worker_id).forget(worker_id)
 
     def logs(self, worker_id: str, tail_bytes: int = 65536) -> str:
         return read_tail(self.log_path(worker_id), tail_bytes)

@@ -18,7 +18,14 @@ from runplane.controller.pod_view import pod_object
 from runplane.controller.scheduler import MachineLoad, NoFit, Placement, place_one
 from runplane.controller.specs import command_of, request_for, volume_data_center, volume_env
 from runplane.ids import new_id
-from runplane.providers.base import EXITED, ImageError, Provider, WorkerSpec
+from runplane.providers.base import (
+    EXITED,
+    ContainerOptions,
+    ImageError,
+    Provider,
+    WorkerSpec,
+    needs_command,
+)
 from runplane.schemas.pods import PodCreate, PodUpdate
 from runplane.services.access import can_see, owned_by
 from runplane.services.users import Principal
@@ -31,7 +38,8 @@ class PodService:
     """CRUD and lifecycle of pods; ``loads`` gives the machines' current allocations."""
 
     def __init__(self, engine: Engine, clock: Clock, settings: Settings, catalog: Any,
-                 provider: Provider, templates: Any, billing: Any, loads: Any) -> None:
+                 provider: Provider, templates: Any, billing: Any, loads: Any,
+                 registry_auths: Any = None) -> None:
         self._engine = engine
         self._clock = clock
         self._settings = settings
@@ -40,6 +48,7 @@ class PodService:
         self._templates = templates
         self._billing = billing
         self._loads = loads  # () -> list[MachineLoad], from the controller
+        self._registry_auths = registry_auths  # credentials(id) for private images
         self._running: dict[str, Placement] = {}
         self._stopping: set[str] = set()
 
@@ -87,6 +96,8 @@ class PodService:
             docker_entrypoint=spec.get("dockerEntrypoint", []),
             docker_start_cmd=spec.get("dockerStartCmd", []),
             registry_auth_id=spec.get("containerRegistryAuthId"),
+            port_mappings=(row.provider_data or {}).get("portMappings") if row.stopped_at is None
+            else None,
         )
 
     # -- writes -------------------------------------------------------------------
@@ -100,7 +111,8 @@ class PodService:
                 raise bad_request(f"template {body.templateId} not found", "templateId")
             t = template.model_dump()
             for key in ("imageName", "dockerEntrypoint", "dockerStartCmd", "ports",
-                        "volumeMountPath", "containerDiskInGb", "volumeInGb"):
+                        "volumeMountPath", "containerDiskInGb", "volumeInGb",
+                        "containerRegistryAuthId"):
                 if key not in body.model_fields_set and t.get(key) is not None:
                     spec[key] = t[key]
             spec["env"] = {**(t.get("env") or {}), **body.env}
@@ -177,7 +189,7 @@ class PodService:
             self._provider.check_image(spec.get("imageName", ""))
         except ImageError as err:
             raise bad_request(str(err), "imageName") from err
-        if not command_of(spec):
+        if not command_of(spec) and needs_command(self._provider, spec.get("imageName", "")):
             raise bad_request("the process runtime needs a command: set dockerStartCmd "
                               "(and/or dockerEntrypoint), e.g. [\"python\", \"app.py\"]",
                               "dockerStartCmd")
@@ -200,7 +212,8 @@ class PodService:
         try:
             info = self._provider.start(WorkerSpec(pod_id, spec["imageName"], command_of(spec),
                                                    env, log_path, placed.gpu_indices,
-                                                   placed.machine_id))
+                                                   placed.machine_id,
+                                                   ContainerOptions.of(spec, self._credentials(spec))))
         except (OSError, ImageError) as err:
             raise conflict(f"pod could not start: {err}") from err
         self._running[pod_id] = placed
@@ -218,6 +231,12 @@ class PodService:
             image_name=spec["imageName"],
             data_center_id=next((m.data_center_id for m in self._provider.machines()
                                  if m.id == placed.machine_id), None))
+
+    def _credentials(self, spec: dict[str, Any]) -> tuple[str, str] | None:
+        auth_id = spec.get("containerRegistryAuthId")
+        if not auth_id or self._registry_auths is None:
+            return None
+        return self._registry_auths.credentials(auth_id)
 
     async def _halt(self, pod_id: str, why: str) -> None:
         if pod_id not in self._running:
@@ -243,7 +262,7 @@ class PodService:
         for info in self._provider.list() if infos is None else infos:
             if info.id in self._running and info.id not in self._stopping and info.state == EXITED:
                 self._record_exit(info.id, info.stopped_at or now, info.exit_code,
-                                  f"Exited with code {info.exit_code}")
+                                  info.reason or f"Exited with code {info.exit_code}")
                 self._set(info.id, desired_status="EXITED")
 
     def _set(self, pod_id: str, **values: Any) -> None:
