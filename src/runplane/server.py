@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -24,6 +24,14 @@ from runplane.services.templates import TemplateService
 from runplane.services.users import UserService
 from runplane.services.volumes import NetworkVolumeService
 from runplane.store.db import make_engine, upgrade
+
+if TYPE_CHECKING:
+    from runplane.broker.broker import Broker
+    from runplane.broker.workers import WorkerRegistry
+    from runplane.controller.reconcile import Controller
+    from runplane.observability.wiring import Observability
+    from runplane.providers.base import Provider
+    from runplane.services.pods import PodService
 
 log = logging.getLogger("runplane")
 
@@ -43,17 +51,19 @@ class Services:
     volumes: NetworkVolumeService
     endpoints: EndpointService
     billing: BillingService
-    # Filled by the modules that own them (control plane, job broker, controller).
+    # Values handed from start-up code to the app (e.g. the bootstrap key for the demo line).
     extra: dict[str, Any] = field(default_factory=dict)
+    # The parts below are attached by create_app's install steps, in this order; each
+    # module's wiring.py owns its part.
     # Job broker (runplane.broker.wiring): queues, long-polls, workers of the job protocol.
-    broker: Any = None
-    worker_registry: Any = None
+    broker: Broker | None = None
+    worker_registry: WorkerRegistry | None = None
     # Controller (runplane.controller.wiring): the provider, pods and the reconcile loop.
-    provider: Any = None
-    pods: Any = None
-    controller: Any = None
+    provider: Provider | None = None
+    pods: PodService | None = None
+    controller: Controller | None = None
     # Metrics and per-endpoint stats (runplane.observability.wiring), fed by the two above.
-    observability: Any = None
+    observability: Observability | None = None
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
