@@ -60,7 +60,7 @@ fi
 
 # -- 1. packages ---------------------------------------------------------------------------
 missing=()
-for cmd in podman:podman runc:runc debootstrap:debootstrap; do
+for cmd in podman:podman runc:runc debootstrap:debootstrap docker-registry:docker-registry htpasswd:apache2-utils; do
     command -v "${cmd%%:*}" >/dev/null || [ -x "/usr/sbin/${cmd%%:*}" ] || missing+=("${cmd##*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     container_engine: Literal["auto", "podman", "docker", "none"] = "auto"
     container_network: str = "host"
     container_run_args: list[str] = Field(default_factory=list)
+    # Added to every pull (e.g. ["--tls-verify=false"] for a plain-HTTP registry of your own).
+    container_pull_args: list[str] = Field(default_factory=list)
     container_publish_ip: str = "0.0.0.0"
     container_init: bool = True
 

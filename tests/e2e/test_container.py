@@ -7,7 +7,10 @@ One server serves the whole module (each test makes its own endpoints and pods).
 from __future__ import annotations
 
 import hashlib
+import shutil
+import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,7 +46,9 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     why = _podman_ready()
     if why:
         pytest.skip(why)
-    server = fast_server(tmp_path_factory.mktemp("containers"))
+    # The test registries below speak plain HTTP on loopback.
+    server = fast_server(tmp_path_factory.mktemp("containers"),
+                         RUNPLANE_CONTAINER_PULL_ARGS='["--tls-verify=false"]')
     try:
         yield server
     finally:
@@ -167,3 +172,121 @@ def test_bad_image_fails_with_a_clear_reason(srv: LiveServer) -> None:
         queued = status(c, eid, job)
         assert queued["status"] == "IN_QUEUE" and queued["reason"] == reason
         assert c.get(f"/v1/endpoints/{eid}").json()["reason"] == reason
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[str]:
+    """A private registry (Debian's docker-registry, htpasswd user alice) on loopback holding
+    the test image as <registry>/private/worker:1; yields the registry's host:port."""
+    if not (shutil.which("docker-registry") and shutil.which("htpasswd")):
+        pytest.skip("docker-registry/htpasswd missing: run scripts/setup_podman.sh as root")
+    port = free_port()
+    users = tmp_path / "htpasswd"
+    users.write_text(subprocess.run(["htpasswd", "-Bbn", "alice", "s3cret-Pa55"], check=True,
+                                    capture_output=True, text=True).stdout)
+    config = tmp_path / "registry.yml"
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"auth:\n  htpasswd:\n    realm: test\n    path: {users}\n")
+    with open(tmp_path / "registry.log", "wb") as log:
+        proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log,
+                                stderr=subprocess.STDOUT)
+    host = f"127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(port), 30, "the registry to listen")
+        subprocess.run(["podman", "push", "--quiet", "--tls-verify=false", "--creds",
+                        "alice:s3cret-Pa55", IMAGE, f"{host}/private/worker:1"],
+                       check=True, capture_output=True, timeout=300)
+        yield host
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        subprocess.run(["podman", "rmi", "--force", f"{host}/private/worker:1"],
+                       capture_output=True, check=False, timeout=60)
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_private_image_pulls_with_the_templates_registry_auth(
+        srv: LiveServer, registry: str) -> None:
+    image = f"{registry}/private/worker:1"
+    with srv.client() as c:
+        # Without credentials the pull is refused, and the reason says so.
+        eid = make_endpoint(c, make_template(c, "private-noauth", imageName=image))
+        job = run(c, eid, {"echo": "x"})
+        reason = wait_for(
+            lambda: (h := health(c, eid).get("reason", "")).startswith("crash loop") and h,
+            120, "the breaker to open on unauthorized pulls")
+        assert f"pulling image {image} failed" in reason and "unauthorized" in reason, reason
+        c.post(f"/v2/{eid}/cancel/{job}")
+
+        r = c.post("/v1/containerregistryauth",
+                   json={"name": "reg", "username": "alice", "password": "s3cret-Pa55"})
+        assert r.status_code == 200, r.text
+        auth_id = r.json()["id"]
+        tid = make_template(c, "private-auth", imageName=image, containerRegistryAuthId=auth_id)
+        eid = make_endpoint(c, tid)
+        done = final(c, eid, run(c, eid, {"echo": "private"}), timeout=300)
+        assert done["status"] == "COMPLETED" and done["output"]["echo"] == "private", done
+        wid = done["output"]["worker"]
+        log = (srv.data_dir / "logs" / f"{wid}.log").read_text()
+        assert f"pulling {image}" in log and "Copying" in log  # the pull's output is relayed
+        # The password is in no answer, no log and no file the server keeps.
+        assert "s3cret-Pa55" not in c.get(f"/v1/templates/{tid}").text
+        assert "s3cret-Pa55" not in c.get(f"/v1/containerregistryauth/{auth_id}").text
+        assert "s3cret-Pa55" not in c.get(f"/v1/endpoints/{eid}",
+                                          params={"includeWorkers": "true"}).text
+        assert "s3cret-Pa55" not in log and "s3cret-Pa55" not in srv.log()
+        leftovers = [p for p in (srv.data_dir / "containers").rglob("*") if p.is_file()
+                     and b"s3cret" in p.read_bytes()]
+        assert leftovers == []
+
+
+class _StalledRegistry:
+    """A registry that accepts connections and never answers: a pull that makes no progress."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.conns.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        for s in [*self.conns, self.sock]:
+            s.close()
+
+
+def test_a_pulling_worker_shows_its_progress(srv: LiveServer) -> None:
+    stalled = _StalledRegistry()
+    image = f"127.0.0.1:{stalled.port}/slow/worker:1"
+    try:
+        with srv.client() as c:
+            eid = make_endpoint(c, make_template(c, "container-slow", imageName=image))
+            job = run(c, eid, {"echo": "x"})
+            (pod,) = wait_for(lambda: [w for w in workers(c, eid) if w.get("reason")], 60,
+                              "the worker to report its pull")
+            assert pod["workerStatus"] == "INITIALIZING"
+            assert pod["reason"].startswith(f"pulling {image}"), pod
+            h = health(c, eid)
+            assert h["reason"] == f"worker {pod['id']} is starting: {pod['reason']}", h
+            assert status(c, eid, job)["reason"] == h["reason"]
+            assert c.delete(f"/v1/endpoints/{eid}").status_code in (200, 204)
+            wait_for(lambda: f"runplane-{pod['id']}" not in containers(), 30, "the stop")
+    finally:
+        stalled.close()

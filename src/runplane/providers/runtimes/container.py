@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -82,6 +83,7 @@ class ContainerConfig:
     run_args: tuple[str, ...] = ()  # appended to every `run` (e.g. --runtime runc)
     publish_ip: str = "0.0.0.0"  # where non-host networks publish ports
     init: bool = True  # --init: a PID 1 that forwards SIGTERM (graceful stops)
+    pull_args: tuple[str, ...] = ()  # added to every pull (e.g. --tls-verify=false)
 
     @classmethod
     def from_settings(cls, settings: object) -> ContainerConfig:
@@ -89,7 +91,8 @@ class ContainerConfig:
         g = getattr
         return cls(g(settings, "container_engine", "auto"), g(settings, "container_network", "host"),
                    tuple(g(settings, "container_run_args", ())),
-                   g(settings, "container_publish_ip", "0.0.0.0"), g(settings, "container_init", True))
+                   g(settings, "container_publish_ip", "0.0.0.0"), g(settings, "container_init", True),
+                   tuple(g(settings, "container_pull_args", ())))
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,9 @@ def parse_reference(image: str) -> dict[str, str | None]:
     registry = parts["registry"]
     # "user/img": the first part is a Docker Hub namespace unless it looks like a host.
     if registry is not None and not ("." in registry or ":" in registry or registry == "localhost"):
+        if registry != registry.lower() or "." in registry:
+            raise ImageError(f"imageName {image!r} is not a container image reference: "
+                             "repository names are lowercase")
         parts["path"] = f"{registry}/{parts['path']}"
         parts["registry"] = None
     return parts
@@ -296,9 +302,15 @@ def pull_failure(image: str, lines: list[str], code: int | None) -> str:
     return f"pulling image {image} failed{detail}"
 
 
+_INIT_EXEC_FAILED = re.compile(r"catatonit.*failed to exec pid1|tini.*exec .* failed")
+
+
 def run_failure(lines: list[str], code: int | None) -> str | None:
     """Why the engine could not run the container (exit 125-127 with its own ``Error:``
-    line), or None when the exit code is the container's."""
+    line, or the --init process unable to exec the command), or None when the exit code is
+    the container's."""
+    if code and (init := [ln.strip() for ln in lines if _INIT_EXEC_FAILED.search(ln)]):
+        return f"the container's command could not be started (exit code {code}): {init[-1]}"
     if code not in (ENGINE_FAILED, CANNOT_INVOKE, NOT_FOUND):
         return None
     errors = [ln.strip() for ln in lines if ln.strip().startswith("Error")
@@ -410,6 +422,9 @@ class _Container:
                 reason = pull_failure(self.image, _read(self.files["pull_log"]).splitlines(), code)
             elif phase == "running":
                 reason = run_failure(_tail_lines(self.spec.log_path), code)
+                command = [*self.spec.container.entrypoint, *self.spec.container.cmd]
+                if reason and command:
+                    reason += f" (command: {shlex.join(command)})"
         self._info = ProcessInfo(
             id=self.spec.id, state=state, pid=self.popen.pid, started_at=self.started_at,
             exit_code=code, stopped_at=self.stopped_at, log_path=str(self.spec.log_path),
@@ -509,7 +524,8 @@ class ContainerRuntime:
         plan: dict[str, object] = {
             "image": image, "state": str(files["state"]), "pull_log": str(files["pull_log"]),
             "exists": [engine.binary, "image", "inspect", "--format", "{{.Id}}", image],
-            "pull": [engine.binary, "pull", image], "run": argv, "auth": [],
+            "pull": [engine.binary, "pull", *self.config.pull_args, image], "run": argv,
+            "auth": [],
         }
         if spec.container.registry_auth is not None:
             user, password = spec.container.registry_auth
@@ -520,8 +536,8 @@ class ContainerRuntime:
             files["auth"] = auth_dir
             plan["auth"] = [str(auth_dir)]
             if engine.name == "podman":
-                plan["pull"] = [engine.binary, "pull", "--authfile",
-                                str(auth_dir / "config.json"), image]
+                plan["pull"] = [engine.binary, "pull", "--authfile", str(auth_dir / "config.json"),
+                                *self.config.pull_args, image]
             else:
                 plan["pull_env"] = {"DOCKER_CONFIG": str(auth_dir)}
         _write_private(files["plan"], json.dumps(plan))
