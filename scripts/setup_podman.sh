@@ -37,7 +37,8 @@ mirror() {  # the host's Debian archive (deb822 or one-line sources)
 }
 
 runpod_version() {  # the SDK version the tests run against on the host, else the latest
-    .venv/bin/python -c 'import runpod; print(runpod.__version__)' 2>/dev/null || true
+    .venv/bin/python -c 'from importlib.metadata import version; print(version("runpod"))' \
+        2>/dev/null || true
 }
 
 image_hash() {

@@ -8,4 +8,17 @@ if [ "$(id -u)" = 0 ] && ! command -v chromium >/dev/null; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
         || echo "test.sh: could not install chromium; the dashboard tests will be skipped" >&2
 fi
+# Container tests run a locally built image through podman: set podman up and build the image
+# when we can (root) and those tests are among the selected ones; quick once cached.
+want_podman=1
+for arg in "$@"; do
+    case "$arg" in -*) ;; *) want_podman=0 ;; esac
+done
+for arg in "$@"; do
+    case "$arg" in *container*|tests|tests/|tests/e2e|tests/e2e/|tests/providers*|tests/unit|tests/unit/) want_podman=1 ;; esac
+done
+if [ "$want_podman" = 1 ] && [ "$(id -u)" = 0 ]; then
+    scripts/setup_podman.sh \
+        || echo "test.sh: podman set-up failed; the container tests will be skipped" >&2
+fi
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
