@@ -1,5 +1,6 @@
-"""Why jobs wait is visible: the controller's reason on /health, on a queued job's /status and
-on the endpoint; workers that are wanted but whose capacity is taken count as throttled.
+"""What the controller says shows in the API: why jobs wait (its reason on /health, on a
+queued job's /status and on the endpoint), workers wanted but whose capacity is taken
+(throttled), and the workers themselves (``includeWorkers``).
 
 The app runs in-process (no lifespan), so the test drives the real controller's tick itself.
 """
@@ -84,3 +85,33 @@ async def test_taken_capacity_is_throttled_and_clears(
     health = (await alice.get(f"/v2/{ep['id']}/health")).json()
     assert health["workers"]["throttled"] == 0 and "reason" not in health, health
     assert "reason" not in (await alice.get(f"/v1/endpoints/{ep['id']}")).json()
+
+
+async def test_include_workers_lists_started_and_manual_workers(
+        srv: Server, alice: httpx.AsyncClient, tmp_path: Path) -> None:
+    ep = await create_endpoint(alice, template=template(tmp_path), gpuTypeIds=[A40],
+                               workersMin=1, workersMax=1)
+    other = await create_endpoint(alice, template=template(tmp_path), gpuTypeIds=[A40])
+    await srv.services.controller.tick()
+    r = await alice.post(f"/v2/{ep['id']}/workers", json={})
+    assert r.status_code == 201, r.text
+    manual = r.json()["id"]
+
+    got = (await alice.get(f"/v1/endpoints/{ep['id']}", params={"includeWorkers": "true"})).json()
+    by_id = {w["id"]: w for w in got["workers"]}
+    assert len(by_id) == 2 and manual in by_id
+    (started,) = [w for i, w in by_id.items() if i != manual]
+    assert started["workerStatus"] == "INITIALIZING" and started["gpu"]["id"] == A40
+    assert started["slsVersion"] == 0 and started["desiredStatus"] == "RUNNING"
+    listed = (await alice.get("/v1/endpoints", params={"includeWorkers": "true"})).json()
+    assert {e["id"]: len(e["workers"]) for e in listed} == {ep["id"]: 2, other["id"]: 0}
+
+    # A change of the endpoint makes the running worker outdated (a rolling update).
+    await alice.patch(f"/v1/endpoints/{ep['id']}", json={"idleTimeout": 9})
+    got = (await alice.get(f"/v1/endpoints/{ep['id']}", params={"includeWorkers": "true"})).json()
+    assert {w["id"]: w["workerStatus"] for w in got["workers"]}[started["id"]] == "OUTDATED"
+
+    # A retired worker is no longer listed.
+    assert (await alice.delete(f"/v2/{ep['id']}/workers/{manual}")).status_code == 200
+    got = (await alice.get(f"/v1/endpoints/{ep['id']}", params={"includeWorkers": "true"})).json()
+    assert [w["id"] for w in got["workers"]] == [started["id"]]

@@ -79,23 +79,29 @@ def worker_pods(services: Any, endpoint_ids: list[str]) -> dict[str, list[dict[s
     out: dict[str, list[dict[str, Any]]] = {eid: [] for eid in endpoint_ids}
     if not endpoint_ids:
         return out
-    with services.engine.connect() as conn:
-        rows = conn.execute(select(workers).where(
-            workers.c.endpoint_id.in_(endpoint_ids), workers.c.stopped_at.is_(None))).all()
-    machines = {m.id: m for m in services.provider.machines()}
-    views: dict[str, Any] = {}
     registry = getattr(services, "worker_registry", None)
-    for eid in endpoint_ids:
-        ep = services.endpoints.get(eid)
-        if registry is not None:
-            views.update({v.id: v for v in registry.snapshot(eid)})
-        for row in rows:
-            if row.endpoint_id != eid:
-                continue
-            view = views.get(row.id)
-            if view is not None and view.status == "EXITED":
-                continue
-            out[eid].append(worker_pod(services, row, view, ep, machines.get(row.machine_id)))
+    views: dict[str, Any] = {}
+    if registry is not None:
+        # The registry holds every live worker in memory: endpoints without one (most, on a
+        # GET of a single endpoint or a long list) cost no SQL, the rest a primary-key read.
+        for w in registry.all():
+            if w.endpoint_id in out and w.status != "EXITED":
+                views[w.id] = registry.view(w)
+        if not views:
+            return out
+        where = workers.c.id.in_(list(views))
+    else:
+        where = workers.c.endpoint_id.in_(endpoint_ids) & workers.c.stopped_at.is_(None)
+    with services.engine.connect() as conn:
+        rows = conn.execute(select(workers).where(where)).all()
+    machines = {m.id: m for m in services.provider.machines()}
+    endpoints = {eid: services.endpoints.get(eid) for eid in {r.endpoint_id for r in rows}}
+    for row in rows:
+        if row.stopped_at is not None or row.endpoint_id not in out:
+            continue
+        out[row.endpoint_id].append(worker_pod(services, row, views.get(row.id),
+                                               endpoints[row.endpoint_id],
+                                               machines.get(row.machine_id)))
     return out
 
 
