@@ -14,6 +14,14 @@
 
    runplane adds = median(through runplane) - median(by hand).
 
+1c. Container cold start (``--container-runs``, when podman and the test image of
+   scripts/setup_podman.sh are there): the same handler in that image (the runpod SDK
+   inside), alternately by hand (``podman run --network host --init`` with the RUNPOD_*
+   variables, handler mounted read-only; launch to the handler's first line) and through
+   runplane (an endpoint on the image, the handler in its network volume at
+   /runpod-volume, ``dockerStartCmd`` running it; job sent to the handler's first line).
+   Shown against the process worker of 1.
+
 2. Reconcile tick: the real controller over a real store in this process, 1,000 endpoints
    (500 with workersMin 1, each holding one real worker process, ``sleep``), timed per tick
    with ``controller.last_tick_ms`` once every worker is started.
@@ -259,6 +267,118 @@ def cold_start(runs: int, tmp: Path) -> dict[str, list[dict[str, float]]]:
     return out
 
 
+# -- 1c. container cold start ----------------------------------------------------------------
+
+IMAGE = "localhost/runplane-test/worker:latest"
+
+
+def container_ready() -> str | None:
+    """None when podman runs the test image, else why the container part is skipped."""
+    import shutil
+
+    if shutil.which("podman") is None:
+        return "podman is not installed (scripts/setup_podman.sh)"
+    if subprocess.run(["podman", "image", "exists", IMAGE], check=False).returncode != 0:
+        return f"{IMAGE} is not built (scripts/setup_podman.sh)"
+    return None
+
+
+def container_by_hand(app: Path, port: int, n: int) -> dict[str, float]:
+    """``podman run`` of the image with the worker's variables; ms from launch to the
+    handler's first line (``total``) and to its first job-take (``take``)."""
+    worker = f"chand{n}"
+    base = f"http://127.0.0.1:{port}/v2/ep"
+    env = TEMPLATE_ENV | {
+        "RUNPOD_WEBHOOK_GET_JOB": f"{base}/job-take/$ID?gpu=",
+        "RUNPOD_WEBHOOK_POST_OUTPUT": f"{base}/job-done/$RUNPOD_POD_ID/$ID?gpu=",
+        "RUNPOD_WEBHOOK_POST_STREAM": f"{base}/job-stream/$RUNPOD_POD_ID/$ID?gpu=",
+        "RUNPOD_WEBHOOK_PING": f"{base}/ping/$RUNPOD_POD_ID?gpu=",
+        "RUNPOD_POD_ID": worker, "RUNPOD_POD_HOSTNAME": worker, "RUNPOD_AI_API_KEY": "k",
+        "RUNPOD_ENDPOINT_ID": "ep", "RUNPOD_PING_INTERVAL": "10000",
+        "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true", "RUNPOD_SKIP_GPU_CHECK": "true",
+    }
+    env_args = [a for k, v in env.items() for a in ("--env", f"{k}={v}")]
+    name = f"runplane-bench-{worker}"
+    _JobServer.done.clear()
+    t0 = time.time()
+    proc = subprocess.Popen(
+        ["podman", "run", "--rm", "--name", name, "--network", "host", "--init", "--pull", "never",
+         "--volume", f"{app}:/bench:ro", *env_args, IMAGE, "python", "-u", "/bench/handler.py"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not _JobServer.done.wait(120):
+            raise RuntimeError("the hand-launched container never finished its job")
+        return {"total": (_JobServer.outputs[f"job-{worker}"]["t"] - t0) * 1000,
+                "take": (_JobServer.handed[worker] - t0) * 1000}
+    finally:
+        subprocess.run(["podman", "rm", "--force", "--time", "0", name], capture_output=True,
+                       check=False)
+        proc.wait()
+
+
+def make_container_endpoint(c: httpx.Client, data_dir: Path) -> str:
+    v = c.post("/v1/networkvolumes", json={"name": "bench", "size": 1, "dataCenterId": "LOCAL-1"})
+    v.raise_for_status()
+    volume = v.json()["id"]
+    t = c.post("/v1/templates", json={
+        "name": "cold-start-container", "imageName": IMAGE, "isServerless": True,
+        "dockerStartCmd": ["python", "-u", "/runpod-volume/handler.py"], "env": TEMPLATE_ENV})
+    t.raise_for_status()
+    e = c.post("/v1/endpoints", json={
+        "name": "cold-start-container", "templateId": t.json()["id"], "computeType": "CPU",
+        "vcpuCount": 1, "workersMin": 0, "workersMax": 1, "idleTimeout": 1,
+        "scalerType": "REQUEST_COUNT", "scalerValue": 1, "networkVolumeId": volume})
+    e.raise_for_status()
+    # The process runtime names this directory RUNPLANE_VOLUME_PATH; containers mount it.
+    folder = data_dir / "volumes" / volume
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "handler.py").write_text(HANDLER)
+    return e.json()["id"]
+
+
+def container_gone(c: httpx.Client, endpoint_id: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        names = subprocess.run(["podman", "ps", "--format", "{{.Names}}"], capture_output=True,
+                               text=True, check=False).stdout.split()
+        workers = c.get(f"/v1/endpoints/{endpoint_id}", params={"includeWorkers": "true"})
+        if workers.json()["workers"] == [] and not any(n.startswith("runplane-") and
+                                                       "bench" not in n for n in names):
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the container endpoint did not scale back to zero")
+
+
+def container_cold_start(runs: int, tmp: Path) -> dict[str, list[dict[str, float]]]:
+    app = tmp / "capp"
+    app.mkdir()
+    (app / "handler.py").write_text(HANDLER)
+    hand_port = free_port()
+    httpd = _QuietServer(("127.0.0.1", hand_port), _JobServer)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    port = free_port()
+    (tmp / "crp").mkdir()
+    server, key = start_runplane(tmp / "crp", port)
+    out: dict[str, list[dict[str, float]]] = {"hand": [], "runplane": []}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                          headers={"Authorization": f"Bearer {key}"}) as c:
+            endpoint_id = make_container_endpoint(c, tmp / "crp")
+            container_by_hand(app, hand_port, -1)  # warm the page cache for both
+            for i in range(runs):
+                out["hand"].append(container_by_hand(app, hand_port, i))
+                container_gone(c, endpoint_id)
+                timing, _ = through_runplane(c, endpoint_id, tmp / "crp" / "runplane.db")
+                out["runplane"].append(timing)
+                print(f"  container run {i + 1}/{runs}: by hand {out['hand'][-1]['total']:.0f} ms,"
+                      f" runplane {timing['total']:.0f} ms", file=sys.stderr)
+    finally:
+        server.terminate()
+        server.wait(30)
+        httpd.shutdown()
+    return out
+
+
 # -- 2. reconcile tick ------------------------------------------------------------------------
 
 
@@ -312,10 +432,14 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=200)
     parser.add_argument("--endpoints", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=500)
+    parser.add_argument("--container-runs", type=int, default=10,
+                        help="container cold starts each way (0: skip that part)")
     args = parser.parse_args()
+    skip_containers = container_ready() if args.container_runs else "--container-runs 0"
     with tempfile.TemporaryDirectory(prefix="runplane-cold-") as raw:
         tmp = Path(raw)
         cold = cold_start(args.runs, tmp)
+        boxed = container_cold_start(args.container_runs, tmp) if not skip_containers else None
         ticks = asyncio.run(tick_cost(args.endpoints, args.workers, args.ticks, tmp))
 
     def col(way: str, key: str, since: str | None = None) -> list[float]:
@@ -346,11 +470,34 @@ def main() -> None:
         (f"reconcile tick, {args.endpoints:,} endpoints / {args.workers} workers", tick,
          "<= 10", "yes" if tick[0] <= 10 else "NO"),
     ]
+    if boxed is not None:
+        def bcol(way: str, key: str, since: str | None = None) -> list[float]:
+            return [r[key] - (r[since] if since else 0.0) for r in boxed[way]]
+
+        chand, crp = median_p90(bcol("hand", "total")), median_p90(bcol("runplane", "total"))
+        cpaired = statistics.median(r - h for r, h in zip(bcol("runplane", "total"),
+                                                          bcol("hand", "total"), strict=True))
+        rows[-1:-1] = [
+            ("container cold start by hand: podman run -> first line", chand, "", ""),
+            ("container cold start via runplane: job -> first line", crp, "", ""),
+            ("runplane adds to a container (paired*)", (crp[0] - chand[0], cpaired), "", ""),
+            ("container worker - process worker, via runplane", (crp[0] - rp[0], crp[1] - rp[1]),
+             "", ""),
+            ("  container by hand: podman run -> first job-take",
+             median_p90(bcol("hand", "take")), "", ""),
+            ("  container runplane: job sent -> launcher exists",
+             median_p90(bcol("runplane", "spawn")), "", ""),
+            ("  container runplane: launcher -> first job-take",
+             median_p90(bcol("runplane", "take", "spawn")), "", ""),
+        ]
     print(f"\n{'measure (ms)':58} {'median':>8} {'p90*':>8} {'goal':>7} {'met':>4}")
     for name, (med, p90), goal, met in rows:
         print(f"{name:58} {med:8.1f} {p90:8.1f} {goal:>7} {met:>4}")
     print(f"({args.runs} cold starts each way, alternating; {args.ticks} ticks. *For 'runplane "
           "adds' the second column is the median of the paired differences instead of a p90.)")
+    print(f"(container: {args.container_runs} cold starts each way; 'container - process' "
+          "compares medians and p90s)" if boxed is not None
+          else f"(container cold start skipped: {skip_containers})")
 
 
 if __name__ == "__main__":
