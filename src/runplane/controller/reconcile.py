@@ -12,16 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from runplane.config import Settings
 from runplane.controller import autoscaler as asc
 from runplane.controller.breaker import Breaker
-from runplane.controller.scheduler import MachineLoad, NoFit, Placement, apply, place_one
+from runplane.controller.restart import cleanup_previous_run
+from runplane.controller.scheduler import MachineLoad, NoFit, apply, place_one
 from runplane.controller.specs import command_of, request_for, volume_data_center, volume_env
+from runplane.controller.state import Blocked, ControllerObserver, EndpointState, Tracked
 from runplane.providers.base import (
     EXITED,
     ContainerOptions,
@@ -30,61 +31,11 @@ from runplane.providers.base import (
     WorkerSpec,
     needs_command,
 )
-from runplane.store.tables import pods, workers
+from runplane.store.tables import workers
+
+__all__ = ["Blocked", "Controller", "ControllerObserver", "EndpointState", "Tracked"]
 
 log = logging.getLogger("runplane.controller")
-
-
-@dataclass
-class Tracked:
-    """A worker this controller started (in memory; the store has the durable part)."""
-
-    id: str
-    endpoint_id: str
-    user_id: str
-    version: int
-    started_at: float
-    placement: Placement
-    took: bool = False
-    stop_reason: str | None = None  # set once we asked it to stop
-    failure: str | None = None  # counted against the breaker (once)
-
-
-@dataclass(frozen=True)
-class Blocked:
-    """Why a worker could not be started; ``transient`` when it will start once capacity
-    frees up (as opposed to a template or placement a person has to fix)."""
-
-    reason: str
-    transient: bool = False
-
-
-@dataclass
-class EndpointState:
-    """What the controller says about an endpoint: shown in the endpoint and /health."""
-
-    reason: str | None = None  # why jobs wait (no fit, crash loop, bad image); None when fine
-    # Workers wanted but not running because their capacity is taken or the breaker is
-    # backing off: RunPod's THROTTLED state (they start by themselves once that clears).
-    throttled: int = 0
-    decision: str = ""
-    desired: int = 0
-    updated_at: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class ControllerObserver(Protocol):
-    """Told what the controller does (runplane.observability). Called synchronously from the
-    tick: every method must be O(1) and do no I/O; exceptions are logged, not raised."""
-
-    def scaled(self, endpoint_id: str, action: str, workers: int, reason: str) -> None:
-        """``action`` "up" (``workers`` started) or "down" (one stopped); the decision's reason."""
-
-    def worker_ready(self, endpoint_id: str, worker_id: str, cold_start_s: float) -> None:
-        """A worker this controller started took its first job: start to first job-take."""
-
-    def ticked(self, now: float) -> None:
-        """A reconcile tick ended (a clock to sample gauges on)."""
 
 
 class Controller:
@@ -416,31 +367,8 @@ class Controller:
         return None
 
     def cleanup_previous_run(self) -> None:
-        """Workers and pods the store says were running when the server last stopped are not
-        children of this process: kill any that survived (pid and start time must match),
-        and mark them exited so their jobs are retried."""
-        from runplane.providers.runtimes.process import kill_orphan
-
-        with self.s.engine.begin() as conn:
-            for table in (workers, pods):
-                rows = conn.execute(select(table.c.id, table.c.provider_data).where(
-                    table.c.stopped_at.is_(None), table.c.provider_data.is_not(None))).all()
-                for row in rows:
-                    data = row.provider_data or {}
-                    if data.get("pid") and data.get("started_at"):
-                        kill_orphan(int(data["pid"]), float(data["started_at"]))
-                conn.execute(update(workers).where(
-                    workers.c.stopped_at.is_(None), workers.c.manual.is_(False),
-                    workers.c.started_at.is_not(None)).values(
-                    stopped_at=self.clock.now(), reason="server restarted", desired_status="EXITED"))
-        # The broker rebuilt its index before this ran: the jobs those workers held are
-        # IN_PROGRESS there. Retiring the workers re-queues them now (each counting a retry)
-        # instead of after a heartbeat timeout. No controller worker of this run exists yet.
-        registry = getattr(self.s, "worker_registry", None)
-        if registry is not None:
-            for w in registry.all():
-                if not w.manual:
-                    registry.retire(w.id, "server restarted")
+        """Kill and retire what the previous server run left behind (``controller.restart``)."""
+        cleanup_previous_run(self.s, self.clock.now())
 
     # -- views ----------------------------------------------------------------------
 

@@ -1,0 +1,60 @@
+"""What the controller keeps in memory about workers and endpoints, and who it tells."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from runplane.controller.scheduler import Placement
+
+
+@dataclass
+class Tracked:
+    """A worker this controller started (in memory; the store has the durable part)."""
+
+    id: str
+    endpoint_id: str
+    user_id: str
+    version: int
+    started_at: float
+    placement: Placement
+    took: bool = False
+    stop_reason: str | None = None  # set once we asked it to stop
+    failure: str | None = None  # counted against the breaker (once)
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why a worker could not be started; ``transient`` when it will start once capacity
+    frees up (as opposed to a template or placement a person has to fix)."""
+
+    reason: str
+    transient: bool = False
+
+
+@dataclass
+class EndpointState:
+    """What the controller says about an endpoint: shown in the endpoint and /health."""
+
+    reason: str | None = None  # why jobs wait (no fit, crash loop, bad image); None when fine
+    # Workers wanted but not running because their capacity is taken or the breaker is
+    # backing off: RunPod's THROTTLED state (they start by themselves once that clears).
+    throttled: int = 0
+    decision: str = ""
+    desired: int = 0
+    updated_at: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ControllerObserver(Protocol):
+    """Told what the controller does (runplane.observability). Called synchronously from the
+    tick: every method must be O(1) and do no I/O; exceptions are logged, not raised."""
+
+    def scaled(self, endpoint_id: str, action: str, workers: int, reason: str) -> None:
+        """``action`` "up" (``workers`` started) or "down" (one stopped); the decision's reason."""
+
+    def worker_ready(self, endpoint_id: str, worker_id: str, cold_start_s: float) -> None:
+        """A worker this controller started took its first job: start to first job-take."""
+
+    def ticked(self, now: float) -> None:
+        """A reconcile tick ended (a clock to sample gauges on)."""
