@@ -19,9 +19,6 @@ from typing import Any
 
 import pytest
 
-ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster
-
 OBJECT_STORE = 80 * 1024 * 1024
 # Node loss is noticed after two missed health checks half a second apart (Ray's defaults
 # take ~30 s): only to keep the node-loss test short, nothing asserts how fast.
@@ -69,6 +66,8 @@ class RayNodes:
 
 def start_cluster(**nodes: dict[str, Any]) -> RayNodes:
     """A head offering nothing, then the named nodes; the caller shuts it down."""
+    from ray.cluster_utils import Cluster
+
     cluster = Cluster(initialize_head=True, shutdown_at_exit=True, head_node_args={
         "num_cpus": 0, "object_store_memory": OBJECT_STORE, "include_dashboard": False,
         "dashboard_port": _port(), "dashboard_agent_listen_port": _port(),
@@ -84,9 +83,9 @@ def start_cluster(**nodes: dict[str, Any]) -> RayNodes:
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[RayNodes]:
-    """Head + GPU node (RTX 4090, HOME-2) + CPU node (HOME-1), shared by a module's tests."""
+    """Head + GPU node (RTX 4090, HOME-2) + CPU node (HOME-1), shared by the session."""
     nodes = start_cluster(gpu=GPU_NODE, cpu=CPU_NODE)
     try:
         yield nodes

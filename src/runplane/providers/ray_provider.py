@@ -87,11 +87,17 @@ class _Worker:
 
     def info(self) -> ProcessInfo:
         cached = self._info
-        if cached is not None and cached.state == self.state and cached.exit_code == self.exit_code:
+        if cached is not None and cached.state == self.state \
+                and cached.exit_code == self.exit_code \
+                and cached.data.get("node_pid") == self.where.get("pid"):
             return cached
+        # No "pid": that key means a process on the server's host (restart clean-up kills it).
         data: dict[str, object] = {
             "runtime": "ray", "node_id": self.node_id, "gpus": list(self.spec.gpu_indices),
             "image": self.spec.image}
+        if self.where.get("pid"):
+            data["node_pid"] = self.where["pid"]
+            data["ray_gpu_ids"] = self.where.get("gpus", [])
         if self.lost:
             data["lost"] = self.lost
         self._info = ProcessInfo(
@@ -133,6 +139,8 @@ class RayProvider:
         self._probing: dict[Any, tuple[str, float]] = {}  # probe ref -> (node id, sent at)
         self._machines: list[Machine] = []
         self._node_of: dict[str, str] = {}  # machine id -> node id
+        # node id -> logs of workers whose actor died while the node still looked alive
+        self._died_on: dict[str, list[tuple[Path, float]]] = {}
         self._closed = threading.Event()
         # First look at the cluster before the controller's first tick: wait for the probes.
         deadline = time.monotonic() + probe_timeout_s
@@ -346,8 +354,15 @@ class RayProvider:
             if isinstance(error, ray.exceptions.ActorUnavailableError):
                 w.retry_at = time.monotonic() + 0.5  # e.g. a network blip: ask again
                 return
+            # Often the actor died with its node: look at the nodes first, so that the machine
+            # is gone before the controller places the replacement (and the reason says so).
+            self._refresh_nodes()
+            if w.state == EXITED:
+                return
             self._exited(w, None, None, self._why_lost(w, error))
             self._kill_actor(w)
+            if w.node_id in self._nodes:
+                self._died_on.setdefault(w.node_id, []).append((w.spec.log_path, time.monotonic()))
             return
         self._append(w, value["data"])
         w.offset = value["offset"]
@@ -365,8 +380,12 @@ class RayProvider:
             return f"worker lost: Ray node {w.node_id} left the cluster"
         if isinstance(error, ray.exceptions.ActorUnschedulableError):
             return f"worker could not be placed on Ray node {w.node_id}: {error}"
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return f"worker lost: its Ray actor died ({first[:300]})"
+        lines = [ln.strip() for ln in str(error).strip().splitlines() if ln.strip()]
+        # Ray's first line is generic; the cause (worker or node death) is on the last ones.
+        cause = "; ".join(ln for ln in lines[1:] if not ln.startswith(
+            ("class_name:", "actor_id:", "pid:", "name:", "namespace:", "ip:"))) \
+            or (lines[0] if lines else type(error).__name__)
+        return f"worker lost: its Ray actor died ({cause[:400]})"
 
     # -- nodes and machines --------------------------------------------------------------
 
@@ -379,6 +398,16 @@ class RayProvider:
         for w in lost:
             self._exited(w, None, None, f"worker lost: Ray node {w.node_id} left the cluster")
             self._kill_actor(w)
+        # Workers whose actor death was seen before their node's: the log tells the rest.
+        now = time.monotonic()
+        for node_id, paths in list(self._died_on.items()):
+            if node_id in gone:
+                for path, _ in paths:
+                    with open(path, "ab") as f:
+                        f.write(f"--- runplane: Ray node {node_id} left the cluster\n".encode())
+            paths[:] = [(p, at) for p, at in paths if node_id not in gone and now - at < 60]
+            if not paths:
+                del self._died_on[node_id]
         now = time.monotonic()
         sent = {node_id for node_id, _ in self._probing.values()}
         for node_id in alive:
