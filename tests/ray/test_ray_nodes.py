@@ -116,3 +116,22 @@ def test_the_resources_an_actor_is_pinned_with() -> None:
                                                                   "runplane-dc:HOME-2")
     assert (accelerator_resource(node({"CPU": 1})), data_center_resource(node({"CPU": 1}))) == \
         (None, None)
+
+
+def test_the_default_install_never_imports_ray(tmp_path) -> None:  # noqa: ANN001
+    """The local provider's server (and the Ray modules that need no Ray) load without it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from runplane.config import load_settings\n"
+        "from runplane.server import create_app\n"
+        "import runplane.cli, runplane.providers.ray_nodes, runplane.providers.ray_actor\n"
+        f"app = create_app(load_settings(data_dir={str(tmp_path)!r}))\n"
+        "assert app.state.services.provider.name == 'local'\n"
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

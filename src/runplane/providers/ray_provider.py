@@ -49,6 +49,9 @@ log = logging.getLogger("runplane.providers.ray")
 
 _SLIVER = 0.001  # of a label-like resource (accelerator type, data center): pins, never fills
 _POLL_WAIT_S = 2.0  # how long one poll may be held on the node with nothing new
+# Newer Rays tell these apart from a dead actor; older ones never raise them.
+_UNAVAILABLE = getattr(ray.exceptions, "ActorUnavailableError", ())
+_UNSCHEDULABLE = getattr(ray.exceptions, "ActorUnschedulableError", ())
 
 
 def check_image_syntax(image: str) -> Path:
@@ -351,7 +354,7 @@ class RayProvider:
                 w.where = value
             return  # a failed start() shows as the actor's death, through its poll
         if error is not None:
-            if isinstance(error, ray.exceptions.ActorUnavailableError):
+            if isinstance(error, _UNAVAILABLE):
                 w.retry_at = time.monotonic() + 0.5  # e.g. a network blip: ask again
                 return
             # Often the actor died with its node: look at the nodes first, so that the machine
@@ -378,7 +381,7 @@ class RayProvider:
         node = self._nodes.get(w.node_id)
         if node is None:
             return f"worker lost: Ray node {w.node_id} left the cluster"
-        if isinstance(error, ray.exceptions.ActorUnschedulableError):
+        if isinstance(error, _UNSCHEDULABLE):
             return f"worker could not be placed on Ray node {w.node_id}: {error}"
         lines = [ln.strip() for ln in str(error).strip().splitlines() if ln.strip()]
         # Ray's first line is generic; the cause (worker or node death) is on the last ones.
