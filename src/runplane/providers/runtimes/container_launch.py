@@ -8,7 +8,8 @@ It keeps the pid the runtime started (``exec``), so the parent-death signal set 
 runtime's ``waitpid`` carry over to the engine's client, whose exit code is the container's.
 
 The plan (written by the runtime, mode 0600) holds:
-``exists`` (argv answering 0 when the image is present), ``pull`` (argv), ``pull_env``
+``exists`` (argv answering 0 when the image is present; null when the runtime knows it is),
+``pull`` (argv), ``pull_env``
 (variables pointing the engine at a credentials file, if any), ``auth`` (files to delete once
 pulled), ``state`` and ``pull_log`` (where the phase and the pull's output go), and ``run``.
 The state file holds one word: ``pulling``, ``failed`` or ``running``.
@@ -53,9 +54,9 @@ def main() -> None:
         pass
     state = plan["state"]
     try:
-        present = subprocess.run(plan["exists"], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                                 check=False).returncode == 0
+        present = plan["exists"] is None or subprocess.run(
+            plan["exists"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, check=False).returncode == 0
         if not present:
             _put(state, "pulling")
             print(f"--- runplane: pulling {plan['image']}", flush=True)
