@@ -119,7 +119,7 @@ class Controller:
         now = self.clock.now()
         infos = self.provider.list()
         # What starting workers are doing (pulling their image): shown as the reason.
-        self.progress = {i.id: i.progress for i in infos if i.progress is not None}
+        self.progress = {i.id: p for i in infos if (p := getattr(i, "progress", None)) is not None}
         self._reap(now, infos)
         if self.pods is not None:
             self.pods.reap(now, infos)
@@ -334,7 +334,7 @@ class Controller:
                 continue
             if w.stop_reason is None:
                 # Nobody asked it to stop: a crash (or a failed start before its first job).
-                w.failure = info.reason or (
+                w.failure = getattr(info, "reason", None) or (
                     f"exited with code {info.exit_code} before its first job"
                     if not w.took else f"crashed with exit code {info.exit_code}")
                 self._breaker(w.endpoint_id).record_failure(now, w.failure)

@@ -132,8 +132,8 @@ def worker_pod(services: Any, row: Any, view: Any, ep: Any, machine: Any) -> dic
         port_mappings=(row.provider_data or {}).get("portMappings"),
     )
     body["workerStatus"] = status  # runplane extension: RunPod's worker state name
-    progress = services.controller.progress.get(row.id) if hasattr(services, "controller") \
-        else None
+    controller = getattr(services, "controller", None)
+    progress = controller.progress.get(row.id) if controller is not None else None
     if progress:
         body["reason"] = progress  # runplane extension: e.g. pulling its image, 2 of 5 layers
     body["logPath"] = row.log_path

@@ -262,7 +262,7 @@ class PodService:
         for info in self._provider.list() if infos is None else infos:
             if info.id in self._running and info.id not in self._stopping and info.state == EXITED:
                 self._record_exit(info.id, info.stopped_at or now, info.exit_code,
-                                  info.reason or f"Exited with code {info.exit_code}")
+                                  getattr(info, "reason", None) or f"Exited with code {info.exit_code}")
                 self._set(info.id, desired_status="EXITED")
 
     def _set(self, pod_id: str, **values: Any) -> None:
