@@ -13,6 +13,10 @@
    routes by a lean asyncio worker (job-take-batch of 200 + one job-done per job, as the SDK
    posts them); jobs per second from the first /run until every job is COMPLETED. The SDK
    itself pauses 1 s whenever it is saturated, so it cannot measure the server's limit.
+   The load comes from a minimal keep-alive HTTP/1.1 client (one request at a time per
+   connection, no pipelining): aiohttp's client costs as much CPU per job as the server, and
+   on a small machine the two compete for the same cores. The same drain with aiohttp is
+   reported on its own row.
 3. The same two figures for Celery with a Redis broker and result backend (redis-server
    started here, no persistence options changed), and the ratios.
 
@@ -41,6 +45,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -189,7 +194,143 @@ async def runplane_roundtrip_lean(rp: Runplane, n: int) -> list[float]:
     return times
 
 
+class _Http(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one request at a time (no pipelining): a load
+    generator that costs the benchmark machine a fraction of aiohttp's CPU."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.waiter: asyncio.Future | None = None
+        self.transport: asyncio.Transport | None = None
+
+    @classmethod
+    async def open(cls, port: int) -> _Http:
+        _, proto = await asyncio.get_running_loop().create_connection(cls, "127.0.0.1", port)
+        return proto
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("connection closed"))
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.waiter is None or self.waiter.done():
+            return
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = bytes(self.buf[:end]).lower()
+        i = head.find(b"\r\ncontent-length:")
+        length = 0
+        if i >= 0:
+            j = head.find(b"\r\n", i + 2)
+            length = int(head[i + 17:j if j >= 0 else None])
+        if len(self.buf) < end + 4 + length:
+            return
+        body = bytes(self.buf[end + 4:end + 4 + length])
+        del self.buf[:end + 4 + length]
+        self.waiter.set_result((int(head[9:12]), body))
+
+    async def request(self, data: bytes) -> tuple[int, bytes]:
+        self.waiter = asyncio.get_running_loop().create_future()
+        assert self.transport is not None
+        self.transport.write(data)
+        return await self.waiter
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _http_request(method: str, path: str, port: int, headers: dict[str, str], body: bytes = b"") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}",
+             *(f"{k}: {v}" for k, v in headers.items())]
+    if method == "POST":
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
 async def runplane_throughput(rp: Runplane, n: int) -> float:
+    """The drain with the lean load generator (:class:`_Http`): the same requests as
+    :func:`runplane_throughput_aiohttp`, 64 /run in flight, 2 job-take-batch (200) long-polls,
+    up to 64 job-done in flight, each on its own keep-alive connection."""
+    ep = rp.endpoint()
+    async with aiohttp.ClientSession(headers=rp.headers) as s:
+        async with s.post(f"{rp.url}/v2/{ep}/workers", json={}) as r:
+            reg = await r.json()
+    wid, token = reg["id"], reg["token"]
+    port = rp.port
+    take = _http_request("GET", f"/v2/{ep}/job-take-batch/{wid}?gpu=&batch_size=200&job_in_progress=0",
+                         port, {"Authorization": token, "Content-Type": "application/json"})
+    done_path = f"/v2/{ep}/job-done/{wid}/{{}}?gpu=&isStream=false"
+    done_headers = {"Authorization": token, "Content-Type": "application/x-www-form-urlencoded"}
+    run_headers = {"Authorization": f"Bearer {rp.key}", "Content-Type": "application/json"}
+    completed = 0
+    all_done = asyncio.Event()
+    pool: asyncio.Queue[_Http] = asyncio.Queue()
+    conns = [await _Http.open(port) for _ in range(64)]
+    for c in conns:
+        pool.put_nowait(c)
+
+    async def finish(job_id: str) -> None:
+        nonlocal completed
+        c = await pool.get()
+        status, _ = await c.request(
+            _http_request("POST", done_path.format(job_id), port, done_headers, b'{"output": null}'))
+        pool.put_nowait(c)
+        assert status == 200, status
+        completed += 1
+        if completed == n:
+            all_done.set()
+
+    async def taker() -> None:
+        c = await _Http.open(port)
+        tasks: set[asyncio.Task] = set()
+        try:
+            while not all_done.is_set():
+                status, body = await c.request(take)
+                if status != 200:
+                    continue
+                for j in orjson.loads(body):
+                    t = asyncio.create_task(finish(j["id"]))
+                    tasks.add(t)
+                    t.add_done_callback(tasks.discard)
+                while len(tasks) > 400:
+                    await asyncio.sleep(0.001)
+            await asyncio.gather(*tasks)
+        finally:
+            c.close()
+
+    async def submitter(k: int) -> None:
+        c = await _Http.open(port)
+        try:
+            for i in range(k, n, 64):
+                body = b'{"input": {"i": %d}}' % i
+                status, _ = await c.request(_http_request("POST", f"/v2/{ep}/run", port, run_headers, body))
+                assert status == 200, status
+        finally:
+            c.close()
+
+    t0 = time.perf_counter()
+    takers = [asyncio.create_task(taker()) for _ in range(2)]
+    await asyncio.gather(*(submitter(k) for k in range(64)))
+    await all_done.wait()
+    elapsed = time.perf_counter() - t0
+    for t in takers:
+        t.cancel()
+    for c in conns:
+        c.close()
+    async with aiohttp.ClientSession(headers=rp.headers) as s:
+        async with s.get(f"{rp.url}/v2/{ep}/health") as r:
+            health = await r.json()
+    assert health["jobs"]["completed"] == n and health["jobs"]["inQueue"] == 0, health
+    return n / elapsed
+
+
+async def runplane_throughput_aiohttp(rp: Runplane, n: int) -> float:
     ep = rp.endpoint()
     async with aiohttp.ClientSession(headers=rp.headers) as s:
         async with s.post(f"{rp.url}/v2/{ep}/workers", json={}) as r:
@@ -340,6 +481,7 @@ def main() -> None:
         rt_sdk = asyncio.run(runplane_roundtrip(rp, args.roundtrips))
         rt = asyncio.run(runplane_roundtrip_lean(rp, args.roundtrips))
         tput = asyncio.run(runplane_throughput(rp, args.jobs))
+        tput_aiohttp = asyncio.run(runplane_throughput_aiohttp(rp, args.jobs))
     finally:
         rp.stop()
     c_rt: list[float] | None = None
@@ -366,6 +508,8 @@ def main() -> None:
                  f"{pct(c_rt, 99):.2f}" if c_rt else "-", ratio(p99, pct(c_rt, 99) if c_rt else None, True)))
     rows.append((f"throughput, {args.jobs:,} no-op jobs (jobs/s)", f"{tput:,.0f}",
                  f"{c_tput:,.0f}" if c_tput else "-", ratio(tput, c_tput)))
+    rows.append((f"throughput, {args.jobs:,} no-op jobs, aiohttp load generator (jobs/s)",
+                 f"{tput_aiohttp:,.0f}", "-", "-"))
     print(f"# jobs benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
     print(f"# round trips: {args.roundtrips:,} sequential (after 100 warm-up); lean-worker mean "

@@ -1,9 +1,18 @@
-"""The broker's SQL: prebuilt statements (so the writer can batch them) and row mapping."""
+"""The broker's SQL: prebuilt statements (so the writer can batch them) and row mapping.
+
+The statements the job hot path writes for every job (insert, take, finish, delete) and the
+worker heartbeat are :class:`Hot`: besides the Core statement they carry their SQLite text,
+which the writer runs through the DB-API's ``executemany`` (a prepared statement, no
+SQLAlchemy compilation or bind processing per row). Any other database runs the Core
+statement. Both take the same parameter dicts.
+"""
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, bindparam, delete, func, insert, null, select, update
 
 from runplane.broker.models import (
@@ -16,6 +25,36 @@ from runplane.broker.models import (
     Worker,
 )
 from runplane.store.tables import job_chunks, jobs, workers
+
+
+class Hot:
+    """A Core statement plus the same statement as SQLite text with ``?`` placeholders for the
+    parameters ``order`` names; ``json`` names the JSON columns (encoded as the engine's JSON
+    serializer does: orjson, None as ``null``). ``key`` is the parameter naming the row."""
+
+    __slots__ = ("_get", "_json", "core", "key", "sql")
+
+    def __init__(self, core: Any, sql: str, order: tuple[str, ...], json: tuple[str, ...] = (),
+                 key: str = "_id") -> None:
+        self.core = core
+        self.sql = sql
+        self.key = key
+        self._get = itemgetter(*order) if len(order) > 1 else (lambda p, _n=order[0]: (p[_n],))
+        self._json = tuple(order.index(name) for name in json)
+
+    def rows(self, params: list[dict[str, Any]]) -> list[Any]:
+        """The DB-API rows for ``executemany``, in placeholder order."""
+        get = self._get
+        if not self._json:
+            return [get(p) for p in params]
+        out = []
+        for p in params:
+            row = list(get(p))
+            for i in self._json:
+                row[i] = orjson.dumps(row[i]).decode()
+            out.append(row)
+        return out
+
 
 # -- jobs ----------------------------------------------------------------------------------
 
@@ -30,23 +69,37 @@ def _update_worker(**values: Any) -> Any:
     return update(workers).where(workers.c.id == bindparam("_id")).values(**values)
 
 
-INSERT_JOB = insert(jobs)
+_JOB_COLUMNS = (
+    "id", "endpoint_id", "user_id", "status", "payload", "sync", "low_priority",
+    "execution_timeout_ms", "webhook", "created_at", "expires_at", "retries", "stream_delivered",
+)
+INSERT_JOB = Hot(
+    insert(jobs),
+    f"INSERT INTO jobs ({', '.join(_JOB_COLUMNS)}) VALUES ({', '.join('?' * len(_JOB_COLUMNS))})",
+    _JOB_COLUMNS, json=("payload",), key="id",
+)
 
-TAKE_JOB = _update_job(
-    status=IN_PROGRESS,
-    worker_id=bindparam("worker_id"),
-    started_at=bindparam("started_at"),
-    delay_ms=bindparam("delay_ms"),
+TAKE_JOB = Hot(
+    _update_job(
+        status=IN_PROGRESS,
+        worker_id=bindparam("worker_id"),
+        started_at=bindparam("started_at"),
+        delay_ms=bindparam("delay_ms"),
+    ),
+    f"UPDATE jobs SET status = '{IN_PROGRESS}', worker_id = ?, started_at = ?, delay_ms = ? WHERE id = ?",
+    ("worker_id", "started_at", "delay_ms", "_id"),
 )
 
 REQUEUE_JOB = _update_job(
     status=IN_QUEUE, worker_id=None, started_at=None, delay_ms=None, retries=bindparam("retries")
 )
 
-FINISH_JOB = _update_job(**{
-    name: bindparam(name)
-    for name in ("status", "output", "error", "finished_at", "retain_until", "execution_ms", "retries")
-})
+_FINISH_COLUMNS = ("status", "output", "error", "finished_at", "retain_until", "execution_ms", "retries")
+FINISH_JOB = Hot(
+    _update_job(**{name: bindparam(name) for name in _FINISH_COLUMNS}),
+    f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in _FINISH_COLUMNS)} WHERE id = ?",
+    (*_FINISH_COLUMNS, "_id"), json=("output",),
+)
 
 PROGRESS_JOB = _update_job(output=bindparam("output"))
 
@@ -57,13 +110,21 @@ RESET_JOB = _update_job(
     delay_ms=None, execution_ms=None, output=None, error=None, stream_delivered=0,
 )
 
-DELETE_JOB = delete(jobs).where(jobs.c.id == bindparam("_id"))
-DELETE_CHUNKS = delete(job_chunks).where(job_chunks.c.job_id == bindparam("_id"))
+DELETE_JOB = Hot(
+    delete(jobs).where(jobs.c.id == bindparam("_id")), "DELETE FROM jobs WHERE id = ?", ("_id",)
+)
+DELETE_CHUNKS = Hot(
+    delete(job_chunks).where(job_chunks.c.job_id == bindparam("_id")),
+    "DELETE FROM job_chunks WHERE job_id = ?", ("_id",),
+)
 INSERT_CHUNK = insert(job_chunks)
 
 # -- workers -------------------------------------------------------------------------------
 
-WORKER_SEEN = _update_worker(last_seen_at=bindparam("last_seen_at"))
+WORKER_SEEN = Hot(
+    _update_worker(last_seen_at=bindparam("last_seen_at")),
+    "UPDATE workers SET last_seen_at = ? WHERE id = ?", ("last_seen_at", "_id"),
+)
 
 WORKER_STATUS = _update_worker(
     status=bindparam("status"), last_status_change_at=bindparam("at"), reason=bindparam("reason")

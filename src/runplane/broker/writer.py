@@ -1,11 +1,16 @@
 """Group commit: one thread runs the writes of concurrent requests in shared transactions.
 
 A request hands its statements to :meth:`Writer.write` and awaits; the writer thread takes
-everything queued at that moment, runs it in one transaction (consecutive operations on the
-same statement become one ``executemany``), commits, and only then resolves each request's
-future. So every request is acknowledged after its own data is durable, and under load a
-single commit covers hundreds of requests. If a shared transaction fails, its requests are
-retried one by one so that only the faulty one gets the error.
+everything queued at that moment, runs it in one transaction, commits, and only then resolves
+each request's future. So every request is acknowledged after its own data is durable, and
+under load a single commit covers hundreds of requests. If a shared transaction fails, its
+requests are retried one by one so that only the faulty one gets the error.
+
+Within a transaction the operations are regrouped so that each statement runs once, as one
+``executemany``, however the requests interleave (:func:`plan`): operations on different
+rows commute, and those on the same row keep their order. On SQLite the hot statements
+(:class:`~runplane.broker.store.Hot`) go straight to the DB-API connection, and the writer
+keeps one connection for its whole life.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.sql import Executable
+
+from runplane.broker.store import Hot
 
 log = logging.getLogger("runplane.broker.writer")
 
 # One operation: a prebuilt statement and its parameters (None for a statement without any).
-Op = tuple[Executable, dict[str, Any] | None]
+Op = tuple[Executable | Hot, dict[str, Any] | None]
 
 _STOP = object()
 
@@ -47,6 +54,9 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="runplane-writer", daemon=True)
         self._closed = False
         self.commits = 0
+        # SQLite through the stdlib driver: hot statements run on the DB-API connection.
+        self._raw = engine.dialect.name == "sqlite" and engine.dialect.driver == "pysqlite"
+        self._conn: Connection | None = None
         self._thread.start()
 
     async def write(self, *ops: Op) -> None:
@@ -102,12 +112,14 @@ class Writer:
                 if isinstance(b, threading.Event):
                     b.set()
             if any(b is _STOP for b in batch):
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
                 return
 
     def _commit(self, items: list[_Item]) -> None:
         try:
-            with self._engine.begin() as conn:
-                _execute(conn, [op for item in items for op in item.ops])
+            self._transaction([op for item in items for op in item.ops])
             self.commits += 1
             _resolve(items, None)
         except Exception as exc:  # isolate the faulty request
@@ -117,35 +129,82 @@ class Writer:
                 return
             for item in items:
                 try:
-                    with self._engine.begin() as conn:
-                        _execute(conn, item.ops)
+                    self._transaction(item.ops)
                     _resolve([item], None)
                 except Exception as one:
                     log.exception("store write failed")
                     _resolve([item], one)
 
+    def _transaction(self, ops: Sequence[Op]) -> None:
+        if not self._raw:
+            with self._engine.begin() as conn:
+                _execute(conn, ops, False)
+            return
+        if self._conn is None or self._conn.closed:
+            self._conn = self._engine.connect()
+        conn = self._conn
+        try:
+            with conn.begin():
+                _execute(conn, ops, True)
+        except Exception:
+            conn.close()  # a fresh connection for the next transaction
+            self._conn = None
+            raise
+
     def _execute_now(self, ops: Sequence[Op]) -> None:
         with self._engine.begin() as conn:
-            _execute(conn, ops)
+            _execute(conn, ops, self._raw)
 
 
-def _execute(conn: Any, ops: Sequence[Op]) -> None:
-    i = 0
-    n = len(ops)
-    while i < n:
-        stmt, params = ops[i]
-        if params is None:
-            conn.execute(stmt)
-            i += 1
+def plan(ops: Sequence[Op]) -> list[tuple[Any, list[Any]]]:
+    """``ops`` as ``(statement, [params...])`` runs, one per statement where possible.
+
+    An operation's row is its parameters' key (``Hot.key``, else ``_id``). Each operation goes
+    to the level after the last one that touched its row, so a row's operations keep their
+    order; within a level the rows are distinct and the order of statements does not matter.
+    An operation with no key (or no parameters) is a barrier: what came before runs first.
+    """
+    out: list[tuple[Any, list[Any]]] = []
+    levels: list[dict[Any, list[Any]]] = []
+    last: dict[Any, int] = {}
+    for stmt, params in ops:
+        key = None
+        if params is not None:
+            key = params.get(stmt.key) if isinstance(stmt, Hot) else params.get("_id")
+        if key is None:
+            for level in levels:
+                out.extend(level.items())
+            levels.clear()
+            last.clear()
+            out.append((stmt, [params]))
             continue
-        j = i + 1
-        while j < n and ops[j][0] is stmt and ops[j][1] is not None:
-            j += 1
-        if j - i == 1:
-            conn.execute(stmt, params)
+        n = last.get(key, -1) + 1
+        last[key] = n
+        if n == len(levels):
+            levels.append({})
+        group = levels[n].get(stmt)
+        if group is None:
+            levels[n][stmt] = [params]
         else:
-            conn.execute(stmt, [p for _, p in ops[i:j]])  # type: ignore[misc]
-        i = j
+            group.append(params)
+    for level in levels:
+        out.extend(level.items())
+    return out
+
+
+def _execute(conn: Any, ops: Sequence[Op], raw: bool) -> None:
+    for stmt, batch in plan(ops):
+        if isinstance(stmt, Hot):
+            if raw:
+                conn.connection.driver_connection.executemany(stmt.sql, stmt.rows(batch))
+            else:
+                conn.execute(stmt.core, batch)
+        elif batch[0] is None:
+            conn.execute(stmt)
+        elif len(batch) == 1:
+            conn.execute(stmt, batch[0])
+        else:
+            conn.execute(stmt, batch)
 
 
 def _resolve(items: list[_Item], exc: BaseException | None) -> None:

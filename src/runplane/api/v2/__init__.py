@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from runplane.api.errors import ApiError
 from runplane.api.v2 import client, worker
-from runplane.api.v2.http import Req, send_error
+from runplane.api.v2.http import Req, send_error, too_large
 
 log = logging.getLogger("runplane.api.v2")
 
@@ -46,7 +46,14 @@ OPERATIONS = {op for _, op in ROUTES}
 
 
 class V2App:
-    """ASGI app for everything under /v2 (mount it at ``/v2``)."""
+    """ASGI app for everything under /v2 (mount it at ``/v2``).
+
+    With ``limit_for(path) -> bytes`` it refuses oversized request bodies itself (413, as
+    ``BodyLimitMiddleware`` does), so it can be served with no middleware in front of it.
+    """
+
+    def __init__(self, limit_for: Callable[[str], int] | None = None) -> None:
+        self.limit_for = limit_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,6 +78,12 @@ class V2App:
         if not broker.sweeper.running:
             broker.start()
         req = Req(scope, receive, send, services, parts)
+        if self.limit_for is not None and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            req.limit = limit = self.limit_for(scope["path"])
+            declared = req.header(b"content-length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                await send_error(send, 413, too_large(limit))
+                return
         try:
             await handler(req)
         except ApiError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -16,7 +16,7 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class Req:
-    __slots__ = ("_headers", "_query", "parts", "receive", "scope", "send", "services")
+    __slots__ = ("_headers", "_query", "limit", "parts", "receive", "scope", "send", "services")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, services: Any, parts: list[str]) -> None:
         self.scope = scope
@@ -24,8 +24,10 @@ class Req:
         self.send = send
         self.services = services
         self.parts = parts
-        self._query: dict[str, list[str]] | None = None
+        self._query: dict[str, str] | None = None
         self._headers: dict[bytes, bytes] | None = None
+        # Largest body accepted (V2App sets it when no middleware enforces one).
+        self.limit: int | None = None
 
     @property
     def method(self) -> str:
@@ -38,18 +40,31 @@ class Req:
         return None
 
     def query(self, name: str) -> str | None:
+        """The last non-blank value of a query parameter (as ``parse_qs(...)[name][-1]``)."""
         if self._query is None:
-            self._query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        values = self._query.get(name)
-        return values[-1] if values else None
+            self._query = parse_query(self.scope.get("query_string", b""))
+        return self._query.get(name)
 
     async def body(self) -> bytes:
-        chunks = []
+        message = await self.receive()
+        if message["type"] == "http.disconnect":
+            raise ApiError(400, "client disconnected")
+        body = message.get("body", b"")
+        if not message.get("more_body", False):
+            if self.limit is not None and len(body) > self.limit:
+                raise ApiError(413, too_large(self.limit))
+            return body
+        chunks = [body]
+        received = len(body)
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
                 raise ApiError(400, "client disconnected")
-            chunks.append(message.get("body", b""))
+            body = message.get("body", b"")
+            received += len(body)
+            if self.limit is not None and received > self.limit:
+                raise ApiError(413, too_large(self.limit))
+            chunks.append(body)
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
@@ -69,6 +84,24 @@ class Req:
                     return
 
         return asyncio.get_running_loop().create_task(watch())
+
+
+def parse_query(raw: bytes) -> dict[str, str]:
+    """``name -> last non-blank value``, decoded as ``urllib.parse.parse_qs`` does, without its
+    cost on the hot path (most values need no unquoting)."""
+    out: dict[str, str] = {}
+    if not raw:
+        return out
+    for part in raw.decode("latin-1").split("&"):
+        name, _, value = part.partition("=")
+        if not value:
+            continue
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if "%" in value or "+" in value:
+            value = unquote_plus(value)
+        out[name] = value
+    return out
 
 
 def parse_json(raw: bytes, *, lenient: bool = False) -> Any:
@@ -91,6 +124,10 @@ async def send_json(send: Send, body: Any, status: int = 200) -> None:
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(data)).encode())]})
     await send({"type": "http.response.body", "body": data})
+
+
+def too_large(limit: int) -> str:
+    return f"request body larger than the {limit:,}-byte limit of this route"
 
 
 async def send_error(send: Send, status: int, message: str, field: str | None = None) -> None:
