@@ -22,6 +22,13 @@
    /runpod-volume, ``dockerStartCmd`` running it; job sent to the handler's first line).
    Shown against the process worker of 1.
 
+1d. Ray provider (``--ray-runs``, when ray is installed): a Ray cluster started here with
+   Ray's own test utility (a head offering nothing and one CPU node: real raylets, on this
+   host) and two servers side by side, one ``--provider local`` and one ``--provider ray
+   --ray-address ...``, each with the endpoint of 1b; a cold start on each, alternately. The
+   Ray worker's extra is the actor: a Ray worker process started on the node, which then
+   starts the handler's process.
+
 2. Reconcile tick: the real controller over a real store in this process, 1,000 endpoints
    (500 with workersMin 1, each holding one real worker process, ``sleep``), timed per tick
    with ``controller.last_tick_ms`` once every worker is started.
@@ -165,7 +172,8 @@ def by_hand(app: Path, port: int, n: int) -> dict[str, float]:
 # -- 1b. through runplane ---------------------------------------------------------------------
 
 
-def start_runplane(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_runplane(data_dir: Path, port: int,
+                   args: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], str]:
     """``runplane serve`` over a store prepared here; returns the process and a user key."""
     sys.path.insert(0, str(ROOT / "src"))
     from runplane.services.users import UserService
@@ -179,7 +187,7 @@ def start_runplane(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], 
     env = {**os.environ, "RUNPLANE_CONTROLLER": json.dumps({"stop_grace_s": 0.5})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "runplane", "serve", "--port", str(port), "--data-dir",
-         str(data_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         str(data_dir), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -379,6 +387,63 @@ def container_cold_start(runs: int, tmp: Path) -> dict[str, list[dict[str, float
     return out
 
 
+# -- 1d. ray provider ------------------------------------------------------------------------
+
+
+def ray_ready() -> str | None:
+    """None when the ray extra is installed, else why the Ray part is skipped."""
+    try:
+        import ray.cluster_utils  # noqa: F401
+    except ImportError:
+        return "ray is not installed (pip install 'runplane[ray]')"
+    return None
+
+
+def ray_cold_start(runs: int, tmp: Path) -> dict[str, list[dict[str, float]]]:
+    """Cold starts through a local-provider server and a Ray-provider server, alternately."""
+    from ray.cluster_utils import Cluster
+
+    app = tmp / "ray-app"
+    app.mkdir()
+    (app / "handler.py").write_text(HANDLER)
+    cluster = Cluster(initialize_head=True, shutdown_at_exit=True, head_node_args={
+        "num_cpus": 0, "object_store_memory": 80 * 2**20, "include_dashboard": False,
+        "dashboard_port": free_port(), "dashboard_agent_listen_port": free_port()})
+    servers: list[subprocess.Popen[bytes]] = []
+    out: dict[str, list[dict[str, float]]] = {"local": [], "ray": []}
+    try:
+        cluster.add_node(num_cpus=2, object_store_memory=80 * 2**20)
+        cluster.wait_for_nodes()
+        clients, endpoints, pids = {}, {}, {}
+        for way, args in (("local", ()), ("ray", ("--provider", "ray", "--ray-address",
+                                                  cluster.address))):
+            (tmp / f"rp-{way}").mkdir()
+            port = free_port()
+            server, key = start_runplane(tmp / f"rp-{way}", port, args)
+            servers.append(server)
+            clients[way] = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                                        headers={"Authorization": f"Bearer {key}"})
+            endpoints[way] = make_endpoint(clients[way], app)
+            pids[way] = None
+        for i in range(runs):
+            for way in ("local", "ray"):
+                c = clients[way]
+                wait_scaled_to_zero(c, endpoints[way], pids[way])
+                timing, pids[way] = through_runplane(c, endpoints[way],
+                                                     tmp / f"rp-{way}" / "runplane.db")
+                out[way].append(timing)
+            print(f"  ray run {i + 1}/{runs}: local {out['local'][-1]['total']:.0f} ms, "
+                  f"ray {out['ray'][-1]['total']:.0f} ms", file=sys.stderr)
+        for c in clients.values():
+            c.close()
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(30)
+        cluster.shutdown()
+    return out
+
+
 # -- 2. reconcile tick ------------------------------------------------------------------------
 
 
@@ -434,12 +499,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=500)
     parser.add_argument("--container-runs", type=int, default=10,
                         help="container cold starts each way (0: skip that part)")
+    parser.add_argument("--ray-runs", type=int, default=10,
+                        help="cold starts on the Ray provider and the local one (0: skip)")
     args = parser.parse_args()
     skip_containers = container_ready() if args.container_runs else "--container-runs 0"
+    skip_ray = ray_ready() if args.ray_runs else "--ray-runs 0"
     with tempfile.TemporaryDirectory(prefix="runplane-cold-") as raw:
         tmp = Path(raw)
         cold = cold_start(args.runs, tmp)
         boxed = container_cold_start(args.container_runs, tmp) if not skip_containers else None
+        rayed = ray_cold_start(args.ray_runs, tmp) if not skip_ray else None
         ticks = asyncio.run(tick_cost(args.endpoints, args.workers, args.ticks, tmp))
 
     def col(way: str, key: str, since: str | None = None) -> list[float]:
@@ -490,6 +559,25 @@ def main() -> None:
             ("  container runplane: launcher -> first job-take",
              median_p90(bcol("runplane", "take", "spawn")), "", ""),
         ]
+    if rayed is not None:
+        def rcol(way: str, key: str, since: str | None = None) -> list[float]:
+            return [r[key] - (r[since] if since else 0.0) for r in rayed[way]]
+
+        rlocal, rray = median_p90(rcol("local", "total")), median_p90(rcol("ray", "total"))
+        rpaired = statistics.median(r - h for r, h in zip(rcol("ray", "total"),
+                                                          rcol("local", "total"), strict=True))
+        rows[-1:-1] = [
+            ("ray pair: local provider, job -> handler's first line", rlocal, "", ""),
+            ("ray pair: ray provider, job -> handler's first line", rray, "", ""),
+            ("ray provider adds over local (paired*)", (rray[0] - rlocal[0], rpaired), "", ""),
+            ("  ray: job sent -> actor submitted", median_p90(rcol("ray", "spawn")), "", ""),
+            ("  ray: actor submitted -> first job-take",
+             median_p90(rcol("ray", "take", "spawn")), "", ""),
+            ("  local: process started -> first job-take",
+             median_p90(rcol("local", "take", "spawn")), "", ""),
+            ("  ray: first job-take -> handler's first line",
+             median_p90(rcol("ray", "total", "take")), "", ""),
+        ]
     print(f"\n{'measure (ms)':58} {'median':>8} {'p90*':>8} {'goal':>7} {'met':>4}")
     for name, (med, p90), goal, met in rows:
         print(f"{name:58} {med:8.1f} {p90:8.1f} {goal:>7} {met:>4}")
@@ -498,6 +586,8 @@ def main() -> None:
     print(f"(container: {args.container_runs} cold starts each way; 'container - process' "
           "compares medians and p90s)" if boxed is not None
           else f"(container cold start skipped: {skip_containers})")
+    print(f"(ray: {args.ray_runs} cold starts on each provider, alternating, one Ray CPU node "
+          "on this host)" if rayed is not None else f"(ray cold start skipped: {skip_ray})")
 
 
 if __name__ == "__main__":
