@@ -23,7 +23,7 @@ W_PARKED = "PARKED"
 W_EXITED = "EXITED"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Job:
     """A job the broker tracks in memory: queued, being handed out, running, or just final.
 

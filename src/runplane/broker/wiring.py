@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from typing import Any
@@ -11,6 +12,31 @@ from runplane.broker.broker import Broker
 from runplane.broker.endpoints import EndpointDirectory
 
 log = logging.getLogger("runplane.broker")
+
+# Young-generation threshold of the cyclic garbage collector once the server has started (the
+# interpreter's default is 700 allocations); see tune_gc.
+GC_THRESHOLD0 = 50_000
+_gc_tuned = False
+
+
+def tune_gc() -> None:
+    """Once per process, at start-up: collect, then freeze what start-up built (modules, the
+    app, caches: ~140,000 objects) so no later collection walks it again, and collect the
+    young generation less often.
+
+    Measured on the jobs benchmark before this: full collections walked ~200,000 objects
+    (start-up plus the jobs kept in memory) every ~2,500 jobs, ~240 ms each on the event loop,
+    and the collector took ~35% of the server's CPU. Request handling makes few reference
+    cycles (futures, tasks), so rarer young collections cost little memory.
+    """
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
+    gc.collect()
+    gc.freeze()
+    _, threshold1, threshold2 = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD0, threshold1, threshold2)
 
 
 def build(services: Any) -> Broker:
@@ -34,6 +60,7 @@ def install(app: Any, services: Any) -> None:
 
     async def start() -> None:
         broker.start()
+        tune_gc()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
