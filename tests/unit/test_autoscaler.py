@@ -7,6 +7,7 @@ import pytest
 from runplane.controller.autoscaler import (
     IDLE,
     INITIALIZING,
+    PARKED,
     RUNNING,
     UNHEALTHY,
     QueueStats,
@@ -108,3 +109,81 @@ def test_breaker_opens_backs_off_and_closes() -> None:
     assert b.status(NOW + 200)
     b.record_success()
     assert b.status(NOW + 200) is None and not b.is_open
+
+
+# -- FlashBoot: park instead of stop, resume before start, evictions -------------------------
+
+FB = dict(scaler_type="REQUEST_COUNT", scaler_value=1, flashboot=True, max_parked_s=600)
+
+
+def parked(wid: str, since: float = NOW - 10, version: int = 0) -> WorkerState:
+    return WorkerState(wid, PARKED, 0, None, version, parked_since=since)
+
+
+FLASH_CASES = [
+    # (name, settings, queue, workers, start, resumed, parked, stopped)
+    ("idle past timeout is parked, not stopped", FB, QueueStats(), [idle("a", NOW - 6)],
+     0, [], ["a"], []),
+    ("flashboot off: idle past timeout is stopped", {**FB, "flashboot": False}, QueueStats(),
+     [idle("a", NOW - 6)], 0, [], [], ["a"]),
+    ("idle within timeout neither parked nor stopped", FB, QueueStats(), [idle("a", NOW - 2)],
+     0, [], [], []),
+    ("parked workers are not capacity: a job resumes one", FB, QueueStats(in_queue_normal=1),
+     [parked("p")], 0, ["p"], [], []),
+    ("resume is preferred to start, the newest parked first", FB,
+     QueueStats(in_queue_normal=1), [parked("old", NOW - 50), parked("new", NOW - 5)],
+     0, ["new"], [], []),
+    ("more wanted than parked: resume all, start the rest", {**FB, "workers_max": 3},
+     QueueStats(in_queue_normal=3), [parked("p1", NOW - 20), parked("p2", NOW - 10)],
+     1, ["p2", "p1"], [], []),
+    ("qd scale from zero resumes at once", {**FB, "scaler_type": "QUEUE_DELAY", "scaler_value": 4},
+     QueueStats(in_queue_normal=1, oldest_normal_at=NOW), [parked("p")], 0, ["p"], [], []),
+    ("qd within delay: busy worker, parked one stays parked",
+     {**FB, "scaler_type": "QUEUE_DELAY", "scaler_value": 4},
+     QueueStats(in_queue_normal=1, in_progress=1, oldest_normal_at=NOW - 1),
+     [busy("a"), parked("p")], 0, [], [], []),
+    ("no job: parked stays parked", FB, QueueStats(), [parked("p")], 0, [], [], []),
+    ("parked past max_parked_s is evicted", FB, QueueStats(),
+     [parked("p", NOW - 600), parked("q", NOW - 599)], 0, [], [], ["p"]),
+    ("outdated parked worker is evicted, not resumed", {**FB, "version": 2},
+     QueueStats(in_queue_normal=1), [parked("p", version=1)], 1, [], [], ["p"]),
+    ("flashboot turned off evicts parked workers", {**FB, "flashboot": False}, QueueStats(),
+     [parked("p")], 0, [], [], ["p"]),
+    ("live + parked over workersMax: oldest parked evicted", {**FB, "workers_max": 2},
+     QueueStats(in_progress=1), [busy("a"), parked("p1", NOW - 30), parked("p2", NOW - 20),
+                                  parked("p3", NOW - 10)], 0, [], [], ["p1", "p2"]),
+    ("over workersMax: the oldest parked goes, the newly idle is parked", {**FB, "workers_max": 1},
+     QueueStats(), [idle("a", NOW - 9), parked("p", NOW - 1)], 0, [], ["a"], ["p"]),
+    ("over workersMax: a newly idle worker is stopped instead of parked",
+     {**FB, "workers_max": 1}, QueueStats(in_progress=1), [busy("b"), idle("a", NOW - 9)],
+     0, [], [], ["a"]),
+    ("workersMin keeps a live worker, does not park it", {**FB, "workers_min": 1}, QueueStats(),
+     [idle("a", NOW - 60)], 0, [], [], []),
+    ("a breaker blocks starts, not resumes", FB, QueueStats(in_queue_normal=2),
+     [parked("p")], 0, ["p"], [], []),
+    ("outdated idle worker is stopped, not parked", {**FB, "version": 3}, QueueStats(),
+     [idle("a", NOW - 60, version=2)], 0, [], [], ["a"]),
+]
+
+
+@pytest.mark.parametrize(("name", "settings", "queue", "workers", "start", "resumed", "parked_ids",
+                          "stopped"), FLASH_CASES, ids=[c[0] for c in FLASH_CASES])
+def test_flashboot(name, settings, queue, workers, start, resumed, parked_ids, stopped) -> None:
+    blocked = "crash loop" if name.startswith("a breaker") else None
+    d = decide(ScalerSettings(**{"idle_timeout_s": 5, **settings}), queue, workers, NOW, blocked)
+    assert d.start == start, d.reason
+    assert d.resume == resumed, d.reason
+    assert sorted(w for w, _ in d.park) == sorted(parked_ids), d.reason
+    assert sorted(w for w, _ in d.stop) == sorted(stopped), d.reason
+    assert not set(d.resume) & {w for w, _ in d.stop}
+    if blocked:
+        assert d.blocked == 1 and "crash loop" in d.reason
+
+
+def test_parked_and_eviction_reasons_say_why() -> None:
+    s = ScalerSettings(**{"idle_timeout_s": 5, **FB, "version": 4})
+    d = decide(s, QueueStats(), [idle("a", NOW - 7, version=4), parked("old", version=3),
+                                 parked("stale", NOW - 700, version=4)], NOW)
+    assert d.park == [("a", "idle for 7s (idleTimeout 5s): parked (FlashBoot)")]
+    assert dict(d.stop) == {"old": "evicted: the endpoint changed (now version 4)",
+                            "stale": "evicted: parked for 700s (max_parked_s 600s)"}

@@ -8,8 +8,11 @@ from runplane.catalog.machines import Gpu, Machine
 from runplane.controller.scheduler import (
     MachineLoad,
     NoFit,
+    Parked,
     Placement,
     WorkerRequest,
+    apply,
+    place_evicting,
     schedule,
 )
 
@@ -128,3 +131,65 @@ def test_no_fit_says_whether_capacity_is_only_taken(name, requests, busy) -> Non
     got = schedule(requests, loads())[-1]
     assert isinstance(got, NoFit), got
     assert got.busy is busy
+
+
+# -- evicting parked workers (FlashBoot) ---------------------------------------------------
+
+def hold(ls: list[MachineLoad], wid: str, mid: str, gpus: tuple[int, ...] = (),
+         since: float | None = None, vcpus: float = 2, mem: float = 4) -> list[Parked]:
+    """Allocate a worker on machine ``mid``; parked (evictable) when ``since`` is given."""
+    load = next(m for m in ls if m.machine.id == mid)
+    gpu_type = load.machine.gpus[gpus[0]].type_id if gpus else None
+    placement = Placement(wid, mid, gpu_type, gpus, vcpus, mem, 1.0)
+    apply(load, placement)
+    return [] if since is None else [Parked(wid, placement, since)]
+
+
+def evict_case(setup, request):
+    ls = [MachineLoad(m.machine, overcommit=1.0) for m in loads()]
+    parked = [p for args in setup for p in hold(ls, *args)]
+    before = [(set(m.used_gpus), m.used_vcpus) for m in ls]
+    got = place_evicting(request, ls, parked)
+    assert [(set(m.used_gpus), m.used_vcpus) for m in ls] == before  # loads untouched
+    return got
+
+
+EVICT_CASES = [
+    # (name, held: (worker, machine, gpus, parked since or None, ...), request, expected:
+    #  (machine, indices, evicted) or a NoFit reason substring)
+    ("a free GPU: nothing evicted", [("p", "ro", (0,), 10.0)], req(gpu_type_ids=(H100,)),
+     ("ro", (1,), ())),
+    ("all H100s parked: the oldest is evicted",
+     [("new", "ro", (1,), 20.0), ("old", "ro", (0,), 10.0)], req(gpu_type_ids=(H100,)),
+     ("ro", (0,), ("old",))),
+    ("gpuCount 2 evicts both", [("a", "ro", (0,), 10.0), ("b", "ro", (1,), 20.0)],
+     req(gpu_type_ids=(H100,), gpu_count=2), ("ro", (0, 1), ("a", "b"))),
+    ("an older parked worker elsewhere is not evicted for nothing",
+     [("a100", "us", (0,), 1.0), ("h1", "ro", (0,), 10.0), ("h2", "ro", (1,), 20.0)],
+     req(gpu_type_ids=(H100,)), ("ro", (0,), ("h1",))),
+    ("a live worker's GPU is never taken", [("live", "ro", (0,), None), ("p", "ro", (1,), 10.0)],
+     req(gpu_type_ids=(H100,), gpu_count=2), "all NVIDIA H100 80GB HBM3 GPUs are in use"),
+    ("a live worker is kept, the parked one beside it goes",
+     [("live", "ro", (0,), None), ("p", "ro", (1,), 10.0)], req(gpu_type_ids=(H100,)),
+     ("ro", (1,), ("p",))),
+    ("no machine has the type: nothing to evict", [("p", "ro", (0,), 10.0)],
+     req(gpu_type_ids=(L4,)), "no machine has NVIDIA L4"),
+    ("cpu: the oldest parked CPU worker makes room",
+     [("c1", "cpu", (), 5.0), ("c2", "cpu", (), 6.0),
+      ("full-ro", "ro", (), None, 16, 8), ("full-us", "us", (), None, 16, 8)],
+     req(compute_type="CPU", instance_ids=("cpu3c-2-4",)), ("cpu", (), ("c1",))),
+    ("priority order: a free second type beats evicting the first",
+     [("h1", "ro", (0,), 10.0), ("h2", "ro", (1,), 20.0)], req(gpu_type_ids=(H100, A100)),
+     ("us", (0,), ())),
+]
+
+
+@pytest.mark.parametrize(("name", "held", "request_", "expected"), EVICT_CASES,
+                         ids=[c[0] for c in EVICT_CASES])
+def test_place_evicting(name, held, request_, expected) -> None:
+    got = evict_case(held, request_)
+    if isinstance(expected, str):
+        assert isinstance(got, NoFit) and expected in got.reason, got
+        return
+    assert isinstance(got, Placement), got
+    assert (got.machine_id, got.gpu_indices, got.evict) == expected

@@ -12,6 +12,13 @@ Rules (RunPod's, see docs/workers.md):
   worker with a job is never stopped. Outdated workers (older endpoint version) are stopped as
   soon as they are idle and replaced by the normal rules (a rolling update).
 - An open crash-loop breaker blocks starts and says so.
+
+FlashBoot (``flashboot``, docs/flashboot.md): an idle worker past its idleTimeout is parked
+(frozen, keeping its GPUs) instead of stopped, and a wanted worker is resumed from the parked
+ones (the most recently parked first) before any is started. Parked workers are not capacity;
+they are evicted (stopped) when FlashBoot is off, when the endpoint changed (an older
+version), after ``max_parked_s``, and when live plus parked workers would exceed workersMax,
+the oldest first. A breaker blocks starts, not resumes.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ class ScalerSettings:
     scaler_value: float = 4.0
     idle_timeout_s: float = 5.0
     version: int = 0
+    flashboot: bool = False
+    max_parked_s: float = 3600.0
 
 
 @dataclass(slots=True)  # not frozen: built per endpoint per tick; never mutated
@@ -60,14 +69,18 @@ class WorkerState:
     idle_since: float | None = None
     version: int = 0
     manual: bool = False
+    parked_since: float | None = None  # PARKED workers: when they were parked
 
 
 @dataclass
 class Decision:
-    """Start ``start`` new workers; stop ``stop`` (worker id, reason); ``reason`` explains."""
+    """Start ``start`` new workers; stop ``stop`` (worker id, reason); resume the parked
+    workers ``resume``; park ``park`` (worker id, reason); ``reason`` explains."""
 
     start: int = 0
     stop: list[tuple[str, str]] = field(default_factory=list)
+    resume: list[str] = field(default_factory=list)
+    park: list[tuple[str, str]] = field(default_factory=list)
     desired: int = 0
     reason: str = ""
     # Workers wanted but not started because starts are blocked (shown as THROTTLED).
@@ -84,6 +97,7 @@ def decide(
     """What to do for one endpoint now. Pure: same inputs, same decision."""
     live = [w for w in workers if w.status not in (EXITED, PARKED)]
     d = Decision()
+    parked = _keep_parked(s, [w for w in workers if w.status == PARKED], now, d)
     for w in live:
         if w.manual:
             continue
@@ -127,15 +141,25 @@ def decide(
                       if desired != wanted else "")
 
     if desired > capacity:
-        if start_blocked:
+        need = desired - capacity
+        # Resuming costs milliseconds and no new placement: always before starting.
+        for w in reversed(parked[-need:]):  # the most recently parked: the warmest
+            d.resume.append(w.id)
+        parked = parked[:max(0, len(parked) - need)]
+        need -= len(d.resume)
+        if d.resume:
+            d.reason += f"; resuming {len(d.resume)} parked"
+        if need and start_blocked:
             d.reason += f"; not starting: {start_blocked}"
-            d.blocked = desired - capacity
+            d.blocked = need
         else:
-            d.start = desired - capacity
+            d.start = need
+        _evict_over_max(s, parked, capacity + len(d.resume) + d.start, d)
         return d
 
     keep = min(max(floor_down, s.workers_min), s.workers_max)
     surplus = capacity - keep
+    newly: list[WorkerState] = []
     if surplus > 0:
         expired = sorted(
             (w for w in serving
@@ -144,6 +168,44 @@ def decide(
             key=lambda w: (w.idle_since, w.id),
         )
         for w in expired[:surplus]:
-            d.stop.append((w.id, f"idle for {now - (w.idle_since or now):.0f}s "
-                                 f"(idleTimeout {s.idle_timeout_s:g}s)"))
+            why = (f"idle for {now - (w.idle_since or now):.0f}s "
+                   f"(idleTimeout {s.idle_timeout_s:g}s)")
+            if s.flashboot:
+                d.park.append((w.id, why + ": parked (FlashBoot)"))
+                newly.append(w)
+            else:
+                d.stop.append((w.id, why))
+    _evict_over_max(s, parked + newly, capacity - len(newly), d)
     return d
+
+
+def _keep_parked(s: ScalerSettings, parked: list[WorkerState], now: float,
+                 d: Decision) -> list[WorkerState]:
+    """The parked workers that stay parked, oldest first; the others go to ``d.stop``."""
+    keep = []
+    for w in sorted(parked, key=lambda w: (w.parked_since or 0.0, w.id)):
+        if not s.flashboot:
+            d.stop.append((w.id, "evicted: FlashBoot is off for the endpoint"))
+        elif w.version != s.version:
+            d.stop.append((w.id, f"evicted: the endpoint changed (now version {s.version})"))
+        elif w.parked_since is not None and now - w.parked_since >= s.max_parked_s:
+            d.stop.append((w.id, f"evicted: parked for {now - w.parked_since:.0f}s "
+                                 f"(max_parked_s {s.max_parked_s:g}s)"))
+        else:
+            keep.append(w)
+    return keep
+
+
+def _evict_over_max(s: ScalerSettings, parked: list[WorkerState], live: int,
+                    d: Decision) -> None:
+    """Live plus parked workers stay within workersMax: the oldest parked go first (a worker
+    about to be parked is stopped instead)."""
+    excess = live + len(parked) - s.workers_max
+    if excess <= 0:
+        return
+    parking = {wid: why for wid, why in d.park}
+    for w in parked[:excess]:
+        why = f"evicted: {live} live + {len(parked)} parked > workersMax {s.workers_max}"
+        if w.id in parking:
+            d.park.remove((w.id, parking[w.id]))
+        d.stop.append((w.id, why))

@@ -5,12 +5,16 @@ vcpuCount; GPU: gpuTypeIds in priority order, gpuCount, allowed CUDA versions), 
 centers, and its network volume's data center, without ever giving one GPU to two workers.
 When nothing fits, the answer is a reason a person can act on ("no machine has NVIDIA H100
 80GB HBM3 in EU-RO-1"), taken from the first requirement that rules every machine out.
+
+Parked workers (FlashBoot) keep their GPUs but are evictable: ``place_evicting`` places a
+request that only their capacity is in the way of, naming the parked workers to stop (oldest
+first, only those whose GPUs or host share the placement needs) in ``Placement.evict``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from runplane.catalog.machines import Machine, cuda_key
 
@@ -73,6 +77,8 @@ class Placement:
     memory_in_gb: float
     cost_per_hr: float
     cpu_flavor_id: str | None = None
+    # Parked workers to stop first (``place_evicting``): the placement uses what they hold.
+    evict: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,53 @@ def apply(load: MachineLoad, placement: Placement) -> None:
     if placement.gpu_type_id is None:
         load.used_vcpus += placement.vcpu_count
         load.used_memory_gb += placement.memory_in_gb
+
+
+def release(load: MachineLoad, placement: Placement) -> None:
+    """Undo ``apply``: the placement's allocation is free again."""
+    load.used_gpus.difference_update(placement.gpu_indices)
+    if placement.gpu_type_id is None:
+        load.used_vcpus -= placement.vcpu_count
+        load.used_memory_gb -= placement.memory_in_gb
+
+
+@dataclass(frozen=True)
+class Parked:
+    """A parked worker's allocation, which a placement may take by evicting it."""
+
+    worker_id: str
+    placement: Placement
+    parked_since: float
+
+
+def place_evicting(req: WorkerRequest, loads: list[MachineLoad],
+                   parked: list[Parked]) -> Placement | NoFit:
+    """``place_one``; when the request does not fit only because capacity is taken, free the
+    parked workers' allocations oldest first until it fits, and return the placement with the
+    parked workers it needs stopped (``evict``: those on its machine whose GPUs it uses, or
+    whose host share it needs for a CPU request). Does not modify ``loads``."""
+    placed = place_one(req, loads)
+    if isinstance(placed, Placement) or not placed.busy or not parked:
+        return placed
+    trial = [MachineLoad(m.machine, set(m.used_gpus), m.used_vcpus, m.used_memory_gb,
+                         m.overcommit) for m in loads]
+    by_id = {m.machine.id: m for m in trial}
+    order = sorted(parked, key=lambda p: (p.parked_since, p.worker_id))
+    for i, p in enumerate(order):
+        load = by_id.get(p.placement.machine_id)
+        if load is None:
+            continue
+        release(load, p.placement)
+        fit = place_one(req, trial)
+        if isinstance(fit, Placement):
+            used = set(fit.gpu_indices)
+            evict = tuple(
+                q.worker_id for q in order[:i + 1]
+                if q.placement.machine_id == fit.machine_id
+                and (used & set(q.placement.gpu_indices) if fit.gpu_type_id is not None
+                     else q.placement.gpu_type_id is None))
+            return replace(fit, evict=evict)
+    return placed
 
 
 def schedule(requests: list[WorkerRequest], loads: list[MachineLoad]) -> list[Placement | NoFit]:
