@@ -113,7 +113,7 @@ def test_breaker_opens_backs_off_and_closes() -> None:
 
 # -- FlashBoot: park instead of stop, resume before start, evictions -------------------------
 
-FB = dict(scaler_type="REQUEST_COUNT", scaler_value=1, flashboot=True, max_parked_s=600)
+FB = {"scaler_type": "REQUEST_COUNT", "scaler_value": 1, "flashboot": True, "max_parked_s": 600}
 
 
 def parked(wid: str, since: float = NOW - 10, version: int = 0) -> WorkerState:

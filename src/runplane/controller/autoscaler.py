@@ -189,8 +189,8 @@ def _keep_parked(s: ScalerSettings, parked: list[WorkerState], now: float,
         elif w.version != s.version:
             d.stop.append((w.id, f"evicted: the endpoint changed (now version {s.version})"))
         elif w.parked_since is not None and now - w.parked_since >= s.max_parked_s:
-            d.stop.append((w.id, f"evicted: parked for {now - w.parked_since:.0f}s "
-                                 f"(max_parked_s {s.max_parked_s:g}s)"))
+            why = f"evicted: parked for {now - w.parked_since:.0f}s (max_parked_s {s.max_parked_s:g}s)"
+            d.stop.append((w.id, why))
         else:
             keep.append(w)
     return keep
