@@ -291,6 +291,15 @@ class Broker:
         """
         self.workers.seen(worker)
         self.workers.first_take(worker)
+        if worker.parked and not self._closed:
+            # Frozen by the controller (FlashBoot): hold the poll until it is resumed, then
+            # take as usual for the rest of the hold, so a resumed worker gets its job at once.
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await self.workers.wait_unparked(worker, hold_s, disconnect)
+            hold_s -= loop.time() - t0
+            if hold_s <= 0 or (disconnect is not None and disconnect.done()):
+                return []
         if not worker.can_take() or self._closed:
             if not self._closed:
                 await _hold(hold_s, disconnect)
@@ -304,6 +313,8 @@ class Broker:
     def confirm(self, worker: Worker, jobs: list[Job]) -> None:
         """The job-take response carrying ``jobs`` was written: they are taken now."""
         now = self.clock.now()
+        if jobs:
+            worker.handing -= 1
         ops = []
         workers = self.workers
         watch = self.sweeper.watch_execution
@@ -328,8 +339,11 @@ class Broker:
         if ops:
             self.writer.write_nowait(*ops)
 
-    def untake(self, jobs: list[Job]) -> None:
-        """The job-take response could not be written: back to the head of the queue."""
+    def untake(self, jobs: list[Job], worker: Worker | None = None) -> None:
+        """The job-take response (to ``worker``) could not be written: back to the head of
+        the queue."""
+        if worker is not None and jobs:
+            worker.handing -= 1
         for job in reversed(jobs):
             if job.reserved and not job.final and not job.deleted:
                 self.lifecycle.leave_running(job)

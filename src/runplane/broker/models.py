@@ -114,6 +114,11 @@ class Worker:
     stop_pending: list[str] = field(default_factory=list)
     stop_waiter: asyncio.Future | None = None
     polling: int = 0
+    # Job-take responses reserved for it and not yet confirmed or handed back: it must not
+    # be parked (frozen) while one may be on its way to it.
+    handing: int = 0
+    # A job-take held while it is parked; resolved when it is resumed (``set_parked``).
+    unpark_waiter: asyncio.Future | None = None
     # Jobs already final on the server (timed out, cancelled) that its pings still list:
     # job id -> (when the job ended, the last ping listing it). The controller stops a worker
     # whose handler keeps running such a job (a sync handler cannot be interrupted).

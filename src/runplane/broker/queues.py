@@ -130,7 +130,9 @@ class JobQueues:
                 job.reserved = True
                 job.reserved_by = worker.id
                 out.append(job)
-        q.in_progress += len(out)
+        if out:
+            q.in_progress += len(out)
+            worker.handing += 1  # until Broker.confirm/untake
         return out
 
     async def wait(

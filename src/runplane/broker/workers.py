@@ -17,7 +17,7 @@ called from the server's event loop thread:
 - ``worker_env(endpoint_id, worker_id, token, gpu="") -> dict[str, str]``
 - ``snapshot(endpoint_id) -> list[WorkerView]``
 - ``retire(worker_id, reason)``
-- ``set_parked(worker_id, parked)``
+- ``set_parked(worker_id, parked) -> bool`` (FlashBoot; refused while a job is on its way)
 - ``stop_job(worker_id, job_id)``
 - ``add_listener(callback(worker_id, endpoint_id, event, reason))`` with events
   ``"stop_requested"`` (the handler returned ``refresh_worker``/``stopPod``: desired_status is
@@ -156,27 +156,53 @@ class WorkerRegistry:
             self._broker.lose(job, f"worker {worker_id} exited: {reason}")
         self._broker.release_waiters(w)
         self._release_stop_waiter(w)
+        self._release_unpark_waiter(w)
         self._broker.writer.write_nowait(
             (sql.WORKER_EXITED, {"_id": w.id, "at": self._clock.now(), "reason": reason})
         )
 
-    def set_parked(self, worker_id: str, parked: bool) -> None:
+    def set_parked(self, worker_id: str, parked: bool) -> bool:
         """A parked (frozen) worker is not a crash: its heartbeat timeout is skipped and it is
-        never handed jobs. Unparking gives it a fresh heartbeat grace period."""
+        never handed jobs. Unparking gives it a fresh heartbeat grace period and hands a job
+        to its held job-take at once.
+
+        Parking is refused (False) while the worker holds a job or a job-take response is on
+        its way to it: frozen, it would hold that job without running it. The controller marks
+        a worker parked *before* freezing it, and thaws it *before* unparking it, so no job is
+        ever written to a frozen worker. Returns True when the worker is (now) as asked."""
         w = self._by_id.get(worker_id)
-        if w is None or w.parked == parked:
-            return
-        w.parked = parked
+        if w is None:
+            return False
+        if w.parked == parked:
+            return True
         now = self._clock.now()
         if parked:
+            if w.jobs or w.handing > 0 or not w.can_take():
+                return False
+            w.parked = True
             self._set_status(w, W_PARKED, None)
             self._broker.release_waiters(w)
         else:
+            w.parked = False
             w.last_seen_at = now
             w.lost = False
             self._set_status(w, W_RUNNING if w.jobs else W_IDLE, None)
             if not w.jobs:
                 w.idle_since = now
+            self._release_unpark_waiter(w)
+        return True
+
+    async def wait_unparked(self, w: Worker, hold_s: float,
+                            disconnect: asyncio.Future | None) -> None:
+        """Hold a parked worker's job-take until it is unparked (or ``hold_s``, or the
+        client went away)."""
+        fut = w.unpark_waiter
+        if fut is None or fut.done():
+            fut = w.unpark_waiter = asyncio.get_running_loop().create_future()
+        waits: set[asyncio.Future] = {fut}
+        if disconnect is not None:
+            waits.add(disconnect)
+        await asyncio.wait(waits, timeout=hold_s, return_when=asyncio.FIRST_COMPLETED)
 
     def stop_job(self, worker_id: str, job_id: str) -> None:
         """Tell the worker, through its job-stop long-poll, to stop ``job_id``."""
@@ -320,6 +346,7 @@ class WorkerRegistry:
     def release_all(self) -> None:
         for w in self._by_id.values():
             self._release_stop_waiter(w)
+            self._release_unpark_waiter(w)
 
     def load(self) -> None:
         """Rebuild from the store at start-up: every worker not EXITED, fresh grace period."""
@@ -337,6 +364,11 @@ class WorkerRegistry:
         self._broker.writer.write_nowait(
             (sql.WORKER_STATUS, {"_id": w.id, "status": status, "at": self._clock.now(), "reason": reason})
         )
+
+    def _release_unpark_waiter(self, w: Worker) -> None:
+        if w.unpark_waiter is not None and not w.unpark_waiter.done():
+            w.unpark_waiter.set_result(None)
+        w.unpark_waiter = None
 
     def _release_stop_waiter(self, w: Worker) -> None:
         if w.stop_waiter is not None and not w.stop_waiter.done():

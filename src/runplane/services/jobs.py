@@ -112,16 +112,17 @@ def job_view(job: Job) -> dict[str, Any]:
 
 
 _WORKER_COUNT_KEYS = {"IDLE": "idle", "RUNNING": "running", "INITIALIZING": "initializing",
-                      "UNHEALTHY": "unhealthy", "PARKED": "idle"}
+                      "UNHEALTHY": "unhealthy", "PARKED": "parked"}
 
 
 def health_view(broker: Any, endpoint_id: str) -> dict[str, Any]:
-    """``/health``: job counters and workers by state (PARKED counts as idle), plus the
-    controller's ``reason`` why jobs wait when it has one (runplane extension)."""
+    """``/health``: job counters and workers by state, plus the controller's ``reason`` why
+    jobs wait when it has one (runplane extension). RunPod's keys are kept; ``parked``
+    (FlashBoot: frozen, resumed by the next job) is runplane's own and not counted as idle."""
     m = broker.queue_metrics(endpoint_id)
     controller = broker.endpoint_status(endpoint_id)
     counts = {"idle": 0, "running": 0, "initializing": 0, "unhealthy": 0,
-              "throttled": controller.get("throttled", 0)}
+              "throttled": controller.get("throttled", 0), "parked": 0}
     for w in broker.workers.snapshot(endpoint_id):
         key = _WORKER_COUNT_KEYS.get(w.status)
         if key:

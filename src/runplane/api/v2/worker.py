@@ -71,7 +71,7 @@ async def _take(req: Req, *, batch: bool) -> None:
                 await send_empty(req.send, 204)
             return
         if disconnect is not None and disconnect.done():
-            broker.untake(jobs)
+            broker.untake(jobs, w)
             return
         if batch:
             data = orjson.dumps([j.payload for j in jobs])
@@ -83,7 +83,7 @@ async def _take(req: Req, *, batch: bool) -> None:
                                         (b"content-length", str(len(data)).encode())]})
             await req.send({"type": "http.response.body", "body": data})
         except BaseException:
-            broker.untake(jobs)
+            broker.untake(jobs, w)
             raise
         broker.confirm(w, jobs)
     finally:
