@@ -25,6 +25,8 @@ EXTRAS: dict[str, dict[str, Any]] = {
         "flashboot": {"type": "boolean"},
         "vcpuCount": {"type": "integer"},
         "cpuFlavorIds": {"type": "array", "items": {"type": "string"}},
+        # Why the endpoint's jobs wait (no machine fits, crash-loop breaker open), when they do.
+        "reason": {"type": "string"},
     },
 }
 
