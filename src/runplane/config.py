@@ -83,6 +83,8 @@ class ControllerSettings(BaseModel):
     # worker's pings this long afterwards is stuck in a handler that cannot be interrupted
     # (a sync handler): the worker is stopped. Must exceed the ping interval's jitter.
     overdue_grace_s: float = 10.0
+    # FlashBoot (docs/flashboot.md): a worker parked this long is stopped for real.
+    max_parked_s: float = 3600.0
 
 
 class Settings(BaseSettings):

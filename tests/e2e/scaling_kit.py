@@ -95,7 +95,10 @@ def make_endpoint(c: httpx.Client, tmp_path: Path, code: str = HANDLER,
     assert r.status_code == 200, r.text
     body = {"name": "scaling", "templateId": r.json()["id"], "computeType": "CPU",
             "vcpuCount": 1, "workersMin": 0, "workersMax": 1, "idleTimeout": 1,
-            "scalerType": "REQUEST_COUNT", "scalerValue": 1, **fields}
+            "scalerType": "REQUEST_COUNT", "scalerValue": 1,
+            # These tests watch idle workers stop; FlashBoot (on by default) would park them
+            # (tests/e2e/test_flashboot.py turns it on).
+            "flashboot": False, **fields}
     r = c.post("/v1/endpoints", json=body)
     assert r.status_code == 200, r.text
     return r.json()["id"], state

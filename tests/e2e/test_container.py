@@ -72,7 +72,9 @@ def make_template(c: httpx.Client, name: str, **fields: Any) -> str:
 def make_endpoint(c: httpx.Client, template_id: str, **fields: Any) -> str:
     body = {"name": f"ep-{template_id[:6]}", "templateId": template_id, "computeType": "CPU",
             "vcpuCount": 1, "workersMin": 0, "workersMax": 1, "idleTimeout": 1,
-            "scalerType": "REQUEST_COUNT", "scalerValue": 1, **fields}
+            "scalerType": "REQUEST_COUNT", "scalerValue": 1,
+            "flashboot": False,  # idle workers stop (FlashBoot, on by default, parks them)
+            **fields}
     r = c.post("/v1/endpoints", json=body)
     assert r.status_code == 200, r.text
     return r.json()["id"]

@@ -66,7 +66,9 @@ def make_template(c: httpx.Client, tmp_path: Path) -> tuple[str, Path]:
 
 def make_endpoint(c: httpx.Client, template_id: str, name: str, **fields: Any) -> str:
     body = {"name": name, "templateId": template_id, "workersMin": 0, "workersMax": 1,
-            "idleTimeout": 1, "scalerType": "REQUEST_COUNT", "scalerValue": 1, **fields}
+            "idleTimeout": 1, "scalerType": "REQUEST_COUNT", "scalerValue": 1,
+            "flashboot": False,  # idle workers stop (FlashBoot, on by default, parks them)
+            **fields}
     if body.get("computeType", "GPU") == "CPU":
         body.setdefault("vcpuCount", 1)
     r = c.post("/v1/endpoints", json=body)

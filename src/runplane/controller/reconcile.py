@@ -19,8 +19,9 @@ from sqlalchemy import update
 from runplane.config import Settings
 from runplane.controller import autoscaler as asc
 from runplane.controller.breaker import Breaker
+from runplane.controller.flashboot import FlashBoot
 from runplane.controller.restart import cleanup_previous_run
-from runplane.controller.scheduler import MachineLoad, NoFit, apply, place_one
+from runplane.controller.scheduler import MachineLoad, NoFit, apply, place_evicting
 from runplane.controller.specs import command_of, request_for, volume_data_center, volume_env
 from runplane.controller.state import Blocked, ControllerObserver, EndpointState, Tracked
 from runplane.providers.base import (
@@ -58,6 +59,7 @@ class Controller:
         self._stops: set[asyncio.Task[Any]] = set()
         self.observers: list[ControllerObserver] = []
         self.progress: dict[str, str] = {}  # worker id -> what it does before its code runs
+        self.flashboot = FlashBoot(self)  # parked workers (docs/flashboot.md)
 
     def add_observer(self, observer: ControllerObserver) -> None:
         self.observers.append(observer)
@@ -75,7 +77,7 @@ class Controller:
         """Start the loop; called from the app's startup hooks."""
         broker = self.s.broker
         if hasattr(broker, "add_enqueue_listener"):
-            broker.add_enqueue_listener(lambda _endpoint_id: self.kick())
+            broker.add_enqueue_listener(self._on_enqueue)
         self._task = asyncio.create_task(self._run(), name="runplane-controller")
 
     async def shutdown(self) -> None:
@@ -98,6 +100,13 @@ class Controller:
     def kick(self) -> None:
         """Make the next tick happen now (a job arrived, a setting changed)."""
         self._kick.set()
+
+    def _on_enqueue(self, endpoint_id: str) -> None:
+        """A job was queued: resume a parked worker at once if it needs one, and tick."""
+        try:
+            self.flashboot.on_enqueue(endpoint_id)
+        finally:
+            self._kick.set()
 
     async def _run(self) -> None:
         while True:
@@ -199,16 +208,20 @@ class Controller:
             elif not v.manual:
                 continue  # a controller worker of a previous server run; being cleaned up
             status = asc.PARKED if v.parked else v.status
+            if mine is not None and mine.resuming:
+                status = asc.INITIALIZING  # being thawed: capacity about to take jobs
             # A handler still running a job the server ended is busy, not idle capacity.
             held = len(v.jobs) + len(v.overdue)
             if held and status == asc.IDLE:
                 status = asc.RUNNING
             states.append(asc.WorkerState(
-                v.id, status, held, v.idle_since, mine.version if mine else ep.version, v.manual))
+                v.id, status, held, v.idle_since, mine.version if mine else ep.version, v.manual,
+                mine.parked_at if mine else None))
         q = asc.QueueStats(m.in_queue_normal, m.in_progress, m.oldest_queued_at)
         settings = asc.ScalerSettings(
             ep.workersMin, ep.workersMax, ep.scalerType, float(ep.scalerValue),
-            float(ep.idleTimeout), ep.version)
+            float(ep.idleTimeout), ep.version, bool(getattr(ep, "flashboot", False)),
+            self.cfg.max_parked_s)
         decision = asc.decide(settings, q, states, now, breaker.blocked(now))
         state.decision, state.desired, state.updated_at = decision.reason, decision.desired, now
         for wid, why in decision.stop:
@@ -216,6 +229,7 @@ class Controller:
                 self._stop(self.tracked[wid], why)
                 if self.observers:
                     self._notify("scaled", ep.id, "down", 1, why)
+        self.flashboot.apply(ep.id, decision, now)
         reason = breaker.status(now)
         throttled = decision.blocked
         started = 0
@@ -266,9 +280,19 @@ class Controller:
                            "runtime needs the command that starts the worker")
         spec = ep.model_dump()
         vol_dc = volume_data_center(self.s.engine, ep.networkVolumeId or None)
-        placed = place_one(request_for(spec, ep.id, self.s.catalog, vol_dc), loads)
+        placed = place_evicting(request_for(spec, ep.id, self.s.catalog, vol_dc), loads,
+                                self.flashboot.evictable(ep.id))
         if isinstance(placed, NoFit):
             return Blocked(placed.reason, placed.busy)
+        if placed.evict:
+            # Parked workers of other endpoints hold what it needs: stop them now; it starts
+            # once they are gone (their stop kicks the next tick).
+            for wid in placed.evict:
+                self._stop(self.tracked[wid], f"evicted: endpoint {ep.id} needs its "
+                                              f"{'GPUs' if placed.gpu_type_id else 'share of the host'}",
+                           grace_s=0.0)
+            return Blocked(f"stopping {len(placed.evict)} parked worker(s) of other endpoints "
+                           "to free their capacity", transient=True)
         apply(next(m for m in loads if m.machine.id == placed.machine_id), placed)
         worker_id, token = self.s.worker_registry.register(
             ep.id, manual=False, machine_id=placed.machine_id, gpu_type_id=placed.gpu_type_id,
@@ -310,11 +334,14 @@ class Controller:
         auths = getattr(self.s, "registry_auths", None)
         return auths.credentials(auth_id) if auth_id and auths is not None else None
 
-    def _stop(self, w: Tracked, reason: str) -> None:
+    def _stop(self, w: Tracked, reason: str, grace_s: float | None = None) -> None:
         """Ask the provider to stop a worker (SIGTERM, then SIGKILL after the grace period)."""
         if w.stop_reason is not None:
             return
         w.stop_reason = reason
+        self.flashboot.forget(w)
+        if w.parked_at is not None and grace_s is None:
+            grace_s = 0.0  # frozen and holding no job: nothing to finish, free its GPUs now
         # No job may be handed to it while it shuts down (its open long-polls are answered).
         registered = self.s.worker_registry.get(w.id)
         if registered is not None:
@@ -322,7 +349,8 @@ class Controller:
         with self.s.engine.begin() as conn:
             conn.execute(update(workers).where(workers.c.id == w.id).values(
                 desired_status="EXITED", reason=reason))
-        task = asyncio.create_task(self.provider.stop(w.id, self.cfg.stop_grace_s))
+        task = asyncio.create_task(self.provider.stop(
+            w.id, self.cfg.stop_grace_s if grace_s is None else grace_s))
         self._stops.add(task)
         task.add_done_callback(lambda t: (self._stops.discard(t), self.kick()))
 
@@ -332,7 +360,11 @@ class Controller:
             w = self.tracked.get(info.id)
             if w is None or info.state != EXITED:
                 continue
-            if w.stop_reason is None:
+            if w.stop_reason is None and w.parked_at is not None:
+                # Killed from outside while frozen (OOM killer, a person): not the handler's
+                # crash, so not the breaker's business; a new worker starts when needed.
+                w.stop_reason = f"its process exited while parked (exit code {info.exit_code})"
+            elif w.stop_reason is None:
                 # Nobody asked it to stop: a crash (or a failed start before its first job).
                 w.failure = getattr(info, "reason", None) or (
                     f"exited with code {info.exit_code} before its first job"
@@ -343,6 +375,7 @@ class Controller:
 
     def _finish(self, w: Tracked, end: float, exit_code: int | None, reason: str) -> None:
         self.tracked.pop(w.id, None)
+        self.flashboot.forget(w)
         try:
             self.s.worker_registry.retire(w.id, reason)
         except Exception:  # noqa: BLE001 - the endpoint may be gone with its workers
@@ -350,13 +383,8 @@ class Controller:
         with self.s.engine.begin() as conn:
             conn.execute(update(workers).where(workers.c.id == w.id).values(
                 stopped_at=end, exit_code=exit_code, reason=reason, desired_status="EXITED"))
-        billing = getattr(self.s, "billing", None)
-        if billing is not None and w.started_at:
-            billing.record_usage(
-                user_id=w.user_id, kind="endpoint", resource_id=w.endpoint_id, pod_id=w.id,
-                start_at=w.started_at, end_at=max(end, w.started_at),
-                usd_per_hr=w.placement.cost_per_hr, gpu_type_id=w.placement.gpu_type_id,
-                data_center_id=self._machine_dc(w.placement.machine_id))
+        if w.started_at and w.parked_at is None:  # a parked worker's interval is closed
+            self.flashboot.bill(w, end)
         log.info("worker %s of %s exited (%s): %s", w.id, w.endpoint_id, exit_code, reason,
                  extra={"worker_id": w.id, "endpoint_id": w.endpoint_id})
 

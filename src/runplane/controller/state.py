@@ -21,6 +21,15 @@ class Tracked:
     took: bool = False
     stop_reason: str | None = None  # set once we asked it to stop
     failure: str | None = None  # counted against the breaker (once)
+    # FlashBoot (controller/flashboot.py): when it was parked (None while live), whether a
+    # resume is under way, and the start of its open billed interval (None while parked).
+    parked_at: float | None = None
+    resuming: bool = False
+    billed_from: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.billed_from is None:
+            self.billed_from = self.started_at
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,11 @@ class LocalProvider:
     def resume(self, worker_id: str) -> None:
         self._runtime(worker_id).resume(worker_id)
 
+    def park_blocks(self, worker_id: str) -> bool:
+        """Whether park/resume wait for an engine (``podman pause``, ~0.1 s) rather than
+        send a signal: the controller runs those in a thread (docs/flashboot.md)."""
+        return self.containers.has(worker_id)
+
     def list(self) -> list[ProcessInfo]:
         if self.containers.has_any():
             return self.runtime.list() + self.containers.list()

@@ -200,12 +200,18 @@ class ProcessRuntime:
         return proc.info()
 
     def park(self, worker_id: str) -> None:
+        """SIGSTOP the whole group: the SDK's heartbeat process is frozen with the worker."""
         proc = self._procs[worker_id]
         self._signal(proc, signal.SIGSTOP)
         proc.parked = True
 
     def resume(self, worker_id: str) -> None:
+        """SIGCONT the group; ProcessLookupError when the worker died while parked (so the
+        caller resumes another one instead of waiting for this one)."""
         proc = self._procs[worker_id]
+        if proc.popen.poll() is not None:
+            raise ProcessLookupError(f"worker {worker_id} exited while parked "
+                                     f"(exit code {proc.popen.returncode})")
         self._signal(proc, signal.SIGCONT)
         proc.parked = False
 
