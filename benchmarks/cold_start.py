@@ -22,6 +22,12 @@
    /runpod-volume, ``dockerStartCmd`` running it; job sent to the handler's first line).
    Shown against the process worker of 1.
 
+1e. FlashBoot (``--revivals``, 50): an endpoint with ``flashboot: true`` whose one worker is
+   parked (SIGSTOP, after idleTimeout 1 s) before each job; measured from sending the job
+   (``/runsync``) to the job's start as the server records it (the job-take response carrying
+   it was written: ``jobs.started_at``, what RunPod's delayTime measures) and to the handler's
+   first line. The same worker process every time (checked). Shown against the cold start of 1.
+
 1d. Ray provider (``--ray-runs``, when ray is installed): a Ray cluster started here with
    Ray's own test utility (a head offering nothing and one CPU node: real raylets, on this
    host) and two servers side by side, one ``--provider local`` and one ``--provider ray
@@ -199,7 +205,8 @@ def start_runplane(data_dir: Path, port: int,
     raise RuntimeError("runplane serve did not start")
 
 
-def make_endpoint(c: httpx.Client, app: Path) -> str:
+def make_endpoint(c: httpx.Client, app: Path, flashboot: bool = False) -> str:
+    """A CPU endpoint on the handler; idle workers stop (cold starts) unless ``flashboot``."""
     t = c.post("/v1/templates", json={
         "name": "cold-start", "imageName": f"local:{app}", "isServerless": True,
         "dockerStartCmd": [sys.executable, "-u", "handler.py"], "env": TEMPLATE_ENV})
@@ -207,7 +214,7 @@ def make_endpoint(c: httpx.Client, app: Path) -> str:
     e = c.post("/v1/endpoints", json={
         "name": "cold-start", "templateId": t.json()["id"], "computeType": "CPU",
         "vcpuCount": 1, "workersMin": 0, "workersMax": 1, "idleTimeout": 1,
-        "scalerType": "REQUEST_COUNT", "scalerValue": 1})
+        "scalerType": "REQUEST_COUNT", "scalerValue": 1, "flashboot": flashboot})
     e.raise_for_status()
     return e.json()["id"]
 
@@ -275,6 +282,70 @@ def cold_start(runs: int, tmp: Path) -> dict[str, list[dict[str, float]]]:
     return out
 
 
+# -- 1e. FlashBoot revivals --------------------------------------------------------------------
+
+
+def _state(pid: int) -> str:
+    """The process state letter of /proc/<pid>/stat (T: stopped)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def wait_parked(c: httpx.Client, endpoint_id: str, pid: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        body = c.get(f"/v1/endpoints/{endpoint_id}", params={"includeWorkers": "true"}).json()
+        if [w["workerStatus"] for w in body["workers"]] == ["PARKED"] and _state(pid) == "T":
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the worker was not parked")
+
+
+def revivals(n: int, tmp: Path) -> list[dict[str, float]]:
+    """``n`` jobs, each for an endpoint whose only worker is parked: ms from sending the job to
+    its start on the server (``start``) and to the handler's first line (``total``)."""
+    app = tmp / "flash-app"
+    app.mkdir()
+    (app / "handler.py").write_text(HANDLER)
+    (tmp / "rp-flash").mkdir()
+    port = free_port()
+    server, key = start_runplane(tmp / "rp-flash", port)
+    db = tmp / "rp-flash" / "runplane.db"
+    out: list[dict[str, float]] = []
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                          headers={"Authorization": f"Bearer {key}"}) as c:
+            endpoint_id = make_endpoint(c, app, flashboot=True)
+            first = c.post(f"/v2/{endpoint_id}/runsync", params={"wait": 60000},
+                           json={"input": {}}, timeout=90).json()  # the one cold start
+            pid = first["output"]["pid"]
+            for i in range(n):
+                wait_parked(c, endpoint_id, pid)
+                t0 = time.time()
+                r = c.post(f"/v2/{endpoint_id}/runsync", params={"wait": 60000},
+                           json={"input": {}}, timeout=90)
+                r.raise_for_status()
+                s = r.json()
+                if s["status"] != "COMPLETED" or s["output"]["pid"] != pid:
+                    raise RuntimeError(f"not a revival of worker pid {pid}: {s}")
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                    (started,) = conn.execute("SELECT started_at FROM jobs WHERE id = ?",
+                                              (s["id"],)).fetchone()
+                out.append({"start": (started - t0) * 1000, "total": (s["output"]["t"] - t0) * 1000})
+                if (i + 1) % 10 == 0:
+                    print(f"  revival {i + 1}/{n}: job start {out[-1]['start']:.1f} ms, "
+                          f"handler {out[-1]['total']:.1f} ms", file=sys.stderr)
+    finally:
+        server.terminate()
+        server.wait(30)
+    return out
+
+
+def p50_p95(xs: list[float]) -> tuple[float, float]:
+    ordered = sorted(xs)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+
+
 # -- 1c. container cold start ----------------------------------------------------------------
 
 IMAGE = "localhost/runplane-test/worker:latest"
@@ -335,7 +406,8 @@ def make_container_endpoint(c: httpx.Client, data_dir: Path) -> str:
     e = c.post("/v1/endpoints", json={
         "name": "cold-start-container", "templateId": t.json()["id"], "computeType": "CPU",
         "vcpuCount": 1, "workersMin": 0, "workersMax": 1, "idleTimeout": 1,
-        "scalerType": "REQUEST_COUNT", "scalerValue": 1, "networkVolumeId": volume})
+        "scalerType": "REQUEST_COUNT", "scalerValue": 1, "networkVolumeId": volume,
+        "flashboot": False})
     e.raise_for_status()
     # The process runtime names this directory RUNPLANE_VOLUME_PATH; containers mount it.
     folder = data_dir / "volumes" / volume
@@ -499,6 +571,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=500)
     parser.add_argument("--container-runs", type=int, default=10,
                         help="container cold starts each way (0: skip that part)")
+    parser.add_argument("--revivals", type=int, default=50,
+                        help="FlashBoot revivals of a parked worker (0: skip)")
     parser.add_argument("--ray-runs", type=int, default=10,
                         help="cold starts on the Ray provider and the local one (0: skip)")
     args = parser.parse_args()
@@ -507,6 +581,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="runplane-cold-") as raw:
         tmp = Path(raw)
         cold = cold_start(args.runs, tmp)
+        revived = revivals(args.revivals, tmp) if args.revivals else None
         boxed = container_cold_start(args.container_runs, tmp) if not skip_containers else None
         rayed = ray_cold_start(args.ray_runs, tmp) if not skip_ray else None
         ticks = asyncio.run(tick_cost(args.endpoints, args.workers, args.ticks, tmp))
@@ -539,6 +614,18 @@ def main() -> None:
         (f"reconcile tick, {args.endpoints:,} endpoints / {args.workers} workers", tick,
          "<= 10", "yes" if tick[0] <= 10 else "NO"),
     ]
+    if revived is not None:
+        start95 = p50_p95([r["start"] for r in revived])
+        cold95 = p50_p95(col("runplane", "total"))
+        rows[-1:-1] = [
+            ("cold start via runplane: job sent -> handler (p50, p95)", cold95, "", ""),
+            ("FlashBoot revival: job sent -> job start (p50, p95)", start95, "<= 50",
+             "yes" if start95[1] <= 50 else "NO"),
+            ("FlashBoot revival: job sent -> handler (p50, p95)",
+             p50_p95([r["total"] for r in revived]), "", ""),
+            ("  revival: job start -> handler's first line (SDK loop)",
+             p50_p95([r["total"] - r["start"] for r in revived]), "", ""),
+        ]
     if boxed is not None:
         def bcol(way: str, key: str, since: str | None = None) -> list[float]:
             return [r[key] - (r[since] if since else 0.0) for r in boxed[way]]
@@ -583,6 +670,9 @@ def main() -> None:
         print(f"{name:58} {med:8.1f} {p90:8.1f} {goal:>7} {met:>4}")
     print(f"({args.runs} cold starts each way, alternating; {args.ticks} ticks. *For 'runplane "
           "adds' the second column is the median of the paired differences instead of a p90.)")
+    if revived is not None:
+        print(f"(FlashBoot: {len(revived)} revivals of one parked worker; its rows show p50 "
+              "and p95, not p90)")
     print(f"(container: {args.container_runs} cold starts each way; 'container - process' "
           "compares medians and p90s)" if boxed is not None
           else f"(container cold start skipped: {skip_containers})")
