@@ -165,7 +165,7 @@ class Settings(BaseSettings):
     # here). Needs `pip install runplane[ray]`.
     provider: Literal["local", "ray"] = "local"
     ray_address: str = ""
-    # Ray namespace of runplane's worker actors (named runplane-<worker id>).
+    # Ray namespace of runplane's worker actors (named runplane-<worker id>-<n>).
     ray_namespace: str = "runplane"
 
     @classmethod

@@ -140,3 +140,26 @@ def test_a_node_killed_mid_job_takes_its_worker_and_the_job_runs_elsewhere(
         if srv is not None:
             srv.stop()
         cluster.cluster.shutdown()
+
+
+def test_flashboot_parks_the_worker_on_its_node_and_resumes_it_for_the_next_job(
+        srv: LiveServer, ray_cluster: RayNodes, tmp_path: Path) -> None:
+    import psutil
+
+    with srv.client() as c:
+        template, _ = make_template(c, tmp_path)
+        ep = make_endpoint(c, template, "flash", gpuTypeIds=[RTX_4090], flashboot=True)
+        first = final(c, ep, run(c, ep, {"echo": 1}), 120)
+        assert first["status"] == "COMPLETED", first
+        pid = first["output"]["pid"]
+        parked = wait_for(lambda: (ws := workers(c, ep)) and len(ws) == 1
+                          and ws[0]["workerStatus"] == "PARKED" and ws[0], 60, "the park")
+        assert parked["id"] == first["workerId"]
+        # Frozen on the GPU node by its actor, still holding its GPU.
+        wait_for(lambda: psutil.Process(pid).status() == psutil.STATUS_STOPPED, 30, "SIGSTOP")
+        log_says(c, parked["id"], f"on Ray node {ray_cluster.node_id('gpu')}")
+
+        second = final(c, ep, run(c, ep, {"echo": 2}), 120)
+        assert second["status"] == "COMPLETED", second
+        # The same process answered: thawed, not a cold start.
+        assert (second["workerId"], second["output"]["pid"]) == (first["workerId"], pid)

@@ -145,6 +145,7 @@ class RayProvider:
         # node id -> logs of workers whose actor died while the node still looked alive
         self._died_on: dict[str, list[tuple[Path, float]]] = {}
         self._closed = threading.Event()
+        self._serial = 0
         # First look at the cluster before the controller's first tick: wait for the probes.
         deadline = time.monotonic() + probe_timeout_s
         self._refresh_nodes()
@@ -189,11 +190,18 @@ class RayProvider:
             resources[accel] = _SLIVER
         if dc := data_center_resource(node):
             resources[dc] = _SLIVER
-        actor = self._actor_cls.options(
-            name=f"runplane-{spec.id}", num_cpus=0, num_gpus=len(spec.gpu_indices),
-            resources=resources, max_restarts=0, max_concurrency=64,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-        ).remote(spec.id)
+        self._serial += 1
+        try:
+            # Named for operators (`ray list actors`); the serial keeps a restarted pod's new
+            # actor from colliding with the old one's name while Ray forgets it.
+            actor = self._actor_cls.options(
+                name=f"runplane-{spec.id}-{self._serial}", num_cpus=0,
+                num_gpus=len(spec.gpu_indices), resources=resources, max_restarts=0,
+                max_concurrency=64,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+            ).remote(spec.id)
+        except Exception as err:  # noqa: BLE001 - e.g. the cluster is unreachable
+            raise OSError(f"Ray refused the worker's actor: {err}") from err
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(spec.log_path, "ab") as f:
             f.write(f"--- runplane: starting {spec.id} as a Ray actor on node {node_id}: "
@@ -229,13 +237,19 @@ class RayProvider:
         return w.info()
 
     def park(self, worker_id: str) -> None:
+        """SIGSTOP the worker's process group, sent by its actor (a signal: never blocks)."""
         w = self._workers[worker_id]
         if w.state == RUNNING:
             self._call(w, "park")
             w.state = PARKED
 
     def resume(self, worker_id: str) -> None:
+        """SIGCONT through the actor; ProcessLookupError when the worker died while parked
+        (so the controller resumes or starts another instead of waiting for this one)."""
         w = self._workers[worker_id]
+        if w.state == EXITED:
+            raise ProcessLookupError(f"worker {worker_id} exited while parked "
+                                     f"({w.lost or f'exit code {w.exit_code}'})")
         if w.state == PARKED:
             self._call(w, "resume")
             w.state = RUNNING
