@@ -15,7 +15,8 @@ def machines_report(controller: Any) -> list[dict[str, Any]]:
         workers = [w for w in controller.tracked.values() if w.placement.machine_id == m.id]
         for w in workers:
             for i in w.placement.gpu_indices:
-                holders[i] = f"worker {w.id} ({w.endpoint_id})"
+                holders[i] = (f"worker {w.id} ({w.endpoint_id}"
+                              f"{', parked' if w.parked_at is not None else ''})")
         pods = [p for p in (controller.pods.placements() if controller.pods else [])
                 if p.machine_id == m.id]
         for p in pods:
