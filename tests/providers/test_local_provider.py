@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -121,6 +122,20 @@ async def test_park_and_resume(provider: LocalProvider, tmp_path: Path) -> None:
     assert await status_becomes(info.pid, psutil.STATUS_RUNNING, psutil.STATUS_SLEEPING)
     provider.park("p")  # a parked worker still stops
     assert (await provider.stop("p", grace_s=5)).state == EXITED  # type: ignore[union-attr]
+
+
+async def test_resuming_a_parked_worker_that_died_says_so(provider: LocalProvider,
+                                                         tmp_path: Path) -> None:
+    """FlashBoot: the controller resumes another parked worker instead of waiting on a dead one."""
+    info = provider.start(spec(provider, tmp_path, "d", "import time\nwhile True: time.sleep(1)"))
+    assert not provider.park_blocks("d")  # a signal: done in the event loop, no thread
+    provider.park("d")
+    assert await status_becomes(info.pid, psutil.STATUS_STOPPED)
+    os.killpg(info.pid, signal.SIGKILL)
+    while provider.get("d").state != EXITED:  # type: ignore[union-attr]
+        await asyncio.sleep(0.02)
+    with pytest.raises(ProcessLookupError, match="exited while parked"):
+        provider.resume("d")
 
 
 def test_workers_die_with_the_process_that_started_them(tmp_path: Path) -> None:
