@@ -292,3 +292,25 @@ def test_a_pulling_worker_shows_its_progress(srv: LiveServer) -> None:
             wait_for(lambda: f"runplane-{pod['id']}" not in containers(), 30, "the stop")
     finally:
         stalled.close()
+
+
+def podman_state(name: str) -> str:
+    out = subprocess.run(["podman", "inspect", "--format", "{{.State.Status}}", name],
+                         capture_output=True, text=True, check=False, timeout=60)
+    return out.stdout.strip() if out.returncode == 0 else "gone"
+
+
+def test_flashboot_parks_the_container_and_resumes_it_for_the_next_job(srv: LiveServer) -> None:
+    with srv.client() as c:
+        eid = make_endpoint(c, make_template(c, "container-flashboot"), flashboot=True)
+        first = final(c, eid, run(c, eid, {"echo": 1}), timeout=120)
+        assert first["status"] == "COMPLETED", first
+        wid = first["output"]["worker"]
+        # Idle past idleTimeout: parked (podman pause), not stopped.
+        wait_for(lambda: [w["workerStatus"] for w in workers(c, eid)] == ["PARKED"], 60,
+                 "the worker to park")
+        assert podman_state(f"runplane-{wid}") == "paused"
+        second = final(c, eid, run(c, eid, {"echo": 2}), timeout=120)
+        assert second["status"] == "COMPLETED" and second["output"]["worker"] == wid, second
+        assert c.delete(f"/v1/endpoints/{eid}").status_code in (200, 204)
+        wait_for(lambda: podman_state(f"runplane-{wid}") == "gone", 60, "the container to go")

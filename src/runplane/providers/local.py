@@ -34,8 +34,9 @@ class LocalProvider:
         self.runtime = ProcessRuntime()
         self.containers = ContainerRuntime(container or ContainerConfig(), data_dir / "containers",
                                            owner=str(Path(data_dir).resolve()))
-        if self.containers.config.engine != "none":
-            # Probe the engine and remove what a previous run left, off the start-up path.
+        if self.containers.config.engine != "none" and self.containers.run_dir.is_dir():
+            # A previous run started containers: remove what it left, off the start-up path
+            # (a data dir that never ran one costs no engine call).
             threading.Thread(target=self.containers.cleanup_orphans, daemon=True,
                              name="runplane-container-cleanup").start()
 
