@@ -101,3 +101,24 @@ async def test_machines_route_is_admin_only_and_shows_use(
     assert r.status_code == 201
     (m,) = (await admin.get("/v1/machines")).json()
     assert m["capacity"]["pods"] == 1 and m["capacity"]["vcpusUsed"] == 2
+
+
+VOLUME_APP = (
+    "import os, pathlib, time\n"
+    "pathlib.Path(os.environ['RUNPLANE_VOLUME_PATH'], 'from-pod.txt').write_text('written')\n"
+    "print('wrote', flush=True)\ntime.sleep(600)\n"
+)
+
+
+async def test_pod_writes_into_the_network_volume_the_api_created(
+    client: httpx.AsyncClient, pod_dir: Path, server: Server
+) -> None:
+    (pod_dir / "app.py").write_text(VOLUME_APP)
+    dc = server.services.provider.machines()[0].data_center_id
+    r = await client.post("/v1/networkvolumes", json={"name": "v", "size": 10, "dataCenterId": dc})
+    assert r.status_code in (200, 201), r.text
+    volume = server.services.volumes.get(r.json()["id"])
+    r = await client.post("/v1/pods", json=body(pod_dir, networkVolumeId=volume.id))
+    assert r.status_code == 201, r.text
+    assert await logs_contain(client, r.json()["id"], "wrote")
+    assert (server.services.volumes.path_of(volume) / "from-pod.txt").read_text() == "written"

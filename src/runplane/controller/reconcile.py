@@ -300,7 +300,8 @@ class Controller:
             memory_in_gb=placed.memory_in_gb, cost_per_hr=placed.cost_per_hr,
             endpoint_version=ep.version)
         env = {**t.get("env", {})}
-        env.update(volume_env(self.settings.data_dir, ep.networkVolumeId or None, "/runpod-volume"))
+        env.update(volume_env(self.settings.resolved_volume_root, ep.networkVolumeId or None,
+                              vol_dc, "/runpod-volume"))
         env.update(self.s.worker_registry.worker_env(ep.id, worker_id, token,
                                                      gpu=placed.gpu_type_id or ""))
         env.setdefault("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS", "true")  # no internet assumed

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select
 from runplane.catalog.catalog import Catalog
 from runplane.catalog.spec import enum_of
 from runplane.controller.scheduler import WorkerRequest
+from runplane.services.volumes import volume_dir
 from runplane.store.tables import network_volumes
 
 
@@ -68,10 +69,13 @@ def command_of(template: dict[str, Any]) -> list[str]:
     return [*(template.get("dockerEntrypoint") or []), *(template.get("dockerStartCmd") or [])]
 
 
-def volume_env(data_dir: Path, volume_id: str | None, mount_path: str) -> dict[str, str]:
-    """Process workers see a network volume as a directory named in their environment."""
-    if not volume_id:
+def volume_env(
+    volume_root: Path, volume_id: str | None, data_center_id: str | None, mount_path: str
+) -> dict[str, str]:
+    """Process workers see a network volume as a directory named in their environment
+    (container runtimes mount that directory at ``mount_path``)."""
+    if not volume_id or not data_center_id:
         return {}
-    path = data_dir / "volumes" / volume_id
+    path = volume_dir(volume_root, data_center_id, volume_id)
     path.mkdir(parents=True, exist_ok=True)
     return {"RUNPLANE_VOLUME_PATH": str(path), "RUNPLANE_VOLUME_MOUNT_PATH": mount_path}

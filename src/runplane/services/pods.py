@@ -204,8 +204,8 @@ class PodService:
         if isinstance(placed, NoFit):
             raise conflict(f"no capacity for this pod: {placed.reason}")
         env = {**spec.get("env", {}), "RUNPOD_POD_ID": pod_id, "RUNPOD_POD_HOSTNAME": pod_id,
-               **volume_env(self._settings.data_dir, spec.get("networkVolumeId"),
-                            spec.get("volumeMountPath") or "/workspace")}
+               **volume_env(self._settings.resolved_volume_root, spec.get("networkVolumeId"),
+                            vol_dc, spec.get("volumeMountPath") or "/workspace")}
         if placed.gpu_type_id:
             env["RUNPOD_GPU_COUNT"] = str(len(placed.gpu_indices))
         log_path = self._provider.log_path(pod_id)  # type: ignore[attr-defined]

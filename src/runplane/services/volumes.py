@@ -28,6 +28,11 @@ from runplane.store.tables import endpoint_volumes, network_volumes
 HOURS_PER_MONTH = 730.0
 
 
+def volume_dir(root: Path, data_center_id: str, volume_id: str) -> Path:
+    """The one place that says where a volume lives: ``<root>/<dataCenterId>/<id>``."""
+    return root / data_center_id / volume_id
+
+
 class NetworkVolumeService:
     """CRUD for network volumes, their directories and their storage billing."""
 
@@ -49,7 +54,7 @@ class NetworkVolumeService:
 
     def path_of(self, volume: NetworkVolume) -> Path:
         """Where a volume's data lives on the server's filesystem."""
-        return self._root / volume.dataCenterId / volume.id
+        return volume_dir(self._root, volume.dataCenterId, volume.id)
 
     def get(self, volume_id: str) -> NetworkVolume | None:
         """Internal lookup, no ownership check."""
