@@ -161,8 +161,8 @@ def test_container_worker_is_paused_and_unpaused(tmp_path: Path) -> None:
     """The container runtime parks with ``podman pause`` (run off the event loop)."""
     import subprocess
 
-    from tests.e2e.test_container import _podman_ready, make_endpoint as container_endpoint
-    from tests.e2e.test_container import make_template
+    from tests.e2e.test_container import _podman_ready, make_template
+    from tests.e2e.test_container import make_endpoint as container_endpoint
 
     why = _podman_ready()
     if why:
