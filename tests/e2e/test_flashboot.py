@@ -156,35 +156,3 @@ def test_parked_worker_killed_meanwhile_is_noticed_and_replaced(srv: LiveServer,
         assert "reason" not in health(c, eid)  # not a crash loop: the breaker is not involved
         assert "exited while parked" in srv.log()
 
-
-def test_container_worker_is_paused_and_unpaused(tmp_path: Path) -> None:
-    """The container runtime parks with ``podman pause`` (run off the event loop)."""
-    import subprocess
-
-    from tests.e2e.test_container import _podman_ready, make_template
-    from tests.e2e.test_container import make_endpoint as container_endpoint
-
-    why = _podman_ready()
-    if why:
-        pytest.skip(why)
-    server = fast_server(tmp_path, **ENV)
-    try:
-        with server.client() as c:
-            eid = container_endpoint(c, make_template(c, "flash-container"), flashboot=True)
-            first = final(c, eid, run(c, eid, {"echo": 1}), timeout=120)
-            assert first["status"] == "COMPLETED", first
-            wid = first["output"]["worker"]
-
-            def engine_state() -> str:
-                return subprocess.run(
-                    ["podman", "inspect", "--format", "{{.State.Status}}", f"runplane-{wid}"],
-                    capture_output=True, text=True, timeout=60, check=True).stdout.strip()
-
-            assert parked_worker(c, eid)["id"] == wid
-            wait_for(lambda: engine_state() == "paused", 30, "the container to be paused")
-            second = final(c, eid, run(c, eid, {"echo": 2}), timeout=60)
-            assert second["status"] == "COMPLETED", second
-            assert second["output"]["worker"] == wid and second["output"]["echo"] == 2
-            parked_worker(c, eid)
-    finally:
-        server.stop()
