@@ -474,6 +474,7 @@ def main() -> None:
     ap.add_argument("--roundtrips", type=int, default=1_000)
     ap.add_argument("--no-celery", action="store_true")
     args = ap.parse_args()
+    load_start = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="runplane-bench-"))
     rows: list[tuple[str, str, str, str]] = []
     rp = Runplane(tmp)
@@ -511,7 +512,8 @@ def main() -> None:
     rows.append((f"throughput, {args.jobs:,} no-op jobs, aiohttp load generator (jobs/s)",
                  f"{tput_aiohttp:,.0f}", "-", "-"))
     print(f"# jobs benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
-          f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
+          f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+          f"load average {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end")
     print(f"# round trips: {args.roundtrips:,} sequential (after 100 warm-up); lean-worker mean "
           f"{statistics.mean(rt):.2f} ms, SDK-worker mean {statistics.mean(rt_sdk):.1f} ms")
     print()
