@@ -42,6 +42,7 @@ import textwrap
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
@@ -158,10 +159,7 @@ async def runplane_roundtrip(rp: Runplane, n: int) -> list[float]:
 
 async def runplane_roundtrip_lean(rp: Runplane, n: int) -> list[float]:
     ep = rp.endpoint()
-    async with aiohttp.ClientSession(headers=rp.headers) as s:
-        async with s.post(f"{rp.url}/v2/{ep}/workers", json={}) as r:
-            reg = await r.json()
-    wid, token = reg["id"], reg["token"]
+    wid, token = await _register_worker(rp, ep)
     take_url = f"{rp.url}/v2/{ep}/job-take/{wid}?gpu=&job_in_progress=0"
     done_tpl = f"{rp.url}/v2/{ep}/job-done/{wid}/{{}}?gpu=&isStream=false"
     wh = {"Authorization": token, "Content-Type": "application/json"}
@@ -192,6 +190,32 @@ async def runplane_roundtrip_lean(rp: Runplane, n: int) -> list[float]:
         stop.set()
         task.cancel()
     return times
+
+
+async def _register_worker(rp: Runplane, ep: str) -> tuple[str, str]:
+    """A manual worker (``POST /v2/{ep}/workers``): its id and credential."""
+    async with aiohttp.ClientSession(headers=rp.headers) as s, \
+            s.post(f"{rp.url}/v2/{ep}/workers", json={}) as r:
+        reg = await r.json()
+    return reg["id"], reg["token"]
+
+
+async def _check_drained(rp: Runplane, ep: str, n: int) -> None:
+    async with aiohttp.ClientSession(headers=rp.headers) as s, \
+            s.get(f"{rp.url}/v2/{ep}/health") as r:
+        health = await r.json()
+    assert health["jobs"]["completed"] == n and health["jobs"]["inQueue"] == 0, health
+
+
+async def _finish_all(job_ids: list[str], finish: Any, tasks: set[asyncio.Task]) -> None:
+    """Post each job's result in the background; wait while more than 400 are pending (a
+    worker's local queue)."""
+    for job_id in job_ids:
+        t = asyncio.create_task(finish(job_id))
+        tasks.add(t)
+        t.add_done_callback(tasks.discard)
+    while len(tasks) > 400:
+        await asyncio.sleep(0.001)
 
 
 class _Http(asyncio.Protocol):
@@ -258,10 +282,7 @@ async def runplane_throughput(rp: Runplane, n: int) -> float:
     :func:`runplane_throughput_aiohttp`, 64 /run in flight, 2 job-take-batch (200) long-polls,
     up to 64 job-done in flight, each on its own keep-alive connection."""
     ep = rp.endpoint()
-    async with aiohttp.ClientSession(headers=rp.headers) as s:
-        async with s.post(f"{rp.url}/v2/{ep}/workers", json={}) as r:
-            reg = await r.json()
-    wid, token = reg["id"], reg["token"]
+    wid, token = await _register_worker(rp, ep)
     port = rp.port
     take = _http_request("GET", f"/v2/{ep}/job-take-batch/{wid}?gpu=&batch_size=200&job_in_progress=0",
                          port, {"Authorization": token, "Content-Type": "application/json"})
@@ -294,12 +315,7 @@ async def runplane_throughput(rp: Runplane, n: int) -> float:
                 status, body = await c.request(take)
                 if status != 200:
                     continue
-                for j in orjson.loads(body):
-                    t = asyncio.create_task(finish(j["id"]))
-                    tasks.add(t)
-                    t.add_done_callback(tasks.discard)
-                while len(tasks) > 400:
-                    await asyncio.sleep(0.001)
+                await _finish_all([j["id"] for j in orjson.loads(body)], finish, tasks)
             await asyncio.gather(*tasks)
         finally:
             c.close()
@@ -323,19 +339,13 @@ async def runplane_throughput(rp: Runplane, n: int) -> float:
         t.cancel()
     for c in conns:
         c.close()
-    async with aiohttp.ClientSession(headers=rp.headers) as s:
-        async with s.get(f"{rp.url}/v2/{ep}/health") as r:
-            health = await r.json()
-    assert health["jobs"]["completed"] == n and health["jobs"]["inQueue"] == 0, health
+    await _check_drained(rp, ep, n)
     return n / elapsed
 
 
 async def runplane_throughput_aiohttp(rp: Runplane, n: int) -> float:
     ep = rp.endpoint()
-    async with aiohttp.ClientSession(headers=rp.headers) as s:
-        async with s.post(f"{rp.url}/v2/{ep}/workers", json={}) as r:
-            reg = await r.json()
-    wid, token = reg["id"], reg["token"]
+    wid, token = await _register_worker(rp, ep)
     take_url = f"{rp.url}/v2/{ep}/job-take-batch/{wid}?gpu=&batch_size=200&job_in_progress=0"
     done_tpl = f"{rp.url}/v2/{ep}/job-done/{wid}/{{}}?gpu=&isStream=false"
     wheaders = {"Authorization": token, "Content-Type": "application/json"}
@@ -363,12 +373,7 @@ async def runplane_throughput_aiohttp(rp: Runplane, n: int) -> float:
                     if r.status != 200:
                         continue
                     jobs = await r.json()
-                for j in jobs:
-                    t = asyncio.create_task(finish(j["id"]))
-                    tasks.add(t)
-                    t.add_done_callback(tasks.discard)
-                while len(tasks) > 400:
-                    await asyncio.sleep(0.001)
+                await _finish_all([j["id"] for j in jobs], finish, tasks)
             await asyncio.gather(*tasks)
 
         async def submitter() -> None:
@@ -390,9 +395,7 @@ async def runplane_throughput_aiohttp(rp: Runplane, n: int) -> float:
         elapsed = time.perf_counter() - t0
         for t in takers:
             t.cancel()
-        async with cs.get(f"{rp.url}/v2/{ep}/health") as r:
-            health = await r.json()
-        assert health["jobs"]["completed"] == n and health["jobs"]["inQueue"] == 0, health
+    await _check_drained(rp, ep, n)
     return n / elapsed
 
 
