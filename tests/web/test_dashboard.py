@@ -179,7 +179,9 @@ def test_endpoint_page_under_load(srv: LiveServer, template_id: str, browser: An
     boot = page.evaluate("window.runplane.bootId")
 
     with srv.client() as c:
-        jobs = [run(c, eid, {"n": i, "sleep": 0.5, "chunks": 2}) for i in range(30)]
+        # Jobs long enough that a worker is running most of the time: the SDK idles ~1 s between
+        # jobs, and a page polling every ~2 s could otherwise keep sampling the idle moments.
+        jobs = [run(c, eid, {"n": i, "sleep": 1.5, "chunks": 2}) for i in range(15)]
         # Workers appear and run jobs while the rest wait in the queue: all without reload.
         expect(page.locator('#queue-table tr[data-job-id]').first).to_be_visible(timeout=15_000)
         running = page.locator('#workers-table tr[data-state="RUNNING"]')
