@@ -22,7 +22,7 @@ from runplane.providers.base import (
     WorkerSpec,
 )
 from runplane.providers.local import LocalProvider
-from runplane.providers.runtimes.container import (
+from runplane.providers.runtimes.container_engine import (
     ContainerConfig,
     EngineUnavailable,
     probe_engine,

@@ -7,18 +7,20 @@ import base64
 import pytest
 
 from runplane.providers.base import ContainerOptions, ImageError
-from runplane.providers.runtimes.container import (
-    Engine,
+from runplane.providers.runtimes.container_argv import (
     RunSpec,
-    auth_config,
     container_ports,
     env_file_text,
+    run_argv,
+    run_failure,
+)
+from runplane.providers.runtimes.container_engine import Engine
+from runplane.providers.runtimes.container_image import (
+    auth_config,
     is_container_image,
     pull_failure,
     pull_progress,
     qualify,
-    run_argv,
-    run_failure,
 )
 
 PODMAN = Engine("podman", "/usr/bin/podman")

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from runplane.controller.pod_view import pod_object
 from runplane.controller.reconcile import Controller
 from runplane.providers.local import LocalProvider
-from runplane.providers.runtimes.container import ContainerConfig
+from runplane.providers.runtimes.container_engine import ContainerConfig
 from runplane.services.pods import PodService
 
 log = logging.getLogger("runplane.controller")

@@ -13,11 +13,9 @@ from runplane.catalog.catalog import Catalog
 from runplane.catalog.machines import Machine, discover_local_machine
 from runplane.config import MachineSettings
 from runplane.providers.base import ProcessInfo, WorkerSpec
-from runplane.providers.runtimes.container import (
-    ContainerConfig,
-    ContainerRuntime,
-    is_container_image,
-)
+from runplane.providers.runtimes.container import ContainerRuntime
+from runplane.providers.runtimes.container_engine import ContainerConfig
+from runplane.providers.runtimes.container_image import is_container_image
 from runplane.providers.runtimes.process import ProcessRuntime, read_tail
 
 

@@ -25,16 +25,18 @@ What the container gets (docs/containers.md):
 ``stop`` is ``<engine> stop -t grace`` (the image's stop signal, then SIGKILL); ``park`` and
 ``resume`` are ``pause`` / ``unpause``. Containers carry labels naming the server's data dir, so
 a restarted server removes the ones its previous run left (``cleanup_orphans``).
+
+This module drives the processes; the pure parts live beside it: ``container_engine`` (which
+engine, the operator's settings), ``container_argv`` (the ``run`` command line and what its exit
+says) and ``container_image`` (references, registry auth, pull progress and failures).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -44,320 +46,35 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from runplane.providers.base import (
-    EXITED,
-    PARKED,
-    RUNNING,
-    ContainerOptions,
-    ImageError,
-    ProcessInfo,
-    WorkerSpec,
+from runplane.providers.base import EXITED, PARKED, RUNNING, ProcessInfo, WorkerSpec
+from runplane.providers.runtimes.container_argv import (
+    RunSpec,
+    container_ports,
+    env_file_text,
+    run_argv,
+    run_failure,
+)
+from runplane.providers.runtimes.container_engine import (
+    ContainerConfig,
+    Engine,
+    EngineUnavailable,
+    probe_engine,
+    run_cli,
+)
+from runplane.providers.runtimes.container_image import (
+    auth_config,
+    parse_reference,
+    pull_failure,
+    pull_progress,
+    qualify,
 )
 from runplane.providers.runtimes.process import _setpriv
 
 LAUNCHER = Path(__file__).with_name("container_launch.py")
-ENGINES = ("podman", "docker")
 # Where a network volume appears inside a worker (RunPod's path); pods use volumeMountPath.
 WORKER_VOLUME_MOUNT = "/runpod-volume"
-# Exit codes of `podman run` / `docker run` for their own failures (not the container's).
-ENGINE_FAILED, CANNOT_INVOKE, NOT_FOUND = 125, 126, 127
-
-# docker's reference grammar, loosely: [registry[:port]/]path[:tag][@digest], lowercase path.
-_REFERENCE = re.compile(
-    r"^(?:(?P<registry>[a-zA-Z0-9.-]+(?::[0-9]+)?)/)?"
-    r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>[a-z0-9]+:[a-fA-F0-9]{32,}))?$"
-)
-
-
-@dataclass(frozen=True)
-class ContainerConfig:
-    """The operator's container settings (``container_*`` in config.py)."""
-
-    engine: str = "auto"  # auto | podman | docker | none
-    network: str = "host"
-    run_args: tuple[str, ...] = ()  # appended to every `run` (e.g. --runtime runc)
-    publish_ip: str = "0.0.0.0"  # where non-host networks publish ports
-    init: bool = True  # --init: a PID 1 that forwards SIGTERM (graceful stops)
-    pull_args: tuple[str, ...] = ()  # added to every pull (e.g. --tls-verify=false)
-
-    @classmethod
-    def from_settings(cls, settings: object) -> ContainerConfig:
-        """From the server's ``container_*`` settings."""
-        g = getattr
-        return cls(g(settings, "container_engine", "auto"), g(settings, "container_network", "host"),
-                   tuple(g(settings, "container_run_args", ())),
-                   g(settings, "container_publish_ip", "0.0.0.0"), g(settings, "container_init", True),
-                   tuple(g(settings, "container_pull_args", ())))
-
-
-@dataclass(frozen=True)
-class Engine:
-    """A container engine that answered: which CLI, and what its storage can do."""
-
-    name: str  # podman | docker
-    binary: str
-    version: str = ""
-    disk_quota: bool = False  # --storage-opt size= is enforced (overlay on xfs)
-
-
-class EngineUnavailable(ImageError):
-    """No container engine can run images here; the message says why and what to do."""
-
-
-# -- pure helpers (unit-tested) -----------------------------------------------------------
-
-
-def is_container_image(image: str) -> bool:
-    """Everything but the process runtime's ``local:``/``file://`` directories."""
-    return not image.startswith(("local:", "file://"))
-
-
-def parse_reference(image: str) -> dict[str, str | None]:
-    """The image's registry, path, tag and digest; ImageError when it is not a reference."""
-    m = _REFERENCE.match(image)
-    if not image or m is None:
-        raise ImageError(f"imageName {image!r} is not a container image reference "
-                         "(e.g. 'runpod/worker-v1-vllm:stable' or 'ghcr.io/org/img:tag'); "
-                         "a directory on this host is 'local:/absolute/path'")
-    parts = m.groupdict()
-    registry = parts["registry"]
-    # "user/img": the first part is a Docker Hub namespace unless it looks like a host.
-    if registry is not None and not ("." in registry or ":" in registry or registry == "localhost"):
-        if registry != registry.lower() or "." in registry:
-            raise ImageError(f"imageName {image!r} is not a container image reference: "
-                             "repository names are lowercase")
-        parts["path"] = f"{registry}/{parts['path']}"
-        parts["registry"] = None
-    return parts
-
-
-def qualify(image: str) -> str:
-    """A fully qualified reference: short Docker Hub names as docker would read them
-    (``ubuntu`` -> ``docker.io/library/ubuntu:latest``), since podman refuses short names
-    without configured search registries."""
-    p = parse_reference(image)
-    registry = p["registry"] or "docker.io"
-    path = p["path"] or ""
-    if registry == "docker.io" and "/" not in path:
-        path = f"library/{path}"
-    out = f"{registry}/{path}"
-    if p["tag"]:
-        out += f":{p['tag']}"
-    elif not p["digest"]:
-        out += ":latest"
-    if p["digest"]:
-        out += f"@{p['digest']}"
-    return out
-
-
-def auth_config(image: str, username: str, password: str) -> dict[str, object]:
-    """A docker ``config.json`` / podman ``auth.json`` holding one registry's credentials."""
-    registry = parse_reference(image)["registry"] or "docker.io"
-    keys = [registry]
-    if registry == "docker.io":
-        keys.append("https://index.docker.io/v1/")  # the key docker looks Docker Hub up by
-    token = base64.b64encode(f"{username}:{password}".encode()).decode()
-    return {"auths": {k: {"auth": token} for k in keys}}
-
-
-def container_ports(ports: Iterable[str]) -> list[tuple[int, str]]:
-    """(port, tcp|udp) for each template port ("8888/http", "22/tcp", "8000")."""
-    out = []
-    for p in ports:
-        num, _, proto = str(p).partition("/")
-        if num.strip().isdigit():
-            out.append((int(num), "udp" if proto.strip() == "udp" else "tcp"))
-    return out
-
-
-def gpu_args(engine: str, gpu_indices: Iterable[int]) -> list[str]:
-    """Only the allocated GPUs: CDI devices (podman), ``--gpus`` with a device list (docker).
-
-    docker parses ``--gpus`` as CSV, so a list of several devices needs the inner quotes."""
-    indices = [int(i) for i in gpu_indices]
-    if not indices:
-        return []
-    if engine == "docker":
-        return ["--gpus", '"device=' + ",".join(str(i) for i in indices) + '"']
-    out: list[str] = []
-    for i in indices:
-        out += ["--device", f"nvidia.com/gpu={i}"]
-    return out
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything ``run_argv`` needs, decided by the runtime (no I/O in ``run_argv``)."""
-
-    engine: Engine
-    name: str
-    image: str
-    env_file: str
-    options: ContainerOptions = field(default_factory=ContainerOptions)
-    gpu_indices: tuple[int, ...] = ()
-    network: str = "host"
-    volume: tuple[str, str] | None = None  # (host dir, mount path)
-    port_map: dict[int, int] = field(default_factory=dict)  # container port -> host port
-    port_protos: dict[int, str] = field(default_factory=dict)
-    publish_ip: str = "0.0.0.0"
-    labels: dict[str, str] = field(default_factory=dict)
-    run_args: tuple[str, ...] = ()
-    init: bool = True
-    extra_env: tuple[str, ...] = ()  # NAME=VALUE pairs an env file cannot hold (newlines)
-
-
-def run_argv(r: RunSpec) -> list[str]:
-    """The ``podman run`` / ``docker run`` command line of one worker or pod (attached: its
-    output is the launcher's, its exit code the container's)."""
-    argv = [r.engine.binary, "run", "--rm", "--name", r.name, "--pull", "never",
-            "--network", r.network, "--env-file", r.env_file]
-    if r.init:
-        argv.append("--init")
-    if r.network != "host":
-        argv += ["--hostname", r.name]
-    for key, value in sorted(r.labels.items()):
-        argv += ["--label", f"{key}={value}"]
-    for pair in r.extra_env:
-        argv += ["--env", pair]
-    argv += gpu_args(r.engine.name, r.gpu_indices)
-    if r.options.disk_gb and r.engine.disk_quota:
-        argv += ["--storage-opt", f"size={int(r.options.disk_gb)}G"]
-    if r.volume is not None:
-        argv += ["--volume", f"{r.volume[0]}:{r.volume[1]}"]
-    if r.network != "host":
-        for cport, hport in sorted(r.port_map.items()):
-            proto = r.port_protos.get(cport, "tcp")
-            argv += ["--publish", f"{r.publish_ip}:{hport}:{cport}/{proto}"]
-    argv += list(r.run_args)
-    args: list[str] = list(r.options.cmd)
-    if r.options.entrypoint:
-        # --entrypoint takes one executable (docker); the rest of dockerEntrypoint goes first
-        # in the arguments. Overriding the entrypoint drops the image's CMD, as in Docker.
-        argv += ["--entrypoint", r.options.entrypoint[0]]
-        args = [*r.options.entrypoint[1:], *r.options.cmd]
-    argv.append(r.image)
-    argv += args
-    return argv
-
-
-def env_file_text(env: dict[str, str]) -> tuple[str, list[str]]:
-    """(env file contents, NAME=VALUE pairs that cannot go in one: values with newlines)."""
-    lines, rest = [], []
-    for key, value in env.items():
-        if "\n" in value or "\r" in value:
-            rest.append(f"{key}={value}")
-        else:
-            lines.append(f"{key}={value}\n")
-    return "".join(lines), rest
-
-
-_PODMAN_BLOB = re.compile(r"^Copying blob (?:sha256:)?([0-9a-f]{6,})")
-_DOCKER_LAYER = re.compile(r"^([0-9a-f]{12}): (.+)$")
-
-
-def pull_progress(image: str, lines: list[str]) -> str:
-    """What a pull's output says so far, for the worker's reason while it is Initializing:
-    ``pulling <image>: 2 of 5 layers done`` (docker), ``pulling <image>: copying layer 3``
-    (podman prints each layer as it starts), or the latest step."""
-    blobs: list[str] = []
-    layers: dict[str, str] = {}
-    step = ""
-    for raw in lines:
-        line = raw.strip()
-        if not line:
-            continue
-        if m := _PODMAN_BLOB.match(line):
-            if m.group(1) not in blobs:
-                blobs.append(m.group(1))
-            step = f"copying layer {len(blobs)}"
-            if line.endswith(" done") or "skipped" in line:
-                step += " (done)"
-        elif line.startswith("Copying config"):
-            step = f"copied {len(blobs)} layers, copying config"
-        elif line.startswith(("Writing manifest", "Storing signatures")):
-            step = f"copied {len(blobs)} layers, storing the image"
-        elif m := _DOCKER_LAYER.match(line):
-            layers[m.group(1)] = m.group(2)
-            done = sum(1 for s in layers.values()
-                       if s.startswith(("Pull complete", "Already exists")))
-            step = f"{done} of {len(layers)} layers done"
-        elif line.startswith("Trying to pull") or line.endswith("Pulling from " + line.split()[-1]):
-            step = "contacting the registry"
-    return f"pulling {image}" + (f": {step}" if step else "")
-
-
-def pull_failure(image: str, lines: list[str], code: int | None) -> str:
-    """The reason a failed pull gives: the engine's last error line, credentials never
-    included (engines do not print them; a URL's userinfo is cut anyway)."""
-    errors = [ln.strip() for ln in lines if ln.strip().lower().startswith("error")]
-    last = errors[-1] if errors else next((ln.strip() for ln in reversed(lines) if ln.strip()
-                                           and not ln.startswith("--- runplane")), "")
-    last = re.sub(r"://[^/@\s]+@", "://", last)
-    detail = f": {last}" if last else f" (exit code {code})"
-    return f"pulling image {image} failed{detail}"
-
-
-_INIT_EXEC_FAILED = re.compile(r"catatonit.*failed to exec pid1|tini.*exec .* failed")
-
-
-def run_failure(lines: list[str], code: int | None) -> str | None:
-    """Why the engine could not run the container (exit 125-127 with its own ``Error:``
-    line, or the --init process unable to exec the command), or None when the exit code is
-    the container's."""
-    if code and (init := [ln.strip() for ln in lines if _INIT_EXEC_FAILED.search(ln)]):
-        return f"the container's command could not be started (exit code {code}): {init[-1]}"
-    if code not in (ENGINE_FAILED, CANNOT_INVOKE, NOT_FOUND):
-        return None
-    errors = [ln.strip() for ln in lines if ln.strip().startswith("Error")
-              or ln.strip().startswith("docker: Error")]
-    if not errors:
-        return None
-    return f"the container engine could not run the image (exit code {code}): {errors[-1]}"
-
-
-# -- the engine ----------------------------------------------------------------------------
-
-
-def _run(argv: list[str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
-                          stdin=subprocess.DEVNULL)
-
-
-def probe_engine(config: ContainerConfig) -> Engine:
-    """The configured engine, or the first of podman/docker that answers (``auto``);
-    EngineUnavailable saying why when none does."""
-    if config.engine == "none":
-        raise EngineUnavailable("container images are turned off on this server "
-                                "(container_engine = \"none\"): use 'local:/absolute/dir' images")
-    names = ENGINES if config.engine == "auto" else (config.engine,)
-    why = []
-    for name in names:
-        binary = shutil.which(name)
-        if binary is None:
-            why.append(f"{name} is not installed")
-            continue
-        fmt = ("{{.Version.Version}}|{{.Store.GraphDriverName}}|"
-               "{{index .Store.GraphStatus \"Backing Filesystem\"}}" if name == "podman"
-               else "{{.ServerVersion}}|{{.Driver}}|{{range .DriverStatus}}{{index . 1}},{{end}}")
-        try:
-            out = _run([binary, "info", "--format", fmt])
-        except (OSError, subprocess.SubprocessError) as err:
-            why.append(f"{name} did not answer: {err}")
-            continue
-        if out.returncode != 0:
-            first = (out.stderr.strip().splitlines() or ["no output"])[-1]
-            why.append(f"{name} is installed but cannot run containers: {first}")
-            continue
-        version, driver, backing = (out.stdout.strip().split("|") + ["", "", ""])[:3]
-        quota = driver in ("overlay", "overlay2") and "xfs" in backing
-        return Engine(name, binary, version, disk_quota=quota)
-    raise EngineUnavailable("no container engine can run this image: " + "; ".join(why)
-                            + " (docs/containers.md says how to set up podman)")
 
 
 def _free_port() -> int:
@@ -476,12 +193,12 @@ class ContainerRuntime:
             engine = self.engine()
         except EngineUnavailable:
             return []
-        out = _run([engine.binary, "ps", "--all", "--filter", f"label=runplane.owner={self.owner}",
-                    "--format", "{{.Names}}"])
+        out = run_cli([engine.binary, "ps", "--all", "--filter",
+                       f"label=runplane.owner={self.owner}", "--format", "{{.Names}}"])
         mine = {c.name for c in list(self._containers.values())}
         stale = [n.strip() for n in out.stdout.splitlines() if n.strip() and n.strip() not in mine]
         if stale:
-            _run([engine.binary, "rm", "--force", *stale], timeout=120)
+            run_cli([engine.binary, "rm", "--force", *stale], timeout=120)
         return stale
 
     def check_image(self, image: str) -> Path:
@@ -591,12 +308,12 @@ class ContainerRuntime:
 
     def park(self, worker_id: str) -> None:
         c = self._containers[worker_id]
-        _run([self.engine().binary, "pause", c.name]).check_returncode()
+        run_cli([self.engine().binary, "pause", c.name]).check_returncode()
         c.parked = True
 
     def resume(self, worker_id: str) -> None:
         c = self._containers[worker_id]
-        _run([self.engine().binary, "unpause", c.name]).check_returncode()
+        run_cli([self.engine().binary, "unpause", c.name]).check_returncode()
         c.parked = False
 
     def list(self) -> list[ProcessInfo]:

@@ -1,0 +1,123 @@
+"""The ``podman run`` / ``docker run`` command line of one worker or pod (pure), and what the
+engine's exit says about it (``run_failure``). What goes into it is in container.py's docstring."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from runplane.providers.base import ContainerOptions
+from runplane.providers.runtimes.container_engine import Engine
+
+# Exit codes of `podman run` / `docker run` for their own failures (not the container's).
+ENGINE_FAILED, CANNOT_INVOKE, NOT_FOUND = 125, 126, 127
+
+
+def container_ports(ports: Iterable[str]) -> list[tuple[int, str]]:
+    """(port, tcp|udp) for each template port ("8888/http", "22/tcp", "8000")."""
+    out = []
+    for p in ports:
+        num, _, proto = str(p).partition("/")
+        if num.strip().isdigit():
+            out.append((int(num), "udp" if proto.strip() == "udp" else "tcp"))
+    return out
+
+
+def gpu_args(engine: str, gpu_indices: Iterable[int]) -> list[str]:
+    """Only the allocated GPUs: CDI devices (podman), ``--gpus`` with a device list (docker).
+
+    docker parses ``--gpus`` as CSV, so a list of several devices needs the inner quotes."""
+    indices = [int(i) for i in gpu_indices]
+    if not indices:
+        return []
+    if engine == "docker":
+        return ["--gpus", '"device=' + ",".join(str(i) for i in indices) + '"']
+    out: list[str] = []
+    for i in indices:
+        out += ["--device", f"nvidia.com/gpu={i}"]
+    return out
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything ``run_argv`` needs, decided by the runtime (no I/O in ``run_argv``)."""
+
+    engine: Engine
+    name: str
+    image: str
+    env_file: str
+    options: ContainerOptions = field(default_factory=ContainerOptions)
+    gpu_indices: tuple[int, ...] = ()
+    network: str = "host"
+    volume: tuple[str, str] | None = None  # (host dir, mount path)
+    port_map: dict[int, int] = field(default_factory=dict)  # container port -> host port
+    port_protos: dict[int, str] = field(default_factory=dict)
+    publish_ip: str = "0.0.0.0"
+    labels: dict[str, str] = field(default_factory=dict)
+    run_args: tuple[str, ...] = ()
+    init: bool = True
+    extra_env: tuple[str, ...] = ()  # NAME=VALUE pairs an env file cannot hold (newlines)
+
+
+def run_argv(r: RunSpec) -> list[str]:
+    """The ``podman run`` / ``docker run`` command line of one worker or pod (attached: its
+    output is the launcher's, its exit code the container's)."""
+    argv = [r.engine.binary, "run", "--rm", "--name", r.name, "--pull", "never",
+            "--network", r.network, "--env-file", r.env_file]
+    if r.init:
+        argv.append("--init")
+    if r.network != "host":
+        argv += ["--hostname", r.name]
+    for key, value in sorted(r.labels.items()):
+        argv += ["--label", f"{key}={value}"]
+    for pair in r.extra_env:
+        argv += ["--env", pair]
+    argv += gpu_args(r.engine.name, r.gpu_indices)
+    if r.options.disk_gb and r.engine.disk_quota:
+        argv += ["--storage-opt", f"size={int(r.options.disk_gb)}G"]
+    if r.volume is not None:
+        argv += ["--volume", f"{r.volume[0]}:{r.volume[1]}"]
+    if r.network != "host":
+        for cport, hport in sorted(r.port_map.items()):
+            proto = r.port_protos.get(cport, "tcp")
+            argv += ["--publish", f"{r.publish_ip}:{hport}:{cport}/{proto}"]
+    argv += list(r.run_args)
+    args: list[str] = list(r.options.cmd)
+    if r.options.entrypoint:
+        # --entrypoint takes one executable (docker); the rest of dockerEntrypoint goes first
+        # in the arguments. Overriding the entrypoint drops the image's CMD, as in Docker.
+        argv += ["--entrypoint", r.options.entrypoint[0]]
+        args = [*r.options.entrypoint[1:], *r.options.cmd]
+    argv.append(r.image)
+    argv += args
+    return argv
+
+
+def env_file_text(env: dict[str, str]) -> tuple[str, list[str]]:
+    """(env file contents, NAME=VALUE pairs that cannot go in one: values with newlines)."""
+    lines, rest = [], []
+    for key, value in env.items():
+        if "\n" in value or "\r" in value:
+            rest.append(f"{key}={value}")
+        else:
+            lines.append(f"{key}={value}\n")
+    return "".join(lines), rest
+
+
+_INIT_EXEC_FAILED = re.compile(r"catatonit.*failed to exec pid1|tini.*exec .* failed")
+
+
+def run_failure(lines: list[str], code: int | None) -> str | None:
+    """Why the engine could not run the container (exit 125-127 with its own ``Error:``
+    line, or the --init process unable to exec the command), or None when the exit code is
+    the container's."""
+    if code and (init := [ln.strip() for ln in lines if _INIT_EXEC_FAILED.search(ln)]):
+        return f"the container's command could not be started (exit code {code}): {init[-1]}"
+    if code not in (ENGINE_FAILED, CANNOT_INVOKE, NOT_FOUND):
+        return None
+    errors = [ln.strip() for ln in lines if ln.strip().startswith("Error")
+              or ln.strip().startswith("docker: Error")]
+    if not errors:
+        return None
+    return f"the container engine could not run the image (exit code {code}): {errors[-1]}"
