@@ -32,21 +32,27 @@ PASSTHROUGH_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYP
 _PR_SET_PDEATHSIG = 1
 
 
-def resolve_image(image: str) -> Path:
-    """``local:/abs/dir`` or ``file:///abs/dir`` -> the directory; ImageError otherwise."""
+def local_image_path(image: str, runner: str, where: str) -> Path:
+    """``local:/abs/dir`` or ``file:///abs/dir`` -> the absolute path (not looked at); any
+    other image: ImageError saying ``runner`` cannot run it and ``where`` the directory goes."""
     if image.startswith("local:"):
         raw = image[len("local:"):]
     elif image.startswith("file://"):
         raw = image[len("file://"):]
     else:
         raise ImageError(
-            f"imageName {image!r} cannot be run by the process runtime: use "
-            "'local:/absolute/path/to/worker/dir' (or 'file:///absolute/path') pointing at the "
-            "worker's code; container images need the container runtime"
-        )
+            f"imageName {image!r} cannot be run by {runner}: use "
+            f"'local:/absolute/path/to/worker/dir' (or 'file:///absolute/path'), {where}")
     path = Path(raw)
     if not path.is_absolute():
         raise ImageError(f"imageName {image!r}: the path must be absolute")
+    return path
+
+
+def resolve_image(image: str) -> Path:
+    """``local:/abs/dir`` or ``file:///abs/dir`` -> the directory; ImageError otherwise."""
+    path = local_image_path(image, "the process runtime", "pointing at the worker's code; "
+                            "container images need the container runtime")
     if not path.is_dir():
         raise ImageError(f"imageName {image!r}: {path} is not a directory on this host")
     return path
