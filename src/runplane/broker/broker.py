@@ -14,10 +14,10 @@ Rules (docs/jobs.md):
 
 The parts, each in its own module: the queues and long-polls (:mod:`.queues`), the
 transitions that end or undo a run (:mod:`.lifecycle`), the time limits (:mod:`.sweeps`),
-the start-up rebuild (:mod:`.rebuild`), the workers (:mod:`.workers`) and the group-commit
-writer (:mod:`.writer`). Everything runs on the server's event loop thread; SQL writes go
-through the writer. Time comes from the injected clock so :meth:`Broker.sweep` can be driven
-by tests.
+the start-up rebuild (:mod:`.rebuild`), handing jobs to workers (:mod:`.handoff`), the
+workers (:mod:`.workers`) and the group-commit writer (:mod:`.writer`). Everything runs on the
+server's event loop thread; SQL writes go through the writer. Time comes from the injected
+clock so :meth:`Broker.sweep` can be driven by tests.
 """
 
 from __future__ import annotations
@@ -29,21 +29,18 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from sqlalchemy import Engine
 
 from runplane.broker import store as sql
 from runplane.broker.endpoints import EndpointDirectory
+from runplane.broker.handoff import JobHandoff
 from runplane.broker.lifecycle import JobLifecycle
 from runplane.broker.models import (
     CANCELLED,
-    COMPLETED,
-    FAILED,
     IN_PROGRESS,
     IN_QUEUE,
     JOB_REQUEUED,
     JOB_SUBMITTED,
-    JOB_TAKEN,
     Job,
     JobEvent,
     QueueMetrics,
@@ -93,6 +90,10 @@ class Broker:
         # machine has ...", "throttled": 1}; shown in /health and on queued jobs' /status.
         self.endpoint_status: Callable[[str], dict[str, Any]] = lambda _endpoint_id: {}
         self.workers = WorkerRegistry(self)
+        # The worker routes' operations, under the broker's names (handoff.py).
+        h = self.handoff = JobHandoff(self)
+        self.take, self.confirm, self.untake = h.take, h.confirm, h.untake
+        self.done, self.stream_chunk = h.done, h.stream_chunk
         self._background: set[asyncio.Task] = set()
         self._webhooks: Any = None
         self._closed = False
@@ -279,124 +280,15 @@ class Broker:
             return None
         return self.endpoint_status(job.endpoint_id).get("reason")
 
-    # -- worker operations ---------------------------------------------------------------
-
-    async def take(
-        self, worker: Worker, n: int, hold_s: float, disconnect: asyncio.Future | None = None
-    ) -> list[Job]:
-        """Reserve up to ``n`` jobs for ``worker``, holding the long-poll up to ``hold_s``.
-
-        The caller writes the response and then calls :meth:`confirm` (or :meth:`untake` if
-        it could not be written).
-        """
-        self.workers.seen(worker)
-        self.workers.first_take(worker)
-        if worker.parked and not self._closed:
-            # Frozen by the controller (FlashBoot): hold the poll until it is resumed, then
-            # take as usual for the rest of the hold, so a resumed worker gets its job at once.
-            loop = asyncio.get_running_loop()
-            t0 = loop.time()
-            await self.workers.wait_unparked(worker, hold_s, disconnect)
-            hold_s -= loop.time() - t0
-            if hold_s <= 0 or (disconnect is not None and disconnect.done()):
-                return []
-        if not worker.can_take() or self._closed:
-            if not self._closed:
-                await _hold(hold_s, disconnect)
-            return []
-        return await self.queues.wait(worker, n, hold_s, disconnect)
+    # -- worker operations (take, confirm, untake, done, stream_chunk: handoff.py) --------
 
     def has_queued(self, endpoint_id: str) -> bool:
         """Whether a job-take for the endpoint would be answered at once."""
         return self.queues.has_queued(endpoint_id)
 
-    def confirm(self, worker: Worker, jobs: list[Job]) -> None:
-        """The job-take response carrying ``jobs`` was written: they are taken now."""
-        now = self.clock.now()
-        if jobs:
-            worker.handing -= 1
-        ops = []
-        workers = self.workers
-        watch = self.sweeper.watch_execution
-        lifecycle = self.lifecycle
-        for job in jobs:
-            job.reserved = False
-            job.reserved_by = None
-            if job.final or job.deleted:
-                # Cancelled or expired while the response was on its way.
-                workers.stop_job(worker.id, job.id)
-                continue
-            job.status = IN_PROGRESS
-            job.worker_id = worker.id
-            job.started_at = now
-            job.missing_since = None
-            workers.holds(worker, job)
-            watch(job)
-            ops.append((sql.TAKE_JOB, {"_id": job.id, "worker_id": worker.id,
-                                       "started_at": now, "delay_ms": job.delay_ms()}))
-            if lifecycle.listeners:
-                lifecycle.emit(JOB_TAKEN, job, now)
-        if ops:
-            self.writer.write_nowait(*ops)
-
-    def untake(self, jobs: list[Job], worker: Worker | None = None) -> None:
-        """The job-take response (to ``worker``) could not be written: back to the head of
-        the queue."""
-        if worker is not None and jobs:
-            worker.handing -= 1
-        for job in reversed(jobs):
-            if job.reserved and not job.final and not job.deleted:
-                self.lifecycle.leave_running(job)
-                self.queues.push(job, front=True)
-
     def release_waiters(self, worker: Worker) -> None:
         """Answer the worker's open job-take long-polls with no job."""
         self.queues.release(worker)
-
-    async def done(self, worker: Worker, job_id: str, body: Any, is_stream: bool) -> str:
-        """A job-done post: progress update or final result. Returns what was done with it
-        (``progress``, ``completed``, ``failed``, ``ignored``) for the response."""
-        self.workers.seen(worker)
-        if not isinstance(body, dict):
-            body = {"output": body}
-        if body.get("stopPod"):
-            self.workers.request_stop(worker, "the handler asked for a fresh worker (refresh_worker)")
-        job = self.jobs.get(job_id)
-        if job is None or job.deleted or job.endpoint_id != worker.endpoint_id or job.final:
-            return "ignored"
-        if body.get("status") == IN_PROGRESS:
-            if job.status != IN_PROGRESS or job.worker_id != worker.id:
-                return "ignored"
-            job.output = body.get("output")
-            await self.writer.write((sql.PROGRESS_JOB, {"_id": job.id, "output": job.output}))
-            return "progress"
-        holder = job.worker_id if job.status == IN_PROGRESS else job.reserved_by
-        error = body.get("error")
-        if error:
-            text = error if isinstance(error, str) else orjson.dumps(error).decode()
-            fut = self.lifecycle.finalize(job, FAILED, body.get("output"), text)
-            result = "failed"
-        else:
-            fut = self.lifecycle.finalize(job, COMPLETED, body.get("output"), None)
-            result = "completed"
-        if holder and holder != worker.id:
-            # It was re-queued and handed to another worker meanwhile: first result wins.
-            self.workers.stop_job(holder, job.id)
-        if fut is not None:
-            await fut
-        return result
-
-    async def stream_chunk(self, worker: Worker, job_id: str, body: Any) -> str:
-        self.workers.seen(worker)
-        job = self.jobs.get(job_id)
-        if job is None or job.deleted or job.final or job.endpoint_id != worker.endpoint_id:
-            return "ignored"
-        chunk = body["output"] if isinstance(body, dict) and "output" in body else body
-        seq = len(job.chunks)
-        job.chunks.append(chunk)
-        await self.writer.write((sql.INSERT_CHUNK, {"job_id": job.id, "seq": seq, "output": chunk}))
-        job.notify()
-        return "stored"
 
     # -- transitions and sweeps (see lifecycle.py, sweeps.py) ------------------------------
 
@@ -417,10 +309,3 @@ class Broker:
         task = asyncio.get_running_loop().create_task(deliver(self, job))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-async def _hold(seconds: float, disconnect: asyncio.Future | None) -> None:
-    if disconnect is None:
-        await asyncio.sleep(seconds)
-    else:
-        await asyncio.wait({disconnect}, timeout=seconds)
