@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
@@ -10,7 +11,8 @@ from starlette.responses import Response
 
 from runplane.api.responses import json_response
 from runplane.api.v1 import ERRORS, JsonBodyRoute, caller, services
-from runplane.schemas.billing import BucketSize, EndpointGrouping, PodGrouping
+from runplane.schemas.billing import BillingQuery, BucketSize, EndpointGrouping, PodGrouping
+from runplane.services.billing import BillingService
 from runplane.services.billing_query import build_query
 from runplane.services.users import Principal
 
@@ -21,6 +23,16 @@ User = Annotated[Principal, Depends(caller)]
 Bucket = Annotated[BucketSize, Query(description="Length of each bucket (UTC; weeks start Monday).")]
 Start = Annotated[str | None, Query(description="ISO 8601; default endTime minus 30 days.")]
 End = Annotated[str | None, Query(description="ISO 8601; default now.")]
+
+
+Report = Callable[[BillingService, Principal, BillingQuery], list[dict[str, Any]]]
+
+
+def _report(request: Request, user: Principal, report: Report, **query: Any) -> Response:
+    """``report`` of the billing service over the buckets ``query`` asks for (build_query)."""
+    svc = services(request)
+    return json_response(report(svc.billing, user, build_query(svc.catalog, svc.clock.now(),
+                                                                 **query)))
 
 
 class BillingRecordOut(BaseModel):
@@ -60,13 +72,12 @@ async def endpoint_billing(
     imageName: str | None = None,
     templateId: str | None = None,
 ) -> Response:
-    svc = services(request)
-    q = build_query(
-        svc.catalog, svc.clock.now(), bucket_size=bucketSize, start_time=startTime,
-        end_time=endTime, grouping=grouping, resource_id=endpointId, gpu_type_ids=gpuTypeId,
-        data_center_ids=dataCenterId, image_name=imageName, template_id=templateId,
+    return _report(
+        request, user, BillingService.endpoint_report, bucket_size=bucketSize,
+        start_time=startTime, end_time=endTime, grouping=grouping, resource_id=endpointId,
+        gpu_type_ids=gpuTypeId, data_center_ids=dataCenterId, image_name=imageName,
+        template_id=templateId,
     )
-    return json_response(svc.billing.endpoint_report(user, q))
 
 
 @router.get("/pods", summary="Pod billing history",
@@ -81,13 +92,11 @@ async def pod_billing(
     podId: str | None = None,
     gpuTypeId: str | None = None,
 ) -> Response:
-    svc = services(request)
-    q = build_query(
-        svc.catalog, svc.clock.now(), bucket_size=bucketSize, start_time=startTime,
+    return _report(
+        request, user, BillingService.pod_report, bucket_size=bucketSize, start_time=startTime,
         end_time=endTime, grouping=grouping, pod_id=podId,
         gpu_type_ids=[gpuTypeId] if gpuTypeId else None,
     )
-    return json_response(svc.billing.pod_report(user, q))
 
 
 @router.get("/networkvolumes", summary="Network volume billing history",
@@ -99,7 +108,5 @@ async def network_volume_billing(
     startTime: Start = None,
     endTime: End = None,
 ) -> Response:
-    svc = services(request)
-    q = build_query(svc.catalog, svc.clock.now(), bucket_size=bucketSize,
-                    start_time=startTime, end_time=endTime)
-    return json_response(svc.billing.network_volume_report(user, q))
+    return _report(request, user, BillingService.network_volume_report, bucket_size=bucketSize,
+                   start_time=startTime, end_time=endTime)
