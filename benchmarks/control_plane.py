@@ -26,6 +26,8 @@ from pathlib import Path
 
 SIZES = (10, 1_000, 10_000)
 QUERY = "?includeTemplate=true&includeWorkers=true"
+HOT_ENDPOINTS = 10
+WORKERS_PER_ENDPOINT = 10
 
 
 def free_port() -> int:
@@ -139,10 +141,14 @@ def bench(duration: int, connections: int) -> list[tuple[str, dict]]:
             data_dir = Path(tmp) / f"store-{count}"
             key, ids = prepare_store(data_dir, count)
             stores[count] = (data_dir, key, lua_rotating(Path(tmp) / f"ids-{count}.lua", ids))
+            hot = sorted(ids)[:HOT_ENDPOINTS]
+            stores[count] += (lua_rotating(Path(tmp) / f"hot-{count}.lua", hot),)
         cases = [(f"{count:,} endpoints", count, "full") for count in SIZES]
+        cases += [(f"{count:,} endpoints, 10 workers each", count, "workers") for count in SIZES]
         cases += [(f"{count:,} endpoints, alone", count, "alone") for count in (SIZES[0], SIZES[-1])]
         for name, count, mode in cases:
-            data_dir, key, lua = stores[count]
+            data_dir, key, all_ids, hot_ids = stores[count]
+            lua = hot_ids if mode == "workers" else all_ids
             port = free_port()
             proc = start_server(["--serve-runplane", str(data_dir), mode], port)
             try:
@@ -155,37 +161,52 @@ def bench(duration: int, connections: int) -> list[tuple[str, dict]]:
 
 
 def print_table(rows: list[tuple[str, dict]], duration: int, connections: int) -> None:
-    """One markdown table; ratios against the bare route (req/s) and the 10-endpoint p50."""
+    """One markdown table; ratios against the bare route (req/s) and the 10-endpoint p50 of
+    the same group."""
     bare = rows[0][1]["rps"]
-    base = rows[1][1]["p50"]
-    alone_base = next((r["p50"] for n, r in rows if n.endswith("alone")), base)
+
+    def group(name: str) -> str:
+        return name.split(", ", 1)[1] if ", " in name else ""
+
+    # p50 flatness is read within a group of rows (plain / with workers / alone).
+    base: dict[str, float] = {}
+    for name, r in rows[1:]:
+        base.setdefault(group(name), r["p50"])
     print(f"\nGET /v1/endpoints/{{id}}{QUERY}, ids rotating over the whole store")
     print(f"wrk -t1 -c{connections} -d{duration}s; one uvicorn process; {os.cpu_count()} cores")
+    print("'10 workers each': ids rotating over 10 endpoints that have 10 registered workers each")
     print("'alone': controller off and includeWorkers not hooked to it (control plane only)\n")
     head = ("case", "req/s", "p50 ms", "p99 ms", "req/s vs bare", "p50 vs 10")
     print("| {:<28} | {:>8} | {:>7} | {:>7} | {:>13} | {:>9} |".format(*head))
     print("|:{}|{}:|{}:|{}:|{}:|{}:|".format("-" * 29, "-" * 9, "-" * 8, "-" * 8, "-" * 14, "-" * 10))
     for i, (name, r) in enumerate(rows):
-        ref = alone_base if name.endswith("alone") else base
-        flat = "" if i == 0 else f"{r['p50'] / ref:.2f}"
+        flat = "" if i == 0 else f"{r['p50'] / base[group(name)]:.2f}"
         print(f"| {name:<28} | {r['rps']:>8,.0f} | {r['p50']:>7.2f} | {r['p99']:>7.2f} "
               f"| {r['rps'] / bare:>13.2f} | {flat:>9} |")
 
 
-def serve_runplane(data_dir: str, port: int, alone: bool) -> None:
-    """The server as ``runplane serve`` builds it; ``alone`` turns the controller off and
-    unhooks its includeWorkers lookup, to show the control plane's own cost."""
+def serve_runplane(data_dir: str, port: int, mode: str) -> None:
+    """The server as ``runplane serve`` builds it. ``alone`` turns the controller off and
+    unhooks its includeWorkers lookup, to show the control plane's own cost; ``workers``
+    gives the first endpoints ten registered workers each."""
     import uvicorn
 
     from runplane.config import load_settings
     from runplane.server import create_app
     from runplane.services.endpoints import no_workers
 
-    overrides: dict = {"controller": {"enabled": False}} if alone else {}
+    overrides: dict = {"controller": {"enabled": False}} if mode == "alone" else {}
     settings = load_settings(data_dir=Path(data_dir), port=port, **overrides)
     app = create_app(settings)
-    if alone:
-        app.state.services.endpoints.worker_pods = no_workers
+    services = app.state.services
+    if mode == "alone":
+        services.endpoints.worker_pods = no_workers
+    if mode == "workers":
+        # Real worker registrations (rows and registry entries, as `runplane worker run`
+        # makes them) on the endpoints the load rotates over; no processes are needed to list them.
+        for ep in sorted(services.endpoints.list_all(), key=lambda e: e.id)[:HOT_ENDPOINTS]:
+            for _ in range(WORKERS_PER_ENDPOINT):
+                services.worker_registry.register(ep.id, manual=True)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -204,7 +225,7 @@ def serve_bare(port: int) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-runplane":
-        serve_runplane(sys.argv[2], int(sys.argv[4]), sys.argv[3] == "alone")
+        serve_runplane(sys.argv[2], int(sys.argv[4]), sys.argv[3])
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-bare":
         serve_bare(int(sys.argv[2]))
