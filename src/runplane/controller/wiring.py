@@ -6,12 +6,14 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy import bindparam, select
 
 from runplane.controller.pod_view import pod_object
 from runplane.controller.reconcile import Controller
 from runplane.providers.local import LocalProvider
 from runplane.providers.runtimes.container_engine import ContainerConfig
 from runplane.services.pods import PodService
+from runplane.store.tables import workers
 
 log = logging.getLogger("runplane.controller")
 
@@ -72,10 +74,6 @@ def install(app: FastAPI, services: Any) -> None:
 
 def worker_pods(services: Any, endpoint_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     """``includeWorkers``: each endpoint's live workers as spec Pod objects."""
-    from sqlalchemy import select
-
-    from runplane.store.tables import workers
-
     out: dict[str, list[dict[str, Any]]] = {eid: [] for eid in endpoint_ids}
     if not endpoint_ids:
         return out
@@ -89,25 +87,38 @@ def worker_pods(services: Any, endpoint_ids: list[str]) -> dict[str, list[dict[s
                 views[w.id] = registry.view(w)
         if not views:
             return out
-        where = workers.c.id.in_(list(views))
+        query, params = _ROWS_BY_ID, {"ids": list(views)}
     else:
-        where = workers.c.endpoint_id.in_(endpoint_ids) & workers.c.stopped_at.is_(None)
+        query, params = _LIVE_ROWS_OF_ENDPOINTS, {"endpoint_ids": endpoint_ids}
     with services.engine.connect() as conn:
-        rows = conn.execute(select(workers).where(where)).all()
+        rows = conn.execute(query, params).all()
     machines = {m.id: m for m in services.provider.machines()}
     endpoints = {eid: services.endpoints.get(eid) for eid in {r.endpoint_id for r in rows}}
+    # One template dump per endpoint, not per worker (it is the costly part of a Pod object).
+    templates = {eid: ep.template.model_dump() if ep is not None and ep.template is not None
+                 else {} for eid, ep in endpoints.items()}
     for row in rows:
         if row.stopped_at is not None or row.endpoint_id not in out:
             continue
         out[row.endpoint_id].append(worker_pod(services, row, views.get(row.id),
                                                endpoints[row.endpoint_id],
-                                               machines.get(row.machine_id)))
+                                               machines.get(row.machine_id),
+                                               templates[row.endpoint_id]))
     return out
 
 
-def worker_pod(services: Any, row: Any, view: Any, ep: Any, machine: Any) -> dict[str, Any]:
+# Built once: SQLAlchemy caches their compiled form, so includeWorkers does not recompile an
+# IN clause on every request.
+_ROWS_BY_ID = select(workers).where(workers.c.id.in_(bindparam("ids", expanding=True)))
+_LIVE_ROWS_OF_ENDPOINTS = select(workers).where(
+    workers.c.endpoint_id.in_(bindparam("endpoint_ids", expanding=True))
+    & workers.c.stopped_at.is_(None)
+)
+
+
+def worker_pod(services: Any, row: Any, view: Any, ep: Any, machine: Any,
+               template: dict[str, Any]) -> dict[str, Any]:
     """One worker as a Pod: its placement, process and endpoint version."""
-    template = ep.template.model_dump() if ep is not None and ep.template is not None else {}
     status = view.status if view is not None else row.status
     version = row.endpoint_version
     if ep is not None and version != ep.version and status not in ("EXITED",):
