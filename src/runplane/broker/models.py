@@ -107,6 +107,9 @@ class Worker:
     last_seen_at: float | None = None
     idle_since: float | None = None
     reason: str | None = None
+    # When ``status`` last changed (the row's last_status_change_at, kept here so readers of
+    # the Pod view need no SQL for it).
+    status_changed_at: float | None = None
     parked: bool = False
     # Heartbeats stopped; cleared when the worker speaks again.
     lost: bool = False
@@ -170,6 +173,7 @@ class WorkerView:
     # (job id, seconds) for each job that ended on the server but that the worker's latest
     # ping still listed, that many seconds after it ended (its handler did not stop).
     overdue: tuple[tuple[str, float], ...] = ()
+    status_changed_at: float | None = None
 
 
 # Job events for observers (``Broker.add_job_listener``; runplane.observability).

@@ -297,5 +297,6 @@ def load_workers(engine: Engine, now: float) -> list[Worker]:
             manual=bool(m["manual"]), created_at=m["created_at"], first_take_at=m["first_take_at"],
             last_seen_at=now if m["last_seen_at"] is not None else None, reason=m["reason"],
             parked=m["status"] == W_PARKED, idle_since=now,
+            status_changed_at=m["last_status_change_at"],
         ))
     return out

@@ -121,6 +121,7 @@ class WorkerRegistry:
         w = Worker(
             id=worker_id, endpoint_id=endpoint_id, user_id=owner, token_hash=row["token_hash"],
             status=W_INITIALIZING, desired_status="RUNNING", manual=manual, created_at=now,
+            status_changed_at=now,
         )
         self._by_id[worker_id] = w
         self._by_token[w.token_hash] = w
@@ -141,6 +142,7 @@ class WorkerRegistry:
             first_take_at=w.first_take_at, last_seen_at=w.last_seen_at, idle_since=w.idle_since,
             reason=w.reason, polling=w.polling > 0,
             overdue=tuple((j, last - ended) for j, (ended, last) in w.overdue.items()),
+            status_changed_at=w.status_changed_at,
         )
 
     def retire(self, worker_id: str, reason: str) -> None:
@@ -359,10 +361,12 @@ class WorkerRegistry:
     def _set_status(self, w: Worker, status: str, reason: str | None) -> None:
         if w.status == status and w.reason == reason:
             return
+        now = self._clock.now()
         w.status = status
         w.reason = reason
+        w.status_changed_at = now
         self._broker.writer.write_nowait(
-            (sql.WORKER_STATUS, {"_id": w.id, "status": status, "at": self._clock.now(), "reason": reason})
+            (sql.WORKER_STATUS, {"_id": w.id, "status": status, "at": now, "reason": reason})
         )
 
     def _release_unpark_waiter(self, w: Worker) -> None:

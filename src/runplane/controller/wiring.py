@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, select
 
 from runplane.controller.pod_view import pod_object
 from runplane.controller.reconcile import Controller
+from runplane.controller.worker_rows import WorkerRowCache
 from runplane.providers.local import LocalProvider
 from runplane.providers.runtimes.container_engine import ContainerConfig
 from runplane.services.pods import PodService
@@ -33,7 +34,8 @@ def build(services: Any) -> None:
                                provider, services.templates, services.billing, controller.loads,
                                registry_auths=getattr(services, "registry_auths", None))
     controller.pods = services.pods
-    services.endpoints.worker_pods = lambda ids: worker_pods(services, ids)
+    row_cache = WorkerRowCache(services.engine)
+    services.endpoints.worker_pods = lambda ids: worker_pods(services, ids, row_cache)
     services.endpoints.endpoint_reason = controller.endpoint_reason
     if getattr(services, "broker", None) is not None:
         services.broker.endpoint_status = controller.endpoint_status
@@ -72,7 +74,8 @@ def install(app: FastAPI, services: Any) -> None:
     app.state.shutdown_hooks.append(controller.shutdown)
 
 
-def worker_pods(services: Any, endpoint_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+def worker_pods(services: Any, endpoint_ids: list[str],
+                row_cache: WorkerRowCache | None = None) -> dict[str, list[dict[str, Any]]]:
     """``includeWorkers``: each endpoint's live workers as spec Pod objects."""
     out: dict[str, list[dict[str, Any]]] = {eid: [] for eid in endpoint_ids}
     if not endpoint_ids:
@@ -81,35 +84,43 @@ def worker_pods(services: Any, endpoint_ids: list[str]) -> dict[str, list[dict[s
     views: dict[str, Any] = {}
     if registry is not None:
         # The registry holds every live worker in memory: endpoints without one (most, on a
-        # GET of a single endpoint or a long list) cost no SQL, the rest a primary-key read.
+        # GET of a single endpoint or a long list) cost nothing, the rest only new workers'
+        # rows from SQL (see WorkerRowCache).
         for w in registry.all():
             if w.endpoint_id in out and w.status != "EXITED":
                 views[w.id] = registry.view(w)
         if not views:
             return out
-        query, params = _ROWS_BY_ID, {"ids": list(views)}
+        rows = (row_cache or WorkerRowCache(services.engine)).rows(views)
     else:
-        query, params = _LIVE_ROWS_OF_ENDPOINTS, {"endpoint_ids": endpoint_ids}
-    with services.engine.connect() as conn:
-        rows = conn.execute(query, params).all()
+        with services.engine.connect() as conn:
+            rows = conn.execute(_LIVE_ROWS_OF_ENDPOINTS, {"endpoint_ids": endpoint_ids}).all()
     machines = {m.id: m for m in services.provider.machines()}
     endpoints = {eid: services.endpoints.get(eid) for eid in {r.endpoint_id for r in rows}}
     # One template dump per endpoint, not per worker (it is the costly part of a Pod object).
     templates = {eid: ep.template.model_dump() if ep is not None and ep.template is not None
                  else {} for eid, ep in endpoints.items()}
+    controller = getattr(services, "controller", None)
     for row in rows:
         if row.stopped_at is not None or row.endpoint_id not in out:
             continue
-        out[row.endpoint_id].append(worker_pod(services, row, views.get(row.id),
-                                               endpoints[row.endpoint_id],
-                                               machines.get(row.machine_id),
-                                               templates[row.endpoint_id]))
+        view, ep = views.get(row.id), endpoints[row.endpoint_id]
+        progress = controller.progress.get(row.id) if controller is not None else None
+        # A Pod object only changes with the worker's state or its endpoint's version: rebuild
+        # it then, reuse it otherwise (most GETs of a busy endpoint see the same workers).
+        key = (view.status if view else row.status, view.desired_status if view else None,
+               view.status_changed_at if view else None, ep.version if ep else None, progress)
+        body = row_cache.pod(row.id, key) if row_cache is not None else None
+        if body is None:
+            body = worker_pod(services, row, view, ep, machines.get(row.machine_id),
+                              templates[row.endpoint_id])
+            if row_cache is not None:
+                row_cache.keep_pod(row.id, key, body)
+        out[row.endpoint_id].append(body)
     return out
 
 
-# Built once: SQLAlchemy caches their compiled form, so includeWorkers does not recompile an
-# IN clause on every request.
-_ROWS_BY_ID = select(workers).where(workers.c.id.in_(bindparam("ids", expanding=True)))
+# Built once: SQLAlchemy caches its compiled form, so the IN clause is not recompiled per request.
 _LIVE_ROWS_OF_ENDPOINTS = select(workers).where(
     workers.c.endpoint_id.in_(bindparam("endpoint_ids", expanding=True))
     & workers.c.stopped_at.is_(None)
@@ -126,10 +137,13 @@ def worker_pod(services: Any, row: Any, view: Any, ep: Any, machine: Any,
     env = {**(template.get("env") or {}), "RUNPOD_POD_ID": row.id,
            "RUNPOD_ENDPOINT_ID": row.endpoint_id,
            "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in (row.provider_data or {}).get("gpus", []))}
-    change = row.last_status_change_at or row.started_at or row.created_at
+    change = ((view.status_changed_at if view is not None else None)
+              or row.last_status_change_at or row.started_at or row.created_at)
     body = pod_object(
         pod_id=row.id, name=f"{ep.name if ep else row.endpoint_id}-worker-{row.id[:6]}",
-        user_id=row.user_id, desired_status=row.desired_status or "RUNNING",
+        user_id=row.user_id,
+        desired_status=(view.desired_status if view is not None else row.desired_status)
+        or "RUNNING",
         image=template.get("imageName", ""), env=env, machine=machine,
         catalog=services.catalog, gpu_type_id=row.gpu_type_id, gpu_count=row.gpu_count,
         cost_per_hr=row.cost_per_hr, vcpu_count=row.vcpu_count, memory_in_gb=row.memory_in_gb,
