@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import socket
@@ -87,6 +88,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def column(runs: dict[str, list[dict[str, float]]], way: str, key: str,
+           since: str | None = None) -> list[float]:
+    """One measure of every run made ``way``: its ``key`` time, counted from ``since``."""
+    return [r[key] - (r[since] if since else 0.0) for r in runs[way]]
 
 
 def median_p90(xs: list[float]) -> tuple[float, float]:
@@ -586,8 +593,7 @@ def main() -> None:
         rayed = ray_cold_start(args.ray_runs, tmp) if not skip_ray else None
         ticks = asyncio.run(tick_cost(args.endpoints, args.workers, args.ticks, tmp))
 
-    def col(way: str, key: str, since: str | None = None) -> list[float]:
-        return [r[key] - (r[since] if since else 0.0) for r in cold[way]]
+    col = functools.partial(column, cold)
 
     hand, rp = median_p90(col("hand", "total")), median_p90(col("runplane", "total"))
     added = rp[0] - hand[0]
@@ -627,8 +633,7 @@ def main() -> None:
              p50_p95([r["total"] - r["start"] for r in revived]), "", ""),
         ]
     if boxed is not None:
-        def bcol(way: str, key: str, since: str | None = None) -> list[float]:
-            return [r[key] - (r[since] if since else 0.0) for r in boxed[way]]
+        bcol = functools.partial(column, boxed)
 
         chand, crp = median_p90(bcol("hand", "total")), median_p90(bcol("runplane", "total"))
         cpaired = statistics.median(r - h for r, h in zip(bcol("runplane", "total"),
@@ -647,8 +652,7 @@ def main() -> None:
              median_p90(bcol("runplane", "take", "spawn")), "", ""),
         ]
     if rayed is not None:
-        def rcol(way: str, key: str, since: str | None = None) -> list[float]:
-            return [r[key] - (r[since] if since else 0.0) for r in rayed[way]]
+        rcol = functools.partial(column, rayed)
 
         rlocal, rray = median_p90(rcol("local", "total")), median_p90(rcol("ray", "total"))
         rpaired = statistics.median(r - h for r, h in zip(rcol("ray", "total"),
