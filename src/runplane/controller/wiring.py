@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import bindparam, select
 
+from runplane.clock import iso
 from runplane.controller.pod_view import pod_object
 from runplane.controller.reconcile import Controller
 from runplane.controller.worker_rows import WorkerRowCache
@@ -75,7 +76,7 @@ def install(app: FastAPI, services: Any) -> None:
 
 
 def worker_pods(services: Any, endpoint_ids: list[str],
-                row_cache: WorkerRowCache | None = None) -> dict[str, list[dict[str, Any]]]:
+                row_cache: WorkerRowCache) -> dict[str, list[dict[str, Any]]]:
     """``includeWorkers``: each endpoint's live workers as spec Pod objects."""
     out: dict[str, list[dict[str, Any]]] = {eid: [] for eid in endpoint_ids}
     if not endpoint_ids:
@@ -91,15 +92,15 @@ def worker_pods(services: Any, endpoint_ids: list[str],
                 views[w.id] = registry.view(w)
         if not views:
             return out
-        rows = (row_cache or WorkerRowCache(services.engine)).rows(views)
+        rows = row_cache.rows(views)
     else:
         with services.engine.connect() as conn:
             rows = conn.execute(_LIVE_ROWS_OF_ENDPOINTS, {"endpoint_ids": endpoint_ids}).all()
     machines = {m.id: m for m in services.provider.machines()}
     endpoints = {eid: services.endpoints.get(eid) for eid in {r.endpoint_id for r in rows}}
-    # One template dump per endpoint, not per worker (it is the costly part of a Pod object).
-    templates = {eid: ep.template.model_dump() if ep is not None and ep.template is not None
-                 else {} for eid, ep in endpoints.items()}
+    # One template dump per endpoint, and only when a Pod object must be rebuilt (the dump is
+    # the costly part of building one).
+    templates: dict[str, dict[str, Any]] = {}
     controller = getattr(services, "controller", None)
     for row in rows:
         if row.stopped_at is not None or row.endpoint_id not in out:
@@ -110,12 +111,14 @@ def worker_pods(services: Any, endpoint_ids: list[str],
         # it then, reuse it otherwise (most GETs of a busy endpoint see the same workers).
         key = (view.status if view else row.status, view.desired_status if view else None,
                view.status_changed_at if view else None, ep.version if ep else None, progress)
-        body = row_cache.pod(row.id, key) if row_cache is not None else None
+        body = row_cache.pod(row.id, key)
         if body is None:
+            if row.endpoint_id not in templates:
+                templates[row.endpoint_id] = (ep.template.model_dump()
+                                              if ep is not None and ep.template is not None else {})
             body = worker_pod(services, row, view, ep, machines.get(row.machine_id),
-                              templates[row.endpoint_id])
-            if row_cache is not None:
-                row_cache.keep_pod(row.id, key, body)
+                              templates[row.endpoint_id], progress)
+            row_cache.keep_pod(row.id, key, body)
         out[row.endpoint_id].append(body)
     return out
 
@@ -128,7 +131,7 @@ _LIVE_ROWS_OF_ENDPOINTS = select(workers).where(
 
 
 def worker_pod(services: Any, row: Any, view: Any, ep: Any, machine: Any,
-               template: dict[str, Any]) -> dict[str, Any]:
+               template: dict[str, Any], progress: str | None) -> dict[str, Any]:
     """One worker as a Pod: its placement, process and endpoint version."""
     status = view.status if view is not None else row.status
     version = row.endpoint_version
@@ -148,7 +151,7 @@ def worker_pod(services: Any, row: Any, view: Any, ep: Any, machine: Any,
         catalog=services.catalog, gpu_type_id=row.gpu_type_id, gpu_count=row.gpu_count,
         cost_per_hr=row.cost_per_hr, vcpu_count=row.vcpu_count, memory_in_gb=row.memory_in_gb,
         last_started_at=row.started_at,
-        last_status_change=f"{status} at {_iso(change)}" if change else status,
+        last_status_change=f"{status} at {iso(change)}" if change else status,
         template=template, template_id=ep.templateId if ep else None,
         endpoint_id=row.endpoint_id, sls_version=version,
         network_volume=({"id": ep.networkVolumeId} if ep is not None and ep.networkVolumeId
@@ -157,15 +160,8 @@ def worker_pod(services: Any, row: Any, view: Any, ep: Any, machine: Any,
         port_mappings=(row.provider_data or {}).get("portMappings"),
     )
     body["workerStatus"] = status  # runplane extension: RunPod's worker state name
-    controller = getattr(services, "controller", None)
-    progress = controller.progress.get(row.id) if controller is not None else None
     if progress:
         body["reason"] = progress  # runplane extension: e.g. pulling its image, 2 of 5 layers
     body["logPath"] = row.log_path
     return body
 
-
-def _iso(ts: float) -> str:
-    from runplane.clock import iso
-
-    return iso(ts)
