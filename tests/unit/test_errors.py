@@ -1,10 +1,25 @@
-"""Validation errors name the field and the reason."""
+"""Validation errors name the field and the reason; domain errors map onto one status table."""
 
 from __future__ import annotations
 
-import pytest
+from types import SimpleNamespace
 
-from runplane.api.errors import describe_validation_error, error_body
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+
+from runplane import errors as domain
+from runplane.api import v2
+from runplane.api.errors import (
+    DOMAIN_STATUS,
+    ApiError,
+    describe_validation_error,
+    domain_status,
+    error_body,
+    install_error_handlers,
+)
+from runplane.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unauthorized
 
 
 @pytest.mark.parametrize(
@@ -35,3 +50,93 @@ def test_error_body_shape() -> None:
         "error": "endpoint x not found", "message": "endpoint x not found", "status": 404,
     }
     assert error_body(400, "bad", "name")["field"] == "name"
+
+
+# -- domain errors -> HTTP statuses: one table for FastAPI's handler and the /v2 app -----------
+
+DOMAIN_CASES = [
+    (Invalid("name: too long", "name"), 400, "name"),
+    (Unauthorized("invalid or revoked API key"), 401, None),
+    (Forbidden("this worker credential belongs to another worker"), 403, None),
+    (NotFound("endpoint", "ep1"), 404, None),
+    (Conflict("template t1 is used by 2 endpoint(s)"), 409, None),
+    (DomainError("a refusal of no finer kind"), 400, None),
+]
+
+
+def _expected(exc: DomainError, status: int, field: str | None) -> dict:
+    return error_body(status, exc.message, field)
+
+
+def test_every_domain_error_has_a_status() -> None:
+    # A new class in runplane.errors must be given its status here, not fall back silently.
+    named = {cls for cls in vars(domain).values()
+             if isinstance(cls, type) and issubclass(cls, DomainError) and cls is not DomainError}
+    assert named == set(DOMAIN_STATUS)
+
+
+@pytest.mark.parametrize(("exc", "status", "field"), DOMAIN_CASES)
+def test_domain_status(exc: DomainError, status: int, field: str | None) -> None:
+    assert domain_status(exc) == status
+
+
+def test_subclass_inherits_its_parents_status() -> None:
+    class Gone(NotFound):
+        pass
+
+    assert domain_status(Gone("job", "j1")) == 404
+
+
+@pytest.mark.parametrize(("exc", "status", "field"), DOMAIN_CASES)
+async def test_fastapi_handler(exc: DomainError, status: int, field: str | None) -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise exc
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        r = await client.get("/boom")
+    assert r.status_code == status
+    assert r.json() == _expected(exc, status, field)
+
+
+@pytest.mark.parametrize(("exc", "status", "field"), DOMAIN_CASES)
+async def test_v2_app(
+    monkeypatch: pytest.MonkeyPatch, exc: DomainError, status: int, field: str | None
+) -> None:
+    async def boom(_req: object) -> None:
+        raise exc
+
+    monkeypatch.setitem(v2.ROUTES, ("GET", "ping"), boom)
+    # Only what V2App touches before dispatching: a broker it can start.
+    services = SimpleNamespace(broker=SimpleNamespace(start=lambda: None))
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/v2/ep1/ping", "headers": [],
+             "query_string": b""}
+    await v2.V2App(services, lambda _path: 1 << 20)(scope, receive, send)  # type: ignore[arg-type]
+    assert sent[0]["status"] == status
+    assert orjson.loads(sent[1]["body"]) == _expected(exc, status, field)
+
+
+async def test_api_error_keeps_its_own_status() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/big")
+    async def big() -> None:
+        raise ApiError(413, "too large")
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        r = await client.get("/big")
+    assert (r.status_code, r.json()) == (413, error_body(413, "too large"))

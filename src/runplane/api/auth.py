@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from runplane.api.errors import ApiError
+from runplane.errors import Unauthorized
 from runplane.services.users import Principal
 
 
@@ -23,8 +23,8 @@ def require_user(request: Request) -> Principal:
     """FastAPI dependency: the calling user, or 401 in the spec's UnauthorizedError shape."""
     key = presented_key(request)
     if key is None:
-        raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     principal = request.app.state.services.users.authenticate(key)
     if principal is None:
-        raise ApiError(401, "invalid or revoked API key")
+        raise Unauthorized("invalid or revoked API key")
     return principal

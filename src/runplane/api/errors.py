@@ -3,6 +3,11 @@
 ``{"error": <reason>, "message": <reason>, "status": <code>}`` plus ``"field"`` when one input
 field is to blame. ``error`` is what RunPod's REST and job APIs answer; ``message`` is the
 spec's UnauthorizedError shape; both carry the same text so any client finds it.
+
+Two kinds of refusal reach it: domain errors (``runplane.errors``, raised by services and the
+broker, HTTP-free), whose status comes from the one table ``DOMAIN_STATUS`` below for FastAPI
+and the /v2 app alike, and ``ApiError``, raised by the API layer itself for refusals that only
+exist on the wire (405, 413, a malformed body, a route's own 400s).
 """
 
 from __future__ import annotations
@@ -15,10 +20,36 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from runplane.api.responses import json_response
+from runplane.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unauthorized
+
+# Domain error class -> HTTP status. The only place the two meet: services never see a status.
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    Invalid: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+}
+
+
+def domain_status(exc: DomainError) -> int:
+    """The status of a domain error: that of its nearest class in ``DOMAIN_STATUS``.
+
+    A subclass the table does not name inherits its parent's status; a bare ``DomainError``
+    (a refusal the caller can act on, of no finer kind) is a 400.
+    """
+    for cls in type(exc).__mro__:
+        status = DOMAIN_STATUS.get(cls)
+        if status is not None:
+            return status
+    return 400
 
 
 class ApiError(Exception):
-    """A refusal a client can act on; raised by services and routers alike."""
+    """A refusal only the HTTP layer knows (405, 413, a malformed body, a route's own 400s).
+
+    Services raise ``runplane.errors`` instead; this carries its status itself.
+    """
 
     def __init__(self, status: int, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -28,18 +59,17 @@ class ApiError(Exception):
 
 
 def bad_request(message: str, field: str | None = None) -> ApiError:
+    """A 400 raised by the API layer (e.g. a body that is not JSON)."""
     return ApiError(400, message, field)
 
 
 def not_found(kind: str, ident: str) -> ApiError:
+    """A 404 raised by the API layer, worded as ``NotFound``: ``<kind> <ident> not found``."""
     return ApiError(404, f"{kind} {ident} not found")
 
 
-def conflict(message: str, field: str | None = None) -> ApiError:
-    return ApiError(409, message, field)
-
-
 def error_body(status: int, message: str, field: str | None = None) -> dict[str, Any]:
+    """The JSON error object: ``error`` and ``message`` (same text), ``status``, ``field``."""
     body: dict[str, Any] = {"error": message, "message": message, "status": status}
     if field:
         body["field"] = field
@@ -47,6 +77,7 @@ def error_body(status: int, message: str, field: str | None = None) -> dict[str,
 
 
 def error_response(status: int, message: str, field: str | None = None) -> Response:
+    """``error_body`` as a JSON response with that status."""
     return json_response(error_body(status, message, field), status=status)
 
 
@@ -90,6 +121,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> Response:
         return error_response(exc.status, exc.message, exc.field)
+
+    # Starlette finds a handler by the exception's MRO, so this one serves every subclass.
+    @app.exception_handler(DomainError)
+    async def _domain_error(_: Request, exc: DomainError) -> Response:
+        return error_response(domain_status(exc), exc.message, exc.field)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from runplane.api.errors import bad_request
 from runplane.catalog.catalog import Catalog
+from runplane.errors import Invalid
 from runplane.schemas.billing import BillingQuery
 from runplane.schemas.common import split_commas
 from runplane.services.billing_buckets import MAX_BUCKETS, bucket_count
@@ -19,7 +19,7 @@ def parse_time(value: str, field: str) -> float:
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise bad_request(
+        raise Invalid(
             f"{field}: {value!r} is not an ISO 8601 date-time such as 2023-01-01T00:00:00Z", field
         ) from None
     if parsed.tzinfo is None:
@@ -53,9 +53,9 @@ def build_query(
     end = parse_time(end_time, "endTime") if end_time else now
     start = parse_time(start_time, "startTime") if start_time else end - DEFAULT_WINDOW_S
     if end <= start:
-        raise bad_request("endTime: must be after startTime", "endTime")
+        raise Invalid("endTime: must be after startTime", "endTime")
     if bucket_count(start, end, bucket_size) > MAX_BUCKETS:
-        raise bad_request(
+        raise Invalid(
             f"bucketSize: more than {MAX_BUCKETS:,} {bucket_size} buckets between startTime and "
             "endTime; use a larger bucketSize or a shorter period",
             "bucketSize",
@@ -63,11 +63,11 @@ def build_query(
     gpus = _names(gpu_type_ids)
     for gpu in gpus:
         if gpu not in catalog.gpu_types:
-            raise bad_request(f"gpuTypeId: unknown GPU type {gpu!r}", "gpuTypeId")
+            raise Invalid(f"gpuTypeId: unknown GPU type {gpu!r}", "gpuTypeId")
     dcs = _names(data_center_ids)
     for dc in dcs:
         if dc not in catalog.data_centers:
-            raise bad_request(f"dataCenterId: unknown data center {dc!r}", "dataCenterId")
+            raise Invalid(f"dataCenterId: unknown data center {dc!r}", "dataCenterId")
     return BillingQuery(
         start=start, end=end, bucket_size=bucket_size,  # type: ignore[arg-type]
         grouping=grouping, resource_id=resource_id or None, pod_id=pod_id or None,

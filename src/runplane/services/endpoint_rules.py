@@ -2,15 +2,15 @@
 span fields, volume placement, CPU instance ids.
 
 Every function takes the complete settings (defaults applied, an update merged onto the
-stored endpoint) and raises ``bad_request`` naming the field at fault.
+stored endpoint) and raises ``Invalid`` (a 400 on the wire) naming the field at fault.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from runplane.api.errors import bad_request
 from runplane.catalog.catalog import Catalog
+from runplane.errors import Invalid
 
 # Memory per vCPU of RunPod's CPU flavors: "c" compute-optimised 2 GB, "g" general 4 GB.
 _GB_PER_VCPU = {"c": 2, "g": 4}
@@ -29,7 +29,7 @@ def instance_ids(flavors: list[str], vcpus: int) -> list[str]:
 def _unknown(field: str, values: list[str], allowed: list[str] | dict[str, Any], what: str) -> None:
     for i, value in enumerate(values):
         if value not in allowed:
-            raise bad_request(f"{field}[{i}]: unknown {what} {value!r}", f"{field}[{i}]")
+            raise Invalid(f"{field}[{i}]: unknown {what} {value!r}", f"{field}[{i}]")
 
 
 def check_catalog_names(catalog: Catalog, s: dict[str, Any]) -> None:
@@ -44,26 +44,26 @@ def check_catalog_names(catalog: Catalog, s: dict[str, Any]) -> None:
     _unknown("dataCenterIds", s["dataCenterIds"], catalog.data_centers, "data center")
     minimum = s.get("minCudaVersion")
     if minimum is not None and minimum not in catalog.cuda_versions:
-        raise bad_request(f"minCudaVersion: unknown CUDA version {minimum!r}", "minCudaVersion")
+        raise Invalid(f"minCudaVersion: unknown CUDA version {minimum!r}", "minCudaVersion")
 
 
 def check_consistency(s: dict[str, Any]) -> None:
     """Rules across fields: non-empty choices, worker bounds, CUDA bounds."""
     if s["computeType"] == "GPU" and not s["gpuTypeIds"]:
-        raise bad_request("gpuTypeIds: a GPU endpoint needs at least one GPU type", "gpuTypeIds")
+        raise Invalid("gpuTypeIds: a GPU endpoint needs at least one GPU type", "gpuTypeIds")
     if s["computeType"] == "CPU" and not s["cpuFlavorIds"]:
-        raise bad_request("cpuFlavorIds: a CPU endpoint needs at least one CPU flavor", "cpuFlavorIds")
+        raise Invalid("cpuFlavorIds: a CPU endpoint needs at least one CPU flavor", "cpuFlavorIds")
     if not s["dataCenterIds"]:
-        raise bad_request("dataCenterIds: at least one data center is needed", "dataCenterIds")
+        raise Invalid("dataCenterIds: at least one data center is needed", "dataCenterIds")
     if s["workersMin"] > s["workersMax"]:
-        raise bad_request(
+        raise Invalid(
             f"workersMin: {s['workersMin']} is more than workersMax ({s['workersMax']})",
             "workersMin",
         )
     minimum = s.get("minCudaVersion")
     allowed = s["allowedCudaVersions"]
     if minimum and allowed and not any(cuda_key(v) >= cuda_key(minimum) for v in allowed):
-        raise bad_request(
+        raise Invalid(
             f"allowedCudaVersions: none of {allowed} is at least minCudaVersion {minimum}",
             "allowedCudaVersions",
         )
@@ -77,12 +77,12 @@ def check_volume_placement(
     for i, (volume_id, dc) in enumerate(volumes):
         field = f"{volume_field}[{i}]" if volume_field == "networkVolumeIds" else volume_field
         if dc not in data_centers:
-            raise bad_request(
+            raise Invalid(
                 f"{field}: network volume {volume_id} is in {dc}, which dataCenterIds excludes",
                 field,
             )
         if dc in seen:
-            raise bad_request(
+            raise Invalid(
                 f"{field}: network volumes {seen[dc]} and {volume_id} are both in {dc}; "
                 "attach at most one volume per data center",
                 field,
@@ -115,6 +115,6 @@ def apply_compute_type(catalog: Catalog, s: dict[str, Any]) -> None:
         s["instanceIds"] = instance_ids(s["cpuFlavorIds"], s["vcpuCount"])
         for instance in s["instanceIds"]:
             if not catalog.is_cpu_instance_id(instance):
-                raise bad_request(f"vcpuCount: no CPU instance {instance!r}", "vcpuCount")
+                raise Invalid(f"vcpuCount: no CPU instance {instance!r}", "vcpuCount")
     else:
         s["instanceIds"] = []

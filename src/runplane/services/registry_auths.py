@@ -9,8 +9,8 @@ from __future__ import annotations
 from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from runplane.api.errors import conflict, not_found
 from runplane.clock import Clock
+from runplane.errors import Conflict, NotFound
 from runplane.ids import new_template_id
 from runplane.schemas.registry import RegistryAuth, RegistryAuthCreate
 from runplane.services.access import can_see, owned_by
@@ -41,7 +41,7 @@ class RegistryAuthService:
                     )
                 )
         except IntegrityError:
-            raise conflict(
+            raise Conflict(
                 f"name: a container registry auth named {body.name!r} already exists", "name"
             ) from None
         return RegistryAuth(id=auth_id, name=body.name, userId=principal.user_id)
@@ -59,7 +59,7 @@ class RegistryAuthService:
         """The caller's credentials by id; 404 for missing and for other users' alike."""
         auth = self.get(auth_id)
         if auth is None or not can_see(principal, auth.userId):
-            raise not_found("container registry auth", auth_id)
+            raise NotFound("container registry auth", auth_id)
         return auth
 
     def list_for(self, principal: Principal) -> list[RegistryAuth]:
@@ -80,7 +80,7 @@ class RegistryAuthService:
                 .where(templates.c.registry_auth_id == auth_id)
             ).scalar_one()
             if users_of:
-                raise conflict(
+                raise Conflict(
                     f"container registry auth {auth_id} is used by {users_of} template(s); "
                     "change their containerRegistryAuthId first"
                 )

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from runplane.api.errors import bad_request, conflict, not_found
 from runplane.clock import Clock
+from runplane.errors import Conflict, Invalid, NotFound
 from runplane.ids import new_template_id
 from runplane.schemas.templates import Template, TemplateCreate, TemplateUpdate
 from runplane.services.access import can_see
@@ -80,7 +80,7 @@ class TemplateService:
             or (found.isPublic and not found.isRunpod and include_public)
             or (found.isRunpod and include_runpod)
         ):
-            raise not_found("template", template_id)
+            raise NotFound("template", template_id)
         return found
 
     def list_for(
@@ -168,7 +168,7 @@ class TemplateService:
         with self._engine.begin() as conn:
             in_use = self.endpoints_using(conn, template_id)
             if in_use:
-                raise conflict(
+                raise Conflict(
                     f"template {template_id} is used by {in_use} endpoint(s); delete them or "
                     "point them at another template first"
                 )
@@ -184,7 +184,7 @@ class TemplateService:
         auth = self._registry_auths.get(auth_id)
         # The template owner's own credentials only (an admin editing keeps the owner's).
         if auth is None or auth.userId != (owner_id or principal.user_id):
-            raise bad_request(
+            raise Invalid(
                 f"containerRegistryAuthId: no container registry auth {auth_id!r}",
                 "containerRegistryAuthId",
             )
@@ -208,5 +208,5 @@ def _columns(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _name_taken(name: str) -> Exception:
-    return conflict(f"name: you already have a template named {name!r}", "name")
+def _name_taken(name: str) -> Conflict:
+    return Conflict(f"name: you already have a template named {name!r}", "name")

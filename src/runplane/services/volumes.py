@@ -14,9 +14,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 
-from runplane.api.errors import bad_request, conflict, not_found
 from runplane.catalog.catalog import Catalog
 from runplane.clock import Clock
+from runplane.errors import Conflict, Invalid, NotFound
 from runplane.ids import new_template_id
 from runplane.schemas.volumes import NetworkVolume, NetworkVolumeCreate, NetworkVolumeUpdate
 from runplane.services.access import can_see, owned_by
@@ -66,7 +66,7 @@ class NetworkVolumeService:
         """The caller's volume; 404 for missing and others' alike."""
         volume = self.get(volume_id)
         if volume is None or not can_see(principal, volume.userId):
-            raise not_found("network volume", volume_id)
+            raise NotFound("network volume", volume_id)
         return volume
 
     def list_for(self, principal: Principal) -> list[NetworkVolume]:
@@ -80,7 +80,7 @@ class NetworkVolumeService:
     def create(self, principal: Principal, body: NetworkVolumeCreate) -> NetworkVolume:
         """Create the directory and the row; billing starts now."""
         if body.dataCenterId not in self._catalog.data_centers:
-            raise bad_request(f"dataCenterId: unknown data center {body.dataCenterId!r}", "dataCenterId")
+            raise Invalid(f"dataCenterId: unknown data center {body.dataCenterId!r}", "dataCenterId")
         now = self._clock.now()
         volume = NetworkVolume(
             id=new_template_id(), userId=principal.user_id, name=body.name, size=body.size,
@@ -105,7 +105,7 @@ class NetworkVolumeService:
         current = self.get_for(principal, volume_id)
         changes = body.given()
         if "size" in changes and changes["size"] < current.size:
-            raise bad_request(
+            raise Invalid(
                 f"size: a network volume can only grow; it is {current.size} GB now", "size"
             )
         updated = current.model_copy(update=changes)
@@ -130,7 +130,7 @@ class NetworkVolumeService:
                 .where(endpoint_volumes.c.network_volume_id == volume_id)
             ).scalar_one()
             if users_of:
-                raise conflict(
+                raise Conflict(
                     f"network volume {volume_id} is attached to {users_of} endpoint(s); "
                     "detach it first"
                 )

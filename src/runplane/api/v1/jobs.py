@@ -14,8 +14,8 @@ from starlette.responses import Response
 from runplane.api.errors import not_found
 from runplane.api.responses import json_response
 from runplane.api.v1 import ERRORS, caller, services
+from runplane.api.v1.job_queries import job_detail, list_jobs
 from runplane.services.access import can_see
-from runplane.services.job_queries import job_detail, list_jobs
 from runplane.services.users import Principal
 
 router = APIRouter(tags=["jobs (runplane)"], responses=ERRORS)
@@ -37,15 +37,15 @@ async def endpoint_jobs(
     while they are retained: final ones until their result retention ends."""
     svc = services(request)
     svc.endpoints.get_for(user, endpointId)  # 404 unless the caller's
-    jobs = list_jobs(svc.broker, endpointId, status, limit, includeInput)
+    jobs = list_jobs(svc, endpointId, status, limit, includeInput)
     return json_response({"endpointId": endpointId, "status": status, "limit": limit,
                           "jobs": jobs})
 
 
 @router.get("/v1/jobs/{jobId}", summary="Get a job with its input, times and stream chunks")
 async def get_job(request: Request, jobId: str, user: User, includeInput: InputFlag = False) -> Response:
-    broker = services(request).broker
-    job = broker.find(jobId)
+    svc = services(request)
+    job = svc.broker.find(jobId)
     if job is None or not can_see(user, job.user_id):
         raise not_found("job", jobId)
-    return json_response(job_detail(broker, job, includeInput))
+    return json_response(job_detail(svc, job, includeInput))

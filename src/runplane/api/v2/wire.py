@@ -1,18 +1,23 @@
-"""Job API rules: what a run request may contain, and the job object clients see.
+"""The /v2 job API's wire format: what a run request may contain, and the objects clients see.
 
 Request body (``/run``, ``/runsync``): a JSON object with ``input`` (a JSON object, required)
 and optionally ``webhook`` (http(s) URL), ``policy`` (``executionTimeout`` ms 5 s..7 d,
 ``ttl`` ms 10 s..7 d, default 24 h, ``lowPriority`` bool; other keys are refused) and
 ``s3Config`` (an object). Every top-level field is handed to the worker unchanged.
+
+Refusals here are the route's own 400s and 404s, so they are ``ApiError``s (HTTP-only);
+nothing below ``runplane.api`` imports this module except, for now, the broker's webhooks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from runplane.api.errors import ApiError, bad_request
-from runplane.broker.models import COMPLETED, Job
+from runplane.broker.models import COMPLETED, Job, QueueMetrics, WorkerView
+from runplane.worker_state import WorkerState
 
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 DEFAULT_TTL_MS = 24 * 3600 * 1000
@@ -21,6 +26,8 @@ POLICY_KEYS = {"executionTimeout", "ttl", "lowPriority"}
 
 @dataclass(frozen=True)
 class RunRequest:
+    """A validated /run or /runsync body: the payload as sent, and its policy resolved."""
+
     payload: dict[str, Any]
     ttl_ms: int
     execution_timeout_ms: int | None
@@ -111,36 +118,48 @@ def job_view(job: Job) -> dict[str, Any]:
     return out
 
 
-_WORKER_COUNT_KEYS = {"IDLE": "idle", "RUNNING": "running", "INITIALIZING": "initializing",
-                      "UNHEALTHY": "unhealthy", "PARKED": "parked"}
+# The worker states /health counts, and their key there; other states (OUTDATED, ...) are not
+# counted. THROTTLED is no worker's own state: its count comes from the controller.
+_WORKER_COUNT_KEYS: dict[str, str] = {
+    WorkerState.IDLE: "idle",
+    WorkerState.RUNNING: "running",
+    WorkerState.INITIALIZING: "initializing",
+    WorkerState.UNHEALTHY: "unhealthy",
+    WorkerState.PARKED: "parked",
+}
 
 
-def health_view(broker: Any, endpoint_id: str) -> dict[str, Any]:
+def health_view(
+    queue: QueueMetrics, workers: Iterable[WorkerView], controller_status: Mapping[str, Any]
+) -> dict[str, Any]:
     """``/health``: job counters and workers by state, plus the controller's ``reason`` why
     jobs wait when it has one (runplane extension). RunPod's keys are kept; ``parked``
-    (FlashBoot: frozen, resumed by the next job) is runplane's own and not counted as idle."""
-    m = broker.queue_metrics(endpoint_id)
-    controller = broker.endpoint_status(endpoint_id)
+    (FlashBoot: frozen, resumed by the next job) is runplane's own and not counted as idle.
+
+    ``queue`` is the broker's ``queue_metrics``, ``workers`` its registry's ``snapshot`` and
+    ``controller_status`` the controller's ``endpoint_status`` (``reason``, ``throttled``).
+    """
     counts = {"idle": 0, "running": 0, "initializing": 0, "unhealthy": 0,
-              "throttled": controller.get("throttled", 0), "parked": 0}
-    for w in broker.workers.snapshot(endpoint_id):
+              "throttled": controller_status.get("throttled", 0), "parked": 0}
+    for w in workers:
         key = _WORKER_COUNT_KEYS.get(w.status)
         if key:
             counts[key] += 1
-    body = {
+    body: dict[str, Any] = {
         "jobs": {
-            "completed": m.completed,
-            "failed": m.failed,
-            "inProgress": m.in_progress,
-            "inQueue": m.in_queue,
-            "retried": m.retried,
+            "completed": queue.completed,
+            "failed": queue.failed,
+            "inProgress": queue.in_progress,
+            "inQueue": queue.in_queue,
+            "retried": queue.retried,
         },
         "workers": counts,
     }
-    if controller.get("reason"):
-        body["reason"] = controller["reason"]
+    if controller_status.get("reason"):
+        body["reason"] = controller_status["reason"]
     return body
 
 
 def job_not_found(job_id: str) -> ApiError:
+    """The 404 of a job that is gone, or not on this endpoint (the two are not told apart)."""
     return ApiError(404, f"job {job_id} not found")

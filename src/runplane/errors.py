@@ -1,0 +1,42 @@
+"""Domain errors: what the services, the broker and the controller refuse, and why.
+
+They carry no HTTP status. Only ``runplane.api`` maps them onto a wire shape (RunPod's JSON
+for v1 and the job API today, problem+json for REST v2 later), so a rule reads the same
+wherever it is enforced and is tested without an HTTP stack.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A refusal the caller can act on; ``field`` names the input to blame, when one is."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class Invalid(DomainError):
+    """The input breaks a rule (a bad value, a missing field, an unknown reference)."""
+
+
+class Unauthorized(DomainError):
+    """No credential, or one that is not (or no longer) valid."""
+
+
+class Forbidden(DomainError):
+    """A valid credential that may not do this (e.g. a worker's on another endpoint)."""
+
+
+class NotFound(DomainError):
+    """No such resource, or one the caller may not see: the two are not told apart."""
+
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"{kind} {ident} not found")
+        self.kind = kind
+        self.ident = ident
+
+
+class Conflict(DomainError):
+    """The resource's current state forbids the change (in use, already exists, ...)."""
