@@ -7,11 +7,12 @@ environment variables, the TOML config file (``--config``, ``RUNPLANE_CONFIG`` o
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -87,10 +88,80 @@ class ControllerSettings(BaseModel):
     max_parked_s: float = 3600.0
 
 
+class BrokerSettings(BaseModel):
+    """The job broker (docs/jobs.md): long-polls, retries, heartbeats, retention."""
+
+    model_config = {"extra": "forbid"}
+
+    # How long job-take holds a long-poll open (must stay under every SDK's 30 s cap).
+    job_take_hold_s: float = 20.0
+    # Times a job lost by its worker is re-queued before it is failed.
+    job_max_retries: int = 3
+    # A worker silent for this long is considered dead and its jobs are re-queued.
+    worker_heartbeat_timeout_s: float = 30.0
+    # Ping interval injected into workers (RUNPOD_PING_INTERVAL, milliseconds).
+    worker_ping_interval_ms: int = 10_000
+    # A job its worker's pings stop listing for this long is lost (covers job-done retries).
+    job_lost_grace_s: float = 15.0
+    # How often the timeout/TTL/heartbeat sweep runs.
+    sweep_interval_s: float = 1.0
+    # The pause between webhook delivery attempts (RunPod: 3 attempts, 10 s apart).
+    webhook_retry_delay_s: float = 10.0
+    # Job retention after a final state (RunPod: 30 min for /run, 1 min for /runsync).
+    run_result_retention_s: float = 1800.0
+    runsync_result_retention_s: float = 60.0
+
+
+class ContainerSettings(BaseModel):
+    """Container images (docs/containers.md)."""
+
+    model_config = {"extra": "forbid"}
+
+    # Which engine runs them ("auto" = podman, else docker, whichever answers; "none" refuses
+    # them), the network containers join ("host": workers reach the server on loopback and a
+    # pod's ports are the host's), arguments added to every `run` (e.g. ["--runtime",
+    # "runc"]) and to every pull (e.g. ["--tls-verify=false"] for a plain-HTTP registry of
+    # your own), the address other networks publish ports on, and --init (a PID 1 that passes
+    # the stop signal on, so stops are graceful).
+    engine: Literal["auto", "podman", "docker", "none"] = "auto"
+    network: str = "host"
+    run_args: list[str] = Field(default_factory=list)
+    pull_args: list[str] = Field(default_factory=list)
+    publish_ip: str = "0.0.0.0"
+    init: bool = True
+
+
+class RaySettings(BaseModel):
+    """The Ray cluster workers run on with ``provider = "ray"`` (docs/ray.md)."""
+
+    model_config = {"extra": "forbid"}
+
+    # Empty: Ray's own choice (RAY_ADDRESS, else the cluster `ray start` made on this host,
+    # else a new one-node Ray here).
+    address: str = ""
+    # Ray namespace of runplane's worker actors (named runplane-<worker id>-<n>).
+    namespace: str = "runplane"
+
+
+# Flat keys of earlier releases -> (group, key) (see Settings._legacy_flat_keys).
+LEGACY_KEYS: dict[str, tuple[str, str]] = {
+    **{k: ("broker", k) for k in (
+        "job_take_hold_s", "job_max_retries", "worker_heartbeat_timeout_s",
+        "worker_ping_interval_ms", "job_lost_grace_s", "webhook_retry_delay_s",
+        "run_result_retention_s", "runsync_result_retention_s")},
+    "broker_sweep_interval_s": ("broker", "sweep_interval_s"),
+    **{f"container_{k}": ("container", k) for k in (
+        "engine", "network", "run_args", "pull_args", "publish_ip", "init")},
+    "ray_address": ("ray", "address"),
+    "ray_namespace": ("ray", "namespace"),
+}
+
+
 class Settings(BaseSettings):
     """Everything the server reads at start-up."""
 
-    model_config = SettingsConfigDict(env_prefix="RUNPLANE_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="RUNPLANE_", env_nested_delimiter="__",
+                                      extra="forbid")
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -116,40 +187,6 @@ class Settings(BaseSettings):
     max_run_body_bytes: int = 10_000_000
     max_runsync_body_bytes: int = 20_000_000
 
-    # Job retention after a final state, in seconds (RunPod: 30 min for /run, 1 min for /runsync).
-    run_result_retention_s: float = 1800.0
-    runsync_result_retention_s: float = 60.0
-    # How long job-take holds a long-poll open (must stay under every SDK's 30 s cap).
-    job_take_hold_s: float = 20.0
-    # Times a job lost by its worker is re-queued before it is failed.
-    job_max_retries: int = 3
-    # A worker silent for this long is considered dead and its jobs are re-queued.
-    worker_heartbeat_timeout_s: float = 30.0
-    # Ping interval injected into workers (RUNPOD_PING_INTERVAL, milliseconds).
-    worker_ping_interval_ms: int = 10_000
-    # Job broker (docs/jobs.md): a job its worker's pings stop listing for this long is lost
-    # (covers job-done delivery retries); how often the timeout/TTL/heartbeat sweep runs;
-    # the pause between webhook delivery attempts (RunPod: 3 attempts, 10 s apart).
-    job_lost_grace_s: float = 15.0
-    broker_sweep_interval_s: float = 1.0
-    webhook_retry_delay_s: float = 10.0
-
-    # Create the demo template and endpoint from examples/ at start-up.
-    demo: bool = False
-
-    # Container images (docs/containers.md): which engine runs them ("auto" = podman, else
-    # docker, whichever answers; "none" refuses them), the network containers join ("host":
-    # workers reach the server on loopback and a pod's ports are the host's), arguments added
-    # to every `run` (e.g. ["--runtime", "runc"]), the address other networks publish ports
-    # on, and --init (a PID 1 that passes the stop signal on, so stops are graceful).
-    container_engine: Literal["auto", "podman", "docker", "none"] = "auto"
-    container_network: str = "host"
-    container_run_args: list[str] = Field(default_factory=list)
-    # Added to every pull (e.g. ["--tls-verify=false"] for a plain-HTTP registry of your own).
-    container_pull_args: list[str] = Field(default_factory=list)
-    container_publish_ip: str = "0.0.0.0"
-    container_init: bool = True
-
     # Network volumes: one directory per volume under <volume_root>/<dataCenterId>/<id>;
     # None means <data_dir>/volumes. Billed per GB-month of their size (RunPod: $0.07).
     volume_root: Path | None = None
@@ -160,13 +197,31 @@ class Settings(BaseSettings):
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
 
     # Where workers and pods run (docs/ray.md): "local" (this host, one machine) or "ray"
-    # (every node of the Ray cluster at ray_address is a machine; empty: Ray's own choice,
-    # RAY_ADDRESS, else the cluster `ray start` made on this host, else a new one-node Ray
-    # here). Needs `pip install runplane[ray]`.
+    # (every node of the Ray cluster of [ray]). Needs `pip install runplane[ray]`.
     provider: Literal["local", "ray"] = "local"
-    ray_address: str = ""
-    # Ray namespace of runplane's worker actors (named runplane-<worker id>-<n>).
-    ray_namespace: str = "runplane"
+    # The job broker, container images and the Ray cluster.
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    container: ContainerSettings = Field(default_factory=ContainerSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_flat_keys(cls, data: Any) -> Any:
+        """Earlier releases had these groups' settings as flat keys (``job_take_hold_s``,
+        ``container_engine``, ``ray_address`` ...); they are still accepted, in the file, as
+        keyword arguments and as ``RUNPLANE_<KEY>`` variables, and moved into their group. A
+        value given in the group itself wins."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for flat, (group, key) in LEGACY_KEYS.items():
+            if flat in data:
+                value = data.pop(flat)
+                section = data.get(group)
+                section = dict(section) if isinstance(section, dict) else {}
+                section.setdefault(key, value)
+                data[group] = section
+        return data
 
     @classmethod
     def settings_customise_sources(
@@ -177,7 +232,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _TomlSource(settings_cls, init_settings, env_settings))
+        return (init_settings, env_settings, _LegacyEnvSource(settings_cls),
+                _TomlSource(settings_cls, init_settings, env_settings))
 
     @property
     def resolved_database_url(self) -> str:
@@ -193,6 +249,22 @@ class Settings(BaseSettings):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
+
+
+class _LegacyEnvSource(PydanticBaseSettingsSource):
+    """``RUNPLANE_<KEY>`` for the flat keys of earlier releases (``LEGACY_KEYS``), as strings
+    (JSON for lists), for the model's validator to move into their groups."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for flat in LEGACY_KEYS:
+            raw = os.environ.get(f"RUNPLANE_{flat.upper()}")
+            if raw is not None:
+                out[flat] = json.loads(raw) if flat.endswith("_args") else raw
+        return out
 
 
 class _TomlSource(PydanticBaseSettingsSource):

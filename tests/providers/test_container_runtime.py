@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runplane.config import MachineSettings
+from runplane.config import ContainerSettings, MachineSettings
 from runplane.providers.base import (
     EXITED,
     PARKED,
@@ -23,7 +23,6 @@ from runplane.providers.base import (
 )
 from runplane.providers.local import LocalProvider
 from runplane.providers.runtimes.container_engine import (
-    ContainerConfig,
     EngineUnavailable,
     probe_engine,
 )
@@ -44,7 +43,7 @@ needs_podman = pytest.mark.skipif(bool(_ready()), reason=_ready() or "")
 
 @pytest.fixture
 def provider(tmp_path: Path) -> Iterator[LocalProvider]:
-    p = LocalProvider(MachineSettings(), tmp_path, container=ContainerConfig(engine="podman"))
+    p = LocalProvider(MachineSettings(), tmp_path, container=ContainerSettings(engine="podman"))
     yield p
     for info in p.list():
         if info.state != EXITED:
@@ -72,8 +71,8 @@ def podman_state(name: str) -> str:
 
 
 def test_engine_none_refuses_images_with_a_reason(tmp_path: Path) -> None:
-    p = LocalProvider(MachineSettings(), tmp_path, container=ContainerConfig(engine="none"))
-    with pytest.raises(ImageError, match='container_engine = "none"'):
+    p = LocalProvider(MachineSettings(), tmp_path, container=ContainerSettings(engine="none"))
+    with pytest.raises(ImageError, match='engine = "none"'):
         p.check_image("runpod/worker:1")
     assert p.needs_command(f"local:{tmp_path}") and not p.needs_command("runpod/worker:1")
 
@@ -84,7 +83,7 @@ def test_a_docker_client_without_its_daemon_is_not_an_engine() -> None:
                                         timeout=60).returncode == 0:
         pytest.skip("needs a docker client whose daemon does not answer")
     with pytest.raises(EngineUnavailable, match="docker is installed but cannot run containers"):
-        probe_engine(ContainerConfig(engine="docker"))
+        probe_engine(ContainerSettings(engine="docker"))
 
 
 @needs_podman
@@ -152,7 +151,7 @@ async def test_park_and_resume_pause_the_container(provider: LocalProvider) -> N
 
 @needs_podman
 async def test_a_restarted_server_removes_only_its_own_orphans(tmp_path: Path) -> None:
-    config = ContainerConfig(engine="podman")
+    config = ContainerSettings(engine="podman")
     first = LocalProvider(MachineSettings(), tmp_path / "a", container=config)
     other = LocalProvider(MachineSettings(), tmp_path / "b", container=config)
     loop_script = "echo ready; while true; do sleep 0.1; done"

@@ -48,6 +48,7 @@ import time
 import uuid
 from pathlib import Path
 
+from runplane.config import ContainerSettings
 from runplane.providers.base import EXITED, PARKED, RUNNING, ProcessInfo, WorkerSpec
 from runplane.providers.runtimes.container_argv import (
     RunSpec,
@@ -57,7 +58,6 @@ from runplane.providers.runtimes.container_argv import (
     run_failure,
 )
 from runplane.providers.runtimes.container_engine import (
-    ContainerConfig,
     Engine,
     EngineUnavailable,
     probe_engine,
@@ -157,7 +157,7 @@ class _Container:
 class ContainerRuntime:
     """Starts, stops, pauses and watches container workers through one engine's CLI."""
 
-    def __init__(self, config: ContainerConfig, run_dir: Path, owner: str) -> None:
+    def __init__(self, config: ContainerSettings, run_dir: Path, owner: str) -> None:
         self.config = config
         self.run_dir = run_dir
         # Labels: which server (data dir) owns a container, and which run of it started it.
@@ -240,7 +240,7 @@ class ContainerRuntime:
             publish_ip=self.config.publish_ip,
             labels={"runplane.owner": self.owner, "runplane.run": self.run_id,
                     "runplane.worker": spec.id},
-            run_args=self.config.run_args, init=self.config.init, extra_env=tuple(extra_env)))
+            run_args=tuple(self.config.run_args), init=self.config.init, extra_env=tuple(extra_env)))
         plan: dict[str, object] = {
             "image": image, "state": str(files["state"]), "pull_log": str(files["pull_log"]),
             "exists": None if image in self._present

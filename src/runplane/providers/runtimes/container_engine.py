@@ -10,30 +10,10 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from runplane.config import ContainerSettings
 from runplane.providers.base import ImageError
 
 ENGINES = ("podman", "docker")
-
-
-@dataclass(frozen=True)
-class ContainerConfig:
-    """The operator's container settings (``container_*`` in config.py)."""
-
-    engine: str = "auto"  # auto | podman | docker | none
-    network: str = "host"
-    run_args: tuple[str, ...] = ()  # appended to every `run` (e.g. --runtime runc)
-    publish_ip: str = "0.0.0.0"  # where non-host networks publish ports
-    init: bool = True  # --init: a PID 1 that forwards SIGTERM (graceful stops)
-    pull_args: tuple[str, ...] = ()  # added to every pull (e.g. --tls-verify=false)
-
-    @classmethod
-    def from_settings(cls, settings: object) -> ContainerConfig:
-        """From the server's ``container_*`` settings."""
-        g = getattr
-        return cls(g(settings, "container_engine", "auto"), g(settings, "container_network", "host"),
-                   tuple(g(settings, "container_run_args", ())),
-                   g(settings, "container_publish_ip", "0.0.0.0"), g(settings, "container_init", True),
-                   tuple(g(settings, "container_pull_args", ())))
 
 
 @dataclass(frozen=True)
@@ -55,12 +35,12 @@ def run_cli(argv: list[str], timeout: float = 30.0) -> subprocess.CompletedProce
                           stdin=subprocess.DEVNULL)
 
 
-def probe_engine(config: ContainerConfig) -> Engine:
+def probe_engine(config: ContainerSettings) -> Engine:
     """The configured engine, or the first of podman/docker that answers (``auto``);
     EngineUnavailable saying why when none does."""
     if config.engine == "none":
         raise EngineUnavailable("container images are turned off on this server "
-                                "(container_engine = \"none\"): use 'local:/absolute/dir' images")
+                                "([container] engine = \"none\"): use 'local:/absolute/dir' images")
     names = ENGINES if config.engine == "auto" else (config.engine,)
     why = []
     for name in names:
