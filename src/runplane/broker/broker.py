@@ -1,156 +1,151 @@
-"""The job broker: what the job API and the worker routes do to jobs (``services.broker``).
+"""The job broker: what the job API does to jobs, and the assembly of the broker's parts.
 
 Rules (docs/jobs.md):
 
 - ``submit`` commits the job before it is queued or its id is returned.
 - A job popped for a job-take is *reserved* until the response was written; only then is it
-  ``confirm``-ed as taken (IN_PROGRESS). If the worker went away first, ``untake`` puts it
-  back at the head of the queue without counting a retry.
+  confirmed as taken (IN_PROGRESS). If the worker went away first, it goes back to the head
+  of the queue without counting a retry.
 - A job its worker lost (heartbeats stopped, pings stopped listing it, worker retired) is
   re-queued at the head counting a retry; past ``job_max_retries`` retries it is FAILED.
 - Cancel and execution timeout finalize at once (CANCELLED, TIMED_OUT) and push the id to
   the worker's job-stop channel. TTL expiry deletes the job in any state.
 - A result for a job that is already final is acknowledged and ignored.
 
-The parts, each in its own module: the queues and long-polls (:mod:`.queues`), the
-transitions that end or undo a run (:mod:`.lifecycle`), the time limits (:mod:`.sweeps`),
-the start-up rebuild (:mod:`.rebuild`), handing jobs to workers (:mod:`.handoff`), the
-workers (:mod:`.workers`) and the group-commit writer (:mod:`.writer`). Everything runs on the
-server's event loop thread; SQL writes go through the writer. Time comes from the injected
-clock so :meth:`Broker.sweep` can be driven by tests.
+The parts, built here in dependency order and each given only what it uses: the queues
+(:mod:`.queues`), the worker registry (:mod:`.workers`), the job book that owns the state and
+its transitions (:mod:`.book`), the applier of their effects (:mod:`.effects`), the time
+limits (:mod:`.sweeps`), the worker-route operations (:mod:`.handoff`), webhooks
+(:mod:`.webhooks`), the start-up rebuild (:mod:`.rebuild`) and the group-commit writer
+(:mod:`.writer`). Everything runs on the server's event loop thread; SQL writes go through
+the writer. Time comes from the injected clock so :meth:`Broker.sweep` can be driven by tests.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import Engine
 
 from runplane.broker import store as sql
-from runplane.broker.endpoints import EndpointDirectory
+from runplane.broker.book import JobBook
+from runplane.broker.effects import EffectApplier, EnqueueListener, JobListener
 from runplane.broker.handoff import JobHandoff
-from runplane.broker.lifecycle import JobLifecycle
-from runplane.broker.models import (
-    CANCELLED,
-    IN_PROGRESS,
-    IN_QUEUE,
-    JOB_REQUEUED,
-    JOB_SUBMITTED,
-    Job,
-    JobEvent,
-    QueueMetrics,
-    Worker,
-)
+from runplane.broker.models import FINAL_STATES, IN_QUEUE, Job, QueueMetrics, Worker
 from runplane.broker.queues import JobQueues
 from runplane.broker.rebuild import rebuild
 from runplane.broker.sweeps import Sweeper
+from runplane.broker.webhooks import WebhookSender
 from runplane.broker.workers import WorkerRegistry
 from runplane.broker.writer import Writer
 from runplane.clock import Clock
-from runplane.config import Settings
-
-log = logging.getLogger("runplane.broker")
+from runplane.config import BrokerSettings
 
 _ids = random.Random(random.SystemRandom().getrandbits(256))
+# At most this many extra rows are read to make up for rows whose job is in memory.
+_MAX_OVERFETCH = 5000
+
+
+def _retained(job: Job, now: float) -> bool:
+    """A row past its TTL or result retention is being deleted: /status answers 404."""
+    return job.expires_at > now and (job.retain_until is None or job.retain_until > now)
 
 
 class Broker:
-    """The job broker. ``services.broker``; see the module docstring.
+    """The job broker; see the module docstring.
 
-    Interface for the controller:
+    ``owner_of(endpoint_id)`` and ``execution_timeout_ms(endpoint_id)`` come from the control
+    plane's endpoints; ``render_job(job)`` is a job's wire object (for webhooks);
+    ``public_url`` is the server's address as workers reach it.
 
-    - ``queue_metrics(endpoint_id) -> QueueMetrics``
-    - ``add_enqueue_listener(callback(endpoint_id))``: called synchronously on every enqueue
-      (new job, retry, re-queue of a lost job), e.g. to scale from zero at once.
-    - ``add_job_listener(callback(JobEvent))``: every job's submit, re-queue, take and final
-      state, for metrics and statistics (runplane.observability).
-    - ``endpoint_status``: set by the controller, ``endpoint_id -> dict`` (below).
-    - ``workers``: the :class:`WorkerRegistry` (``services.worker_registry``).
+    For the controller: :meth:`queue_metrics`, :meth:`add_enqueue_listener` (called
+    synchronously on every enqueue: new job, retry, re-queue of a lost job; e.g. to scale
+    from zero at once), :meth:`add_job_listener` (every job's submit, re-queue, take and final
+    state, for metrics and statistics) and :attr:`workers`.
     """
 
-    def __init__(
-        self, engine: Engine, settings: Settings, clock: Clock, directory: EndpointDirectory
-    ) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.clock = clock
-        self.directory = directory
-        self.writer = Writer(engine)
-        # Every queued and running job, and the most recent final ones (lifecycle).
-        self.jobs: dict[str, Job] = {}
-        self.queues = JobQueues()
-        self.lifecycle = JobLifecycle(self)
-        self.sweeper = Sweeper(self)
-        # Set by the controller: what it says about an endpoint now, e.g. {"reason": "no
-        # machine has ...", "throttled": 1}; shown in /health and on queued jobs' /status.
-        self.endpoint_status: Callable[[str], dict[str, Any]] = lambda _endpoint_id: {}
-        self.workers = WorkerRegistry(self)
-        # The worker routes' operations, under the broker's names (handoff.py).
-        h = self.handoff = JobHandoff(self)
-        self.take, self.confirm, self.untake = h.take, h.confirm, h.untake
-        self.done, self.stream_chunk = h.done, h.stream_chunk
-        self._background: set[asyncio.Task] = set()
-        self._webhooks: Any = None
+    def __init__(self, engine: Engine, settings: BrokerSettings, clock: Clock, public_url: str,
+                 owner_of: Callable[[str], str | None],
+                 execution_timeout_ms: Callable[[str], int],
+                 render_job: Callable[[Job], bytes]) -> None:
+        self._engine = engine
+        self._clock = clock
         self._closed = False
-        self.load()
+        self.writer = Writer(engine)
+        queues = JobQueues()
+        self.workers = WorkerRegistry(engine, clock, self.writer, settings, public_url, owner_of,
+                                      release_waiters=queues.release, lose_jobs=self._lose)
+        self._book = JobBook(queues, self.workers.get, max_retries=settings.job_max_retries,
+                             run_retention_s=settings.run_result_retention_s,
+                             runsync_retention_s=settings.runsync_result_retention_s)
+        self._webhooks = WebhookSender(render_job, settings.webhook_retry_delay_s)
+        self._applier = EffectApplier(self.writer, self.workers, self._webhooks.send)
+        self._apply = self._applier.apply
+        self._sweeper = Sweeper(self._book, engine, clock, settings.sweep_interval_s,
+                                execution_timeout_ms, self._apply, self.workers.sweep)
+        self.handoff = JobHandoff(self._book, self.workers, self._sweeper, self.writer, clock,
+                                  self._apply, lambda: self._closed, settings.job_take_hold_s)
+        rebuild(engine, self._book, self.workers, self._sweeper, self._apply)
 
     # -- start-up and shutdown -----------------------------------------------------------
-
-    def load(self) -> None:
-        """Rebuild the in-memory index from the store (workers, queued and running jobs)."""
-        rebuild(self)
 
     @property
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def jobs(self) -> Mapping[str, Job]:
+        """The jobs in memory (queued, running, the most recent final ones), read-only."""
+        return MappingProxyType(self._book.jobs)
+
     def start(self) -> None:
         """Start the sweep loop on the running event loop (idempotent)."""
-        if not self.sweeper.running and not self._closed:
-            self.sweeper.start()
+        if not self._sweeper.running and not self._closed:
+            self._sweeper.start()
 
     def begin_shutdown(self) -> None:
         """Answer every open long-poll now and hold no new ones (the server is stopping)."""
         self._closed = True
-        self.queues.release_all()
-        self.workers.release_all()
-        for job in list(self.jobs.values()):
+        self._sweeper.stop()
+        self._book.queues.release_all()
+        self.workers.close()
+        for job in list(self._book.jobs.values()):
             job.notify()
 
     async def shutdown(self) -> None:
         """Release every long-poll at once (so the server stops promptly), stop the sweeps
-        and flush pending writes."""
+        and webhooks and flush pending writes."""
         self.begin_shutdown()
-        self.sweeper.stop()
-        for t in list(self._background):
-            t.cancel()
-        if self._webhooks is not None:
-            await self._webhooks.aclose()
-            self._webhooks = None
+        await self._webhooks.aclose()
         await asyncio.get_running_loop().run_in_executor(None, self.writer.flush)
 
     def close(self) -> None:
         """Stop the writer thread (after flushing). For tests and process exit."""
         self._closed = True
+        self._sweeper.stop()
         self.writer.close()
 
-    # -- controller interface ------------------------------------------------------------
+    # -- for the controller and observers ------------------------------------------------
 
-    def add_enqueue_listener(self, callback: Callable[[str], None]) -> None:
-        self.queues.listeners.append(callback)
+    def add_enqueue_listener(self, callback: EnqueueListener) -> None:
+        self._applier.enqueue_listeners.append(callback)
 
-    def add_job_listener(self, callback: Callable[[JobEvent], None]) -> None:
+    def add_job_listener(self, callback: JobListener) -> None:
         """``callback(JobEvent)`` on submit, re-queue, take and final state, synchronously on
         the hot path: it must be O(1) and do no I/O. Its exceptions are logged, not raised."""
-        self.lifecycle.listeners.append(callback)
+        self._applier.job_listeners.append(callback)
 
     def queue_metrics(self, endpoint_id: str) -> QueueMetrics:
-        return self.queues.metrics(endpoint_id)
+        return self._book.queues.metrics(endpoint_id)
+
+    def sweep(self, now: float | None = None) -> None:
+        """Enforce TTLs, execution timeouts, heartbeats and result retention as of ``now``."""
+        self._sweeper.sweep(self._clock.now() if now is None else now)
 
     # -- client operations ---------------------------------------------------------------
 
@@ -167,10 +162,11 @@ class Broker:
         webhook: str | None,
     ) -> Job:
         """Store a new job (committed before this returns) and queue it."""
-        now = self.clock.now()
-        # A version-4 UUID from a CSPRNG-seeded generator: no syscall (and GIL hand-off) per job;
-        # ids are not secrets (every route checks the endpoint's owner).
-        job_id = ("sync-" if sync else "") + str(uuid.UUID(int=_ids.getrandbits(128), version=4)) + "-u1"
+        now = self._clock.now()
+        # A version-4 UUID from a CSPRNG-seeded generator: no syscall (and GIL hand-off) per
+        # job; ids are not secrets (every route checks the endpoint's owner).
+        job_id = (("sync-" if sync else "") + str(uuid.UUID(int=_ids.getrandbits(128), version=4))
+                  + "-u1")
         payload = {**payload, "id": job_id}
         job = Job(
             id=job_id, endpoint_id=endpoint_id, user_id=user_id, payload=payload,
@@ -178,24 +174,18 @@ class Broker:
             low_priority=low_priority, execution_timeout_ms=execution_timeout_ms, webhook=webhook,
         )
         await self.writer.write((sql.INSERT_JOB, sql.job_row(job)))
-        self.jobs[job_id] = job
-        self.sweeper.watch_ttl(job)
-        self.queues.push(job)
-        lifecycle = self.lifecycle
-        if lifecycle.listeners:
-            lifecycle.emit(JOB_SUBMITTED, job, now)
+        fx = self._book.admit(job, now)
+        self._sweeper.watch_ttl(job)
+        self._apply(fx)
         return job
 
     def find(self, job_id: str) -> Job | None:
         """A job by id from memory, else from the store (final jobs); None if gone."""
-        job = self.jobs.get(job_id)
+        job = self._book.jobs.get(job_id)
         if job is not None:
             return None if job.deleted else job
-        job = sql.load_job(self.engine, job_id)
-        if job is None:
-            return None
-        now = self.clock.now()
-        if job.expires_at <= now or (job.retain_until is not None and job.retain_until <= now):
+        job = sql.load_job(self._engine, job_id)
+        if job is None or not _retained(job, self._clock.now()):
             return None  # expired; its row is being deleted
         return job
 
@@ -222,51 +212,66 @@ class Broker:
         return True
 
     async def cancel(self, job: Job) -> Job:
-        if job.final or job.deleted:
-            return job
-        holder = job.worker_id if job.status == IN_PROGRESS else job.reserved_by
-        fut = self.lifecycle.finalize(job, CANCELLED, None, None)
-        if holder:
-            self.workers.stop_job(holder, job.id)
+        """CANCELLED (committed before this returns), its worker told to stop it."""
+        fut = self._apply(self._book.cancel(job, self._clock.now()))
         if fut is not None:
             await fut
         return job
 
     async def retry(self, job: Job) -> Job:
         """Re-queue a FAILED or TIMED_OUT job under the same id (old result removed)."""
-        if self.jobs.get(job.id) is not job:
-            self.jobs[job.id] = job
-        job.status = IN_QUEUE
-        job.settled = False
-        job.output = job.error = None
-        job.worker_id = None
-        job.started_at = job.finished_at = job.retain_until = None
-        job.chunks = []
-        job.stream_delivered = 0
-        job.missing_since = None
-        await self.writer.write((sql.RESET_JOB, {"_id": job.id}), (sql.DELETE_CHUNKS, {"_id": job.id}))
-        self.sweeper.watch_ttl(job)
-        self.queues.push(job)
-        if self.lifecycle.listeners:
-            self.lifecycle.emit(JOB_REQUEUED, job, self.clock.now())
+        self._book.reset(job)
+        await self.writer.write((sql.RESET_JOB, {"_id": job.id}),
+                                (sql.DELETE_CHUNKS, {"_id": job.id}))
+        self._sweeper.watch_ttl(job)
+        self._apply(self._book.requeue(job, self._clock.now()))
         return job
 
     async def purge(self, endpoint_id: str) -> int:
         """Cancel every queued (not yet handed out) job of the endpoint; returns how many."""
-        removed = self.queues.queued(endpoint_id)
-        finalize = self.lifecycle.finalize
-        futures = [finalize(job, CANCELLED, None, "removed by purge-queue") for job in removed]
-        pending = [f for f in futures if f is not None]
-        if pending:
-            await asyncio.gather(*pending)
-        return len(removed)
+        removed, fx = self._book.purge(endpoint_id, self._clock.now())
+        fut = self._apply(fx)
+        if fut is not None:
+            await fut
+        return removed
+
+    def jobs_of(self, endpoint_id: str, status: str | None, limit: int,
+                with_payload: bool) -> list[Job]:
+        """The endpoint's retained jobs, newest first (IN_QUEUE: oldest first, queue order).
+
+        Memory is the truth for queued and running jobs (every one is there) and holds the
+        most recent final ones; older final jobs are read from the store until their
+        retention ends. A job in memory wins over its row, which may lag a write behind.
+        """
+        oldest_first = status == IN_QUEUE
+        now = self._clock.now()
+        mine = [j for j in list(self._book.jobs.values())
+                if j.endpoint_id == endpoint_id and not j.deleted]
+        found = [j for j in mine if status is None or j.status == status]
+        wanted_final = tuple(FINAL_STATES) if status is None else (
+            (status,) if status in FINAL_STATES else ())
+        if wanted_final:
+            in_memory = {j.id for j in mine}
+            rows = sql.list_jobs(
+                self._engine, endpoint_id, wanted_final,
+                limit + min(len(in_memory), _MAX_OVERFETCH), oldest_first=oldest_first,
+                with_payload=with_payload)
+            found += [j for j in rows if j.id not in in_memory and _retained(j, now)]
+        found.sort(key=lambda j: (j.created_at, j.id), reverse=not oldest_first)
+        return found[:limit]
+
+    def chunks(self, job: Job) -> list[Any]:
+        """Every stream chunk of ``job`` so far, without moving ``/stream``'s cursor."""
+        if self._book.jobs.get(job.id) is job:
+            return list(job.chunks)
+        return sql.load_chunks(self._engine, job.id, 0)
 
     def stream_take(self, job: Job) -> list[Any]:
         """Chunks not handed out yet (each chunk is handed out once)."""
-        if self.jobs.get(job.id) is job:
+        if self._book.jobs.get(job.id) is job:
             new = job.chunks[job.stream_delivered:]
         else:  # a final job read from the store
-            new = sql.load_chunks(self.engine, job.id, job.stream_delivered)
+            new = sql.load_chunks(self._engine, job.id, job.stream_delivered)
         if new:
             job.stream_delivered += len(new)
             self.writer.write_nowait(
@@ -274,38 +279,12 @@ class Broker:
             )
         return new
 
-    def waiting_reason(self, job: Job) -> str | None:
-        """Why a queued job waits (no machine fits, crash loop...), or None."""
-        if job.status != IN_QUEUE:
-            return None
-        return self.endpoint_status(job.endpoint_id).get("reason")
+    # -- what the registry reports -------------------------------------------------------
 
-    # -- worker operations (take, confirm, untake, done, stream_chunk: handoff.py) --------
-
-    def has_queued(self, endpoint_id: str) -> bool:
-        """Whether a job-take for the endpoint would be answered at once."""
-        return self.queues.has_queued(endpoint_id)
+    def _lose(self, jobs: Iterable[Job], reason: str) -> None:
+        """Their worker lost them (retired, silent, stopped listing them)."""
+        self._apply(self._book.lose(jobs, reason, self._clock.now()))
 
     def release_waiters(self, worker: Worker) -> None:
         """Answer the worker's open job-take long-polls with no job."""
-        self.queues.release(worker)
-
-    # -- transitions and sweeps (see lifecycle.py, sweeps.py) ------------------------------
-
-    def lose(self, job: Job, reason: str) -> None:
-        """The job's worker lost it: re-queue counting a retry, or FAIL past the limit."""
-        self.lifecycle.lose(job, reason)
-
-    def sweep(self, now: float | None = None) -> None:
-        """Enforce TTLs, execution timeouts, heartbeats and result retention as of ``now``."""
-        self.sweeper.sweep(self.clock.now() if now is None else now)
-
-    def spawn_webhook(self, job: Job) -> None:
-        """Deliver ``job``'s webhook in the background (unless the server is stopping)."""
-        if self._closed:
-            return
-        from runplane.broker.webhooks import deliver
-
-        task = asyncio.get_running_loop().create_task(deliver(self, job))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._book.queues.release(worker)

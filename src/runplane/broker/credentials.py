@@ -12,8 +12,6 @@ import hashlib
 import secrets
 from urllib.parse import quote
 
-from runplane.config import Settings
-
 TOKEN_PREFIX = "rpw_"
 
 
@@ -26,13 +24,14 @@ def hash_token(token: str) -> str:
 
 
 def worker_env(
-    settings: Settings, endpoint_id: str, worker_id: str, token: str, gpu: str = ""
+    public_url: str, ping_interval_ms: int, endpoint_id: str, worker_id: str, token: str,
+    gpu: str = "",
 ) -> dict[str, str]:
-    """Every RUNPOD_* variable an unmodified SDK worker needs (PROTOCOL.md section 5)."""
-    base = settings.resolved_public_url
+    """Every RUNPOD_* variable an unmodified SDK worker needs (PROTOCOL.md section 5):
+    ``public_url`` is the server's base URL as workers reach it."""
     q = f"?gpu={quote(gpu, safe='')}"
-    ep = f"{base}/v2/{endpoint_id}"
-    interval = max(1000, (int(settings.worker_ping_interval_ms) // 1000) * 1000)
+    ep = f"{public_url}/v2/{endpoint_id}"
+    interval = max(1000, (int(ping_interval_ms) // 1000) * 1000)
     env = {
         "RUNPOD_WEBHOOK_GET_JOB": f"{ep}/job-take/$ID{q}",
         "RUNPOD_WEBHOOK_POST_OUTPUT": f"{ep}/job-done/$RUNPOD_POD_ID/$ID{q}",

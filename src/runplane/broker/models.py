@@ -6,6 +6,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from runplane.worker_state import WorkerState
+
 IN_QUEUE = "IN_QUEUE"
 IN_PROGRESS = "IN_PROGRESS"
 COMPLETED = "COMPLETED"
@@ -14,13 +16,6 @@ CANCELLED = "CANCELLED"
 TIMED_OUT = "TIMED_OUT"
 FINAL_STATES = frozenset({COMPLETED, FAILED, CANCELLED, TIMED_OUT})
 
-# Worker states (RunPod's plus runplane's PARKED and EXITED).
-W_INITIALIZING = "INITIALIZING"
-W_IDLE = "IDLE"
-W_RUNNING = "RUNNING"
-W_UNHEALTHY = "UNHEALTHY"
-W_PARKED = "PARKED"
-W_EXITED = "EXITED"
 
 
 @dataclass(eq=False, slots=True)
@@ -99,8 +94,8 @@ class Worker:
     endpoint_id: str
     user_id: str
     token_hash: str
-    status: str
-    desired_status: str
+    status: WorkerState
+    desired_status: WorkerState
     manual: bool
     created_at: float
     first_take_at: float | None = None
@@ -113,6 +108,7 @@ class Worker:
     parked: bool = False
     # Heartbeats stopped; cleared when the worker speaks again.
     lost: bool = False
+    # The jobs it holds: the job book's (runplane.broker.book), read-only to everyone else.
     jobs: dict[str, Job] = field(default_factory=dict)
     stop_pending: list[str] = field(default_factory=list)
     stop_waiter: asyncio.Future | None = None
@@ -128,7 +124,8 @@ class Worker:
     overdue: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def can_take(self) -> bool:
-        return not self.parked and self.desired_status != W_EXITED and self.status != W_EXITED
+        return (not self.parked and self.desired_status != WorkerState.EXITED
+                and self.status != WorkerState.EXITED)
 
 
 @dataclass(frozen=True)

@@ -8,20 +8,17 @@ the oldest waiter (:meth:`JobQueues.push`).
 
 The queues also carry the endpoint's live counters (in progress, completed, failed,
 retried) that :meth:`JobQueues.metrics` reports to the autoscaler. What a job *is* (its
-state, the store) is the broker's business; this module only orders them.
+state, the store) is the book's business (:mod:`.book`, which owns the queues); this
+module only orders them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from runplane.broker.models import IN_QUEUE, Job, QueueMetrics, Worker
-
-log = logging.getLogger("runplane.broker")
 
 
 @dataclass(eq=False)
@@ -51,8 +48,6 @@ class JobQueues:
 
     def __init__(self) -> None:
         self._by_endpoint: dict[str, EndpointQueue] = {}
-        # ``callback(endpoint_id)`` on every enqueue (Broker.add_enqueue_listener).
-        self.listeners: list[Callable[[str], None]] = []
 
     def get(self, endpoint_id: str) -> EndpointQueue | None:
         return self._by_endpoint.get(endpoint_id)
@@ -67,7 +62,7 @@ class JobQueues:
         q = self._by_endpoint.get(endpoint_id)
         return q is not None and bool(q.n_normal or q.n_low)
 
-    def push(self, job: Job, front: bool = False, notify: bool = True) -> None:
+    def push(self, job: Job, front: bool = False) -> None:
         """Queue ``job`` (IN_QUEUE) at the tail, or at the head (``front``, a job handed
         back); hand it to a waiting long-poll at once if there is one."""
         q = self.of(job.endpoint_id)
@@ -88,12 +83,6 @@ class JobQueues:
             q.n_normal += 1
         if q.waiters:
             self._dispatch(q)
-        if notify:
-            for cb in self.listeners:
-                try:
-                    cb(job.endpoint_id)
-                except Exception:
-                    log.exception("enqueue listener failed")
 
     def remove(self, job: Job) -> None:
         """Take ``job`` out of its queue (lazily: its entry goes stale)."""

@@ -1,4 +1,4 @@
-"""Start-up: rebuild the broker's in-memory index from the store, which is the truth.
+"""Start-up: rebuild the broker's in-memory state from the store, which is the truth.
 
 - Workers not EXITED come back with their credentials and a fresh heartbeat grace period.
 - The per-endpoint counters (completed, failed, retried) are seeded from retained jobs.
@@ -10,34 +10,30 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+
+from sqlalchemy import Engine
 
 from runplane.broker import store as sql
-from runplane.broker.models import COMPLETED, FAILED, IN_PROGRESS, IN_QUEUE, TIMED_OUT
+from runplane.broker.book import JobBook
+from runplane.broker.effects import Effects
+from runplane.broker.models import COMPLETED, FAILED, IN_PROGRESS, TIMED_OUT
+from runplane.broker.sweeps import Sweeper
+from runplane.broker.workers import WorkerRegistry
 
-if TYPE_CHECKING:
-    from runplane.broker.broker import Broker
 
-
-def rebuild(broker: Broker) -> None:
-    broker.workers.load()
-    for ep, counts in sql.load_counters(broker.engine).items():
-        q = broker.queues.of(ep)
+def rebuild(engine: Engine, book: JobBook, workers: WorkerRegistry,
+            sweeper: Sweeper, apply: Callable[[Effects], object]) -> None:
+    """Fill ``book``, ``workers`` and ``sweeper`` from the store (before anything listens)."""
+    workers.load()
+    for ep, counts in sql.load_counters(engine).items():
+        q = book.queues.of(ep)
         q.completed = counts.get(COMPLETED, 0)
         q.failed = counts.get(FAILED, 0) + counts.get(TIMED_OUT, 0)
         q.retried = counts.get("retried", 0)
-    for job, _ in sql.load_active(broker.engine):
-        broker.jobs[job.id] = job
-        broker.sweeper.watch_ttl(job)
+    for job, _ in sql.load_active(engine):
+        holder = workers.get(job.worker_id) if job.worker_id else None
+        apply(book.restore(job, holder))
+        sweeper.watch_ttl(job)
         if job.status == IN_PROGRESS:
-            w = broker.workers.get(job.worker_id) if job.worker_id else None
-            if w is not None:
-                broker.queues.of(job.endpoint_id).in_progress += 1
-                broker.workers.holds(w, job)
-                broker.sweeper.watch_execution(job)
-                continue
-            job.status = IN_QUEUE
-            job.worker_id = None
-            job.started_at = None
-            broker.writer.write_nowait((sql.REQUEUE_JOB, {"_id": job.id, "retries": job.retries}))
-        broker.queues.push(job, notify=False)
+            sweeper.watch_execution(job)

@@ -19,12 +19,11 @@ from runplane.broker.models import (
     FINAL_STATES,
     IN_PROGRESS,
     IN_QUEUE,
-    W_EXITED,
-    W_PARKED,
     Job,
     Worker,
 )
 from runplane.store.tables import job_chunks, jobs, workers
+from runplane.worker_state import WorkerState
 
 
 class Hot:
@@ -137,8 +136,8 @@ WORKER_DESIRED = _update_worker(
 )
 
 WORKER_EXITED = _update_worker(
-    status=W_EXITED,
-    desired_status=W_EXITED,
+    status=WorkerState.EXITED,
+    desired_status=WorkerState.EXITED,
     stopped_at=bindparam("at"),
     last_status_change_at=bindparam("at"),
     reason=bindparam("reason"),
@@ -287,16 +286,17 @@ def load_workers(engine: Engine, now: float) -> list[Worker]:
     """Every worker not EXITED, as of a restart at ``now``: a worker seen before is given a
     fresh heartbeat grace period (``last_seen_at = now``)."""
     with engine.connect() as conn:
-        rows = conn.execute(select(workers).where(workers.c.status != W_EXITED)).all()
+        rows = conn.execute(select(workers).where(workers.c.status != WorkerState.EXITED)).all()
     out = []
     for r in rows:
         m = r._mapping
         out.append(Worker(
             id=m["id"], endpoint_id=m["endpoint_id"], user_id=m["user_id"],
-            token_hash=m["token_hash"], status=m["status"], desired_status=m["desired_status"],
+            token_hash=m["token_hash"], status=WorkerState(m["status"]),
+            desired_status=WorkerState(m["desired_status"]),
             manual=bool(m["manual"]), created_at=m["created_at"], first_take_at=m["first_take_at"],
             last_seen_at=now if m["last_seen_at"] is not None else None, reason=m["reason"],
-            parked=m["status"] == W_PARKED, idle_since=now,
+            parked=m["status"] == WorkerState.PARKED, idle_since=now,
             status_changed_at=m["last_status_change_at"],
         ))
     return out

@@ -7,7 +7,7 @@ Deadlines are kept in two heaps, so a sweep costs only the jobs that are due:
   An entry carries the ``started_at`` it was pushed for, so one from an earlier run of a
   re-queued job is ignored.
 
-Then the worker heartbeats (:meth:`WorkerRegistry.sweep`), the long-polls that ended are
+Then the worker heartbeats (``sweep_workers``: the registry's), the long-polls that ended are
 dropped, and final jobs past their result retention are deleted (read from the store, whose
 ``retain_until`` index makes that a range scan).
 
@@ -19,22 +19,37 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+
+from sqlalchemy import Engine
 
 from runplane.broker import store as sql
+from runplane.broker.book import JobBook
+from runplane.broker.effects import Effects
 from runplane.broker.models import IN_PROGRESS, Job
-
-if TYPE_CHECKING:
-    from runplane.broker.broker import Broker
+from runplane.clock import Clock
 
 log = logging.getLogger("runplane.broker")
 
 
 class Sweeper:
-    """See the module docstring. Owned by the :class:`Broker` (``broker.sweeper``)."""
+    """See the module docstring.
 
-    def __init__(self, broker: Broker) -> None:
-        self._broker = broker
+    ``default_timeout_ms(endpoint_id)`` is the endpoint's execution timeout (a job's own
+    ``policy.executionTimeout`` wins); ``apply`` carries out the transitions' effects;
+    ``sweep_workers(now)`` enforces the heartbeats.
+    """
+
+    def __init__(self, book: JobBook, engine: Engine, clock: Clock, interval_s: float,
+                 default_timeout_ms: Callable[[str], int], apply: Callable[[Effects], object],
+                 sweep_workers: Callable[[float], None]) -> None:
+        self._book = book
+        self._engine = engine
+        self._clock = clock
+        self._interval_s = interval_s
+        self._default_timeout_ms = default_timeout_ms
+        self._apply = apply
+        self._sweep_workers = sweep_workers
         self._ttl_heap: list[tuple[float, str]] = []
         self._exec_heap: list[tuple[float, str, float]] = []
         self._task: asyncio.Task | None = None
@@ -49,39 +64,27 @@ class Sweeper:
         heapq.heappush(self._exec_heap, (deadline, job.id, job.started_at))
 
     def timeout_ms(self, job: Job) -> int:
-        return job.execution_timeout_ms or self._broker.directory.execution_timeout_ms(job.endpoint_id)
+        return job.execution_timeout_ms or self._default_timeout_ms(job.endpoint_id)
 
     def sweep(self, now: float) -> None:
-        b = self._broker
-        jobs = b.jobs
+        """Everything due as of ``now``."""
+        book = self._book
+        jobs = book.jobs
         while self._ttl_heap and self._ttl_heap[0][0] <= now:
             deadline, job_id = heapq.heappop(self._ttl_heap)
             job = jobs.get(job_id)
             if job is not None and not job.final and job.expires_at == deadline:
-                b.lifecycle.delete(job, "ttl expired")
+                self._apply(book.delete(job, "ttl expired", now))
         while self._exec_heap and self._exec_heap[0][0] <= now:
             _, job_id, started = heapq.heappop(self._exec_heap)
             job = jobs.get(job_id)
             if job is not None and job.status == IN_PROGRESS and job.started_at == started:
-                b.lifecycle.time_out(job, self.timeout_ms(job))
-        b.workers.sweep(now)
-        b.queues.prune_waiters()
-        self._expire_results(now)
-
-    def _expire_results(self, now: float) -> None:
-        b = self._broker
-        ids = sql.expired_ids(b.engine, now)
-        if not ids:
-            return
-        ops = []
-        for job_id in ids:
-            job = b.jobs.get(job_id)
-            if job is not None and job.final:
-                del b.jobs[job_id]
-                job.deleted = True
-            ops.append((sql.DELETE_JOB, {"_id": job_id}))
-            ops.append((sql.DELETE_CHUNKS, {"_id": job_id}))
-        b.writer.write_nowait(*ops)
+                self._apply(book.time_out(job, self.timeout_ms(job), now))
+        self._sweep_workers(now)
+        book.queues.prune_waiters()
+        ids = sql.expired_ids(self._engine, now)
+        if ids:
+            self._apply(book.forget_results(ids))
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -99,11 +102,9 @@ class Sweeper:
             self._task = None
 
     async def _loop(self) -> None:
-        b = self._broker
-        interval = b.settings.broker_sweep_interval_s
-        while not b.closed:
-            await asyncio.sleep(interval)
+        while True:
+            await asyncio.sleep(self._interval_s)
             try:
-                b.sweep()
+                self.sweep(self._clock.now())
             except Exception:
                 log.exception("broker sweep failed")

@@ -9,39 +9,62 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import httpx
-import orjson
 
 from runplane.broker.models import Job
-from runplane.services.jobs import job_view
-
-if TYPE_CHECKING:
-    from runplane.broker.broker import Broker
 
 log = logging.getLogger("runplane.broker.webhooks")
 
 ATTEMPTS = 3
 
 
-async def deliver(broker: Broker, job: Job) -> bool:
-    if broker._webhooks is None:
-        broker._webhooks = httpx.AsyncClient(timeout=10.0)
-    client: httpx.AsyncClient = broker._webhooks
-    body = orjson.dumps(job_view(job))
-    for attempt in range(ATTEMPTS):
-        if attempt:
-            await asyncio.sleep(broker.settings.webhook_retry_delay_s)
-        try:
-            r = await client.post(
-                job.webhook or "", content=body, headers={"Content-Type": "application/json"}
-            )
-            if 200 <= r.status_code < 300:
-                return True
-            log.info("webhook for job %s answered %s (attempt %d)", job.id, r.status_code, attempt + 1,
-                     extra={"job_id": job.id, "endpoint_id": job.endpoint_id})
-        except httpx.HTTPError as exc:
-            log.info("webhook for job %s failed: %s (attempt %d)", job.id, exc, attempt + 1,
-                     extra={"job_id": job.id, "endpoint_id": job.endpoint_id})
-    return False
+class WebhookSender:
+    """Sends each settled job's webhook in the background; ``render(job)`` is the body (the
+    job object of the job API's wire format, which the broker does not know)."""
+
+    def __init__(self, render: Callable[[Job], bytes], retry_delay_s: float) -> None:
+        self._render = render
+        self._retry_delay_s = retry_delay_s
+        self._client: httpx.AsyncClient | None = None
+        self._tasks: set[asyncio.Task[bool]] = set()
+        self._closed = False
+
+    def send(self, job: Job) -> None:
+        """Deliver ``job``'s webhook, if it has one, in the background (unless closed)."""
+        if not job.webhook or self._closed:
+            return
+        task = asyncio.get_running_loop().create_task(self.deliver(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def deliver(self, job: Job) -> bool:
+        """Up to :data:`ATTEMPTS` POSTs; True once one was answered 2xx."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=10.0)
+        body = self._render(job)
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(self._retry_delay_s)
+            try:
+                r = await self._client.post(
+                    job.webhook or "", content=body, headers={"Content-Type": "application/json"}
+                )
+                if 200 <= r.status_code < 300:
+                    return True
+                log.info("webhook for job %s answered %s (attempt %d)", job.id, r.status_code,
+                         attempt + 1, extra={"job_id": job.id, "endpoint_id": job.endpoint_id})
+            except httpx.HTTPError as exc:
+                log.info("webhook for job %s failed: %s (attempt %d)", job.id, exc, attempt + 1,
+                         extra={"job_id": job.id, "endpoint_id": job.endpoint_id})
+        return False
+
+    async def aclose(self) -> None:
+        """Cancel the deliveries under way and close the HTTP client."""
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

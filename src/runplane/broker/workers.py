@@ -10,8 +10,13 @@ while it holds no job, RUNNING while it holds at least one, UNHEALTHY after a fi
 report or when its heartbeats stopped (it becomes IDLE/RUNNING again if it speaks again),
 PARKED while frozen by the controller, EXITED once retired.
 
-Interface for the controller (``services.worker_registry``), all synchronous and to be
-called from the server's event loop thread:
+A worker's holds (``Worker.jobs``) are the job book's (:mod:`.book`); everything else about
+it is this registry's. The registry never sees the broker: what it does to jobs (a retired
+or silent worker's jobs are lost) goes through the ``lose_jobs`` callback it is given, and
+its open job-take long-polls are answered through ``release_waiters``.
+
+Interface for the controller, all synchronous and to be called from the server's event loop
+thread:
 
 - ``register(endpoint_id, *, manual, worker_id=None, **placement) -> (worker_id, token)``
 - ``worker_env(endpoint_id, worker_id, token, gpu="") -> dict[str, str]``
@@ -29,30 +34,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Engine, insert
 
 from runplane.broker import credentials
 from runplane.broker import store as sql
 from runplane.broker.credentials import TOKEN_PREFIX, hash_token
-from runplane.broker.models import (
-    W_EXITED,
-    W_IDLE,
-    W_INITIALIZING,
-    W_PARKED,
-    W_RUNNING,
-    W_UNHEALTHY,
-    Job,
-    Worker,
-    WorkerView,
-)
+from runplane.broker.models import Job, Worker, WorkerView
+from runplane.broker.writer import Writer
+from runplane.clock import Clock
+from runplane.config import BrokerSettings
 from runplane.ids import new_id
 from runplane.store.tables import workers as workers_table
-
-if TYPE_CHECKING:
-    from runplane.broker.broker import Broker
+from runplane.worker_state import WorkerState
 
 __all__ = ["TOKEN_PREFIX", "Worker", "WorkerRegistry", "hash_token"]
 
@@ -60,21 +56,31 @@ log = logging.getLogger("runplane.broker.workers")
 
 WorkerListener = Callable[[str, str, str, str], None]
 
-
 class WorkerRegistry:
-    """See the module docstring. Owned by the :class:`Broker` (``broker.workers``)."""
+    """See the module docstring.
 
-    def __init__(self, broker: Broker) -> None:
-        self._broker = broker
-        self._settings = broker.settings
-        self._engine = broker.engine
+    ``owner_of(endpoint_id)`` is the endpoint's owner (None: no such endpoint);
+    ``public_url`` the server's base URL as workers reach it; ``release_waiters(worker)``
+    answers the worker's open job-take long-polls with no job; ``lose_jobs(jobs, reason)``
+    re-queues (or fails) jobs their worker lost.
+    """
+
+    def __init__(self, engine: Engine, clock: Clock, writer: Writer, settings: BrokerSettings,
+                 public_url: str, owner_of: Callable[[str], str | None],
+                 release_waiters: Callable[[Worker], None],
+                 lose_jobs: Callable[[Iterable[Job], str], None]) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._writer = writer
+        self._settings = settings
+        self._public_url = public_url
+        self._owner_of = owner_of
+        self._release_waiters = release_waiters
+        self._lose_jobs = lose_jobs
         self._by_id: dict[str, Worker] = {}
         self._by_token: dict[str, Worker] = {}
         self._listeners: list[WorkerListener] = []
-
-    @property
-    def _clock(self) -> Any:
-        return self._broker.clock
+        self._closed = False
 
     # -- controller interface ------------------------------------------------------------
 
@@ -88,7 +94,7 @@ class WorkerRegistry:
         provider_data, endpoint_version, started_at, log_path. The token is shown only here.
         Raises ``ValueError`` for an unknown endpoint or a taken worker id.
         """
-        owner = self._broker.directory.owner_of(endpoint_id)
+        owner = self._owner_of(endpoint_id)
         if owner is None:
             raise ValueError(f"endpoint {endpoint_id} not found")
         worker_id = worker_id or new_id(14)
@@ -108,8 +114,8 @@ class WorkerRegistry:
             "endpoint_id": endpoint_id,
             "user_id": owner,
             "token_hash": hash_token(token),
-            "status": W_INITIALIZING,
-            "desired_status": "RUNNING",
+            "status": WorkerState.INITIALIZING,
+            "desired_status": WorkerState.RUNNING,
             "manual": manual,
             "created_at": now,
             "last_status_change_at": now,
@@ -120,7 +126,7 @@ class WorkerRegistry:
             conn.execute(insert(workers_table).values(**row))
         w = Worker(
             id=worker_id, endpoint_id=endpoint_id, user_id=owner, token_hash=row["token_hash"],
-            status=W_INITIALIZING, desired_status="RUNNING", manual=manual, created_at=now,
+            status=WorkerState.INITIALIZING, desired_status=WorkerState.RUNNING, manual=manual, created_at=now,
             status_changed_at=now,
         )
         self._by_id[worker_id] = w
@@ -129,7 +135,8 @@ class WorkerRegistry:
 
     def worker_env(self, endpoint_id: str, worker_id: str, token: str, gpu: str = "") -> dict[str, str]:
         """Every RUNPOD_* variable an unmodified SDK worker needs (PROTOCOL.md section 5)."""
-        return credentials.worker_env(self._settings, endpoint_id, worker_id, token, gpu)
+        return credentials.worker_env(self._public_url, self._settings.worker_ping_interval_ms,
+                                      endpoint_id, worker_id, token, gpu)
 
     def snapshot(self, endpoint_id: str) -> list[WorkerView]:
         """The endpoint's workers that are not EXITED, as the protocol sees them now."""
@@ -152,14 +159,14 @@ class WorkerRegistry:
         if w is None:
             return
         self._by_token.pop(w.token_hash, None)
-        w.status = w.desired_status = W_EXITED
+        w.status = w.desired_status = WorkerState.EXITED
         w.reason = reason
-        for job in list(w.jobs.values()):
-            self._broker.lose(job, f"worker {worker_id} exited: {reason}")
-        self._broker.release_waiters(w)
+        if w.jobs:
+            self._lose_jobs(list(w.jobs.values()), f"worker {worker_id} exited: {reason}")
+        self._release_waiters(w)
         self._release_stop_waiter(w)
         self._release_unpark_waiter(w)
-        self._broker.writer.write_nowait(
+        self._writer.write_nowait(
             (sql.WORKER_EXITED, {"_id": w.id, "at": self._clock.now(), "reason": reason})
         )
 
@@ -182,13 +189,13 @@ class WorkerRegistry:
             if w.jobs or w.handing > 0 or not w.can_take():
                 return False
             w.parked = True
-            self._set_status(w, W_PARKED, None)
-            self._broker.release_waiters(w)
+            self._set_status(w, WorkerState.PARKED, None)
+            self._release_waiters(w)
         else:
             w.parked = False
             w.last_seen_at = now
             w.lost = False
-            self._set_status(w, W_RUNNING if w.jobs else W_IDLE, None)
+            self._set_status(w, WorkerState.RUNNING if w.jobs else WorkerState.IDLE, None)
             if not w.jobs:
                 w.idle_since = now
             self._release_unpark_waiter(w)
@@ -237,57 +244,36 @@ class WorkerRegistry:
         w.last_seen_at = self._clock.now() if now is None else now
         if w.lost:
             w.lost = False
-            self._set_status(w, W_RUNNING if w.jobs else W_IDLE, None)
+            self._set_status(w, WorkerState.RUNNING if w.jobs else WorkerState.IDLE, None)
 
     def first_take(self, w: Worker) -> None:
         if w.first_take_at is None:
             now = self._clock.now()
             w.first_take_at = now
             w.idle_since = now
-            self._broker.writer.write_nowait((sql.WORKER_FIRST_TAKE, {"_id": w.id, "first_take_at": now}))
-        if w.status == W_INITIALIZING:
-            self._set_status(w, W_IDLE, None)
+            self._writer.write_nowait((sql.WORKER_FIRST_TAKE, {"_id": w.id, "first_take_at": now}))
+        if w.status == WorkerState.INITIALIZING:
+            self._set_status(w, WorkerState.IDLE, None)
 
-    def holds(self, w: Worker, job: Job) -> None:
-        w.jobs[job.id] = job
-        w.idle_since = None
-        if w.status in (W_IDLE, W_INITIALIZING):
-            self._set_status(w, W_RUNNING, None)
+    def holds_changed(self, w: Worker) -> None:
+        """The book changed ``w``'s holds: RUNNING while it holds a job, else IDLE."""
+        if w.jobs:
+            if w.status in (WorkerState.IDLE, WorkerState.INITIALIZING):
+                self._set_status(w, WorkerState.RUNNING, None)
+        elif w.status == WorkerState.RUNNING:
+            self._set_status(w, WorkerState.IDLE, None)
 
-    def releases(self, worker_id: str | None, job: Job) -> None:
-        w = self._by_id.get(worker_id) if worker_id else None
-        if w is None or w.jobs.pop(job.id, None) is None:
-            return
-        if not w.jobs:
-            w.idle_since = self._clock.now()
-            if w.status == W_RUNNING:
-                self._set_status(w, W_IDLE, None)
-
-    def ping(self, w: Worker, job_ids: list[str]) -> None:
-        """A heartbeat listing the jobs the worker holds (running or queued locally)."""
-        now = self._clock.now()
+    def heartbeat(self, w: Worker, overdue: dict[str, tuple[float, float]], now: float) -> None:
+        """A ping: ``overdue`` are the jobs it listed that already ended on the server, as
+        job id -> (when it ended, now) (the book's ``reconcile_ping`` finds them)."""
         self.seen(w, now)
-        listed = set(job_ids)
-        for job in w.jobs.values():
-            if job.id in listed:
-                job.missing_since = None
-            elif job.missing_since is None:
-                job.missing_since = now
-        # Jobs we finalized (cancelled, timed out) that it still runs: say stop again.
-        overdue: dict[str, tuple[float, float]] = {}
-        for job_id in listed:
-            if job_id not in w.jobs:
-                job = self._broker.jobs.get(job_id)
-                if job is not None and job.final and job.worker_id == w.id:
-                    self.stop_job(w.id, job_id)
-                    overdue[job_id] = (job.finished_at or now, now)
         w.overdue = overdue
-        self._broker.writer.write_nowait((sql.WORKER_SEEN, {"_id": w.id, "last_seen_at": now}))
+        self._writer.write_nowait((sql.WORKER_SEEN, {"_id": w.id, "last_seen_at": now}))
 
     def report_unhealthy(self, w: Worker, check: str, reason: str) -> None:
         self.seen(w)
         text = f"fitness check {check or '?'} failed: {reason}"[:512]
-        self._set_status(w, W_UNHEALTHY, text)
+        self._set_status(w, WorkerState.UNHEALTHY, text)
         self._emit(w, "unhealthy", text)
 
     def request_stop(self, w: Worker, reason: str) -> None:
@@ -297,19 +283,19 @@ class WorkerRegistry:
         if w.manual:
             w.reason = reason
             return
-        if w.desired_status == W_EXITED:
+        if w.desired_status == WorkerState.EXITED:
             return
-        w.desired_status = W_EXITED
+        w.desired_status = WorkerState.EXITED
         w.reason = reason
-        self._broker.writer.write_nowait(
-            (sql.WORKER_DESIRED, {"_id": w.id, "desired_status": W_EXITED, "reason": reason})
+        self._writer.write_nowait(
+            (sql.WORKER_DESIRED, {"_id": w.id, "desired_status": WorkerState.EXITED, "reason": reason})
         )
-        self._broker.release_waiters(w)
+        self._release_waiters(w)
         self._emit(w, "stop_requested", reason)
 
     async def wait_stop(self, w: Worker, hold_s: float, disconnect: asyncio.Future | None) -> list[str]:
         """The job-stop long-poll: ids to stop, or [] after ``hold_s``."""
-        if not w.stop_pending and not self._broker._closed:
+        if not w.stop_pending and not self._closed:
             loop = asyncio.get_running_loop()
             self._release_stop_waiter(w)
             fut = w.stop_waiter = loop.create_future()
@@ -331,21 +317,25 @@ class WorkerRegistry:
         timeout = self._settings.worker_heartbeat_timeout_s
         grace = self._settings.job_lost_grace_s
         for w in list(self._by_id.values()):
-            if w.parked or w.status == W_EXITED:
+            if w.parked or w.status == WorkerState.EXITED:
                 continue
             if w.last_seen_at is not None and not w.lost and now - w.last_seen_at > timeout:
                 w.lost = True
                 reason = f"no heartbeat from worker {w.id} for {now - w.last_seen_at:.0f} s"
-                self._set_status(w, W_UNHEALTHY, reason)
-                for job in list(w.jobs.values()):
-                    self._broker.lose(job, reason)
+                self._set_status(w, WorkerState.UNHEALTHY, reason)
+                if w.jobs:
+                    self._lose_jobs(list(w.jobs.values()), reason)
                 self._emit(w, "heartbeat_lost", reason)
                 continue
-            for job in list(w.jobs.values()):
-                if job.missing_since is not None and now - job.missing_since > grace:
-                    self._broker.lose(job, f"worker {w.id} stopped reporting the job in its heartbeat")
+            missing = [job for job in w.jobs.values()
+                       if job.missing_since is not None and now - job.missing_since > grace]
+            if missing:
+                self._lose_jobs(missing, f"worker {w.id} stopped reporting the job in its "
+                                         "heartbeat")
 
-    def release_all(self) -> None:
+    def close(self) -> None:
+        """The server is stopping: answer every stop and unpark long-poll, hold no new one."""
+        self._closed = True
         for w in self._by_id.values():
             self._release_stop_waiter(w)
             self._release_unpark_waiter(w)
@@ -365,7 +355,7 @@ class WorkerRegistry:
         w.status = status
         w.reason = reason
         w.status_changed_at = now
-        self._broker.writer.write_nowait(
+        self._writer.write_nowait(
             (sql.WORKER_STATUS, {"_id": w.id, "status": status, "at": now, "reason": reason})
         )
 

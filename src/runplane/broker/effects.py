@@ -1,0 +1,115 @@
+"""What a job transition asks for, and the one place where that is carried out.
+
+The transitions (:mod:`runplane.broker.book`) change only the in-memory book: jobs, queues,
+counters and worker holds. Everything else they need done is returned as :class:`Effects`
+and carried out by :class:`EffectApplier`, in this order: workers whose holds changed get
+their state (IDLE/RUNNING) recomputed, holders of ended jobs are told to stop them, the
+enqueue and job listeners hear of it, and the writes go to the group-commit writer; jobs that
+reached a final state are *settled* (what ``/runsync`` waits for) and their webhook sent once
+that write committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from runplane.broker.models import Job, JobEvent, Worker
+from runplane.broker.writer import Op, Writer
+
+log = logging.getLogger("runplane.broker")
+
+JobListener = Callable[[JobEvent], None]
+EnqueueListener = Callable[[str], None]
+
+
+@dataclass(slots=True, eq=False)
+class Effects:
+    """The side effects of one or more transitions, in the order they were asked for."""
+
+    writes: list[Op] = field(default_factory=list)
+    # Steps of jobs' lives, for the job listeners (metrics, stats).
+    events: list[JobEvent] = field(default_factory=list)
+    # (worker id, job id): the worker is told, through its job-stop channel, to stop the job.
+    stops: list[tuple[str, str]] = field(default_factory=list)
+    # Workers whose holds changed: their IDLE/RUNNING state follows.
+    workers: list[Worker] = field(default_factory=list)
+    # Jobs that reached a final state: settled (and webhook sent) once the writes commit.
+    finals: list[Job] = field(default_factory=list)
+    # Endpoints that had a job queued (scale from zero without waiting for a tick).
+    enqueued: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.writes or self.events or self.stops or self.workers or self.finals
+                    or self.enqueued)
+
+
+def event(kind: str, job: Job, at: float) -> JobEvent:
+    """``job`` as its listeners see it now."""
+    return JobEvent(kind, job.id, job.endpoint_id, at, job.status, job.worker_id,
+                    job.delay_ms(), job.execution_ms())
+
+
+class WorkerSide(Protocol):
+    """What the applier asks of the worker registry."""
+
+    def holds_changed(self, w: Worker) -> None: ...
+
+    def stop_job(self, worker_id: str, job_id: str) -> None: ...
+
+
+class EffectApplier:
+    """Carries out :class:`Effects` (see the module docstring)."""
+
+    def __init__(self, writer: Writer, workers: WorkerSide,
+                 on_settled: Callable[[Job], None]) -> None:
+        self._writer = writer
+        self._workers = workers
+        self._on_settled = on_settled  # a final job's write committed (webhooks)
+        self.job_listeners: list[JobListener] = []
+        self.enqueue_listeners: list[EnqueueListener] = []
+
+    def apply(self, fx: Effects) -> asyncio.Future | None:
+        """Carry out ``fx``; returns the future of its writes (None when there were none, or
+        when they ran at once because the writer is closed)."""
+        workers = self._workers
+        for w in fx.workers:
+            workers.holds_changed(w)
+        for worker_id, job_id in fx.stops:
+            workers.stop_job(worker_id, job_id)
+        for endpoint_id in fx.enqueued:
+            for enqueued in self.enqueue_listeners:
+                try:
+                    enqueued(endpoint_id)
+                except Exception:
+                    log.exception("enqueue listener failed")
+        if fx.events and self.job_listeners:
+            for e in fx.events:
+                for listener in self.job_listeners:
+                    try:
+                        listener(e)
+                    except Exception:
+                        log.exception("job listener failed")
+        if not fx.writes:
+            return None
+        fut = self._writer.write_nowait(*fx.writes)
+        finals = fx.finals
+        if finals:
+            if fut is None:  # written at once: settled, but no webhook (the server is closing)
+                for job in finals:
+                    job.settled = True
+                    job.notify()
+            else:
+                fut.add_done_callback(lambda f: self._settle(finals, f))
+        return fut
+
+    def _settle(self, finals: list[Job], fut: asyncio.Future) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        for job in finals:
+            job.settled = True
+            job.notify()
+            self._on_settled(job)
