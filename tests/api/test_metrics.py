@@ -13,6 +13,7 @@ import pytest
 from runplane.clock import ManualClock
 from runplane.controller import autoscaler
 from runplane.observability.metrics import reason_category
+from runplane.worker_state import WorkerState as Status
 from tests.api.obs_kit import T0, LeanWorker, clocked_server, samples, value
 from tests.conftest import Server, client_for, create_endpoint
 
@@ -93,7 +94,7 @@ async def test_requeue_and_cancel_are_counted(srv: Server, alice: httpx.AsyncCli
     worker = await LeanWorker.register(srv.app, alice, ep)
     job = (await alice.post(f"/v2/{ep}/run", json={"input": {}})).json()["id"]
     assert (await worker.take())["id"] == job  # type: ignore[index]
-    srv.services.worker_registry.retire(worker.id, "gone")  # its job goes back to the queue
+    srv.services.workers.retire(worker.id, "gone")  # its job goes back to the queue
     await alice.post(f"/v2/{ep}/cancel/{job}")
     await worker.aclose()
     m = await scrape(srv)
@@ -129,7 +130,7 @@ async def test_scaling_cold_start_and_gpu_use(
     # The worker takes its first job 4 s after it was started: a 4 s cold start.
     (worker_id,) = list(controller.tracked)
     clock.advance(4.0)
-    registry = srv.services.worker_registry
+    registry = srv.services.workers
     registry.first_take(registry.get(worker_id))
     await controller.tick()
     m = await scrape(srv)
@@ -177,7 +178,7 @@ async def test_metrics_are_open_by_default(srv: Server) -> None:
 @pytest.mark.parametrize(("setup", "expected"), [
     (dict(q=autoscaler.QueueStats(1, 0, T0), workers=[]), "scale_from_zero"),
     (dict(q=autoscaler.QueueStats(3, 1, T0 - 60),
-          workers=[autoscaler.WorkerState("w1", autoscaler.RUNNING, 1)]), "queue_delay"),
+          workers=[autoscaler.WorkerSnapshot("w1", Status.RUNNING, 1)]), "queue_delay"),
     (dict(q=autoscaler.QueueStats(4, 0, T0), workers=[], s=autoscaler.ScalerSettings(
         scaler_type="REQUEST_COUNT", scaler_value=2)), "request_count"),
     (dict(q=autoscaler.QueueStats(), workers=[], s=autoscaler.ScalerSettings(workers_min=2)),
@@ -191,9 +192,9 @@ def test_scale_up_reasons_have_categories(setup: dict, expected: str) -> None:
 
 
 @pytest.mark.parametrize(("worker", "expected"), [
-    (autoscaler.WorkerState("w1", autoscaler.IDLE, 0, idle_since=T0 - 60), "idle_timeout"),
-    (autoscaler.WorkerState("w1", autoscaler.UNHEALTHY), "unhealthy"),
-    (autoscaler.WorkerState("w1", autoscaler.IDLE, 0, idle_since=T0, version=-1), "outdated"),
+    (autoscaler.WorkerSnapshot("w1", Status.IDLE, 0, idle_since=T0 - 60), "idle_timeout"),
+    (autoscaler.WorkerSnapshot("w1", Status.UNHEALTHY), "unhealthy"),
+    (autoscaler.WorkerSnapshot("w1", Status.IDLE, 0, idle_since=T0, version=-1), "outdated"),
 ])
 def test_scale_down_reasons_have_categories(worker: autoscaler.WorkerState, expected: str) -> None:
     d = autoscaler.decide(autoscaler.ScalerSettings(), autoscaler.QueueStats(), [worker], T0)

@@ -5,33 +5,32 @@ from __future__ import annotations
 import pytest
 
 from runplane.controller.autoscaler import (
-    IDLE,
-    INITIALIZING,
-    PARKED,
-    RUNNING,
-    UNHEALTHY,
     QueueStats,
     ScalerSettings,
-    WorkerState,
+    WorkerSnapshot,
     decide,
 )
 from runplane.controller.breaker import Breaker
+from runplane.worker_state import WorkerState as Status
+
+IDLE, INITIALIZING, PARKED, RUNNING, UNHEALTHY = (
+    Status.IDLE, Status.INITIALIZING, Status.PARKED, Status.RUNNING, Status.UNHEALTHY)
 
 NOW = 1_000.0
 RC = dict(scaler_type="REQUEST_COUNT", scaler_value=1)
 QD = dict(scaler_type="QUEUE_DELAY", scaler_value=4)
 
 
-def idle(wid: str, since: float = NOW, version: int = 0, manual: bool = False) -> WorkerState:
-    return WorkerState(wid, IDLE, 0, since, version, manual)
+def idle(wid: str, since: float = NOW, version: int = 0, manual: bool = False) -> WorkerSnapshot:
+    return WorkerSnapshot(wid, IDLE, 0, since, version, manual)
 
 
-def busy(wid: str, jobs: int = 1, version: int = 0) -> WorkerState:
-    return WorkerState(wid, RUNNING, jobs, None, version)
+def busy(wid: str, jobs: int = 1, version: int = 0) -> WorkerSnapshot:
+    return WorkerSnapshot(wid, RUNNING, jobs, None, version)
 
 
-def starting(wid: str) -> WorkerState:
-    return WorkerState(wid, INITIALIZING, 0, None)
+def starting(wid: str) -> WorkerSnapshot:
+    return WorkerSnapshot(wid, INITIALIZING, 0, None)
 
 
 CASES = [
@@ -71,7 +70,7 @@ CASES = [
     ("outdated busy worker kept until idle", {**RC, "version": 2}, QueueStats(in_progress=1),
      [busy("old", version=1)], 0, []),
     ("unhealthy worker stopped and replaced", {**RC, "workers_min": 1}, QueueStats(),
-     [WorkerState("u", UNHEALTHY, 0, None)], 1, ["u"]),
+     [WorkerSnapshot("u", UNHEALTHY, 0, None)], 1, ["u"]),
 ]
 
 
@@ -116,8 +115,8 @@ def test_breaker_opens_backs_off_and_closes() -> None:
 FB = {"scaler_type": "REQUEST_COUNT", "scaler_value": 1, "flashboot": True, "max_parked_s": 600}
 
 
-def parked(wid: str, since: float = NOW - 10, version: int = 0) -> WorkerState:
-    return WorkerState(wid, PARKED, 0, None, version, parked_since=since)
+def parked(wid: str, since: float = NOW - 10, version: int = 0) -> WorkerSnapshot:
+    return WorkerSnapshot(wid, PARKED, 0, None, version, parked_since=since)
 
 
 FLASH_CASES = [

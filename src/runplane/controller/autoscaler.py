@@ -26,14 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-INITIALIZING = "INITIALIZING"
-IDLE = "IDLE"
-RUNNING = "RUNNING"
-THROTTLED = "THROTTLED"
-UNHEALTHY = "UNHEALTHY"
-OUTDATED = "OUTDATED"
-PARKED = "PARKED"
-EXITED = "EXITED"
+# Aliased: this module's own ``WorkerSnapshot`` (a worker as the autoscaler sees it) is public API.
+from runplane.worker_state import WorkerState as Status
 
 
 @dataclass(slots=True)  # not frozen: built per endpoint per tick; never mutated
@@ -60,11 +54,11 @@ class QueueStats:
 
 
 @dataclass(slots=True)  # not frozen: built per endpoint per tick; never mutated
-class WorkerState:
+class WorkerSnapshot:
     """A live worker as the autoscaler sees it."""
 
     id: str
-    status: str = IDLE
+    status: str = Status.IDLE
     jobs: int = 0
     idle_since: float | None = None
     version: int = 0
@@ -90,26 +84,26 @@ class Decision:
 def decide(
     s: ScalerSettings,
     q: QueueStats,
-    workers: list[WorkerState],
+    workers: list[WorkerSnapshot],
     now: float,
     start_blocked: str | None = None,
 ) -> Decision:
     """What to do for one endpoint now. Pure: same inputs, same decision."""
-    live = [w for w in workers if w.status not in (EXITED, PARKED)]
+    live = [w for w in workers if w.status not in (Status.EXITED, Status.PARKED)]
     d = Decision()
-    parked = _keep_parked(s, [w for w in workers if w.status == PARKED], now, d)
+    parked = _keep_parked(s, [w for w in workers if w.status == Status.PARKED], now, d)
     for w in live:
         if w.manual:
             continue
-        if w.status == UNHEALTHY:
+        if w.status == Status.UNHEALTHY:
             d.stop.append((w.id, "unhealthy"))
-        elif w.version != s.version and w.jobs == 0 and w.status != INITIALIZING:
+        elif w.version != s.version and w.jobs == 0 and w.status != Status.INITIALIZING:
             d.stop.append((w.id, f"outdated: endpoint is now at version {s.version}"))
     stopping = {wid for wid, _ in d.stop}
-    serving = [w for w in live if w.id not in stopping and w.status != UNHEALTHY]
+    serving = [w for w in live if w.id not in stopping and w.status != Status.UNHEALTHY]
     capacity = len(serving)
-    starting = sum(1 for w in serving if w.status == INITIALIZING)
-    idle = sum(1 for w in serving if w.jobs == 0 and w.status != INITIALIZING)
+    starting = sum(1 for w in serving if w.status == Status.INITIALIZING)
+    idle = sum(1 for w in serving if w.jobs == 0 and w.status != Status.INITIALIZING)
     busy = capacity - starting - idle
     demand = q.in_queue_normal + q.in_progress
 
@@ -159,11 +153,11 @@ def decide(
 
     keep = min(max(floor_down, s.workers_min), s.workers_max)
     surplus = capacity - keep
-    newly: list[WorkerState] = []
+    newly: list[WorkerSnapshot] = []
     if surplus > 0:
         expired = sorted(
             (w for w in serving
-             if not w.manual and w.jobs == 0 and w.status == IDLE
+             if not w.manual and w.jobs == 0 and w.status == Status.IDLE
              and w.idle_since is not None and now - w.idle_since >= s.idle_timeout_s),
             key=lambda w: (w.idle_since, w.id),
         )
@@ -179,8 +173,8 @@ def decide(
     return d
 
 
-def _keep_parked(s: ScalerSettings, parked: list[WorkerState], now: float,
-                 d: Decision) -> list[WorkerState]:
+def _keep_parked(s: ScalerSettings, parked: list[WorkerSnapshot], now: float,
+                 d: Decision) -> list[WorkerSnapshot]:
     """The parked workers that stay parked, oldest first; the others go to ``d.stop``."""
     keep = []
     for w in sorted(parked, key=lambda w: (w.parked_since or 0.0, w.id)):
@@ -196,7 +190,7 @@ def _keep_parked(s: ScalerSettings, parked: list[WorkerState], now: float,
     return keep
 
 
-def _evict_over_max(s: ScalerSettings, parked: list[WorkerState], live: int,
+def _evict_over_max(s: ScalerSettings, parked: list[WorkerSnapshot], live: int,
                     d: Decision) -> None:
     """Live plus parked workers stay within workersMax: the oldest parked go first (a worker
     about to be parked is stopped instead)."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runplane.controller.reconcile import Controller
 
 
-def machines_report(controller: Any) -> list[dict[str, Any]]:
+def machines_report(controller: Controller) -> list[dict[str, Any]]:
     """Each machine as discovered/declared, plus what workers and pods hold on it now."""
     out = []
     for load in controller.loads():
@@ -17,8 +20,7 @@ def machines_report(controller: Any) -> list[dict[str, Any]]:
             for i in w.placement.gpu_indices:
                 holders[i] = (f"worker {w.id} ({w.endpoint_id}"
                               f"{', parked' if w.parked_at is not None else ''})")
-        pods = [p for p in (controller.pods.placements() if controller.pods else [])
-                if p.machine_id == m.id]
+        pods = [p for p in controller.allocations.pod_placements() if p.machine_id == m.id]
         for p in pods:
             for i in p.gpu_indices:
                 holders[i] = f"pod {p.key}"

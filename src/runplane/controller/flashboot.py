@@ -21,44 +21,69 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
+from runplane.clock import Clock
+from runplane.controller.autoscaler import Decision
+from runplane.controller.ports import JobQueues, UsageRecorder, WorkerRegistryPort
 from runplane.controller.scheduler import Parked
 from runplane.controller.state import Tracked
+from runplane.providers.base import Provider
+from runplane.worker_state import WorkerState
 
 log = logging.getLogger("runplane.controller")
 
-_READY = ("IDLE", "INITIALIZING")
+_READY = (WorkerState.IDLE, WorkerState.INITIALIZING)
+
+# ``stop(worker, reason)``: the controller's stop (frees what it holds, tells the registry).
+StopFn = Callable[[Tracked, str], None]
+# ``scaled(endpoint_id, action, workers, reason)``: the observers' "scaled" event.
+ScaledFn = Callable[[str, str, int, str], None]
+# ``spawn(coroutine)``: run it as a background task the controller keeps a reference to.
+SpawnFn = Callable[[Coroutine[Any, Any, None]], None]
 
 
 class FlashBoot:
     """The controller's parked workers and the park/resume operations (see module doc)."""
 
-    def __init__(self, controller: Any) -> None:
-        self.c = controller
+    def __init__(self, *, registry: WorkerRegistryPort, queues: JobQueues, provider: Provider,
+                 billing: UsageRecorder, clock: Clock, workers: Mapping[str, Tracked],
+                 data_center_of: Callable[[str], str | None], stop: StopFn,
+                 kick: Callable[[], None], scaled: ScaledFn, spawn: SpawnFn) -> None:
+        """``workers``: the controller's live workers by id, read only here."""
+        self._registry = registry
+        self._queues = queues
+        self._provider = provider
+        self._billing = billing
+        self._clock = clock
+        self._workers = workers
+        self._data_center_of = data_center_of
+        self._stop = stop
+        self._kick = kick
+        self._scaled = scaled
+        self._spawn = spawn
         # endpoint id -> worker id -> worker, in the order they were parked.
         self.parked: dict[str, dict[str, Tracked]] = {}
 
     # -- operations ---------------------------------------------------------------------
 
-    def apply(self, endpoint_id: str, decision: Any, now: float) -> None:
+    def apply(self, endpoint_id: str, decision: Decision, now: float) -> None:
         """Carry out the autoscaler's ``resume`` and ``park`` answers for one endpoint."""
-        c = self.c
         for wid in decision.resume:
-            w = c.tracked.get(wid)
-            if w is not None and self.resume(w, decision.reason) and c.observers:
-                c._notify("scaled", endpoint_id, "resume", 1, decision.reason)
+            w = self._workers.get(wid)
+            if w is not None and self.resume(w, decision.reason):
+                self._scaled(endpoint_id, "resume", 1, decision.reason)
         for wid, why in decision.park:
-            w = c.tracked.get(wid)
-            if w is not None and self.park(w, why, now) and c.observers:
-                c._notify("scaled", endpoint_id, "park", 1, why)
+            w = self._workers.get(wid)
+            if w is not None and self.park(w, why, now):
+                self._scaled(endpoint_id, "park", 1, why)
 
     def park(self, w: Tracked, reason: str, now: float) -> bool:
         """Park ``w``; False when the registry refuses (a job is on its way to it)."""
         if w.parked_at is not None or w.stop_reason is not None:
             return False
-        if not self.c.s.worker_registry.set_parked(w.id, True):
+        if not self._registry.set_parked(w.id, True):
             return False
         self.bill(w, now)
         w.billed_from = None
@@ -68,9 +93,9 @@ class FlashBoot:
         def failed(err: BaseException) -> None:
             log.warning("could not park worker %s: %s", w.id, err,
                         extra={"worker_id": w.id, "endpoint_id": w.endpoint_id})
-            self.c._stop(w, f"could not be parked: {err}")
+            self._stop(w, f"could not be parked: {err}")
 
-        self._call(w, self.c.provider.park, None, failed)
+        self._call(w, self._provider.park, None, failed)
         log.info("parked worker %s of %s: %s", w.id, w.endpoint_id, reason,
                  extra={"worker_id": w.id, "endpoint_id": w.endpoint_id})
         return True
@@ -89,19 +114,19 @@ class FlashBoot:
             w.resuming = False
             if w.stop_reason is not None:
                 return
-            now = self.c.clock.now()
+            now = self._clock.now()
             w.parked_at = None
             w.billed_from = now
-            self.c.s.worker_registry.set_parked(w.id, False)
+            self._registry.set_parked(w.id, False)
 
         def failed(err: BaseException) -> None:
             w.resuming = False
             log.info("parked worker %s could not be resumed (%s): replaced", w.id, err,
                      extra={"worker_id": w.id, "endpoint_id": w.endpoint_id})
-            self.c._stop(w, f"could not be resumed: {err}")
-            self.c.kick()
+            self._stop(w, f"could not be resumed: {err}")
+            self._kick()
 
-        ok = self._call(w, self.c.provider.resume, thawed, failed)
+        ok = self._call(w, self._provider.resume, thawed, failed)
         if ok is not False:
             log.info("resumed worker %s of %s: %s", w.id, w.endpoint_id, why,
                      extra={"worker_id": w.id, "endpoint_id": w.endpoint_id})
@@ -115,23 +140,21 @@ class FlashBoot:
 
     def bill(self, w: Tracked, end: float) -> None:
         """Close ``w``'s open billed interval at ``end`` (usage record, kind endpoint)."""
-        billing = getattr(self.c.s, "billing", None)
         start = w.billed_from
-        if billing is None or start is None:
+        if start is None:
             return
-        billing.record_usage(
+        self._billing.record_usage(
             user_id=w.user_id, kind="endpoint", resource_id=w.endpoint_id, pod_id=w.id,
             start_at=start, end_at=max(end, start), usd_per_hr=w.placement.cost_per_hr,
             gpu_type_id=w.placement.gpu_type_id,
-            data_center_id=self.c._machine_dc(w.placement.machine_id))
+            data_center_id=self._data_center_of(w.placement.machine_id))
 
     def _call(self, w: Tracked, fn: Callable[[str], None], then: Callable[[], None] | None,
               failed: Callable[[BaseException], None]) -> bool | None:
         """``fn(w.id)`` at once when the provider says it does not block (a signal), else in a
         thread (``podman pause``). Returns False when it failed at once, None when it runs in
         the background, True when done."""
-        blocks = getattr(self.c.provider, "park_blocks", None)
-        if blocks is None or not blocks(w.id):
+        if not self._provider.park_blocks(w.id):
             try:
                 fn(w.id)
             except Exception as err:  # noqa: BLE001 - the process died, the engine refused
@@ -150,9 +173,7 @@ class FlashBoot:
             if then is not None:
                 then()
 
-        task = asyncio.get_running_loop().create_task(run())
-        self.c._stops.add(task)
-        task.add_done_callback(self.c._stops.discard)
+        self._spawn(run())
         return None
 
     # -- the fast path and the scheduler's view -------------------------------------------
@@ -163,23 +184,22 @@ class FlashBoot:
         parked = self.parked.get(endpoint_id)
         if not parked:
             return
-        m = self.c.s.broker.queue_metrics(endpoint_id)
+        m = self._queues.queue_metrics(endpoint_id)
         if not m.in_queue_normal:
             return  # lowPriority jobs never scale up
         ready = 0
-        for rw in self.c.s.worker_registry.all():
+        for rw in self._registry.all():
             if rw.endpoint_id == endpoint_id and rw.can_take() and not rw.jobs \
                     and rw.status in _READY:
                 ready += 1
-        ready += sum(1 for w in self.c.tracked.values()
+        ready += sum(1 for w in self._workers.values()
                      if w.resuming and w.endpoint_id == endpoint_id)
         if m.in_queue_normal <= ready:
             return
         for w in reversed(list(parked.values())):  # the most recently parked: the warmest
             if self.resume(w, "a job arrived and no worker was ready"):
-                if self.c.observers:
-                    self.c._notify("scaled", endpoint_id, "resume", 1,
-                                   "FlashBoot: a job arrived and no worker was ready")
+                self._scaled(endpoint_id, "resume", 1,
+                             "FlashBoot: a job arrived and no worker was ready")
                 return
 
     def evictable(self, endpoint_id: str) -> list[Parked]:

@@ -3,8 +3,11 @@ machines), then act through the provider to close the gap. Level-triggered: ever
 everything again, so a missed event is corrected on the next tick; the enqueue listener only
 makes the next tick come at once (scale from zero without waiting).
 
-Decisions are the pure functions of ``autoscaler``, ``scheduler`` and ``breaker``; this module
-only gathers their inputs, carries out their answers and records what happened.
+Each endpoint's pass is gather -> decide -> act: this module gathers the inputs (queue
+metrics, the registry's views of its workers, what it tracks), the pure functions of
+``verdicts``, ``autoscaler`` and ``scheduler`` decide, and this module acts on their answers:
+starts through the ``launcher`` shared with pods, ``workers`` rows through ``WorkerTable``,
+placements through ``Allocations``.
 """
 
 from __future__ import annotations
@@ -12,72 +15,99 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
-
-from runplane.config import Settings
+from runplane.clock import Clock
+from runplane.config import ControllerSettings
 from runplane.controller import autoscaler as asc
+from runplane.controller import verdicts
+from runplane.controller.allocations import Allocations
 from runplane.controller.breaker import Breaker
 from runplane.controller.flashboot import FlashBoot
-from runplane.controller.restart import cleanup_previous_run
-from runplane.controller.scheduler import MachineLoad, NoFit, apply, place_evicting
-from runplane.controller.specs import command_of, request_for, volume_data_center, volume_env
-from runplane.controller.state import Blocked, ControllerObserver, EndpointState, Tracked
-from runplane.providers.base import (
-    EXITED,
-    ContainerOptions,
-    ImageError,
-    Provider,
-    WorkerSpec,
-    needs_command,
+from runplane.controller.launcher import Launcher, VolumeMount
+from runplane.controller.ports import (
+    EndpointSource,
+    JobQueues,
+    PodProcesses,
+    TemplateSource,
+    UsageRecorder,
+    WorkerRegistryPort,
 )
-from runplane.store.tables import workers
+from runplane.controller.restart import cleanup_previous_run
+from runplane.controller.scheduler import MachineLoad, NoFit, apply
+from runplane.controller.state import Blocked, ControllerObserver, EndpointState, Observers, Tracked
+from runplane.controller.worker_rows import WorkerTable
+from runplane.providers.base import EXITED, ImageError, ProcessInfo, Provider
+from runplane.schemas.endpoints import Endpoint
+
+if TYPE_CHECKING:
+    from runplane.broker.models import QueueMetrics, WorkerView
 
 __all__ = ["Blocked", "Controller", "ControllerObserver", "EndpointState", "Tracked"]
 
 log = logging.getLogger("runplane.controller")
 
+NO_COMMAND = ("the template has no dockerEntrypoint/dockerStartCmd: the process runtime needs "
+              "the command that starts the worker")
+
 
 class Controller:
-    """Runs endpoint workers (and pods) on the provider's machines."""
+    """Runs endpoint workers on the provider's machines; reaps the pods' exits with theirs
+    (pods are started and stopped by the pod service)."""
 
-    def __init__(self, services: Any, provider: Provider, settings: Settings) -> None:
-        self.s = services
+    def __init__(self, *, settings: ControllerSettings, clock: Clock, provider: Provider,
+                 endpoints: EndpointSource, templates: TemplateSource, queues: JobQueues,
+                 registry: WorkerRegistryPort, billing: UsageRecorder, launcher: Launcher,
+                 allocations: Allocations, rows: WorkerTable, pods: PodProcesses) -> None:
+        self.cfg = settings
+        self.clock = clock
         self.provider = provider
-        self.settings = settings
-        self.cfg = settings.controller
-        self.clock = services.clock
+        self.endpoints = endpoints
+        self.templates = templates
+        self.queues = queues
+        self.registry = registry
+        self.launcher = launcher
+        self.allocations = allocations
+        self.rows = rows
+        self.pods = pods
         self.tracked: dict[str, Tracked] = {}
         self.breakers: dict[str, Breaker] = {}
         self.states: dict[str, EndpointState] = {}
-        self.pods: Any = None  # PodService, set when pods are served
         self.tick_count = 0
         self.last_tick_ms = 0.0
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._stops: set[asyncio.Task[Any]] = set()
-        self.observers: list[ControllerObserver] = []
+        # Background stops and blocking park/resume calls: referenced until they finish.
+        self._tasks: set[asyncio.Task[object]] = set()
+        self.observers = Observers()
         self.progress: dict[str, str] = {}  # worker id -> what it does before its code runs
-        self.flashboot = FlashBoot(self)  # parked workers (docs/flashboot.md)
+        self.flashboot = FlashBoot(  # parked workers (docs/flashboot.md)
+            registry=registry, queues=queues, provider=provider, billing=billing, clock=clock,
+            workers=self.tracked, data_center_of=allocations.data_center_of, stop=self._stop,
+            kick=self.kick, scaled=self.observers.scaled, spawn=self._spawn)
 
     def add_observer(self, observer: ControllerObserver) -> None:
-        self.observers.append(observer)
+        """Tell ``observer`` what the controller does (see ``ControllerObserver``)."""
+        self.observers.add(observer)
 
-    def _notify(self, method: str, *args: Any) -> None:
-        for o in self.observers:
-            try:
-                getattr(o, method)(*args)
-            except Exception:  # noqa: BLE001 - observing must never break reconciling
-                log.exception("controller observer failed")
+    def _spawn(self, coro: Coroutine[Any, Any, object], kick: bool = False) -> None:
+        """Run ``coro`` in the background; tick again when it ends if ``kick``."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[object]) -> None:
+            self._tasks.discard(t)
+            if kick:
+                self.kick()
+
+        task.add_done_callback(done)
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start the loop; called from the app's startup hooks."""
-        broker = self.s.broker
-        if hasattr(broker, "add_enqueue_listener"):
-            broker.add_enqueue_listener(self._on_enqueue)
+        self.queues.add_enqueue_listener(self._on_enqueue)
         self._task = asyncio.create_task(self._run(), name="runplane-controller")
 
     async def shutdown(self) -> None:
@@ -94,8 +124,7 @@ class Controller:
         for w in list(self.tracked.values()):
             w.stop_reason = w.stop_reason or "server shut down"
         self._reap(self.clock.now())
-        if self.pods is not None:
-            self.pods.reap(self.clock.now())
+        self.pods.reap(self.clock.now())
 
     def kick(self) -> None:
         """Make the next tick happen now (a job arrived, a setting changed)."""
@@ -128,41 +157,29 @@ class Controller:
         now = self.clock.now()
         infos = self.provider.list()
         # What starting workers are doing (pulling their image): shown as the reason.
-        self.progress = {i.id: p for i in infos if (p := getattr(i, "progress", None)) is not None}
+        self.progress = {i.id: p for i in infos if (p := i.progress) is not None}
         self._reap(now, infos)
-        if self.pods is not None:
-            self.pods.reap(now, infos)
-        endpoints = {ep.id: ep for ep in self.s.endpoints.list_all()}
+        self.pods.reap(now, infos)
+        endpoints = {ep.id: ep for ep in self.endpoints.list_all()}
         loads = self.loads()
         for w in list(self.tracked.values()):
             if w.endpoint_id not in endpoints and w.stop_reason is None:
                 self._stop(w, "endpoint deleted")
         # Group the workers once: asking the registry per endpoint is O(endpoints x workers).
-        registry = self.s.worker_registry
-        views: dict[str, list[Any]] = {}
-        for rw in registry.all():
-            views.setdefault(rw.endpoint_id, []).append(registry.view(rw))
+        views: dict[str, list[WorkerView]] = {}
+        for rw in self.registry.all():
+            views.setdefault(rw.endpoint_id, []).append(self.registry.view(rw))
         for ep in endpoints.values():
             self._reconcile_endpoint(ep, now, loads, views.get(ep.id, ()))
         for gone in set(self.states) - set(endpoints):
             del self.states[gone]
         self.tick_count += 1
         self.last_tick_ms = (time.perf_counter() - t0) * 1000
-        if self.observers:
-            self._notify("ticked", now)
+        self.observers.ticked(now)
 
     def loads(self) -> list[MachineLoad]:
         """Each machine with the GPUs/CPUs held by live workers and pods."""
-        out = {m.id: MachineLoad(m, overcommit=self.settings.machine.cpu_overcommit)
-               for m in self.provider.machines()}
-        for w in self.tracked.values():
-            if w.placement.machine_id in out:
-                apply(out[w.placement.machine_id], w.placement)
-        if self.pods is not None:
-            for p in self.pods.placements():
-                if p.machine_id in out:
-                    apply(out[p.machine_id], p)
-        return list(out.values())
+        return self.allocations.loads()
 
     def _breaker(self, endpoint_id: str) -> Breaker:
         breaker = self.breakers.get(endpoint_id)
@@ -172,168 +189,122 @@ class Controller:
                 self.cfg.crash_backoff_max_s)
         return breaker
 
-    def _reconcile_endpoint(self, ep: Any, now: float, loads: list[MachineLoad],
-                            views: Any) -> None:
+    def _reconcile_endpoint(self, ep: Endpoint, now: float, loads: list[MachineLoad],
+                            views: Sequence[WorkerView]) -> None:
+        # Gather.
         state = self.states.get(ep.id) or self.states.setdefault(ep.id, EndpointState())
         breaker = self._breaker(ep.id)
-        m = self.s.broker.queue_metrics(ep.id)
-        if not views and not ep.workersMin and not m.in_queue and not m.in_progress \
-                and not breaker.failures:
-            # Quiet (most endpoints, most of the time): the autoscaler would want nothing.
+        m = self.queues.queue_metrics(ep.id)
+        if verdicts.is_quiet(len(views), ep.workersMin, m.in_queue, m.in_progress,
+                             breaker.failures):
             state.reason, state.throttled, state.desired, state.updated_at = None, 0, 0, now
             state.decision = "no jobs, no workers"
             return
-        states: list[asc.WorkerState] = []
+        # Decide and act per worker first: one stopped now is not capacity for the autoscaler.
+        capacity: list[asc.WorkerSnapshot] = []
         for v in views:
-            if v.status == asc.EXITED:
-                continue
             mine = self.tracked.get(v.id)
+            verdict = verdicts.judge_worker(
+                v, mine, endpoint_version=ep.version, now=now,
+                startup_timeout_s=self.cfg.startup_timeout_s,
+                overdue_grace_s=self.cfg.overdue_grace_s)
             if mine is not None:
-                if mine.stop_reason is None:
-                    self._stop_if_stuck(mine, v)
-                if mine.stop_reason is not None:
-                    continue  # leaving: not capacity
-                if v.first_take_at is not None and not mine.took:
-                    mine.took = True
-                    breaker.record_success()
-                    if self.observers:
-                        self._notify("worker_ready", ep.id, v.id,
-                                     max(0.0, v.first_take_at - mine.started_at))
-                if not mine.took and now - mine.started_at > self.cfg.startup_timeout_s:
-                    mine.failure = (f"no job-take within the startup timeout "
-                                    f"({self.cfg.startup_timeout_s:g}s)")
-                    breaker.record_failure(now, mine.failure)
-                    self._stop(mine, mine.failure)
-                    continue
-            elif not v.manual:
-                continue  # a controller worker of a previous server run; being cleaned up
-            status = asc.PARKED if v.parked else v.status
-            if mine is not None and mine.resuming:
-                status = asc.INITIALIZING  # being thawed: capacity about to take jobs
-            # A handler still running a job the server ended is busy, not idle capacity.
-            held = len(v.jobs) + len(v.overdue)
-            if held and status == asc.IDLE:
-                status = asc.RUNNING
-            states.append(asc.WorkerState(
-                v.id, status, held, v.idle_since, mine.version if mine else ep.version, v.manual,
-                mine.parked_at if mine else None))
-        q = asc.QueueStats(m.in_queue_normal, m.in_progress, m.oldest_queued_at)
-        settings = asc.ScalerSettings(
-            ep.workersMin, ep.workersMax, ep.scalerType, float(ep.scalerValue),
-            float(ep.idleTimeout), ep.version, bool(getattr(ep, "flashboot", False)),
-            self.cfg.max_parked_s)
-        decision = asc.decide(settings, q, states, now, breaker.blocked(now))
+                self._act_on_worker(mine, verdict, breaker, now)
+            if verdict.capacity is not None:
+                capacity.append(verdict.capacity)
+        # Decide for the endpoint.
+        decision = asc.decide(_scaler_settings(ep, self.cfg.max_parked_s), _queue_stats(m),
+                              capacity, now, breaker.blocked(now))
         state.decision, state.desired, state.updated_at = decision.reason, decision.desired, now
+        # Act: stop, park/resume, start, then say why jobs wait.
         for wid, why in decision.stop:
             if wid in self.tracked:
                 self._stop(self.tracked[wid], why)
-                if self.observers:
-                    self._notify("scaled", ep.id, "down", 1, why)
+                self.observers.scaled(ep.id, "down", 1, why)
         self.flashboot.apply(ep.id, decision, now)
-        reason = breaker.status(now)
+        breaker_status = breaker.status(now)  # before this tick's starts change the breaker
         throttled = decision.blocked
-        started = 0
+        started, start_failure = 0, None
         for i in range(decision.start):
             problem = self._start_worker(ep, now, loads)
             if problem:
-                reason = problem.reason
+                start_failure = problem.reason
                 throttled += (decision.start - i) if problem.transient else 0
                 break
             started += 1
-        if started and self.observers:
-            self._notify("scaled", ep.id, "up", started, decision.reason)
-        if reason is None and self.progress:
-            reason = next((f"worker {v.id} is starting: {self.progress[v.id]}" for v in views
-                           if v.id in self.progress), None)
-        if reason is None and m.in_queue and not states and decision.start == 0:
-            reason = ("only lowPriority jobs are queued and workersMin is 0: they wait for a "
-                      "worker started by other jobs") if m.in_queue_normal == 0 else None
-        state.reason, state.throttled = reason, throttled
-
-    def _stop_if_stuck(self, w: Tracked, v: Any) -> None:
-        """Stop a worker the handler asked to replace, or one still running a job that already
-        ended on the server (timed out, cancelled) a grace period ago: a sync handler cannot
-        be interrupted, so only stopping its process frees the slot."""
-        if v.desired_status == asc.EXITED:
-            self._stop(w, v.reason or "asked to stop")
-            return
-        stuck = [(job_id, late) for job_id, late in v.overdue if late >= self.cfg.overdue_grace_s]
-        if stuck:
-            job_id, late = stuck[0]
-            self._stop(w, f"job {job_id} ended on the server (execution timeout or cancel) "
-                          f"but the handler was still running it {late:.0f}s later")
+        if started:
+            self.observers.scaled(ep.id, "up", started, decision.reason)
+        state.reason = verdicts.endpoint_reason(
+            start_failure, breaker_status,
+            verdicts.starting_progress((v.id for v in views), self.progress),
+            verdicts.only_low_priority(m.in_queue, m.in_queue_normal, len(capacity),
+                                       decision.start))
+        state.throttled = throttled
 
     # -- acting ---------------------------------------------------------------------
 
-    def _start_worker(self, ep: Any, now: float, loads: list[MachineLoad]) -> Blocked | None:
+    def _act_on_worker(self, w: Tracked, verdict: verdicts.WorkerVerdict, breaker: Breaker,
+                       now: float) -> None:
+        """Carry out ``judge_worker``'s verdict on a worker this controller started."""
+        if verdict.ready_after_s is not None:
+            w.took = True
+            breaker.record_success()
+            self.observers.worker_ready(w.endpoint_id, w.id, verdict.ready_after_s)
+        if verdict.stop is not None:
+            if verdict.failed:
+                w.failure = verdict.stop
+                breaker.record_failure(now, verdict.stop)
+            self._stop(w, verdict.stop)
+
+    def _start_worker(self, ep: Endpoint, now: float, loads: list[MachineLoad]) -> Blocked | None:
         """Place and start one worker; says why (a reason a person can act on) when it cannot."""
-        template = ep.template or self.s.templates.get(ep.templateId)
+        template = ep.template or self.templates.get(ep.templateId)
         if template is None:
             return Blocked(f"template {ep.templateId} not found")
-        t = template.model_dump() if hasattr(template, "model_dump") else dict(template)
-        try:
-            self.provider.check_image(t.get("imageName", ""))
-        except ImageError as err:
-            return Blocked(str(err))
-        if not command_of(t) and needs_command(self.provider, t.get("imageName", "")):
-            return Blocked("the template has no dockerEntrypoint/dockerStartCmd: the process "
-                           "runtime needs the command that starts the worker")
+        t = template.model_dump()
+        unrunnable = self.launcher.check(t, NO_COMMAND)
+        if unrunnable is not None:
+            return Blocked(unrunnable.message)
         spec = ep.model_dump()
-        vol_dc = volume_data_center(self.s.engine, ep.networkVolumeId or None)
-        placed = place_evicting(request_for(spec, ep.id, self.s.catalog, vol_dc), loads,
-                                self.flashboot.evictable(ep.id))
+        volume = self.launcher.volume(ep.networkVolumeId or None)
+        placed = self.launcher.place(spec, ep.id, volume.dataCenterId if volume else None, loads,
+                                     self.flashboot.evictable(ep.id))
         if isinstance(placed, NoFit):
             return Blocked(placed.reason, placed.busy)
         if placed.evict:
             # Parked workers of other endpoints hold what it needs: stop them now; it starts
             # once they are gone (their stop kicks the next tick).
+            held = "GPUs" if placed.gpu_type_id else "share of the host"
             for wid in placed.evict:
-                self._stop(self.tracked[wid], f"evicted: endpoint {ep.id} needs its "
-                                              f"{'GPUs' if placed.gpu_type_id else 'share of the host'}",
+                self._stop(self.tracked[wid], f"evicted: endpoint {ep.id} needs its {held}",
                            grace_s=0.0)
             return Blocked(f"stopping {len(placed.evict)} parked worker(s) of other endpoints "
                            "to free their capacity", transient=True)
         apply(next(m for m in loads if m.machine.id == placed.machine_id), placed)
-        worker_id, token = self.s.worker_registry.register(
+        worker_id, token = self.registry.register(
             ep.id, manual=False, machine_id=placed.machine_id, gpu_type_id=placed.gpu_type_id,
             gpu_count=len(placed.gpu_indices), vcpu_count=int(placed.vcpu_count),
             memory_in_gb=placed.memory_in_gb, cost_per_hr=placed.cost_per_hr,
             endpoint_version=ep.version)
-        env = {**t.get("env", {})}
-        env.update(volume_env(self.settings.resolved_volume_root, ep.networkVolumeId or None,
-                              vol_dc, "/runpod-volume"))
-        env.update(self.s.worker_registry.worker_env(ep.id, worker_id, token,
-                                                     gpu=placed.gpu_type_id or ""))
-        env.setdefault("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS", "true")  # no internet assumed
-        log_path = self.provider.log_path(worker_id)  # type: ignore[attr-defined]
+        env = self.launcher.environment(
+            t, VolumeMount(volume, "/runpod-volume"),
+            self.registry.worker_env(ep.id, worker_id, token, gpu=placed.gpu_type_id or ""),
+            defaults={"RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true"})  # no internet assumed
         tracked = Tracked(worker_id, ep.id, ep.userId, ep.version, now, placed)
         self.tracked[worker_id] = tracked
+        self.allocations.hold_worker(worker_id, placed)
         try:
-            info = self.provider.start(WorkerSpec(
-                worker_id, t["imageName"], command_of(t), env, log_path, placed.gpu_indices,
-                placed.machine_id, ContainerOptions.of(t, self._registry_auth(t))))
+            started = self.launcher.start(worker_id, t, placed, env)
         except (OSError, ImageError) as err:
             tracked.failure = f"could not start: {err}"
-            self.breakers[ep.id].record_failure(now, tracked.failure)
+            self._breaker(ep.id).record_failure(now, tracked.failure)
             tracked.stop_reason = tracked.failure
             self._finish(tracked, now, None, tracked.failure)
             return Blocked(tracked.failure)
-        with self.s.engine.begin() as conn:
-            conn.execute(update(workers).where(workers.c.id == worker_id).values(
-                started_at=info.started_at, provider_data=info.data, log_path=str(log_path),
-                machine_id=placed.machine_id, gpu_type_id=placed.gpu_type_id,
-                gpu_count=len(placed.gpu_indices), vcpu_count=int(placed.vcpu_count),
-                memory_in_gb=placed.memory_in_gb, cost_per_hr=placed.cost_per_hr,
-                endpoint_version=ep.version, desired_status="RUNNING"))
+        self.rows.mark_started(worker_id, started.info, started.log_path, placed, ep.version)
         log.info("started worker %s for endpoint %s on %s", worker_id, ep.id, placed.machine_id,
                  extra={"worker_id": worker_id, "endpoint_id": ep.id})
         return None
-
-    def _registry_auth(self, t: dict[str, Any]) -> tuple[str, str] | None:
-        """The template's registry credentials, for the container runtime's pull only."""
-        auth_id = t.get("containerRegistryAuthId")
-        auths = getattr(self.s, "registry_auths", None)
-        return auths.credentials(auth_id) if auth_id and auths is not None else None
 
     def _stop(self, w: Tracked, reason: str, grace_s: float | None = None) -> None:
         """Ask the provider to stop a worker (SIGTERM, then SIGKILL after the grace period)."""
@@ -344,18 +315,14 @@ class Controller:
         if w.parked_at is not None and grace_s is None:
             grace_s = 0.0  # frozen and holding no job: nothing to finish, free its GPUs now
         # No job may be handed to it while it shuts down (its open long-polls are answered).
-        registered = self.s.worker_registry.get(w.id)
+        registered = self.registry.get(w.id)
         if registered is not None:
-            self.s.worker_registry.request_stop(registered, reason)
-        with self.s.engine.begin() as conn:
-            conn.execute(update(workers).where(workers.c.id == w.id).values(
-                desired_status="EXITED", reason=reason))
-        task = asyncio.create_task(self.provider.stop(
-            w.id, self.cfg.stop_grace_s if grace_s is None else grace_s))
-        self._stops.add(task)
-        task.add_done_callback(lambda t: (self._stops.discard(t), self.kick()))
+            self.registry.request_stop(registered, reason)
+        self.rows.mark_stopping(w.id, reason)
+        self._spawn(self.provider.stop(w.id, self.cfg.stop_grace_s if grace_s is None
+                                       else grace_s), kick=True)
 
-    def _reap(self, now: float, infos: list[Any] | None = None) -> None:
+    def _reap(self, now: float, infos: list[ProcessInfo] | None = None) -> None:
         """Record every worker process that has exited: breaker, registry, billing."""
         for info in self.provider.list() if infos is None else infos:
             w = self.tracked.get(info.id)
@@ -367,39 +334,37 @@ class Controller:
                 w.stop_reason = f"its process exited while parked (exit code {info.exit_code})"
             elif w.stop_reason is None:
                 # Nobody asked it to stop: a crash (or a failed start before its first job).
-                w.failure = getattr(info, "reason", None) or (
+                w.failure = info.reason or (
                     f"exited with code {info.exit_code} before its first job"
                     if not w.took else f"crashed with exit code {info.exit_code}")
                 self._breaker(w.endpoint_id).record_failure(now, w.failure)
-            self._finish(w, info.stopped_at or now, info.exit_code, w.stop_reason or w.failure or "")
+            self._finish(w, info.stopped_at or now, info.exit_code,
+                         w.stop_reason or w.failure or "")
             self.provider.forget(info.id)
 
     def _finish(self, w: Tracked, end: float, exit_code: int | None, reason: str) -> None:
         self.tracked.pop(w.id, None)
+        self.allocations.release_worker(w.id)
         self.flashboot.forget(w)
         try:
-            self.s.worker_registry.retire(w.id, reason)
+            self.registry.retire(w.id, reason)
         except Exception:  # noqa: BLE001 - the endpoint may be gone with its workers
             log.debug("retire %s failed", w.id, exc_info=True)
-        with self.s.engine.begin() as conn:
-            conn.execute(update(workers).where(workers.c.id == w.id).values(
-                stopped_at=end, exit_code=exit_code, reason=reason, desired_status="EXITED"))
+        self.rows.mark_exited(w.id, end, exit_code, reason)
         if w.started_at and w.parked_at is None:  # a parked worker's interval is closed
             self.flashboot.bill(w, end)
         log.info("worker %s of %s exited (%s): %s", w.id, w.endpoint_id, exit_code, reason,
                  extra={"worker_id": w.id, "endpoint_id": w.endpoint_id})
 
-    def _machine_dc(self, machine_id: str) -> str | None:
-        for m in self.provider.machines():
-            if m.id == machine_id:
-                return m.data_center_id
-        return None
-
     def cleanup_previous_run(self) -> None:
         """Kill and retire what the previous server run left behind (``controller.restart``)."""
-        cleanup_previous_run(self.s, self.clock.now())
+        cleanup_previous_run(self.rows, self.pods, self.registry, self.clock.now())
 
     # -- views ----------------------------------------------------------------------
+
+    def progress_of(self, worker_id: str) -> str | None:
+        """What a starting worker does before its code runs (pulling its image), or None."""
+        return self.progress.get(worker_id)
 
     def endpoint_reason(self, endpoint_id: str) -> str | None:
         """Why an endpoint's jobs wait, or None; for the endpoint, /health and queued jobs."""
@@ -407,7 +372,7 @@ class Controller:
         return state.reason if state else None
 
     def endpoint_status(self, endpoint_id: str) -> dict[str, Any]:
-        """The broker's ``endpoint_status`` hook: ``reason`` and ``throttled`` when set."""
+        """``reason`` and ``throttled`` (RunPod's THROTTLED workers) when set; read by /health."""
         state = self.states.get(endpoint_id)
         out: dict[str, Any] = {}
         if state is not None and state.reason:
@@ -415,3 +380,15 @@ class Controller:
         if state is not None and state.throttled:
             out["throttled"] = state.throttled
         return out
+
+
+def _scaler_settings(ep: Endpoint, max_parked_s: float) -> asc.ScalerSettings:
+    """The endpoint's settings the autoscaler reads."""
+    return asc.ScalerSettings(
+        ep.workersMin, ep.workersMax, ep.scalerType, float(ep.scalerValue),
+        float(ep.idleTimeout), ep.version, bool(ep.flashboot), max_parked_s)
+
+
+def _queue_stats(m: QueueMetrics) -> asc.QueueStats:
+    """The queue metrics the autoscaler reads (lowPriority jobs left out)."""
+    return asc.QueueStats(m.in_queue_normal, m.in_progress, m.oldest_queued_at)

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
-
 from runplane.catalog.catalog import Catalog
 from runplane.catalog.spec import enum_of
 from runplane.controller.scheduler import WorkerRequest
-from runplane.services.volumes import volume_dir
-from runplane.store.tables import network_volumes
-
-
-def volume_data_center(engine: Engine, volume_id: str | None) -> str | None:
-    """The data center of a network volume (None without one)."""
-    if not volume_id:
-        return None
-    with engine.connect() as conn:
-        return conn.execute(
-            select(network_volumes.c.data_center_id).where(network_volumes.c.id == volume_id)
-        ).scalar()
 
 
 @cache
@@ -64,18 +51,13 @@ def request_for(spec: dict[str, Any], key: str, catalog: Catalog, volume_dc: str
     )
 
 
-def command_of(template: dict[str, Any]) -> list[str]:
+def command_of(template: Mapping[str, Any]) -> list[str]:
     """dockerEntrypoint + dockerStartCmd, as Docker would combine them."""
     return [*(template.get("dockerEntrypoint") or []), *(template.get("dockerStartCmd") or [])]
 
 
-def volume_env(
-    volume_root: Path, volume_id: str | None, data_center_id: str | None, mount_path: str
-) -> dict[str, str]:
-    """Process workers see a network volume as a directory named in their environment
-    (container runtimes mount that directory at ``mount_path``)."""
-    if not volume_id or not data_center_id:
-        return {}
-    path = volume_dir(volume_root, data_center_id, volume_id)
+def volume_env(path: Path, mount_path: str) -> dict[str, str]:
+    """Process workers see a network volume as a directory (``path``, created here) named in
+    their environment; container runtimes mount that directory at ``mount_path``."""
     path.mkdir(parents=True, exist_ok=True)
     return {"RUNPLANE_VOLUME_PATH": str(path), "RUNPLANE_VOLUME_MOUNT_PATH": mount_path}

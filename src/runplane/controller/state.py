@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runplane.controller.scheduler import Placement
+
+log = logging.getLogger("runplane.controller")
 
 
 @dataclass
@@ -67,3 +71,37 @@ class ControllerObserver(Protocol):
 
     def ticked(self, now: float) -> None:
         """A reconcile tick ended (a clock to sample gauges on)."""
+
+
+class Observers:
+    """The controller's observers: each event reaches every one; one that fails is logged
+    and the others are still told. Falsy while there are none."""
+
+    def __init__(self) -> None:
+        self._all: list[ControllerObserver] = []
+
+    def add(self, observer: ControllerObserver) -> None:
+        """Tell ``observer`` every event from now on."""
+        self._all.append(observer)
+
+    def __bool__(self) -> bool:
+        return bool(self._all)
+
+    def scaled(self, endpoint_id: str, action: str, workers: int, reason: str) -> None:
+        """See ``ControllerObserver.scaled``."""
+        self._each(lambda o: o.scaled(endpoint_id, action, workers, reason))
+
+    def worker_ready(self, endpoint_id: str, worker_id: str, cold_start_s: float) -> None:
+        """See ``ControllerObserver.worker_ready``."""
+        self._each(lambda o: o.worker_ready(endpoint_id, worker_id, cold_start_s))
+
+    def ticked(self, now: float) -> None:
+        """See ``ControllerObserver.ticked``."""
+        self._each(lambda o: o.ticked(now))
+
+    def _each(self, call: Callable[[ControllerObserver], None]) -> None:
+        for o in self._all:
+            try:
+                call(o)
+            except Exception:  # noqa: BLE001 - observing must never break reconciling
+                log.exception("controller observer failed")

@@ -1,4 +1,8 @@
-"""Live workers' rows and Pod objects, kept in memory for ``includeWorkers``.
+"""The controller's side of the ``workers`` table: its writes (``WorkerTable``), and live
+workers' rows and Pod objects kept in memory for ``includeWorkers`` (``WorkerRowCache``).
+
+The job protocol (the broker's writer) owns the columns it changes (status, heartbeats, the
+credential); every column the controller changes is written through ``WorkerTable`` only.
 
 A worker's row is complete once it was started (or attached by hand): from then on the
 columns the Pod view reads (machine, GPUs, cost, image's port mappings, log path, endpoint
@@ -10,13 +14,65 @@ from SQL once, not on every GET of its endpoint.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, bindparam, select, update
 
+from runplane.controller.scheduler import Placement
+from runplane.providers.base import ProcessInfo
 from runplane.store.tables import workers
+from runplane.worker_state import WorkerState
 
 _ROWS_BY_ID = select(workers).where(workers.c.id.in_(bindparam("ids", expanding=True)))
+
+
+class WorkerTable:
+    """Every write the controller makes to ``workers``, one named method per transition."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def mark_started(self, worker_id: str, info: ProcessInfo, log_path: Path,
+                     placed: Placement, endpoint_version: int) -> None:
+        """Its process runs: where, on what, from when, and where its output goes."""
+        self._set(worker_id, started_at=info.started_at, provider_data=info.data,
+                  log_path=str(log_path), machine_id=placed.machine_id,
+                  gpu_type_id=placed.gpu_type_id, gpu_count=len(placed.gpu_indices),
+                  vcpu_count=int(placed.vcpu_count), memory_in_gb=placed.memory_in_gb,
+                  cost_per_hr=placed.cost_per_hr, endpoint_version=endpoint_version,
+                  desired_status=WorkerState.RUNNING.value)
+
+    def mark_stopping(self, worker_id: str, reason: str) -> None:
+        """The controller asked it to stop (its process may still be shutting down)."""
+        self._set(worker_id, desired_status=WorkerState.EXITED.value, reason=reason)
+
+    def mark_exited(self, worker_id: str, end: float, exit_code: int | None,
+                    reason: str) -> None:
+        """Its process is gone: when, with which exit code, and why."""
+        self._set(worker_id, stopped_at=end, exit_code=exit_code, reason=reason,
+                  desired_status=WorkerState.EXITED.value)
+
+    def unfinished_process_data(self) -> list[dict[str, Any]]:
+        """``provider_data`` of every started worker not marked exited (start-up cleanup)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(workers.c.provider_data).where(
+                workers.c.stopped_at.is_(None), workers.c.provider_data.is_not(None))).all()
+        return [row.provider_data or {} for row in rows]
+
+    def mark_previous_run_exited(self, now: float) -> None:
+        """Controller workers a previous server run started are gone with it (manual ones
+        reconnect by themselves)."""
+        with self._engine.begin() as conn:
+            conn.execute(update(workers).where(
+                workers.c.stopped_at.is_(None), workers.c.manual.is_(False),
+                workers.c.started_at.is_not(None)).values(
+                stopped_at=now, reason="server restarted",
+                desired_status=WorkerState.EXITED.value))
+
+    def _set(self, worker_id: str, **values: object) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(update(workers).where(workers.c.id == worker_id).values(**values))
 
 
 class WorkerRowCache:

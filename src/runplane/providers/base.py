@@ -1,12 +1,14 @@
 """The provider interface: the small, fixed surface through which the controller runs things.
 
 ``start(spec) / stop(id) / park(id) / resume(id) / list() / logs(id)``, plus ``machines()``
-for what the provider can place work on. Workers and pods alike are started from a
-``WorkerSpec``; the provider knows nothing about endpoints, jobs or billing.
+for what the provider can place work on; ``Provider`` lists every call made on one. Workers
+and pods alike are started from a ``WorkerSpec``; the provider knows nothing about
+endpoints, jobs or billing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,7 +41,8 @@ class ContainerOptions:
     registry_auth: tuple[str, str] | None = field(default=None, repr=False)
 
     @classmethod
-    def of(cls, t: dict[str, Any], registry_auth: tuple[str, str] | None = None) -> ContainerOptions:
+    def of(cls, t: Mapping[str, Any],
+           registry_auth: tuple[str, str] | None = None) -> ContainerOptions:
         """From a template's (or a pod spec's) RunPod field names."""
         return cls(
             entrypoint=tuple(t.get("dockerEntrypoint") or ()),
@@ -83,10 +86,16 @@ class ProcessInfo:
 
 
 class Provider(Protocol):
+    """Every call the controller, the pod service and the app make on a provider."""
+
     name: str
 
     def machines(self) -> list[Machine]:
         """The machines this provider can place work on."""
+        ...
+
+    def log_path(self, worker_id: str) -> Path:
+        """Where the worker's (or pod's) output is written; known before it starts."""
         ...
 
     def check_image(self, image: str) -> Path:
@@ -113,6 +122,11 @@ class Provider(Protocol):
         """Thaw a parked worker."""
         ...
 
+    def park_blocks(self, worker_id: str) -> bool:
+        """Whether ``park``/``resume`` wait for something (a container engine) rather than
+        send a signal: the controller then calls them in a thread."""
+        ...
+
     def list(self) -> list[ProcessInfo]:
         """Every worker started by this provider and not yet forgotten, exited ones included."""
         ...
@@ -125,8 +139,6 @@ class Provider(Protocol):
         """The end of the worker's output."""
         ...
 
-
-def needs_command(provider: object, image: str) -> bool:
-    """``provider.needs_command(image)``; True for a provider without containers (older ones)."""
-    fn = getattr(provider, "needs_command", None)
-    return True if fn is None else bool(fn(image))
+    async def close(self) -> None:
+        """Release what the provider holds (a cluster connection); after every stop."""
+        ...

@@ -11,10 +11,9 @@ from pathlib import Path
 
 from runplane.catalog.catalog import Catalog
 from runplane.catalog.machines import Machine, discover_local_machine
-from runplane.config import MachineSettings
+from runplane.config import ContainerSettings, MachineSettings
 from runplane.providers.base import ProcessInfo, WorkerSpec
 from runplane.providers.runtimes.container import ContainerRuntime
-from runplane.providers.runtimes.container_engine import ContainerConfig
 from runplane.providers.runtimes.container_image import is_container_image
 from runplane.providers.runtimes.process import ProcessRuntime, read_tail
 
@@ -26,11 +25,11 @@ class LocalProvider:
     name = "local"
 
     def __init__(self, settings: MachineSettings, data_dir: Path, catalog: Catalog | None = None,
-                 machine: Machine | None = None, container: ContainerConfig | None = None) -> None:
+                 machine: Machine | None = None, container: ContainerSettings | None = None) -> None:
         self.machine = machine or discover_local_machine(settings, data_dir, catalog)
         self.log_dir = data_dir / "logs"
         self.runtime = ProcessRuntime()
-        self.containers = ContainerRuntime(container or ContainerConfig(), data_dir / "containers",
+        self.containers = ContainerRuntime(container or ContainerSettings(), data_dir / "containers",
                                            owner=str(Path(data_dir).resolve()))
         if self.containers.config.engine != "none" and self.containers.run_dir.is_dir():
             # A previous run started containers: remove what it left, off the start-up path
@@ -88,3 +87,6 @@ class LocalProvider:
 
     def logs(self, worker_id: str, tail_bytes: int = 65536) -> str:
         return read_tail(self.log_path(worker_id), tail_bytes)
+
+    async def close(self) -> None:
+        """Nothing to release: the controller's shutdown already stopped every process."""

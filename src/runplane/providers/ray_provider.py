@@ -165,6 +165,10 @@ class RayProvider:
             self._pump.call(w, "resume")
             w.state = RUNNING
 
+    def park_blocks(self, worker_id: str) -> bool:
+        """Never: park and resume are one actor call each, sent without waiting."""
+        return False
+
     def list(self) -> list[ProcessInfo]:
         with self._pump.lock:
             return [w.info() for w in self._pump.workers.values()]

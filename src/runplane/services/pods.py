@@ -1,8 +1,10 @@
 """Pods: long-running processes from a template (or an image + command) on a machine.
 
 A pod asks for resources like an endpoint does (GPU types and count, or CPU vCPUs), is placed
-by the same scheduler and run by the same provider as workers. ``desiredStatus`` is RUNNING
-or EXITED; stop frees its GPUs, start places it again. Billing is one usage record per run.
+by the same scheduler and started by the same launcher as workers (``controller/launcher.py``),
+and holds its placement in the same ledger (``controller/allocations.py``). ``desiredStatus``
+is RUNNING or EXITED; stop frees its GPUs, start places it again. Billing is one usage record
+per run.
 """
 
 from __future__ import annotations
@@ -11,45 +13,42 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 
-from runplane.api.errors import ApiError, bad_request, conflict, not_found
+from runplane.catalog.catalog import Catalog
 from runplane.clock import Clock
-from runplane.config import Settings
+from runplane.controller.allocations import Allocations
+from runplane.controller.launcher import Launcher, VolumeMount
 from runplane.controller.pod_view import pod_object
-from runplane.controller.scheduler import MachineLoad, NoFit, Placement, place_one
-from runplane.controller.specs import command_of, request_for, volume_data_center, volume_env
+from runplane.controller.ports import TemplateSource, UsageRecorder
+from runplane.controller.scheduler import NoFit, Placement
+from runplane.errors import Conflict, DomainError, Invalid, NotFound
 from runplane.ids import new_id
-from runplane.providers.base import (
-    EXITED,
-    ContainerOptions,
-    ImageError,
-    Provider,
-    WorkerSpec,
-    needs_command,
-)
+from runplane.providers.base import EXITED, ImageError, ProcessInfo, Provider
 from runplane.schemas.pods import PodCreate, PodUpdate
 from runplane.services.access import can_see, owned_by
 from runplane.services.users import Principal
 from runplane.store.tables import pods
+from runplane.worker_state import WorkerState
 
 _STOP_GRACE_S = 10.0
+NO_COMMAND = ("the process runtime needs a command: set dockerStartCmd (and/or "
+              "dockerEntrypoint), e.g. [\"python\", \"app.py\"]")
 
 
 class PodService:
-    """CRUD and lifecycle of pods; ``loads`` gives the machines' current allocations."""
+    """CRUD and lifecycle of pods. A pod runs while it holds a placement in ``allocations``
+    (shared with the controller's workers, so both see the same free GPUs)."""
 
-    def __init__(self, engine: Engine, clock: Clock, settings: Settings, catalog: Any,
-                 provider: Provider, templates: Any, billing: Any, loads: Any,
-                 registry_auths: Any = None) -> None:
+    def __init__(self, engine: Engine, clock: Clock, catalog: Catalog, provider: Provider,
+                 templates: TemplateSource, billing: UsageRecorder, launcher: Launcher,
+                 allocations: Allocations) -> None:
         self._engine = engine
         self._clock = clock
-        self._settings = settings
         self._catalog = catalog
         self._provider = provider
         self._templates = templates
         self._billing = billing
-        self._loads = loads  # () -> list[MachineLoad], from the controller
-        self._registry_auths = registry_auths  # credentials(id) for private images
-        self._running: dict[str, Placement] = {}
+        self._launcher = launcher
+        self._allocations = allocations
         self._stopping: set[str] = set()
 
     # -- reads --------------------------------------------------------------------
@@ -58,7 +57,7 @@ class PodService:
         with self._engine.connect() as conn:
             row = conn.execute(select(pods).where(pods.c.id == pod_id)).first()
         if row is None or not can_see(principal, row.user_id):
-            raise not_found("pod", pod_id)
+            raise NotFound("pod", pod_id)
         return row
 
     def get_for(self, principal: Principal, pod_id: str) -> dict[str, Any]:
@@ -75,7 +74,16 @@ class PodService:
         return out
 
     def placements(self) -> list[Placement]:
-        return list(self._running.values())
+        """What every running pod holds."""
+        return self._allocations.pod_placements()
+
+    def unfinished_process_data(self) -> list[dict[str, Any]]:
+        """``provider_data`` of every pod whose run is not recorded as ended (for the
+        start-up cleanup of what a previous server run left behind)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(pods.c.provider_data).where(
+                pods.c.stopped_at.is_(None), pods.c.provider_data.is_not(None))).all()
+        return [row.provider_data or {} for row in rows]
 
     def view(self, row: Any) -> dict[str, Any]:
         spec = row.spec
@@ -108,7 +116,7 @@ class PodService:
         if body.templateId:
             template = self._templates.get(body.templateId)
             if template is None or not (can_see(principal, template.userId) or template.isPublic):
-                raise bad_request(f"template {body.templateId} not found", "templateId")
+                raise Invalid(f"template {body.templateId} not found", "templateId")
             t = template.model_dump()
             for key in ("imageName", "dockerEntrypoint", "dockerStartCmd", "ports",
                         "volumeMountPath", "containerDiskInGb", "volumeInGb",
@@ -117,18 +125,19 @@ class PodService:
                     spec[key] = t[key]
             spec["env"] = {**(t.get("env") or {}), **body.env}
         if not spec.get("imageName"):
-            raise bad_request("imageName or templateId is required", "imageName")
+            raise Invalid("imageName or templateId is required", "imageName")
         self._check_runnable(spec)
         pod_id = new_id()
         now = self._clock.now()
         with self._engine.begin() as conn:
             conn.execute(insert(pods).values(
                 id=pod_id, user_id=principal.user_id, name=body.name, template_id=body.templateId,
-                created_at=now, desired_status="RUNNING", spec=spec, gpu_count=0, vcpu_count=0,
-                memory_in_gb=0, cost_per_hr=0, provider_data={}, last_status_change="Created"))
+                created_at=now, desired_status=WorkerState.RUNNING.value, spec=spec, gpu_count=0,
+                vcpu_count=0, memory_in_gb=0, cost_per_hr=0, provider_data={},
+                last_status_change="Created"))
         try:
             self._launch(pod_id)
-        except ApiError:
+        except DomainError:
             with self._engine.begin() as conn:
                 conn.execute(delete(pods).where(pods.c.id == pod_id))
             raise
@@ -146,28 +155,28 @@ class PodService:
     async def apply_update(self, principal: Principal, pod_id: str) -> None:
         """A running pod restarts so the new settings take effect."""
         row = self._row(principal, pod_id)
-        if row.desired_status == "RUNNING":
+        if row.desired_status == WorkerState.RUNNING:
             await self._halt(pod_id, "Restarted to apply an update")
             self._launch(pod_id)
 
     async def stop(self, principal: Principal, pod_id: str) -> dict[str, Any]:
         row = self._row(principal, pod_id)
         if row.spec.get("locked"):
-            raise conflict("pod is locked: unlock it (PATCH locked=false) before stopping it")
+            raise Conflict("pod is locked: unlock it (PATCH locked=false) before stopping it")
         await self._halt(pod_id, "Stopped by user")
-        self._set(pod_id, desired_status="EXITED")
+        self._set(pod_id, desired_status=WorkerState.EXITED.value)
         return self.get_for(principal, pod_id)
 
     async def start(self, principal: Principal, pod_id: str) -> dict[str, Any]:
         self._row(principal, pod_id)
-        if pod_id not in self._running:
+        if not self._allocations.pod_runs(pod_id):
             self._launch(pod_id)
         return self.get_for(principal, pod_id)
 
     async def restart(self, principal: Principal, pod_id: str, why: str) -> dict[str, Any]:
         row = self._row(principal, pod_id)
         if row.spec.get("locked") and why.startswith("Reset"):
-            raise conflict("pod is locked: unlock it before resetting it")
+            raise Conflict("pod is locked: unlock it before resetting it")
         await self._halt(pod_id, why)
         self._launch(pod_id)
         return self.get_for(principal, pod_id)
@@ -185,61 +194,47 @@ class PodService:
     # -- process handling ---------------------------------------------------------
 
     def _check_runnable(self, spec: dict[str, Any]) -> None:
-        try:
-            self._provider.check_image(spec.get("imageName", ""))
-        except ImageError as err:
-            raise bad_request(str(err), "imageName") from err
-        if not command_of(spec) and needs_command(self._provider, spec.get("imageName", "")):
-            raise bad_request("the process runtime needs a command: set dockerStartCmd "
-                              "(and/or dockerEntrypoint), e.g. [\"python\", \"app.py\"]",
-                              "dockerStartCmd")
+        unrunnable = self._launcher.check(spec, NO_COMMAND)
+        if unrunnable is not None:
+            raise Invalid(unrunnable.message, unrunnable.field)
 
     def _launch(self, pod_id: str) -> None:
+        """Place the pod's stored spec and start it; Conflict when it cannot."""
         with self._engine.connect() as conn:
             row = conn.execute(select(pods).where(pods.c.id == pod_id)).one()
         spec = row.spec
-        vol_dc = volume_data_center(self._engine, spec.get("networkVolumeId"))
-        loads: list[MachineLoad] = self._loads()
-        placed = place_one(request_for(spec, pod_id, self._catalog, vol_dc), loads)
+        volume = self._launcher.volume(spec.get("networkVolumeId"))
+        placed = self._launcher.place(spec, pod_id, volume.dataCenterId if volume else None,
+                                      self._allocations.loads())
         if isinstance(placed, NoFit):
-            raise conflict(f"no capacity for this pod: {placed.reason}")
-        env = {**spec.get("env", {}), "RUNPOD_POD_ID": pod_id, "RUNPOD_POD_HOSTNAME": pod_id,
-               **volume_env(self._settings.resolved_volume_root, spec.get("networkVolumeId"),
-                            vol_dc, spec.get("volumeMountPath") or "/workspace")}
+            raise Conflict(f"no capacity for this pod: {placed.reason}")
+        own = {"RUNPOD_POD_ID": pod_id, "RUNPOD_POD_HOSTNAME": pod_id}
         if placed.gpu_type_id:
-            env["RUNPOD_GPU_COUNT"] = str(len(placed.gpu_indices))
-        log_path = self._provider.log_path(pod_id)  # type: ignore[attr-defined]
+            own["RUNPOD_GPU_COUNT"] = str(len(placed.gpu_indices))
+        env = self._launcher.environment(
+            spec, VolumeMount(volume, spec.get("volumeMountPath") or "/workspace"), own)
         try:
-            info = self._provider.start(WorkerSpec(pod_id, spec["imageName"], command_of(spec),
-                                                   env, log_path, placed.gpu_indices,
-                                                   placed.machine_id,
-                                                   ContainerOptions.of(spec, self._credentials(spec))))
+            started = self._launcher.start(pod_id, spec, placed, env)
         except (OSError, ImageError) as err:
-            raise conflict(f"pod could not start: {err}") from err
-        self._running[pod_id] = placed
-        self._set(pod_id, desired_status="RUNNING", machine_id=placed.machine_id,
+            raise Conflict(f"pod could not start: {err}") from err
+        info = started.info
+        self._allocations.hold_pod(pod_id, placed)
+        self._set(pod_id, desired_status=WorkerState.RUNNING.value, machine_id=placed.machine_id,
                   gpu_type_id=placed.gpu_type_id, gpu_count=len(placed.gpu_indices),
                   vcpu_count=placed.vcpu_count, memory_in_gb=placed.memory_in_gb,
                   cost_per_hr=placed.cost_per_hr, last_started_at=info.started_at,
                   provider_data={**info.data, "cpuFlavorId": placed.cpu_flavor_id},
-                  log_path=str(log_path), stopped_at=None, exit_code=None,
+                  log_path=str(started.log_path), stopped_at=None, exit_code=None,
                   last_status_change="Started", last_status_change_at=info.started_at)
         self._billing.record_usage(
             user_id=row.user_id, kind="pod", resource_id=pod_id, pod_id=pod_id,
             start_at=info.started_at, usd_per_hr=placed.cost_per_hr,
             gpu_type_id=placed.gpu_type_id, template_id=row.template_id,
             image_name=spec["imageName"],
-            data_center_id=next((m.data_center_id for m in self._provider.machines()
-                                 if m.id == placed.machine_id), None))
-
-    def _credentials(self, spec: dict[str, Any]) -> tuple[str, str] | None:
-        auth_id = spec.get("containerRegistryAuthId")
-        if not auth_id or self._registry_auths is None:
-            return None
-        return self._registry_auths.credentials(auth_id)
+            data_center_id=self._allocations.data_center_of(placed.machine_id))
 
     async def _halt(self, pod_id: str, why: str) -> None:
-        if pod_id not in self._running:
+        if not self._allocations.pod_runs(pod_id):
             return
         self._stopping.add(pod_id)
         try:
@@ -250,20 +245,21 @@ class PodService:
                           info.exit_code if info else None, why)
 
     def _record_exit(self, pod_id: str, end: float, code: int | None, why: str) -> None:
-        self._running.pop(pod_id, None)
+        self._allocations.release_pod(pod_id)
         self._provider.forget(pod_id)
         self._billing.close_open("pod", pod_id, end)
         self._set(pod_id, stopped_at=end, exit_code=code, last_status_change=why,
                   last_status_change_at=end)
 
-    def reap(self, now: float, infos: list[Any] | None = None) -> None:
+    def reap(self, now: float, infos: list[ProcessInfo] | None = None) -> None:
         """Pods whose process ended by itself: record it; they stay EXITED until started.
         ``infos``: the provider's ``list()`` when the caller has it already."""
         for info in self._provider.list() if infos is None else infos:
-            if info.id in self._running and info.id not in self._stopping and info.state == EXITED:
+            if self._allocations.pod_runs(info.id) and info.id not in self._stopping \
+                    and info.state == EXITED:
                 self._record_exit(info.id, info.stopped_at or now, info.exit_code,
-                                  getattr(info, "reason", None) or f"Exited with code {info.exit_code}")
-                self._set(info.id, desired_status="EXITED")
+                                  info.reason or f"Exited with code {info.exit_code}")
+                self._set(info.id, desired_status=WorkerState.EXITED.value)
 
     def _set(self, pod_id: str, **values: Any) -> None:
         with self._engine.begin() as conn:
