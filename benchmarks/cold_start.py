@@ -540,7 +540,7 @@ async def tick_cost(n_endpoints: int, n_workers: int, ticks: int, tmp: Path) -> 
         data_dir=tmp / "tick", machine={"detect_gpus": False, "cpu_overcommit": 1000},
         controller={"startup_timeout_s": 1e9})
     services = build_services(settings)
-    create_app(settings, services)  # the broker and the controller, wired as in the server
+    create_app(services)  # the broker and the controller, wired as in the server
     me = Principal(services.users.create_user("bench"))
     template = services.templates.create(me, TemplateCreate.model_validate({
         "name": "sleeper", "imageName": f"local:{app}", "isServerless": True,

@@ -175,7 +175,7 @@ def print_table(rows: list[tuple[str, dict]], duration: int, connections: int) -
     print(f"\nGET /v1/endpoints/{{id}}{QUERY}, ids rotating over the whole store")
     print(f"wrk -t1 -c{connections} -d{duration}s; one uvicorn process; {os.cpu_count()} cores")
     print("'10 workers each': ids rotating over 10 endpoints that have 10 registered workers each")
-    print("'alone': controller off and includeWorkers not hooked to it (control plane only)\n")
+    print("'alone': controller off, no workers (the control plane only)\n")
     head = ("case", "req/s", "p50 ms", "p99 ms", "req/s vs bare", "p50 vs 10")
     print("| {:<28} | {:>8} | {:>7} | {:>7} | {:>13} | {:>9} |".format(*head))
     print("|:{}|{}:|{}:|{}:|{}:|{}:|".format("-" * 29, "-" * 9, "-" * 8, "-" * 8, "-" * 14, "-" * 10))
@@ -186,27 +186,24 @@ def print_table(rows: list[tuple[str, dict]], duration: int, connections: int) -
 
 
 def serve_runplane(data_dir: str, port: int, mode: str) -> None:
-    """The server as ``runplane serve`` builds it. ``alone`` turns the controller off and
-    unhooks its includeWorkers lookup, to show the control plane's own cost; ``workers``
-    gives the first endpoints ten registered workers each."""
+    """The server as ``runplane serve`` builds it. ``alone`` turns the controller off (no
+    worker is registered, so includeWorkers finds none), to show the control plane's own
+    cost; ``workers`` gives the first endpoints ten registered workers each."""
     import uvicorn
 
     from runplane.config import load_settings
-    from runplane.server import create_app
-    from runplane.services.endpoints import no_workers
+    from runplane.server import build_services, create_app
 
     overrides: dict = {"controller": {"enabled": False}} if mode == "alone" else {}
     settings = load_settings(data_dir=Path(data_dir), port=port, **overrides)
-    app = create_app(settings)
-    services = app.state.services
-    if mode == "alone":
-        services.endpoints.worker_pods = no_workers
+    services = build_services(settings)
+    app = create_app(services)
     if mode == "workers":
         # Real worker registrations (rows and registry entries, as `runplane worker run`
         # makes them) on the endpoints the load rotates over; no processes are needed to list them.
         for ep in sorted(services.endpoints.list_all(), key=lambda e: e.id)[:HOT_ENDPOINTS]:
             for _ in range(WORKERS_PER_ENDPOINT):
-                services.worker_registry.register(ep.id, manual=True)
+                services.workers.register(ep.id, manual=True)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

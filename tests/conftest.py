@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from runplane.clock import Clock
 from runplane.config import Settings, load_settings
 from runplane.server import Services, build_services, create_app
 
@@ -28,9 +29,9 @@ class Server:
     other_key: str  # a third, non-admin user ("bob")
 
 
-def make_server(data_dir: Path, **overrides: object) -> Server:
+def make_server(data_dir: Path, clock: Clock | None = None, **overrides: object) -> Server:
     settings = load_settings(data_dir=data_dir, **overrides)
-    services = build_services(settings)
+    services = build_services(settings, clock)
     admin = services.users.bootstrap_admin()
     if admin is None:  # restarted on an existing store: make fresh keys
         admin = services.users.create_key(services.users.find_user("admin")["id"])
@@ -39,7 +40,7 @@ def make_server(data_dir: Path, **overrides: object) -> Server:
     return Server(
         settings=settings,
         services=services,
-        app=create_app(settings, services),
+        app=create_app(services),
         admin_key=admin.secret,
         user_key=services.users.create_key(alice["id"]).secret,
         other_key=services.users.create_key(bob["id"]).secret,

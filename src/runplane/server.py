@@ -1,73 +1,53 @@
-"""The server: builds the services and the FastAPI application around them."""
+"""The composition root: builds every part of a server, in dependency order, and its app.
+
+:func:`build_services` opens the store and constructs the parts bottom-up, each given only
+what it uses (no part is handed the whole :class:`~runplane.system.Services`);
+:func:`create_app` puts the HTTP surface over them with a lifespan that starts and stops them
+(:func:`start`, :func:`stop`). ``runplane serve`` (``cli/serve.py``) adds what only a serving
+process does: GC tuning and the signal handler.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
+import orjson
 from fastapi import FastAPI
-from sqlalchemy import Engine
 
-from runplane import __version__
-from runplane.api.body_limit import BodyLimitMiddleware
-from runplane.api.errors import install_error_handlers
-from runplane.catalog.catalog import Catalog, build_catalog
+from runplane.api.app import RunplaneApp, build_app
+from runplane.api.v2.wire import job_view
+from runplane.broker.broker import Broker
+from runplane.broker.models import Job
+from runplane.catalog.catalog import build_catalog
 from runplane.clock import Clock, SystemClock
 from runplane.config import Settings
+from runplane.controller.allocations import Allocations
+from runplane.controller.launcher import Launcher
+from runplane.controller.reconcile import Controller
+from runplane.controller.worker_pods import WorkerPods
+from runplane.controller.worker_rows import WorkerRowCache, WorkerTable
+from runplane.observability.hub import Observability
 from runplane.services.billing import BillingService
+from runplane.providers.make import make_provider
 from runplane.services.endpoints import EndpointService
+from runplane.services.pods import PodService
 from runplane.services.registry_auths import RegistryAuthService
 from runplane.services.templates import TemplateService
 from runplane.services.users import UserService
 from runplane.services.volumes import NetworkVolumeService
 from runplane.store.db import make_engine, upgrade
+from runplane.system import Services
 
-if TYPE_CHECKING:
-    from runplane.broker.broker import Broker
-    from runplane.broker.workers import WorkerRegistry
-    from runplane.controller.reconcile import Controller
-    from runplane.observability.wiring import Observability
-    from runplane.providers.base import Provider
-    from runplane.services.pods import PodService
+__all__ = ["Services", "build_services", "create_app", "start", "stop"]
 
 log = logging.getLogger("runplane")
 
 
-@dataclass
-class Services:
-    """Everything a request handler may need, built once per server."""
-
-    settings: Settings
-    engine: Engine
-    catalog: Catalog
-    clock: Clock
-    users: UserService
-    # Control plane (/v1 templates, endpoints, network volumes, registry auths, billing).
-    registry_auths: RegistryAuthService
-    templates: TemplateService
-    volumes: NetworkVolumeService
-    endpoints: EndpointService
-    billing: BillingService
-    # Values handed from start-up code to the app (e.g. the bootstrap key for the demo line).
-    extra: dict[str, Any] = field(default_factory=dict)
-    # The parts below are attached by create_app's install steps, in this order; each
-    # module's wiring.py owns its part.
-    # Job broker (runplane.broker.wiring): queues, long-polls, workers of the job protocol.
-    broker: Broker | None = None
-    worker_registry: WorkerRegistry | None = None
-    # Controller (runplane.controller.wiring): the provider, pods and the reconcile loop.
-    provider: Provider | None = None
-    pods: PodService | None = None
-    controller: Controller | None = None
-    # Metrics and per-endpoint stats (runplane.observability.wiring), fed by the two above.
-    observability: Observability | None = None
-
-
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
-    """Open the store (migrating it) and construct the services."""
+    """Open the store (migrating it) and construct every part of the server."""
+    clock = clock or SystemClock()
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     catalog = build_catalog(
@@ -75,7 +55,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         list(dict.fromkeys([*settings.extra_data_centers, settings.machine.data_center_id])),
         [(g.id, g.displayName, g.memoryInGb) for g in settings.extra_gpu_types],
     )
-    clock = clock or SystemClock()
+    # Control plane.
+    users = UserService(engine)
     billing = BillingService(engine, clock)
     registry_auths = RegistryAuthService(engine, clock)
     templates = TemplateService(engine, clock, registry_auths)
@@ -83,75 +64,71 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         engine, catalog, clock, settings.resolved_volume_root, billing,
         settings.network_volume_usd_per_gb_month,
     )
+    endpoints = EndpointService(engine, catalog, clock, templates, volumes)
+    # Job plane: the broker rebuilds its state from the store here.
+    broker = Broker(engine, settings.broker, clock, settings.resolved_public_url,
+                    owner_of=endpoints.owner_of,
+                    execution_timeout_ms=endpoints.execution_timeout_ms,
+                    render_job=_render_job)
+    # Worker plane: where processes run, what runs where, the one launch pipeline shared by
+    # endpoint workers and pods, and the reconcile loop.
+    provider = make_provider(settings, catalog)
+    allocations = Allocations(provider, settings.machine.cpu_overcommit)
+    launcher = Launcher(provider, catalog, volumes, registry_auths)
+    pods = PodService(engine, clock, catalog, provider, templates, billing, launcher,
+                      allocations)
+    controller = Controller(
+        settings=settings.controller, clock=clock, provider=provider, endpoints=endpoints,
+        templates=templates, queues=broker, registry=broker.workers, billing=billing,
+        launcher=launcher, allocations=allocations, rows=WorkerTable(engine), pods=pods)
+    worker_pods = WorkerPods(broker.workers, WorkerRowCache(engine), provider, endpoints.get,
+                             catalog, controller.progress_of)
+    # Observability hears of every job and every controller action.
+    observability = Observability(clock, endpoints, broker, broker.workers, controller)
+    broker.add_job_listener(observability.on_job)
+    controller.add_observer(observability)
     return Services(
-        settings=settings,
-        engine=engine,
-        catalog=catalog,
-        clock=clock,
-        users=UserService(engine),
-        registry_auths=registry_auths,
-        templates=templates,
-        volumes=volumes,
-        endpoints=EndpointService(engine, catalog, clock, templates, volumes),
-        billing=billing,
+        settings=settings, engine=engine, clock=clock, catalog=catalog,
+        users=users, registry_auths=registry_auths, templates=templates, volumes=volumes,
+        endpoints=endpoints, billing=billing, pods=pods,
+        broker=broker, handoff=broker.handoff, workers=broker.workers,
+        provider=provider, controller=controller, worker_pods=worker_pods,
+        observability=observability,
     )
 
 
-def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
-    """The ASGI application: /v1 control plane, /v2 job API, worker routes."""
-    services = services or build_services(settings)
+def _render_job(job: Job) -> bytes:
+    """A job's webhook body: the job object of /status."""
+    return orjson.dumps(job_view(job))
+
+
+async def start(services: Services) -> None:
+    """Start the sweeps and, unless it is turned off, the reconcile loop (after cleaning up
+    what a previous run left behind)."""
+    services.broker.start()
+    services.controller.cleanup_previous_run()
+    if services.settings.controller.enabled:
+        await services.controller.start()
+
+
+async def stop(services: Services) -> None:
+    """Stop the controller and every process it started, the provider, then the broker
+    (answering every long-poll at once and flushing its writes)."""
+    await services.controller.shutdown()
+    await services.provider.close()
+    await services.broker.shutdown()
+
+
+def create_app(services: Services) -> RunplaneApp:
+    """The ASGI application over ``services``; its lifespan runs :func:`start` and
+    :func:`stop`."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        for hook in app.state.startup_hooks:
-            await hook()
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await start(services)
         try:
             yield
         finally:
-            for hook in reversed(app.state.shutdown_hooks):
-                await hook()
+            await stop(services)
 
-    app = FastAPI(
-        title="runplane",
-        version=__version__,
-        description="Self-hosted serverless GPU platform speaking RunPod's REST v1 and job APIs.",
-        openapi_url="/v1/openapi.json",
-        docs_url="/v1/docs",
-        redoc_url=None,
-        lifespan=lifespan,
-    )
-    app.state.services = services
-    app.state.startup_hooks = []
-    app.state.shutdown_hooks = []
-    install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, limit_for=_limit_for(settings))
-
-    from runplane.api.routes import include_routers
-
-    include_routers(app)
-
-    from runplane.broker.wiring import install as install_broker
-
-    install_broker(app, services)
-
-    from runplane.controller.wiring import install as install_controller
-
-    install_controller(app, services)
-
-    from runplane.observability.wiring import install as install_observability
-
-    install_observability(app, services)
-    return app
-
-
-def _limit_for(settings: Settings):  # type: ignore[no-untyped-def]
-    def limit(path: str) -> int:
-        if path.startswith("/v2/"):
-            if path.endswith("/runsync"):
-                return settings.max_runsync_body_bytes
-            # /run, worker results and stream chunks: RunPod's 10 MB.
-            return max(settings.max_run_body_bytes, settings.max_runsync_body_bytes)  \
-                if "/job-done/" in path else settings.max_run_body_bytes
-        return settings.max_v1_body_bytes
-
-    return limit
+    return build_app(services, lifespan)

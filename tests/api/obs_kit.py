@@ -27,7 +27,7 @@ def clocked_server(data_dir: Path, clock: ManualClock, **overrides: Any) -> Serv
     assert admin is not None
     alice = services.users.create_user("alice")
     bob = services.users.create_user("bob")
-    return Server(settings, services, create_app(settings, services), admin.secret,
+    return Server(settings, services, create_app(services), admin.secret,
                   services.users.create_key(alice).secret, services.users.create_key(bob).secret)
 
 

@@ -27,7 +27,7 @@ class Env:
         self.alice = users.create_user("alice")
         self.bob = users.create_user("bob")
         admin = users.create_user("root", is_admin=True)
-        self.app = create_app(settings, self.services)
+        self.app = create_app(self.services)
         self.keys = {n: users.create_key(u).secret
                      for n, u in (("alice", self.alice), ("bob", self.bob), ("admin", admin))}
 

@@ -62,14 +62,16 @@ async def test_get_with_template_and_workers(client: httpx.AsyncClient) -> None:
     assert "template" not in only_workers and only_workers["workers"] == []
 
 
-async def test_workers_come_from_the_worker_pods_hook(client: httpx.AsyncClient, server: Server) -> None:
+async def test_workers_are_the_registered_workers_as_pods(client: httpx.AsyncClient) -> None:
     e = await create_endpoint(client)
-    pod = {"id": "w1", "desiredStatus": "RUNNING", "endpointId": e["id"]}
-    server.services.endpoints.worker_pods = lambda ids: {i: [pod] for i in ids}
+    r = await client.post(f"/v2/{e['id']}/workers")  # a manual worker (`runplane worker run`)
+    assert r.status_code == 201, r.text
+    worker_id = r.json()["id"]
     got = (await client.get(f"/v1/endpoints/{e['id']}?includeWorkers=true")).json()
-    assert got["workers"] == [pod]
+    assert [(p["id"], p["endpointId"], p["desiredStatus"], p["workerStatus"])
+            for p in got["workers"]] == [(worker_id, e["id"], "RUNNING", "INITIALIZING")]
     listed = (await client.get("/v1/endpoints?includeWorkers=true")).json()
-    assert listed[0]["workers"] == [pod]
+    assert [p["id"] for p in listed[0]["workers"]] == [worker_id]
 
 
 async def test_comma_separated_data_centers(client: httpx.AsyncClient) -> None:

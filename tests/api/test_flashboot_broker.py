@@ -10,7 +10,7 @@ from tests.api.test_jobs import Env, env  # noqa: F401 - the fixture
 
 
 async def test_parking_answers_the_open_poll_and_hands_nothing(env: Env) -> None:  # noqa: F811
-    env.broker.settings.job_take_hold_s = 5.0
+    env.srv.services.handoff.hold_s = 5.0
     w = await env.worker()
     take = asyncio.create_task(w.take())
     while not env.broker.workers.get(w.id).polling:
@@ -23,7 +23,7 @@ async def test_parking_answers_the_open_poll_and_hands_nothing(env: Env) -> None
 
 
 async def test_poll_held_while_parked_takes_the_job_once_resumed(env: Env) -> None:  # noqa: F811
-    env.broker.settings.job_take_hold_s = 5.0
+    env.srv.services.handoff.hold_s = 5.0
     w = await env.worker()
     await w.ping()
     assert env.broker.workers.set_parked(w.id, True)
@@ -43,11 +43,11 @@ async def test_no_parking_while_a_job_is_on_its_way_or_held(env: Env) -> None:  
     await w.ping()
     worker = env.broker.workers.get(w.id)
     job_id = await env.run()
-    q = env.broker.queues.of(env.ep)
-    reserved = env.broker.queues.pop(q, 1, worker)  # a job-take response being written
+    handoff = env.srv.services.handoff
+    reserved = await handoff.take(worker, 1, 0.1)  # a job-take response being written
     assert [j.id for j in reserved] == [job_id]
     assert not env.broker.workers.set_parked(w.id, True)
-    env.broker.untake(reserved, worker)  # the write failed: back in the queue
+    handoff.untake(reserved, worker)  # the write failed: back in the queue
     assert env.broker.workers.set_parked(w.id, True)
     assert env.broker.workers.set_parked(w.id, False)
 

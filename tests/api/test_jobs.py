@@ -107,13 +107,12 @@ class Worker:
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    clock = ManualClock(time.time())
     srv = make_server(
-        tmp_path / "data", job_take_hold_s=0.3, webhook_retry_delay_s=0.05,
+        tmp_path / "data", clock, job_take_hold_s=0.3, webhook_retry_delay_s=0.05,
         worker_heartbeat_timeout_s=30.0, job_lost_grace_s=15.0, job_max_retries=2,
         max_run_body_bytes=50_000, max_runsync_body_bytes=100_000,
     )
-    clock = ManualClock(time.time())
-    srv.services.broker.clock = clock
     async with client_for(srv, srv.user_key) as alice, client_for(srv, srv.other_key) as bob:
         ep = await create_endpoint(alice)
         yield Env(srv, clock, alice, bob, ep["id"])
@@ -156,7 +155,7 @@ async def test_empty_take_is_204_after_hold_and_worker_states(env: Env) -> None:
 
 
 async def test_long_poll_receives_a_job_submitted_later(env: Env) -> None:
-    env.broker.settings.job_take_hold_s = 5.0
+    env.srv.services.handoff.hold_s = 5.0
     w = await env.worker()
     take = asyncio.create_task(w.take())
     await asyncio.sleep(0.05)
@@ -324,10 +323,10 @@ async def test_endpoint_execution_timeout_applies(env: Env) -> None:
     await w.take_job()
     env.clock.advance(6.5)
     env.broker.sweep()
-    assert env.broker.jobs[job_id].status == "IN_PROGRESS"
+    assert env.broker.find(job_id).status == "IN_PROGRESS"
     env.clock.advance(1.0)
     env.broker.sweep()
-    assert env.broker.jobs[job_id].status == "TIMED_OUT"
+    assert env.broker.find(job_id).status == "TIMED_OUT"
 
 
 async def test_ttl_deletes_queued_and_running_jobs(env: Env) -> None:
@@ -351,7 +350,7 @@ async def test_result_retention(env: Env) -> None:
     job_id = await env.run()
     await w.take_job()
     await w.done(job_id, {"output": 1})
-    env.clock.advance(env.broker.settings.run_result_retention_s - 5)
+    env.clock.advance(env.srv.settings.broker.run_result_retention_s - 5)
     env.broker.sweep()
     assert (await env.status(job_id))["status"] == "COMPLETED"
     env.clock.advance(10)

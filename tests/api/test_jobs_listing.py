@@ -160,7 +160,7 @@ async def test_final_jobs_are_read_from_the_store_after_a_restart(tmp_path: Path
 
     settings = load_settings(data_dir=tmp_path / "data", job_take_hold_s=0.05)
     services = build_services(settings, clock)
-    again = Server(settings, services, create_app(settings, services), "", key, "")
+    again = Server(settings, services, create_app(services), "", key, "")
     try:
         assert ids[0] not in services.broker.jobs  # final: not loaded into memory
         async with client_for(again, key) as alice:
@@ -176,7 +176,7 @@ async def test_final_jobs_are_read_from_the_store_after_a_restart(tmp_path: Path
             page = (await alice.get(f"/v1/jobs/{ids[0]}")).json()
             assert page["stream"] == [{"output": "x"}] and page["status"] == "COMPLETED"
             # Past its result retention the job is gone, as /status says.
-            clock.advance(settings.run_result_retention_s + 1)
+            clock.advance(settings.broker.run_result_retention_s + 1)
             assert [j["id"] for j in await listing(alice, ep)] == [ids[2], ids[1]]
     finally:
         services.broker.close()

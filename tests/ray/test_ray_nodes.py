@@ -126,10 +126,10 @@ def test_the_default_install_never_imports_ray(tmp_path) -> None:  # noqa: ANN00
     code = (
         "import sys\n"
         "from runplane.config import load_settings\n"
-        "from runplane.server import create_app\n"
+        "from runplane.server import build_services\n"
         "import runplane.cli, runplane.providers.ray_nodes, runplane.providers.ray_actor\n"
-        f"app = create_app(load_settings(data_dir={str(tmp_path)!r}))\n"
-        "assert app.state.services.provider.name == 'local'\n"
+        f"services = build_services(load_settings(data_dir={str(tmp_path)!r}))\n"
+        "assert services.provider.name == 'local'\n"
         "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

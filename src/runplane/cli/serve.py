@@ -1,8 +1,18 @@
-"""``runplane serve``: run the server."""
+"""``runplane serve``: run the server in this process, tuned for serving.
+
+What only a serving process does lives here, not in the composition root: the garbage
+collector's tuning, and a SIGTERM/SIGINT handler that answers every held long-poll first.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging.config
+import signal
+import socket
+from collections.abc import Callable
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -13,8 +23,60 @@ from runplane.cli.options import ConfigFile, DataDir
 from runplane.config import load_settings
 from runplane.observability.logging import logging_config
 from runplane.server import build_services, create_app
+from runplane.services.demo import curl_line, ensure_demo
 
 console = Console(stderr=True)
+
+# Young-generation threshold of the cyclic garbage collector once the server has started (the
+# interpreter's default is 700 allocations); see tune_gc.
+GC_THRESHOLD0 = 50_000
+
+
+def tune_gc() -> None:
+    """At start-up: collect, then freeze what start-up built (modules, the app, caches:
+    ~140,000 objects) so no later collection walks it again, and collect the young generation
+    less often.
+
+    Measured on the jobs benchmark before this: full collections walked ~200,000 objects
+    (start-up plus the jobs kept in memory) every ~2,500 jobs, ~240 ms each on the event loop,
+    and the collector took ~35% of the server's CPU. Request handling makes few reference
+    cycles (futures, tasks), so rarer young collections cost little memory.
+    """
+    gc.collect()
+    gc.freeze()
+    _, threshold1, threshold2 = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD0, threshold1, threshold2)
+
+
+def release_long_polls_on_signal(release: Callable[[], None]) -> None:
+    """Chain a SIGTERM/SIGINT handler that calls ``release`` on the event loop first.
+
+    uvicorn waits for open requests to finish *before* it runs the app's shutdown, so a held
+    job-take would delay a stopping server by its whole hold time. Called once uvicorn has
+    installed its own handlers, which still run after ours.
+    """
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+
+        def handler(signum: int, frame: FrameType | None, previous: object = previous) -> None:
+            loop.call_soon_threadsafe(release)
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(sig, handler)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, plus what runs once the app has started (see the module docstring)."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self._on_started()
 
 
 def serve(
@@ -42,27 +104,25 @@ def serve(
     logging.config.dictConfig(log_config)
     services = build_services(settings)
     admin_key = services.users.bootstrap_admin()
+    bootstrap_key = admin_key.secret if admin_key is not None else None
     if admin_key is not None:
         console.print(
             "[bold green]Created the admin user.[/] Its API key is shown only this once:\n"
             f"  [bold]{admin_key.secret}[/]\n"
             "Store it now; `runplane keys create --user admin` makes another."
         )
-        services.extra["bootstrap_key"] = admin_key.secret
-    app = create_app(settings, services)
+    app = create_app(services)
     if settings.demo:
-        from runplane.controller.demo import curl_line, ensure_demo
-
         admin = services.users.find_user("admin")
-        endpoint_id = ensure_demo(services, admin["id"])
+        endpoint_id = ensure_demo(services.engine, services.templates, services.endpoints,
+                                  admin["id"])
         console.print(
             "[bold]Demo endpoint ready[/] (examples/hello, started on demand). Send it a job:\n  "
-            + curl_line(settings.resolved_public_url, endpoint_id,
-                        services.extra.get("bootstrap_key")),
+            + curl_line(settings.resolved_public_url, endpoint_id, bootstrap_key),
             soft_wrap=True,  # one line, so it can be copied as is
         )
     console.print(f"runplane listening on {settings.resolved_public_url} (data in {settings.data_dir})")
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -75,3 +135,9 @@ def serve(
         # clients' pools instead.
         timeout_keep_alive=75,
     )
+
+    def started() -> None:
+        tune_gc()
+        release_long_polls_on_signal(services.broker.begin_shutdown)
+
+    _Server(config, started).run()

@@ -35,7 +35,7 @@ from runplane.broker.models import (
     JOB_TAKEN,
     JobEvent,
 )
-from runplane.observability.gauges import machine_usage, workers_by_endpoint
+from runplane.observability.gauges import LiveState
 from runplane.observability.stats import WORKER_STATES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -83,7 +83,7 @@ class _EndpointChildren:
 class Metrics:
     """The server's metrics registry and the event handlers that feed it."""
 
-    def __init__(self, services: Any) -> None:
+    def __init__(self, live: LiveState) -> None:
         # No ``*_created`` series: they double the exposition and Prometheus' text format
         # ignores them. (A process-wide switch of prometheus_client; the server owns it.)
         disable_created_metrics()
@@ -111,7 +111,7 @@ class Metrics:
                                "Workers started (up) or stopped (down) by the autoscaler, "
                                "by reason category.",
                                ["endpoint_id", "action", "reason"], registry=r)
-        r.register(StateCollector(services))
+        r.register(StateCollector(live))
         self._children: dict[str, _EndpointChildren] = {}
 
     def render(self) -> bytes:
@@ -159,6 +159,10 @@ class Metrics:
             child = c.scaling[key] = self.scaling.labels(endpoint_id, *key)
         child.inc(workers)
 
+    def endpoint_ids(self) -> list[str]:
+        """Endpoints that have series."""
+        return list(self._children)
+
     def forget(self, endpoint_id: str) -> None:
         """Drop a deleted endpoint's series (they would otherwise be exported forever)."""
         c = self._children.pop(endpoint_id, None)
@@ -177,19 +181,19 @@ class Metrics:
 class StateCollector(Collector):
     """Gauges read from the live state at scrape time."""
 
-    def __init__(self, services: Any) -> None:
-        self.s = services
+    def __init__(self, live: LiveState) -> None:
+        self._live = live
 
     def describe(self) -> list[Any]:
         return []  # dynamic: nothing to check at registration
 
     def collect(self) -> Iterator[Any]:
-        s = self.s
+        live = self._live
         info = GaugeMetricFamily("runplane_info", "The runplane server.", labels=["version"])
         info.add_metric([__version__], 1)
         yield info
 
-        endpoints = [e.id for e in s.endpoints.list_all()]
+        endpoints = [e.id for e in live.endpoints.list_all()]
         depth = GaugeMetricFamily("runplane_queue_depth",
                                   "Jobs waiting in the endpoint's queue (IN_QUEUE).",
                                   labels=["endpoint_id"])
@@ -203,36 +207,33 @@ class StateCollector(Collector):
                                     labels=["endpoint_id", "state"])
         desired = GaugeMetricFamily("runplane_endpoint_desired_workers",
                                     "Workers the autoscaler wants now.", labels=["endpoint_id"])
-        broker = s.broker
-        controller = s.controller
-        now = s.clock.now()
-        by_state = workers_by_endpoint(s)
+        broker = live.broker
+        controller = live.controller
+        now = live.clock.now()
+        by_state = live.workers_by_endpoint()
         zeros = [0] * len(WORKER_STATES)
         for ep in endpoints:
-            if broker is not None:
-                m = broker.queue_metrics(ep)
-                depth.add_metric([ep], m.in_queue)
-                in_progress.add_metric([ep], m.in_progress)
-                age = max(0.0, now - m.oldest_queued_at) if m.oldest_queued_at is not None else 0.0
-                oldest.add_metric([ep], age)
+            m = broker.queue_metrics(ep)
+            depth.add_metric([ep], m.in_queue)
+            in_progress.add_metric([ep], m.in_progress)
+            age = max(0.0, now - m.oldest_queued_at) if m.oldest_queued_at is not None else 0.0
+            oldest.add_metric([ep], age)
             for state, n in zip(WORKER_STATES, by_state.get(ep, zeros), strict=True):
                 workers.add_metric([ep, state], n)
-            if controller is not None:
-                st = controller.states.get(ep)
-                desired.add_metric([ep], st.desired if st is not None else 0)
+            st = controller.states.get(ep)
+            desired.add_metric([ep], st.desired if st is not None else 0)
         yield from (depth, in_progress, oldest, workers, desired)
-        yield from _machine_families(s)
-        if controller is not None:
-            ticks = CounterMetricFamily("runplane_controller_ticks",
-                                        "Reconcile ticks since the server started.")
-            ticks.add_metric([], controller.tick_count)
-            last = GaugeMetricFamily("runplane_controller_last_tick_seconds",
-                                     "Duration of the last reconcile tick.")
-            last.add_metric([], controller.last_tick_ms / 1000.0)
-            yield from (ticks, last)
+        yield from _machine_families(live)
+        ticks = CounterMetricFamily("runplane_controller_ticks",
+                                    "Reconcile ticks since the server started.")
+        ticks.add_metric([], controller.tick_count)
+        last = GaugeMetricFamily("runplane_controller_last_tick_seconds",
+                                 "Duration of the last reconcile tick.")
+        last.add_metric([], controller.last_tick_ms / 1000.0)
+        yield from (ticks, last)
 
 
-def _machine_families(s: Any) -> Iterator[Any]:
+def _machine_families(live: LiveState) -> Iterator[Any]:
     gpus = GaugeMetricFamily("runplane_machine_gpus", "GPUs of a machine, by type.",
                              labels=["machine_id", "gpu_type_id"])
     gpus_used = GaugeMetricFamily("runplane_machine_gpus_used",
@@ -248,7 +249,7 @@ def _machine_families(s: Any) -> Iterator[Any]:
     memory_used = GaugeMetricFamily("runplane_machine_memory_used_gb",
                                     "Memory held by CPU workers and pods (GB).",
                                     labels=["machine_id"])
-    for m in machine_usage(s):
+    for m in live.machine_usage():
         for type_id, n in m.gpus.items():
             gpus.add_metric([m.machine_id, type_id], n)
             gpus_used.add_metric([m.machine_id, type_id], m.gpus_used.get(type_id, 0))

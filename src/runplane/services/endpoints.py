@@ -9,14 +9,13 @@ volumes' data centers when it has volumes. Every change bumps ``version`` by one
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 
-from runplane.api.errors import bad_request, not_found
 from runplane.catalog.catalog import Catalog
 from runplane.clock import Clock, iso
+from runplane.errors import Invalid, NotFound
 from runplane.ids import new_id
 from runplane.schemas.endpoints import SPEC_FIELDS, Endpoint, EndpointCreate, EndpointUpdate
 from runplane.services import endpoint_rules as rules
@@ -26,12 +25,8 @@ from runplane.services.users import Principal
 from runplane.services.volumes import NetworkVolumeService
 from runplane.store.tables import endpoint_volumes, endpoints, templates, users
 
-WorkerPods = Callable[[list[str]], dict[str, list[dict[str, Any]]]]
-
-
-def no_workers(endpoint_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Default ``worker_pods``: no endpoint has workers until a controller says otherwise."""
-    return {endpoint_id: [] for endpoint_id in endpoint_ids}
+# A job's execution timeout when neither it nor its endpoint sets one (RunPod's default).
+DEFAULT_EXECUTION_TIMEOUT_MS = 600_000
 
 
 class EndpointService:
@@ -61,11 +56,6 @@ class EndpointService:
         self._cache: dict[str, Endpoint] | None = None
         self._endpoints()
         templates.on_change.append(self._template_changed)
-        # Set by the controller: endpoint ids -> their workers as spec Pod objects.
-        self.worker_pods: WorkerPods = no_workers
-        # Set by the controller: why an endpoint's jobs wait (no fit, crash loop), or None;
-        # answered as the endpoint's "reason" (a runplane extension field).
-        self.endpoint_reason: Callable[[str], str | None] = lambda _endpoint_id: None
 
     # -- reads -------------------------------------------------------------------------
 
@@ -77,7 +67,7 @@ class EndpointService:
         """The caller's endpoint (any for an admin); 404 for missing and others' alike."""
         found = self.get(endpoint_id)
         if found is None or not can_see(principal, found.userId):
-            raise not_found("endpoint", endpoint_id)
+            raise NotFound("endpoint", endpoint_id)
         return found
 
     def list_for(self, principal: Principal) -> list[Endpoint]:
@@ -97,10 +87,12 @@ class EndpointService:
                 owner = self._owners[endpoint_id] = endpoint.userId
         return owner
 
-    def workers_of(self, endpoint_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """Pod objects of the endpoints' workers, from whatever ``worker_pods`` is set to."""
-        pods = self.worker_pods(endpoint_ids)
-        return {endpoint_id: list(pods.get(endpoint_id, [])) for endpoint_id in endpoint_ids}
+    def execution_timeout_ms(self, endpoint_id: str) -> int:
+        """The endpoint's ``executionTimeoutMs`` (10 minutes when unset), from memory: a
+        change through /v1 applies to the jobs taken after it."""
+        endpoint = self.get(endpoint_id)
+        value = endpoint.executionTimeoutMs if endpoint is not None else None
+        return value if isinstance(value, int) and value > 0 else DEFAULT_EXECUTION_TIMEOUT_MS
 
     # -- writes ------------------------------------------------------------------------
 
@@ -229,9 +221,9 @@ class EndpointService:
     def _template_for(self, principal: Principal, template_id: str, owner_id: str | None = None):  # type: ignore[no-untyped-def]
         template = self._templates.get(template_id)
         if template is None or template.userId != (owner_id or principal.user_id):
-            raise bad_request(f"templateId: no template {template_id!r}", "templateId")
+            raise Invalid(f"templateId: no template {template_id!r}", "templateId")
         if not template.isServerless:
-            raise bad_request(
+            raise Invalid(
                 f"templateId: template {template_id} is a Pod template; endpoints need a "
                 "template created with isServerless: true",
                 "templateId",
@@ -244,7 +236,7 @@ class EndpointService:
             volume = self._volumes.get(volume_id)
             if volume is None or volume.userId != owner_id:
                 name = f"{field}[{i}]" if field == "networkVolumeIds" else field
-                raise bad_request(f"{name}: no network volume {volume_id!r}", name)
+                raise Invalid(f"{name}: no network volume {volume_id!r}", name)
             out.append((volume.id, volume.dataCenterId))
         return out
 

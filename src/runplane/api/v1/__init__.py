@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from runplane.api.auth import require_user
 from runplane.services.users import Principal
+from runplane.system import Services
 
 # Answers documented on every authenticated route (the bodies follow api/errors.py).
 ERRORS = {
@@ -38,9 +39,10 @@ async def caller(
     return require_user(request)
 
 
-def services(request: Request):  # type: ignore[no-untyped-def]
-    """The server's Services (typed loosely to avoid an import cycle with server.py)."""
-    return request.app.state.services
+def services(request: Request) -> Services:
+    """The server's parts (``runplane.api.app`` puts them on the FastAPI app's state)."""
+    services: Services = request.app.state.services
+    return services
 
 
 def no_content() -> Response:

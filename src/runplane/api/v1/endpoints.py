@@ -11,6 +11,7 @@ from runplane.api.responses import json_response
 from runplane.api.v1 import ERRORS, JsonBodyRoute, caller, no_content, services
 from runplane.schemas.endpoints import Endpoint, EndpointCreate, EndpointUpdate
 from runplane.services.users import Principal
+from runplane.system import Services
 
 router = APIRouter(
     prefix="/v1/endpoints", tags=["endpoints"], responses=ERRORS, route_class=JsonBodyRoute
@@ -33,12 +34,12 @@ async def list_endpoints(
     includeTemplate: TemplateFlag = False,
     includeWorkers: WorkersFlag = False,
 ) -> Response:
-    svc = services(request).endpoints
-    found = svc.list_for(user)
-    workers = svc.workers_of([e.id for e in found]) if includeWorkers and found else {}
+    parts = services(request)
+    found = parts.endpoints.list_for(user)
+    workers = parts.worker_pods([e.id for e in found]) if includeWorkers and found else {}
     return json_response(
-        [e.wire(includeTemplate, workers[e.id] if includeWorkers else None)
-         | _status(svc, e.id) for e in found]
+        [e.wire(includeTemplate, workers.get(e.id, []) if includeWorkers else None)
+         | _status(parts, e.id) for e in found]
     )
 
 
@@ -50,15 +51,15 @@ async def get_endpoint(
     includeTemplate: TemplateFlag = False,
     includeWorkers: WorkersFlag = False,
 ) -> Response:
-    svc = services(request).endpoints
-    found = svc.get_for(user, endpointId)
-    workers = svc.workers_of([endpointId])[endpointId] if includeWorkers else None
-    return json_response(found.wire(includeTemplate, workers) | _status(svc, endpointId))
+    parts = services(request)
+    found = parts.endpoints.get_for(user, endpointId)
+    workers = parts.worker_pods([endpointId]).get(endpointId, []) if includeWorkers else None
+    return json_response(found.wire(includeTemplate, workers) | _status(parts, endpointId))
 
 
-def _status(svc: Any, endpoint_id: str) -> dict[str, Any]:
+def _status(parts: Services, endpoint_id: str) -> dict[str, Any]:
     """``reason``: why the endpoint's jobs wait, while the controller says they do."""
-    reason = svc.endpoint_reason(endpoint_id)
+    reason = parts.controller.endpoint_reason(endpoint_id)
     return {"reason": reason} if reason else {}
 
 

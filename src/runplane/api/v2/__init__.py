@@ -1,7 +1,8 @@
 """The /v2 job API and worker routes, mounted as one small ASGI app.
 
 These are the hot paths (run, job-take, job-done), so they bypass FastAPI's routing and body
-models: the path is split once and dispatched from a table. Errors use the same JSON shape as
+models: the path is split once and dispatched from a table. ``runplane.api.app`` serves this
+app beside the FastAPI one. Errors use the same JSON shape as
 the rest of the API (``runplane.api.errors``).
 """
 
@@ -9,12 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from starlette.types import Receive, Scope, Send
 
-from runplane.api.errors import ApiError
+from runplane.api.errors import ApiError, domain_status
 from runplane.api.v2 import client, worker
 from runplane.api.v2.http import Req, send_error, too_large
+from runplane.errors import DomainError
+
+if TYPE_CHECKING:
+    from runplane.system import Services
 
 log = logging.getLogger("runplane.api.v2")
 
@@ -46,13 +52,15 @@ OPERATIONS = {op for _, op in ROUTES}
 
 
 class V2App:
-    """ASGI app for everything under /v2 (mount it at ``/v2``).
+    """ASGI app for everything under /v2 (``runplane.api.app`` routes /v2 to it first).
 
-    With ``limit_for(path) -> bytes`` it refuses oversized request bodies itself (413, as
-    ``BodyLimitMiddleware`` does), so it can be served with no middleware in front of it.
+    ``limit_for(path) -> bytes`` is the largest request body of a route: it refuses larger
+    ones itself (413, as ``BodyLimitMiddleware`` does for /v1), so it is served with no
+    middleware in front of it.
     """
 
-    def __init__(self, limit_for: Callable[[str], int] | None = None) -> None:
+    def __init__(self, services: Services, limit_for: Callable[[str], int]) -> None:
+        self.services = services
         self.limit_for = limit_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,12 +81,12 @@ class V2App:
             else:
                 await send_error(send, 404, "no such route")
             return
-        services = scope["app"].state.services
-        broker = services.broker
-        if not broker.sweeper.running:
-            broker.start()
+        services = self.services
+        # Started with the server's lifespan; an app driven without one (in-process tests)
+        # starts the sweeps on its first request.
+        services.broker.start()
         req = Req(scope, receive, send, services, parts)
-        if self.limit_for is not None and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
             req.limit = limit = self.limit_for(scope["path"])
             declared = req.header(b"content-length")
             if declared and declared.isdigit() and int(declared) > limit:
@@ -88,9 +96,9 @@ class V2App:
             await handler(req)
         except ApiError as exc:
             await send_error(send, exc.status, exc.message, exc.field)
+        except DomainError as exc:  # raised below the API (services, broker): same table as /v1
+            await send_error(send, domain_status(exc), exc.message, exc.field)
         except Exception:
             log.exception("error on %s %s", scope["method"], scope["path"])
             await send_error(send, 500, "internal server error")
 
-
-app = V2App()

@@ -12,14 +12,14 @@ import orjson
 
 from runplane.api.errors import ApiError, not_found
 from runplane.api.v2.http import Req, send_json
-from runplane.broker.models import FAILED, TIMED_OUT, Job
-from runplane.services.jobs import (
+from runplane.api.v2.wire import (
     health_view,
     job_not_found,
     job_view,
     parse_run_request,
     parse_wait_ms,
 )
+from runplane.broker.models import FAILED, IN_QUEUE, TIMED_OUT, Job
 from runplane.services.users import Principal
 
 
@@ -40,7 +40,7 @@ def _endpoint(req: Req) -> tuple[Principal, str]:
     """The caller and the endpoint id of the path, checked: 404 unless the caller's own."""
     principal = _principal(req)
     endpoint_id = req.parts[0]
-    owner = req.services.broker.directory.owner_of(endpoint_id)
+    owner = req.services.endpoints.owner_of(endpoint_id)
     if owner is None or (owner != principal.user_id and not principal.is_admin):
         raise not_found("endpoint", endpoint_id)
     return principal, endpoint_id
@@ -83,21 +83,23 @@ async def _submit(req: Req, *, sync: bool) -> None:
     if job.final and job.settled:
         await send_json(req.send, job_view(job))
     else:
-        await send_json(req.send, _with_reason(broker, {"id": job.id, "status": job.status}, job))
+        await send_json(req.send, _with_reason(req, {"id": job.id, "status": job.status}, job))
 
 
-def _with_reason(broker: Any, view: dict[str, Any], job: Job) -> dict[str, Any]:
-    """A queued job says why it waits when the controller knows (runplane extension)."""
-    reason = broker.waiting_reason(job)
-    if reason:
-        view["reason"] = reason
+def _with_reason(req: Req, view: dict[str, Any], job: Job) -> dict[str, Any]:
+    """A queued job says why it waits (no machine fits, crash loop...) when the controller
+    knows (runplane extension)."""
+    if job.status == IN_QUEUE:
+        reason = req.services.controller.endpoint_reason(job.endpoint_id)
+        if reason:
+            view["reason"] = reason
     return view
 
 
 async def status(req: Req) -> None:
     _, endpoint_id = _endpoint(req)
     job = _job(req, endpoint_id)
-    await send_json(req.send, _with_reason(req.services.broker, job_view(job), job))
+    await send_json(req.send, _with_reason(req, job_view(job), job))
 
 
 async def stream(req: Req) -> None:
@@ -174,8 +176,13 @@ async def purge_queue(req: Req) -> None:
 
 
 async def health(req: Req) -> None:
+    """``/health``: the endpoint's job counters and workers by state (``wire.health_view``)."""
     _, endpoint_id = _endpoint(req)
-    await send_json(req.send, health_view(req.services.broker, endpoint_id))
+    services = req.services
+    queue = services.broker.queue_metrics(endpoint_id)
+    controller_status = services.controller.endpoint_status(endpoint_id)
+    workers = services.workers.snapshot(endpoint_id)
+    await send_json(req.send, health_view(queue, workers, controller_status))
 
 
 # -- manual workers (runplane's extension; `runplane worker run`) --------------------------
@@ -193,7 +200,7 @@ async def workers(req: Req) -> None:
     """GET: list the endpoint's workers. POST: register a manual worker, answering its id,
     credential and the environment to start the handler with."""
     _, endpoint_id = _endpoint(req)
-    registry = req.services.broker.workers
+    registry = req.services.workers
     if req.method == "GET":
         await send_json(req.send, [_worker_json(v) for v in registry.snapshot(endpoint_id)])
         return
@@ -216,7 +223,7 @@ async def workers(req: Req) -> None:
 
 async def worker_delete(req: Req) -> None:
     _, endpoint_id = _endpoint(req)
-    registry = req.services.broker.workers
+    registry = req.services.workers
     worker_id = req.parts[2] if len(req.parts) > 2 else ""
     w = registry.get(worker_id)
     if w is None or w.endpoint_id != endpoint_id:

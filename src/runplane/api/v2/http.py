@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 import orjson
@@ -12,13 +12,20 @@ from starlette.types import Receive, Scope, Send
 
 from runplane.api.errors import ApiError, bad_request, error_body
 
+if TYPE_CHECKING:  # the bundle of the server's parts; imported for the type only
+    from runplane.system import Services
+
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class Req:
+    """One /v2 request: its ASGI channels, the path's parts after ``/v2`` and the server's
+    parts its handler calls (``services.broker``, ``services.handoff``...)."""
+
     __slots__ = ("_headers", "_query", "limit", "parts", "receive", "scope", "send", "services")
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send, services: Any, parts: list[str]) -> None:
+    def __init__(self, scope: Scope, receive: Receive, send: Send, services: Services,
+                 parts: list[str]) -> None:
         self.scope = scope
         self.receive = receive
         self.send = send

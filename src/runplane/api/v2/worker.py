@@ -20,7 +20,7 @@ def _worker(req: Req) -> Worker:
     token = header.strip() if header else None
     if token and token[:7].lower() == "bearer ":
         token = token[7:].strip()
-    w = req.services.broker.workers.authenticate(token)
+    w = req.services.workers.authenticate(token)
     if w is None:
         raise ApiError(401, "missing or invalid worker credential")
     if w.endpoint_id != req.parts[0]:
@@ -51,7 +51,7 @@ async def job_take_batch(req: Req) -> None:
 
 async def _take(req: Req, *, batch: bool) -> None:
     w = _worker(req)
-    broker = req.services.broker
+    handoff = req.services.handoff
     n = 1
     if batch:
         raw = req.query("batch_size")
@@ -62,16 +62,16 @@ async def _take(req: Req, *, batch: bool) -> None:
         n = max(1, min(n, 1000))
     await req.receive()  # the (empty) request body, so the next receive() means disconnect
     disconnect = None
-    if not broker.has_queued(w.endpoint_id):
+    if not handoff.has_queued(w.endpoint_id):
         disconnect = req.disconnect_watcher()
     try:
-        jobs = await broker.take(w, n, broker.settings.job_take_hold_s, disconnect)
+        jobs = await handoff.take(w, n, handoff.hold_s, disconnect)
         if not jobs:
             if disconnect is None or not disconnect.done():
                 await send_empty(req.send, 204)
             return
         if disconnect is not None and disconnect.done():
-            broker.untake(jobs, w)
+            handoff.untake(jobs, w)
             return
         if batch:
             data = orjson.dumps([j.payload for j in jobs])
@@ -83,9 +83,9 @@ async def _take(req: Req, *, batch: bool) -> None:
                                         (b"content-length", str(len(data)).encode())]})
             await req.send({"type": "http.response.body", "body": data})
         except BaseException:
-            broker.untake(jobs, w)
+            handoff.untake(jobs, w)
             raise
-        broker.confirm(w, jobs)
+        handoff.confirm(w, jobs)
     finally:
         if disconnect is not None:
             disconnect.cancel()
@@ -96,9 +96,7 @@ async def job_stop(req: Req) -> None:
     await req.receive()
     disconnect = req.disconnect_watcher()
     try:
-        ids = await req.services.broker.workers.wait_stop(
-            w, req.services.broker.settings.job_take_hold_s, disconnect
-        )
+        ids = await req.services.workers.wait_stop(w, req.services.handoff.hold_s, disconnect)
     finally:
         disconnect.cancel()
     if ids:
@@ -118,7 +116,7 @@ async def job_done(req: Req) -> None:
     job_id = _job_id(req)
     body = await req.json(lenient=True)
     is_stream = (req.query("isStream") or "").lower() == "true"
-    result = await req.services.broker.done(w, job_id, body, is_stream)
+    result = await req.services.handoff.done(w, job_id, body, is_stream)
     await _ok(req, b'{"status":"' + result.encode() + b'"}')
 
 
@@ -126,16 +124,16 @@ async def job_stream(req: Req) -> None:
     w = _worker(req)
     job_id = _job_id(req)
     body = await req.json(lenient=True)
-    result = await req.services.broker.stream_chunk(w, job_id, body)
+    result = await req.services.handoff.stream_chunk(w, job_id, body)
     await _ok(req, b'{"status":"' + result.encode() + b'"}')
 
 
 async def ping(req: Req) -> None:
     w = _worker(req)
-    registry = req.services.broker.workers
     if (req.query("status") or "").lower() == "unhealthy":
-        registry.report_unhealthy(w, req.query("check") or "", req.query("reason") or "")
+        req.services.workers.report_unhealthy(w, req.query("check") or "",
+                                              req.query("reason") or "")
     else:
         raw = req.query("job_id") or ""
-        registry.ping(w, [j for j in raw.split(",") if j])
+        req.services.handoff.ping(w, [j for j in raw.split(",") if j])
     await _ok(req)

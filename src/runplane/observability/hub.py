@@ -1,8 +1,8 @@
-"""Connects metrics and per-endpoint stats to the broker and controller events.
+"""Metrics and per-endpoint stats, fed by the broker's and the controller's events.
 
-``services.observability`` is an :class:`Observability`: the broker's job listener, the
-controller's observer, and the sampler that records gauges (workers by state, queue depth)
-into the stats rings on the controller's tick.
+An :class:`Observability` is the broker's job listener and the controller's observer (the
+composition root subscribes it to both), and the sampler that records gauges (workers by
+state, queue depth) into the stats rings on the controller's tick.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from runplane.broker.broker import Broker
 from runplane.broker.models import (
     COMPLETED,
     JOB_FINAL,
@@ -17,9 +18,13 @@ from runplane.broker.models import (
     JOB_TAKEN,
     JobEvent,
 )
-from runplane.observability.gauges import workers_by_endpoint
+from runplane.broker.workers import WorkerRegistry
+from runplane.clock import Clock
+from runplane.controller.reconcile import Controller
+from runplane.observability.gauges import LiveState
 from runplane.observability.metrics import Metrics
 from runplane.observability.stats import WORKER_STATES, Sample, StatsStore
+from runplane.services.endpoints import EndpointService
 
 log = logging.getLogger("runplane.events")
 
@@ -30,9 +35,13 @@ SAMPLE_INTERVAL_S = 5.0
 class Observability:
     """Fans broker and controller events out to :class:`Metrics` and :class:`StatsStore`."""
 
-    def __init__(self, services: Any) -> None:
-        self.s = services
-        self.metrics = Metrics(services)
+    def __init__(self, clock: Clock, endpoints: EndpointService, broker: Broker,
+                 workers: WorkerRegistry, controller: Controller) -> None:
+        self._clock = clock
+        self._endpoints = endpoints
+        self._broker = broker
+        self.live = LiveState(endpoints, broker, workers, controller, clock)
+        self.metrics = Metrics(self.live)
         self.stats = StatsStore()
         self._last_sample = float("-inf")
 
@@ -64,7 +73,7 @@ class Observability:
         self.metrics.on_cold_start(endpoint_id, cold_start_s)
         log.info("worker %s ready after a %.1f s cold start", worker_id, cold_start_s,
                  extra={"worker_id": worker_id, "endpoint_id": endpoint_id})
-        self.stats.cold_start(endpoint_id, self.s.clock.now(), cold_start_s)
+        self.stats.cold_start(endpoint_id, self._clock.now(), cold_start_s)
 
     def ticked(self, now: float) -> None:
         if now - self._last_sample >= SAMPLE_INTERVAL_S:
@@ -79,18 +88,17 @@ class Observability:
         on it is sampled every time, so its charts drop to zero rather than stop.
         """
         self._last_sample = now
-        ids = {e.id for e in self.s.endpoints.list_all()}
+        ids = {e.id for e in self._endpoints.list_all()}
         for gone in [ep for ep in self.stats.endpoints() if ep not in ids]:
             self.stats.drop(gone)
-        for gone in [ep for ep in list(self.metrics._children) if ep not in ids]:
+        for gone in [ep for ep in self.metrics.endpoint_ids() if ep not in ids]:
             self.metrics.forget(gone)
-        workers = workers_by_endpoint(self.s)
+        workers = self.live.workers_by_endpoint()
         for ep in ids:
             self._sample_one(ep, now, workers.get(ep))
 
     def _sample_one(self, endpoint_id: str, now: float, workers: list[int] | None) -> None:
-        broker = self.s.broker
-        in_queue = broker.queue_metrics(endpoint_id).in_queue if broker is not None else 0
+        in_queue = self._broker.queue_metrics(endpoint_id).in_queue
         if not (workers or in_queue or self.stats.has(endpoint_id)):
             return  # never active: no series (most endpoints, most of the time)
         counts = tuple(workers) if workers else (0,) * len(WORKER_STATES)
@@ -98,20 +106,6 @@ class Observability:
 
     def endpoint_stats(self, endpoint_id: str, window_s: int) -> dict[str, Any]:
         """The stats route's body; the current bucket is sampled now so it is never stale."""
-        now = self.s.clock.now()
-        self._sample_one(endpoint_id, now, workers_by_endpoint(self.s).get(endpoint_id))
+        now = self._clock.now()
+        self._sample_one(endpoint_id, now, self.live.workers_by_endpoint().get(endpoint_id))
         return self.stats.series(endpoint_id, now, window_s)
-
-
-def install(app: Any, services: Any) -> Observability:
-    """Build ``services.observability`` and subscribe it to the broker and controller."""
-    obs = getattr(services, "observability", None)
-    if obs is None:
-        obs = services.observability = Observability(services)
-        broker = getattr(services, "broker", None)
-        if broker is not None:
-            broker.add_job_listener(obs.on_job)
-        controller = getattr(services, "controller", None)
-        if controller is not None:
-            controller.add_observer(obs)
-    return obs
