@@ -187,6 +187,9 @@ class Settings(BaseSettings):
     max_run_body_bytes: int = 10_000_000
     max_runsync_body_bytes: int = 20_000_000
 
+    # Create the demo template and endpoint from examples/ at start-up.
+    demo: bool = False
+
     # Network volumes: one directory per volume under <volume_root>/<dataCenterId>/<id>;
     # None means <data_dir>/volumes. Billed per GB-month of their size (RunPod: $0.07).
     volume_root: Path | None = None
