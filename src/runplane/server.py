@@ -29,8 +29,8 @@ from runplane.controller.reconcile import Controller
 from runplane.controller.worker_pods import WorkerPods
 from runplane.controller.worker_rows import WorkerRowCache, WorkerTable
 from runplane.observability.hub import Observability
-from runplane.services.billing import BillingService
 from runplane.providers.make import make_provider
+from runplane.services.billing import BillingService
 from runplane.services.endpoints import EndpointService
 from runplane.services.pods import PodService
 from runplane.services.registry_auths import RegistryAuthService

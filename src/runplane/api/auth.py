@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from runplane.api.context import services
 from runplane.errors import Unauthorized
 from runplane.services.users import Principal
 
@@ -24,7 +25,7 @@ def require_user(request: Request) -> Principal:
     key = presented_key(request)
     if key is None:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    principal = request.app.state.services.users.authenticate(key)
+    principal = services(request).users.authenticate(key)
     if principal is None:
         raise Unauthorized("invalid or revoked API key")
     return principal

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from runplane.api.auth import require_user
+from runplane.api.context import services
 from runplane.api.errors import ApiError
 from runplane.observability.metrics import CONTENT_TYPE
 
@@ -19,8 +20,7 @@ router = APIRouter(tags=["metrics"])
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    services = request.app.state.services
-    if services.settings.metrics_require_auth:
-        if not require_user(request).is_admin:
-            raise ApiError(403, "/metrics needs an admin API key (metrics_require_auth)")
-    return Response(services.observability.metrics.render(), media_type=CONTENT_TYPE)
+    parts = services(request)
+    if parts.settings.metrics_require_auth and not require_user(request).is_admin:
+        raise ApiError(403, "/metrics needs an admin API key (metrics_require_auth)")
+    return Response(parts.observability.metrics.render(), media_type=CONTENT_TYPE)

@@ -15,13 +15,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from runplane.broker.models import Job, JobEvent, Worker
 from runplane.broker.writer import Op, Writer
 
 log = logging.getLogger("runplane.broker")
 
+T = TypeVar("T")
 JobListener = Callable[[JobEvent], None]
 EnqueueListener = Callable[[str], None]
 
@@ -80,19 +81,12 @@ class EffectApplier:
             workers.holds_changed(w)
         for worker_id, job_id in fx.stops:
             workers.stop_job(worker_id, job_id)
-        for endpoint_id in fx.enqueued:
-            for enqueued in self.enqueue_listeners:
-                try:
-                    enqueued(endpoint_id)
-                except Exception:
-                    log.exception("enqueue listener failed")
-        if fx.events and self.job_listeners:
+        if self.enqueue_listeners:
+            for endpoint_id in fx.enqueued:
+                _tell(self.enqueue_listeners, endpoint_id)
+        if self.job_listeners:
             for e in fx.events:
-                for listener in self.job_listeners:
-                    try:
-                        listener(e)
-                    except Exception:
-                        log.exception("job listener failed")
+                _tell(self.job_listeners, e)
         if not fx.writes:
             return None
         fut = self._writer.write_nowait(*fx.writes)
@@ -113,3 +107,13 @@ class EffectApplier:
             job.settled = True
             job.notify()
             self._on_settled(job)
+
+
+def _tell(listeners: list[Callable[[T], None]], what: T) -> None:
+    """Call each listener; one that raises is logged and does not stop the others (or the
+    transition: its state has changed already)."""
+    for listener in listeners:
+        try:
+            listener(what)
+        except Exception:
+            log.exception("listener %r failed", listener)

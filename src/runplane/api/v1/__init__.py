@@ -15,8 +15,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
 from runplane.api.auth import require_user
+from runplane.api.context import services
 from runplane.services.users import Principal
-from runplane.system import Services
+
+__all__ = ["ERRORS", "JsonBodyRoute", "caller", "no_content", "services"]
 
 # Answers documented on every authenticated route (the bodies follow api/errors.py).
 ERRORS = {
@@ -37,12 +39,6 @@ async def caller(
     """The authenticated user. ``async`` so FastAPI calls it inline instead of in a thread
     (``require_user`` is a cheap cached lookup)."""
     return require_user(request)
-
-
-def services(request: Request) -> Services:
-    """The server's parts (``runplane.api.app`` puts them on the FastAPI app's state)."""
-    services: Services = request.app.state.services
-    return services
 
 
 def no_content() -> Response:

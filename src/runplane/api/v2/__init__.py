@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from starlette.types import Receive, Scope, Send
 
@@ -18,9 +17,7 @@ from runplane.api.errors import ApiError, domain_status
 from runplane.api.v2 import client, worker
 from runplane.api.v2.http import Req, send_error, too_large
 from runplane.errors import DomainError
-
-if TYPE_CHECKING:
-    from runplane.system import Services
+from runplane.system import Services
 
 log = logging.getLogger("runplane.api.v2")
 

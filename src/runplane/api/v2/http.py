@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote_plus
 
 import orjson
 from starlette.types import Receive, Scope, Send
 
 from runplane.api.errors import ApiError, bad_request, error_body
-
-if TYPE_CHECKING:  # the bundle of the server's parts; imported for the type only
-    from runplane.system import Services
+from runplane.system import Services
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
