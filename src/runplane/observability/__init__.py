@@ -1,2 +1,2 @@
 """Observability: Prometheus metrics (``metrics``), per-endpoint stats over time (``stats``),
-structured logs (``logging``), wired to broker and controller events (``wiring``)."""
+structured logs (``logging``), fed by broker and controller events (``hub``)."""

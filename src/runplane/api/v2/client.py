@@ -19,20 +19,22 @@ from runplane.api.v2.wire import (
     parse_run_request,
     parse_wait_ms,
 )
-from runplane.broker.models import FAILED, IN_QUEUE, TIMED_OUT, Job
+from runplane.broker.models import FAILED, IN_QUEUE, TIMED_OUT, Job, WorkerView
+from runplane.errors import Unauthorized
 from runplane.services.users import Principal
+from runplane.worker_state import WorkerState
 
 
 def _principal(req: Req) -> Principal:
     header = req.header(b"authorization")
     if not header:
-        raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     key = header.strip()
     if key[:7].lower() == "bearer ":
         key = key[7:].strip()
     principal = req.services.users.authenticate(key) if key else None
     if principal is None:
-        raise ApiError(401, "invalid or revoked API key")
+        raise Unauthorized("invalid or revoked API key")
     return principal
 
 
@@ -188,7 +190,7 @@ async def health(req: Req) -> None:
 # -- manual workers (runplane's extension; `runplane worker run`) --------------------------
 
 
-def _worker_json(view: Any) -> dict[str, Any]:
+def _worker_json(view: WorkerView) -> dict[str, Any]:
     return {
         "id": view.id, "status": view.status, "desiredStatus": view.desired_status,
         "manual": view.manual, "jobs": list(view.jobs), "lastSeenAt": view.last_seen_at,
@@ -229,4 +231,4 @@ async def worker_delete(req: Req) -> None:
     if w is None or w.endpoint_id != endpoint_id:
         raise not_found("worker", worker_id)
     registry.retire(worker_id, "stopped by its user")
-    await send_json(req.send, {"id": worker_id, "status": "EXITED"})
+    await send_json(req.send, {"id": worker_id, "status": WorkerState.EXITED})
