@@ -191,6 +191,7 @@ def serve_runplane(data_dir: str, port: int, mode: str) -> None:
     cost; ``workers`` gives the first endpoints ten registered workers each."""
     import uvicorn
 
+    from runplane.cli.serve import run_serving
     from runplane.config import load_settings
     from runplane.server import build_services, create_app
 
@@ -204,7 +205,8 @@ def serve_runplane(data_dir: str, port: int, mode: str) -> None:
         for ep in sorted(services.endpoints.list_all(), key=lambda e: e.id)[:HOT_ENDPOINTS]:
             for _ in range(WORKERS_PER_ENDPOINT):
                 services.workers.register(ep.id, manual=True)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    run_serving(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                               access_log=False), services)
 
 
 def serve_bare(port: int) -> None:

@@ -23,6 +23,7 @@ from runplane.cli.options import ConfigFile, DataDir
 from runplane.config import load_settings
 from runplane.observability.logging import logging_config
 from runplane.server import build_services, create_app
+from runplane.system import Services
 from runplane.services.demo import curl_line, ensure_demo
 
 console = Console(stderr=True)
@@ -135,6 +136,13 @@ def serve(
         # clients' pools instead.
         timeout_keep_alive=75,
     )
+    run_serving(config, services)
+
+
+def run_serving(config: uvicorn.Config, services: Services) -> None:
+    """Serve ``config``'s app (over ``services``) as ``runplane serve`` does: once started,
+    the GC tuned and a stop signal releasing the long-polls first. Benchmarks use it too, so
+    they measure the server users run."""
 
     def started() -> None:
         tune_gc()
