@@ -199,6 +199,12 @@ def serve_runplane(data_dir: str, port: int, mode: str) -> None:
     settings = load_settings(data_dir=Path(data_dir), port=port, **overrides)
     services = build_services(settings)
     app = create_app(services)
+    if mode == "alone":
+        # The store is shared with the "10 workers each" case, whose manual workers are still
+        # registered (a restart keeps them): the control plane alone has none.
+        for w in services.workers.all():
+            services.workers.retire(w.id, "benchmark: the control plane alone has no workers")
+        services.broker.writer.flush()
     if mode == "workers":
         # Real worker registrations (rows and registry entries, as `runplane worker run`
         # makes them) on the endpoints the load rotates over; no processes are needed to list them.
