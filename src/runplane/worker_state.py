@@ -19,3 +19,9 @@ class WorkerState(StrEnum):
     OUTDATED = "OUTDATED"  # runs an older version of its endpoint (rolling update)
     PARKED = "PARKED"  # frozen by FlashBoot, resumed by the next job
     EXITED = "EXITED"  # retired; its credential is revoked
+
+
+# The members under module-level names, for the hot paths (the autoscaler, the verdicts, the
+# worker registry): looking up an enum's attribute costs ~100 ns on Python 3.11, a global
+# ~15 ns. The same objects, not a second definition.
+INITIALIZING, IDLE, RUNNING, THROTTLED, UNHEALTHY, OUTDATED, PARKED, EXITED = WorkerState

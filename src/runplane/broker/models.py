@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from runplane.worker_state import WorkerState
+from runplane.worker_state import EXITED, WorkerState
 
 IN_QUEUE = "IN_QUEUE"
 IN_PROGRESS = "IN_PROGRESS"
@@ -124,8 +124,8 @@ class Worker:
     overdue: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def can_take(self) -> bool:
-        return (not self.parked and self.desired_status != WorkerState.EXITED
-                and self.status != WorkerState.EXITED)
+        return (not self.parked and self.desired_status != EXITED
+                and self.status != EXITED)
 
 
 @dataclass(frozen=True)

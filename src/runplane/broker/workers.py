@@ -48,7 +48,7 @@ from runplane.clock import Clock
 from runplane.config import BrokerSettings
 from runplane.ids import new_id
 from runplane.store.tables import workers as workers_table
-from runplane.worker_state import WorkerState
+from runplane.worker_state import EXITED, IDLE, INITIALIZING, PARKED, RUNNING, UNHEALTHY
 
 __all__ = ["TOKEN_PREFIX", "Worker", "WorkerRegistry", "hash_token"]
 
@@ -114,8 +114,8 @@ class WorkerRegistry:
             "endpoint_id": endpoint_id,
             "user_id": owner,
             "token_hash": hash_token(token),
-            "status": WorkerState.INITIALIZING,
-            "desired_status": WorkerState.RUNNING,
+            "status": INITIALIZING,
+            "desired_status": RUNNING,
             "manual": manual,
             "created_at": now,
             "last_status_change_at": now,
@@ -126,7 +126,7 @@ class WorkerRegistry:
             conn.execute(insert(workers_table).values(**row))
         w = Worker(
             id=worker_id, endpoint_id=endpoint_id, user_id=owner, token_hash=row["token_hash"],
-            status=WorkerState.INITIALIZING, desired_status=WorkerState.RUNNING, manual=manual, created_at=now,
+            status=INITIALIZING, desired_status=RUNNING, manual=manual, created_at=now,
             status_changed_at=now,
         )
         self._by_id[worker_id] = w
@@ -159,7 +159,7 @@ class WorkerRegistry:
         if w is None:
             return
         self._by_token.pop(w.token_hash, None)
-        w.status = w.desired_status = WorkerState.EXITED
+        w.status = w.desired_status = EXITED
         w.reason = reason
         if w.jobs:
             self._lose_jobs(list(w.jobs.values()), f"worker {worker_id} exited: {reason}")
@@ -189,13 +189,13 @@ class WorkerRegistry:
             if w.jobs or w.handing > 0 or not w.can_take():
                 return False
             w.parked = True
-            self._set_status(w, WorkerState.PARKED, None)
+            self._set_status(w, PARKED, None)
             self._release_waiters(w)
         else:
             w.parked = False
             w.last_seen_at = now
             w.lost = False
-            self._set_status(w, WorkerState.RUNNING if w.jobs else WorkerState.IDLE, None)
+            self._set_status(w, RUNNING if w.jobs else IDLE, None)
             if not w.jobs:
                 w.idle_since = now
             self._release_unpark_waiter(w)
@@ -244,7 +244,7 @@ class WorkerRegistry:
         w.last_seen_at = self._clock.now() if now is None else now
         if w.lost:
             w.lost = False
-            self._set_status(w, WorkerState.RUNNING if w.jobs else WorkerState.IDLE, None)
+            self._set_status(w, RUNNING if w.jobs else IDLE, None)
 
     def first_take(self, w: Worker) -> None:
         if w.first_take_at is None:
@@ -252,16 +252,16 @@ class WorkerRegistry:
             w.first_take_at = now
             w.idle_since = now
             self._writer.write_nowait((sql.WORKER_FIRST_TAKE, {"_id": w.id, "first_take_at": now}))
-        if w.status == WorkerState.INITIALIZING:
-            self._set_status(w, WorkerState.IDLE, None)
+        if w.status == INITIALIZING:
+            self._set_status(w, IDLE, None)
 
     def holds_changed(self, w: Worker) -> None:
         """The book changed ``w``'s holds: RUNNING while it holds a job, else IDLE."""
         if w.jobs:
-            if w.status in (WorkerState.IDLE, WorkerState.INITIALIZING):
-                self._set_status(w, WorkerState.RUNNING, None)
-        elif w.status == WorkerState.RUNNING:
-            self._set_status(w, WorkerState.IDLE, None)
+            if w.status in (IDLE, INITIALIZING):
+                self._set_status(w, RUNNING, None)
+        elif w.status == RUNNING:
+            self._set_status(w, IDLE, None)
 
     def heartbeat(self, w: Worker, overdue: dict[str, tuple[float, float]], now: float) -> None:
         """A ping: ``overdue`` are the jobs it listed that already ended on the server, as
@@ -273,7 +273,7 @@ class WorkerRegistry:
     def report_unhealthy(self, w: Worker, check: str, reason: str) -> None:
         self.seen(w)
         text = f"fitness check {check or '?'} failed: {reason}"[:512]
-        self._set_status(w, WorkerState.UNHEALTHY, text)
+        self._set_status(w, UNHEALTHY, text)
         self._emit(w, "unhealthy", text)
 
     def request_stop(self, w: Worker, reason: str) -> None:
@@ -283,12 +283,12 @@ class WorkerRegistry:
         if w.manual:
             w.reason = reason
             return
-        if w.desired_status == WorkerState.EXITED:
+        if w.desired_status == EXITED:
             return
-        w.desired_status = WorkerState.EXITED
+        w.desired_status = EXITED
         w.reason = reason
         self._writer.write_nowait(
-            (sql.WORKER_DESIRED, {"_id": w.id, "desired_status": WorkerState.EXITED, "reason": reason})
+            (sql.WORKER_DESIRED, {"_id": w.id, "desired_status": EXITED, "reason": reason})
         )
         self._release_waiters(w)
         self._emit(w, "stop_requested", reason)
@@ -317,12 +317,12 @@ class WorkerRegistry:
         timeout = self._settings.worker_heartbeat_timeout_s
         grace = self._settings.job_lost_grace_s
         for w in list(self._by_id.values()):
-            if w.parked or w.status == WorkerState.EXITED:
+            if w.parked or w.status == EXITED:
                 continue
             if w.last_seen_at is not None and not w.lost and now - w.last_seen_at > timeout:
                 w.lost = True
                 reason = f"no heartbeat from worker {w.id} for {now - w.last_seen_at:.0f} s"
-                self._set_status(w, WorkerState.UNHEALTHY, reason)
+                self._set_status(w, UNHEALTHY, reason)
                 if w.jobs:
                     self._lose_jobs(list(w.jobs.values()), reason)
                 self._emit(w, "heartbeat_lost", reason)

@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass, field
 
 # Aliased: this module's own ``WorkerSnapshot`` (a worker as the autoscaler sees it) is public API.
-from runplane.worker_state import WorkerState as Status
+from runplane.worker_state import EXITED, IDLE, INITIALIZING, PARKED, UNHEALTHY
 
 
 @dataclass(slots=True)  # not frozen: built per endpoint per tick; never mutated
@@ -58,7 +58,7 @@ class WorkerSnapshot:
     """A live worker as the autoscaler sees it."""
 
     id: str
-    status: str = Status.IDLE
+    status: str = IDLE
     jobs: int = 0
     idle_since: float | None = None
     version: int = 0
@@ -89,21 +89,21 @@ def decide(
     start_blocked: str | None = None,
 ) -> Decision:
     """What to do for one endpoint now. Pure: same inputs, same decision."""
-    live = [w for w in workers if w.status not in (Status.EXITED, Status.PARKED)]
+    live = [w for w in workers if w.status not in (EXITED, PARKED)]
     d = Decision()
-    parked = _keep_parked(s, [w for w in workers if w.status == Status.PARKED], now, d)
+    parked = _keep_parked(s, [w for w in workers if w.status == PARKED], now, d)
     for w in live:
         if w.manual:
             continue
-        if w.status == Status.UNHEALTHY:
+        if w.status == UNHEALTHY:
             d.stop.append((w.id, "unhealthy"))
-        elif w.version != s.version and w.jobs == 0 and w.status != Status.INITIALIZING:
+        elif w.version != s.version and w.jobs == 0 and w.status != INITIALIZING:
             d.stop.append((w.id, f"outdated: endpoint is now at version {s.version}"))
     stopping = {wid for wid, _ in d.stop}
-    serving = [w for w in live if w.id not in stopping and w.status != Status.UNHEALTHY]
+    serving = [w for w in live if w.id not in stopping and w.status != UNHEALTHY]
     capacity = len(serving)
-    starting = sum(1 for w in serving if w.status == Status.INITIALIZING)
-    idle = sum(1 for w in serving if w.jobs == 0 and w.status != Status.INITIALIZING)
+    starting = sum(1 for w in serving if w.status == INITIALIZING)
+    idle = sum(1 for w in serving if w.jobs == 0 and w.status != INITIALIZING)
     busy = capacity - starting - idle
     demand = q.in_queue_normal + q.in_progress
 
@@ -157,7 +157,7 @@ def decide(
     if surplus > 0:
         expired = sorted(
             (w for w in serving
-             if not w.manual and w.jobs == 0 and w.status == Status.IDLE
+             if not w.manual and w.jobs == 0 and w.status == IDLE
              and w.idle_since is not None and now - w.idle_since >= s.idle_timeout_s),
             key=lambda w: (w.idle_since, w.id),
         )

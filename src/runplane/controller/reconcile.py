@@ -202,13 +202,13 @@ class Controller:
             return
         # Decide and act per worker first: one stopped now is not capacity for the autoscaler.
         capacity: list[asc.WorkerSnapshot] = []
+        tracked, judge = self.tracked, verdicts.judge_worker
+        startup_timeout_s, overdue_grace_s = self.cfg.startup_timeout_s, self.cfg.overdue_grace_s
         for v in views:
-            mine = self.tracked.get(v.id)
-            verdict = verdicts.judge_worker(
-                v, mine, endpoint_version=ep.version, now=now,
-                startup_timeout_s=self.cfg.startup_timeout_s,
-                overdue_grace_s=self.cfg.overdue_grace_s)
-            if mine is not None:
+            mine = tracked.get(v.id)
+            verdict = judge(v, mine, endpoint_version=ep.version, now=now,
+                            startup_timeout_s=startup_timeout_s, overdue_grace_s=overdue_grace_s)
+            if mine is not None and (verdict.ready_after_s is not None or verdict.stop is not None):
                 self._act_on_worker(mine, verdict, breaker, now)
             if verdict.capacity is not None:
                 capacity.append(verdict.capacity)
@@ -234,11 +234,12 @@ class Controller:
             started += 1
         if started:
             self.observers.scaled(ep.id, "up", started, decision.reason)
+        progress = (verdicts.starting_progress([v.id for v in views], self.progress)
+                    if self.progress else None)
         state.reason = verdicts.endpoint_reason(
-            start_failure, breaker_status,
-            verdicts.starting_progress((v.id for v in views), self.progress),
-            verdicts.only_low_priority(m.in_queue, m.in_queue_normal, len(capacity),
-                                       decision.start))
+            start_failure, breaker_status, progress,
+            bool(m.in_queue) and verdicts.only_low_priority(
+                m.in_queue, m.in_queue_normal, len(capacity), decision.start))
         state.throttled = throttled
 
     # -- acting ---------------------------------------------------------------------

@@ -16,8 +16,7 @@ from typing import Protocol
 from runplane.controller import autoscaler as asc
 from runplane.controller.state import Tracked
 
-# Aliased: ``asc.WorkerSnapshot`` is the autoscaler's view of a worker, this its status names.
-from runplane.worker_state import WorkerState as Status
+from runplane.worker_state import EXITED, IDLE, INITIALIZING, PARKED, RUNNING
 
 LOW_PRIORITY_ONLY = ("only lowPriority jobs are queued and workersMin is 0: they wait for a "
                      "worker started by other jobs")
@@ -48,7 +47,7 @@ class WorkerFacts(Protocol):
     def overdue(self) -> Sequence[tuple[str, float]]: ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built per worker per tick; never mutated
 class WorkerVerdict:
     """What to do about one worker this tick, in this order: mark it ready (``ready_after_s``
     set: it took its first job that long after its start), then stop it (``stop`` set),
@@ -61,14 +60,20 @@ class WorkerVerdict:
     capacity: asc.WorkerSnapshot | None = None
 
 
-def stuck(desired_status: str, reason: str | None, overdue: Iterable[tuple[str, float]],
+# The verdict on a worker that is not capacity and needs nothing done (shared: never mutated).
+_NOT_CAPACITY = WorkerVerdict()
+
+
+def stuck(desired_status: str, reason: str | None, overdue: Sequence[tuple[str, float]],
           grace_s: float) -> str | None:
     """Why a worker must be stopped now, or None: the handler asked to be replaced
     (desired EXITED), or it still runs a job that ended on the server (timed out, cancelled)
     ``grace_s`` ago or more: a sync handler cannot be interrupted, so only stopping its
     process frees the slot."""
-    if desired_status == Status.EXITED:
+    if desired_status == EXITED:
         return reason or "asked to stop"
+    if not overdue:
+        return None
     late = [(job_id, s) for job_id, s in overdue if s >= grace_s]
     if late:
         job_id, s = late[0]
@@ -89,30 +94,34 @@ def judge_worker(v: WorkerFacts, mine: Tracked | None, *, endpoint_version: int,
                  startup_timeout_s: float, overdue_grace_s: float) -> WorkerVerdict:
     """The verdict on one of an endpoint's workers; ``mine`` is what this controller knows of
     it (None for a manual worker, or one a previous server run started)."""
-    if v.status == Status.EXITED:
-        return WorkerVerdict()
+    if v.status == EXITED:
+        return _NOT_CAPACITY
     ready_after_s = None
     if mine is not None:
         if mine.stop_reason is not None:
-            return WorkerVerdict()  # leaving: not capacity
-        why = stuck(v.desired_status, v.reason, v.overdue, overdue_grace_s)
-        if why is not None:
-            return WorkerVerdict(stop=why)
-        if v.first_take_at is not None and not mine.took:
-            ready_after_s = max(0.0, v.first_take_at - mine.started_at)
-        failure = startup_timeout(mine.started_at, mine.took or ready_after_s is not None, now,
-                                  startup_timeout_s)
-        if failure is not None:
-            return WorkerVerdict(stop=failure, failed=True)
+            return _NOT_CAPACITY  # leaving
+        # (The checks before each call keep the common case, a healthy worker that took its
+        # first job long ago, to a few comparisons: this runs per worker per tick.)
+        if v.desired_status == EXITED or v.overdue:
+            why = stuck(v.desired_status, v.reason, v.overdue, overdue_grace_s)
+            if why is not None:
+                return WorkerVerdict(stop=why)
+        if not mine.took:
+            if v.first_take_at is not None:
+                ready_after_s = max(0.0, v.first_take_at - mine.started_at)
+            failure = startup_timeout(mine.started_at, ready_after_s is not None, now,
+                                      startup_timeout_s)
+            if failure is not None:
+                return WorkerVerdict(stop=failure, failed=True)
     elif not v.manual:
-        return WorkerVerdict()  # a controller worker of a previous server run; being cleaned up
-    status = Status.PARKED if v.parked else v.status
+        return _NOT_CAPACITY  # a controller worker of a previous server run; being cleaned up
+    status = PARKED if v.parked else v.status
     if mine is not None and mine.resuming:
-        status = Status.INITIALIZING  # being thawed: capacity about to take jobs
+        status = INITIALIZING  # being thawed: capacity about to take jobs
     # A handler still running a job the server ended is busy, not idle capacity.
     held = len(v.jobs) + len(v.overdue)
-    if held and status == Status.IDLE:
-        status = Status.RUNNING
+    if held and status == IDLE:
+        status = RUNNING
     return WorkerVerdict(ready_after_s, capacity=asc.WorkerSnapshot(
         v.id, status, held, v.idle_since, mine.version if mine else endpoint_version, v.manual,
         mine.parked_at if mine else None))
