@@ -61,7 +61,7 @@ def _world(where: str, retries: int = 0) -> World:
     if where in ("held", "final"):
         book.confirm(workers["w1"], [job], NOW - 5)
     if where == "final":
-        book.finalize(job, COMPLETED, {"ok": True}, None, NOW - 1)
+        book.report(job, workers["w1"], COMPLETED, {"ok": True}, None, NOW - 1)
     return World(book, workers, job)
 
 
@@ -188,7 +188,7 @@ def test_holds_released_make_the_worker_idle_since_the_end() -> None:
 def test_final_jobs_are_kept_for_their_retention(sync: bool, retention: float) -> None:
     w = _world("held")
     w.job.sync = sync
-    w.book.finalize(w.job, COMPLETED, None, None, NOW)
+    w.book.report(w.job, w.workers["w1"], COMPLETED, None, None, NOW)
     assert w.job.retain_until == NOW + retention and not w.job.settled
 
 

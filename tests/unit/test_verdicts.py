@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
 
+from runplane.broker.models import WorkerView
 from runplane.controller import verdicts as v
 from runplane.controller.autoscaler import WorkerSnapshot
 from runplane.controller.scheduler import Placement
@@ -17,20 +18,14 @@ GRACE = 10.0
 PLACED = Placement("ep", "m1", None, (), 1, 2.0, 0.1)
 
 
-@dataclass(frozen=True)
-class View:
-    """A worker as the job protocol sees it (the fields ``judge_worker`` reads)."""
-
-    id: str = "w1"
-    status: str = "IDLE"
-    desired_status: str = "RUNNING"
-    manual: bool = False
-    parked: bool = False
-    jobs: tuple[str, ...] = ()
-    first_take_at: float | None = NOW - 50
-    idle_since: float | None = NOW - 5
-    reason: str | None = None
-    overdue: tuple[tuple[str, float], ...] = ()
+def View(**kw: object) -> WorkerView:  # noqa: N802 - reads as the record it builds
+    """The broker's view of worker w1: idle, took its first job 50 s ago; ``kw`` changes."""
+    fields: dict[str, object] = dict(
+        id="w1", endpoint_id="ep", status="IDLE", desired_status="RUNNING", manual=False,
+        parked=False, jobs=(), created_at=NOW - 60, first_take_at=NOW - 50, last_seen_at=NOW,
+        idle_since=NOW - 5, reason=None, polling=True, overdue=())
+    fields.update(kw)
+    return WorkerView(**fields)  # type: ignore[arg-type]
 
 
 def mine(**kw: object) -> Tracked:

@@ -193,13 +193,6 @@ class JobBook:
 
     # -- out of the queue ----------------------------------------------------------------
 
-    def finalize(self, job: Job, status: str, output: Any, error: str | None,
-                 now: float) -> Effects:
-        """Set a final state (no effects when the job is final already)."""
-        fx = Effects()
-        self._finalize(fx, job, status, output, error, now)
-        return fx
-
     def cancel(self, job: Job, now: float) -> Effects:
         """CANCELLED, and its holder (running or about to) told to stop it."""
         fx = Effects()

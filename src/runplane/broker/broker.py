@@ -36,7 +36,7 @@ from runplane.broker import store as sql
 from runplane.broker.book import JobBook
 from runplane.broker.effects import EffectApplier, EnqueueListener, JobListener
 from runplane.broker.handoff import JobHandoff
-from runplane.broker.models import FINAL_STATES, IN_QUEUE, Job, QueueMetrics, Worker
+from runplane.broker.models import FINAL_STATES, IN_QUEUE, Job, QueueMetrics
 from runplane.broker.queues import JobQueues
 from runplane.broker.rebuild import rebuild
 from runplane.broker.sweeps import Sweeper
@@ -284,7 +284,3 @@ class Broker:
     def _lose(self, jobs: Iterable[Job], reason: str) -> None:
         """Their worker lost them (retired, silent, stopped listing them)."""
         self._apply(self._book.lose(jobs, reason, self._clock.now()))
-
-    def release_waiters(self, worker: Worker) -> None:
-        """Answer the worker's open job-take long-polls with no job."""
-        self._book.queues.release(worker)

@@ -43,10 +43,6 @@ class Effects:
     # Endpoints that had a job queued (scale from zero without waiting for a tick).
     enqueued: list[str] = field(default_factory=list)
 
-    def __bool__(self) -> bool:
-        return bool(self.writes or self.events or self.stops or self.workers or self.finals
-                    or self.enqueued)
-
 
 def event(kind: str, job: Job, at: float) -> JobEvent:
     """``job`` as its listeners see it now."""

@@ -103,19 +103,13 @@ class JobHandoff:
             await self._writer.write((sql.PROGRESS_JOB, {"_id": job.id, "output": job.output}))
             return "progress"
         error = body.get("error")
-        now = self._clock.now()
-        if error:
-            text = error if isinstance(error, str) else orjson.dumps(error).decode()
-            fut = self._apply(self._book.report(job, worker, FAILED, body.get("output"), text,
-                                                now))
-            result = "failed"
-        else:
-            fut = self._apply(self._book.report(job, worker, COMPLETED, body.get("output"), None,
-                                                now))
-            result = "completed"
+        text = (error if isinstance(error, str) else orjson.dumps(error).decode()) if error \
+            else None
+        fut = self._apply(self._book.report(job, worker, FAILED if text else COMPLETED,
+                                            body.get("output"), text, self._clock.now()))
         if fut is not None:
             await fut
-        return result
+        return "failed" if text else "completed"
 
     async def stream_chunk(self, worker: Worker, job_id: str, body: Any) -> str:
         """A streamed output chunk of a running job (``/job-stream``)."""

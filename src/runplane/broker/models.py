@@ -17,7 +17,6 @@ TIMED_OUT = "TIMED_OUT"
 FINAL_STATES = frozenset({COMPLETED, FAILED, CANCELLED, TIMED_OUT})
 
 
-
 @dataclass(eq=False, slots=True)
 class Job:
     """A job the broker tracks in memory: queued, being handed out, running, or just final.

@@ -56,6 +56,7 @@ log = logging.getLogger("runplane.broker.workers")
 
 WorkerListener = Callable[[str, str, str, str], None]
 
+
 class WorkerRegistry:
     """See the module docstring.
 

@@ -23,8 +23,8 @@ from runplane.cli.options import ConfigFile, DataDir
 from runplane.config import load_settings
 from runplane.observability.logging import logging_config
 from runplane.server import build_services, create_app
-from runplane.system import Services
 from runplane.services.demo import curl_line, ensure_demo
+from runplane.system import Services
 
 console = Console(stderr=True)
 

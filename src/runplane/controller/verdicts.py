@@ -9,42 +9,16 @@ and ``autoscaler.decide``, then acts on the answers (``controller/reconcile.py``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence, Sized
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
+from runplane.broker.models import WorkerView
 from runplane.controller import autoscaler as asc
 from runplane.controller.state import Tracked
-
 from runplane.worker_state import EXITED, IDLE, INITIALIZING, PARKED, RUNNING
 
 LOW_PRIORITY_ONLY = ("only lowPriority jobs are queued and workersMin is 0: they wait for a "
                      "worker started by other jobs")
-
-
-class WorkerFacts(Protocol):
-    """A worker as the job protocol sees it (the broker's ``WorkerView``)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def desired_status(self) -> str: ...
-    @property
-    def manual(self) -> bool: ...
-    @property
-    def parked(self) -> bool: ...
-    @property
-    def jobs(self) -> Sized: ...
-    @property
-    def first_take_at(self) -> float | None: ...
-    @property
-    def idle_since(self) -> float | None: ...
-    @property
-    def reason(self) -> str | None: ...
-    @property
-    def overdue(self) -> Sequence[tuple[str, float]]: ...
 
 
 @dataclass(slots=True)  # not frozen: built per worker per tick; never mutated
@@ -90,7 +64,7 @@ def startup_timeout(started_at: float, took: bool, now: float, timeout_s: float)
     return None
 
 
-def judge_worker(v: WorkerFacts, mine: Tracked | None, *, endpoint_version: int, now: float,
+def judge_worker(v: WorkerView, mine: Tracked | None, *, endpoint_version: int, now: float,
                  startup_timeout_s: float, overdue_grace_s: float) -> WorkerVerdict:
     """The verdict on one of an endpoint's workers; ``mine`` is what this controller knows of
     it (None for a manual worker, or one a previous server run started)."""

@@ -37,9 +37,6 @@ class Observability:
 
     def __init__(self, clock: Clock, endpoints: EndpointService, broker: Broker,
                  workers: WorkerRegistry, controller: Controller) -> None:
-        self._clock = clock
-        self._endpoints = endpoints
-        self._broker = broker
         self.live = LiveState(endpoints, broker, workers, controller, clock)
         self.metrics = Metrics(self.live)
         self.stats = StatsStore()
@@ -73,7 +70,7 @@ class Observability:
         self.metrics.on_cold_start(endpoint_id, cold_start_s)
         log.info("worker %s ready after a %.1f s cold start", worker_id, cold_start_s,
                  extra={"worker_id": worker_id, "endpoint_id": endpoint_id})
-        self.stats.cold_start(endpoint_id, self._clock.now(), cold_start_s)
+        self.stats.cold_start(endpoint_id, self.live.clock.now(), cold_start_s)
 
     def ticked(self, now: float) -> None:
         if now - self._last_sample >= SAMPLE_INTERVAL_S:
@@ -88,7 +85,7 @@ class Observability:
         on it is sampled every time, so its charts drop to zero rather than stop.
         """
         self._last_sample = now
-        ids = {e.id for e in self._endpoints.list_all()}
+        ids = {e.id for e in self.live.endpoints.list_all()}
         for gone in [ep for ep in self.stats.endpoints() if ep not in ids]:
             self.stats.drop(gone)
         for gone in [ep for ep in self.metrics.endpoint_ids() if ep not in ids]:
@@ -98,7 +95,7 @@ class Observability:
             self._sample_one(ep, now, workers.get(ep))
 
     def _sample_one(self, endpoint_id: str, now: float, workers: list[int] | None) -> None:
-        in_queue = self._broker.queue_metrics(endpoint_id).in_queue
+        in_queue = self.live.broker.queue_metrics(endpoint_id).in_queue
         if not (workers or in_queue or self.stats.has(endpoint_id)):
             return  # never active: no series (most endpoints, most of the time)
         counts = tuple(workers) if workers else (0,) * len(WORKER_STATES)
@@ -106,6 +103,6 @@ class Observability:
 
     def endpoint_stats(self, endpoint_id: str, window_s: int) -> dict[str, Any]:
         """The stats route's body; the current bucket is sampled now so it is never stale."""
-        now = self._clock.now()
+        now = self.live.clock.now()
         self._sample_one(endpoint_id, now, self.live.workers_by_endpoint().get(endpoint_id))
         return self.stats.series(endpoint_id, now, window_s)

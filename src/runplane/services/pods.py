@@ -27,9 +27,10 @@ from runplane.schemas.pods import PodCreate, PodUpdate
 from runplane.services.access import can_see, owned_by
 from runplane.services.users import Principal
 from runplane.store.tables import pods
-from runplane.worker_state import WorkerState
 
 _STOP_GRACE_S = 10.0
+# A pod's desiredStatus (RunPod's PodDesiredStatus; a pod is not a serverless worker).
+POD_RUNNING, POD_EXITED = "RUNNING", "EXITED"
 NO_COMMAND = ("the process runtime needs a command: set dockerStartCmd (and/or "
               "dockerEntrypoint), e.g. [\"python\", \"app.py\"]")
 
@@ -132,7 +133,7 @@ class PodService:
         with self._engine.begin() as conn:
             conn.execute(insert(pods).values(
                 id=pod_id, user_id=principal.user_id, name=body.name, template_id=body.templateId,
-                created_at=now, desired_status=WorkerState.RUNNING.value, spec=spec, gpu_count=0,
+                created_at=now, desired_status=POD_RUNNING, spec=spec, gpu_count=0,
                 vcpu_count=0, memory_in_gb=0, cost_per_hr=0, provider_data={},
                 last_status_change="Created"))
         try:
@@ -155,7 +156,7 @@ class PodService:
     async def apply_update(self, principal: Principal, pod_id: str) -> None:
         """A running pod restarts so the new settings take effect."""
         row = self._row(principal, pod_id)
-        if row.desired_status == WorkerState.RUNNING:
+        if row.desired_status == POD_RUNNING:
             await self._halt(pod_id, "Restarted to apply an update")
             self._launch(pod_id)
 
@@ -164,7 +165,7 @@ class PodService:
         if row.spec.get("locked"):
             raise Conflict("pod is locked: unlock it (PATCH locked=false) before stopping it")
         await self._halt(pod_id, "Stopped by user")
-        self._set(pod_id, desired_status=WorkerState.EXITED.value)
+        self._set(pod_id, desired_status=POD_EXITED)
         return self.get_for(principal, pod_id)
 
     async def start(self, principal: Principal, pod_id: str) -> dict[str, Any]:
@@ -219,7 +220,7 @@ class PodService:
             raise Conflict(f"pod could not start: {err}") from err
         info = started.info
         self._allocations.hold_pod(pod_id, placed)
-        self._set(pod_id, desired_status=WorkerState.RUNNING.value, machine_id=placed.machine_id,
+        self._set(pod_id, desired_status=POD_RUNNING, machine_id=placed.machine_id,
                   gpu_type_id=placed.gpu_type_id, gpu_count=len(placed.gpu_indices),
                   vcpu_count=placed.vcpu_count, memory_in_gb=placed.memory_in_gb,
                   cost_per_hr=placed.cost_per_hr, last_started_at=info.started_at,
@@ -259,7 +260,7 @@ class PodService:
                     and info.state == EXITED:
                 self._record_exit(info.id, info.stopped_at or now, info.exit_code,
                                   info.reason or f"Exited with code {info.exit_code}")
-                self._set(info.id, desired_status=WorkerState.EXITED.value)
+                self._set(info.id, desired_status=POD_EXITED)
 
     def _set(self, pod_id: str, **values: Any) -> None:
         with self._engine.begin() as conn:
