@@ -143,6 +143,66 @@ class RaySettings(BaseModel):
     namespace: str = "runplane"
 
 
+class RouteLimit(BaseModel):
+    """One job API route's limit per API key and endpoint: ``requests`` per ``window_s``
+    seconds, and at most ``concurrent`` in flight (0: no cap)."""
+
+    model_config = {"extra": "forbid"}
+
+    requests: int = Field(ge=1)
+    window_s: float = Field(default=10.0, gt=0)
+    concurrent: int = Field(default=0, ge=0)
+
+
+# RunPod's documented limits per endpoint (requests per 10 s / concurrent), PROTOCOL.md 2.6.
+RUNPOD_JOB_API_LIMITS: dict[str, RouteLimit] = {
+    "run": RouteLimit(requests=1000, concurrent=200),
+    "runsync": RouteLimit(requests=2000, concurrent=400),
+    "status": RouteLimit(requests=2000, concurrent=400),
+    "stream": RouteLimit(requests=2000, concurrent=400),
+    "cancel": RouteLimit(requests=100, concurrent=20),
+    "retry": RouteLimit(requests=100, concurrent=20),
+    "purge-queue": RouteLimit(requests=2),
+    "health": RouteLimit(requests=2000),
+    "workers": RouteLimit(requests=100),
+}
+
+
+class LimitSettings(BaseModel):
+    """Rate limits and quotas (docs/security.md): 429 with Retry-After past them."""
+
+    model_config = {"extra": "forbid"}
+
+    enabled: bool = True
+    # Per API key and endpoint, by job API route (RunPod's table by default).
+    job_api: dict[str, RouteLimit] = Field(default_factory=lambda: dict(RUNPOD_JOB_API_LIMITS))
+    # Per client address: resource creates (POST on /v1 and /v2 control routes), manual
+    # worker registrations, and failed authentications (a bad key, a bad worker credential).
+    creates_per_minute: int = 120
+    worker_registrations_per_minute: int = 30
+    failed_auth_per_minute: int = 60
+    # Per endpoint: jobs waiting in its queue, and the bytes of their inputs (0: no cap).
+    max_queued_jobs_per_endpoint: int = 10_000
+    max_queued_bytes_per_endpoint: int = 1_000_000_000
+
+
+class SecuritySettings(BaseModel):
+    """What users may reach on this host (docs/security.md)."""
+
+    model_config = {"extra": "forbid"}
+
+    # ``local:`` images run as host processes: admins only, plus these users (names or ids;
+    # "*" = every user). ``local_image_roots``: directories such images must lie under
+    # (empty: anywhere, for those allowed).
+    local_image_users: list[str] = Field(default_factory=list)
+    local_image_roots: list[Path] = Field(default_factory=list)
+    # The unprivileged user worker and pod processes run as when the server runs as root
+    # (created by scripts/setup_worker_user.sh); "" runs them as the server's own user.
+    worker_user: str = "runplane-worker"
+    # Webhooks may go to these otherwise refused networks (CIDRs, e.g. "10.1.0.0/16").
+    webhook_allow_cidrs: list[str] = Field(default_factory=list)
+
+
 # Flat keys of earlier releases -> (group, key) (see Settings._legacy_flat_keys).
 LEGACY_KEYS: dict[str, tuple[str, str]] = {
     **{k: ("broker", k) for k in (
@@ -206,6 +266,9 @@ class Settings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     container: ContainerSettings = Field(default_factory=ContainerSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
+    # Rate limits and quotas, and what users may reach on the host (docs/security.md).
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @model_validator(mode="before")
     @classmethod

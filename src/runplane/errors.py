@@ -7,6 +7,8 @@ wherever it is enforced and is tested without an HTTP stack.
 
 from __future__ import annotations
 
+import math
+
 
 class DomainError(Exception):
     """A refusal the caller can act on; ``field`` names the input to blame, when one is."""
@@ -40,3 +42,16 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     """The resource's current state forbids the change (in use, already exists, ...)."""
+
+
+class RateLimited(DomainError):
+    """Too many requests, or a quota reached: 429 with ``Retry-After`` (whole seconds)."""
+
+    def __init__(self, retry_after_s: float, message: str = "rate limit exceeded") -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(f"{message}; retry after {self.retry_after} s")
+
+    @property
+    def retry_after(self) -> int:
+        """The ``Retry-After`` header's whole seconds (at least 1)."""
+        return max(1, math.ceil(self.retry_after_s))

@@ -33,6 +33,7 @@ from runplane.providers.make import make_provider
 from runplane.services.billing import BillingService
 from runplane.services.endpoints import EndpointService
 from runplane.services.pods import PodService
+from runplane.services.ratelimit import RateLimits
 from runplane.services.registry_auths import RegistryAuthService
 from runplane.services.templates import TemplateService
 from runplane.services.users import UserService
@@ -93,7 +94,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         endpoints=endpoints, billing=billing, pods=pods,
         broker=broker, handoff=broker.handoff, workers=broker.workers,
         provider=provider, controller=controller, worker_pods=worker_pods,
-        observability=observability,
+        observability=observability, limits=RateLimits(settings.limits),
     )
 
 

@@ -25,6 +25,7 @@ from runplane.providers.base import Provider
 from runplane.services.billing import BillingService
 from runplane.services.endpoints import EndpointService
 from runplane.services.pods import PodService
+from runplane.services.ratelimit import RateLimits
 from runplane.services.registry_auths import RegistryAuthService
 from runplane.services.templates import TemplateService
 from runplane.services.users import UserService
@@ -59,3 +60,5 @@ class Services:
     worker_pods: WorkerPods
     # Metrics and per-endpoint stats, fed by the broker's and the controller's events.
     observability: Observability
+    # Rate limits and quotas (services/ratelimit.py), shared by every API.
+    limits: RateLimits

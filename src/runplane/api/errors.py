@@ -20,7 +20,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from runplane.api.responses import json_response
-from runplane.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unauthorized
+from runplane.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
 
 # Domain error class -> HTTP status. The only place the two meet: services never see a status.
 DOMAIN_STATUS: dict[type[DomainError], int] = {
@@ -29,6 +37,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    RateLimited: 429,
 }
 
 
@@ -76,9 +85,17 @@ def error_body(status: int, message: str, field: str | None = None) -> dict[str,
     return body
 
 
-def error_response(status: int, message: str, field: str | None = None) -> Response:
+def error_response(status: int, message: str, field: str | None = None,
+                   headers: dict[str, str] | None = None) -> Response:
     """``error_body`` as a JSON response with that status."""
-    return json_response(error_body(status, message, field), status=status)
+    return json_response(error_body(status, message, field), status=status, headers=headers)
+
+
+def error_headers(exc: Exception) -> dict[str, str] | None:
+    """Headers a refusal carries: ``Retry-After`` on a 429."""
+    if isinstance(exc, RateLimited):
+        return {"retry-after": str(exc.retry_after)}
+    return None
 
 
 def _loc_to_field(loc: tuple[Any, ...]) -> str:
@@ -125,7 +142,7 @@ def install_error_handlers(app: FastAPI) -> None:
     # Starlette finds a handler by the exception's MRO, so this one serves every subclass.
     @app.exception_handler(DomainError)
     async def _domain_error(_: Request, exc: DomainError) -> Response:
-        return error_response(domain_status(exc), exc.message, exc.field)
+        return error_response(domain_status(exc), exc.message, exc.field, error_headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:

@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from runplane.api.errors import ApiError, domain_status
 from runplane.api.v2 import client, worker
 from runplane.api.v2.http import Req, send_error, too_large
-from runplane.errors import DomainError
+from runplane.errors import DomainError, RateLimited
 from runplane.system import Services
 
 log = logging.getLogger("runplane.api.v2")
@@ -93,6 +93,9 @@ class V2App:
             await handler(req)
         except ApiError as exc:
             await send_error(send, exc.status, exc.message, exc.field)
+        except RateLimited as exc:
+            await send_error(send, 429, exc.message, exc.field,
+                             [(b"retry-after", str(exc.retry_after).encode())])
         except DomainError as exc:  # raised below the API (services, broker): same table as /v1
             await send_error(send, domain_status(exc), exc.message, exc.field)
         except Exception:

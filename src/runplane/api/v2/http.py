@@ -123,11 +123,14 @@ def parse_json(raw: bytes, *, lenient: bool = False) -> Any:
         raise bad_request(f"malformed JSON body: {exc}") from None
 
 
-async def send_json(send: Send, body: Any, status: int = 200) -> None:
+async def send_json(send: Send, body: Any, status: int = 200,
+                    extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
     data = orjson.dumps(body)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(data)).encode())]})
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(data)).encode())]
+    if extra_headers:
+        headers.extend(extra_headers)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
 
 
@@ -135,8 +138,9 @@ def too_large(limit: int) -> str:
     return f"request body larger than the {limit:,}-byte limit of this route"
 
 
-async def send_error(send: Send, status: int, message: str, field: str | None = None) -> None:
-    await send_json(send, error_body(status, message, field), status)
+async def send_error(send: Send, status: int, message: str, field: str | None = None,
+                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send_json(send, error_body(status, message, field), status, headers)
 
 
 async def send_empty(send: Send, status: int = 204) -> None:
