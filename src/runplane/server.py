@@ -30,11 +30,14 @@ from runplane.controller.worker_pods import WorkerPods
 from runplane.controller.worker_rows import WorkerRowCache, WorkerTable
 from runplane.observability.hub import Observability
 from runplane.providers.make import make_provider
+from runplane.services.availability import Availability
 from runplane.services.billing import BillingService
 from runplane.services.endpoints import EndpointService
 from runplane.services.pods import PodService
 from runplane.services.ratelimit import RateLimits
 from runplane.services.registry_auths import RegistryAuthService
+from runplane.services.releases import ReleaseLog
+from runplane.services.ssh_keys import SshKeyService
 from runplane.services.templates import TemplateService
 from runplane.services.users import UserService
 from runplane.services.volumes import NetworkVolumeService
@@ -56,8 +59,10 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         list(dict.fromkeys([*settings.extra_data_centers, settings.machine.data_center_id])),
         [(g.id, g.displayName, g.memoryInGb) for g in settings.extra_gpu_types],
     )
+    # Rate limits and quotas, shared by every API.
+    limits = RateLimits(settings.limits)
     # Control plane.
-    users = UserService(engine)
+    users = UserService(engine, limits.failed_auth)
     billing = BillingService(engine, clock)
     registry_auths = RegistryAuthService(engine, clock)
     templates = TemplateService(engine, clock, registry_auths)
@@ -65,7 +70,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         engine, catalog, clock, settings.resolved_volume_root, billing,
         settings.network_volume_usd_per_gb_month,
     )
-    endpoints = EndpointService(engine, catalog, clock, templates, volumes)
+    endpoints = EndpointService(engine, catalog, clock, templates, volumes,
+                                ReleaseLog(engine, clock))
     # Job plane: the broker rebuilds its state from the store here.
     broker = Broker(engine, settings.broker, clock, settings.resolved_public_url,
                     owner_of=endpoints.owner_of,
@@ -92,9 +98,10 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         settings=settings, engine=engine, clock=clock, catalog=catalog,
         users=users, registry_auths=registry_auths, templates=templates, volumes=volumes,
         endpoints=endpoints, billing=billing, pods=pods,
+        ssh_keys=SshKeyService(engine, clock), availability=Availability(allocations.loads),
         broker=broker, handoff=broker.handoff, workers=broker.workers,
         provider=provider, controller=controller, worker_pods=worker_pods,
-        observability=observability, limits=RateLimits(settings.limits),
+        observability=observability, limits=limits,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runplane.api.errors import error_response
@@ -41,7 +42,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -57,9 +58,17 @@ class BodyLimitMiddleware:
                 await _too_large(limit)(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """Raised from ``receive`` past the limit (a chunked body declares no length). An
+    HTTPException, because FastAPI's body reader turns any other error into a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, _message(limit))
+
+
+def _message(limit: int) -> str:
+    return f"request body larger than the {limit:,}-byte limit of this route"
 
 
 def _too_large(limit: int):  # type: ignore[no-untyped-def]
-    return error_response(413, f"request body larger than the {limit:,}-byte limit of this route")
+    return error_response(413, _message(limit))

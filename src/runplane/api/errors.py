@@ -28,6 +28,7 @@ from runplane.errors import (
     NotFound,
     RateLimited,
     Unauthorized,
+    Unavailable,
 )
 
 # Domain error class -> HTTP status. The only place the two meet: services never see a status.
@@ -38,6 +39,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     NotFound: 404,
     Conflict: 409,
     RateLimited: 429,
+    Unavailable: 503,
 }
 
 
@@ -92,8 +94,8 @@ def error_response(status: int, message: str, field: str | None = None,
 
 
 def error_headers(exc: Exception) -> dict[str, str] | None:
-    """Headers a refusal carries: ``Retry-After`` on a 429."""
-    if isinstance(exc, RateLimited):
+    """Headers a refusal carries: ``Retry-After`` on a 429 and a 503."""
+    if isinstance(exc, (RateLimited, Unavailable)):
         return {"retry-after": str(exc.retry_after)}
     return None
 
@@ -159,7 +161,8 @@ def install_error_handlers(app: FastAPI) -> None:
             message = "no such route"
         if exc.status_code == 405:
             message = "method not allowed on this route"
-        return error_response(exc.status_code, message)
+        # 405 carries Allow (RFC 9110 15.5.6); the router puts it on the exception.
+        return error_response(exc.status_code, message, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:

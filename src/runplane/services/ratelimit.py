@@ -7,6 +7,7 @@ by the composition root and reached as ``services.limits``)::
     limiter = RateLimiter(rule, clock=time.monotonic)
 
     wait = limiter.hit(key)          # 0.0: allowed (and counted); > 0: refused, retry after
+    limiter.wait(key)                # the same answer, counting nothing
     if wait:
         raise RateLimited(wait)      # the API answers 429 with Retry-After: ceil(wait)
 
@@ -90,6 +91,12 @@ class RateLimiter:
         self._tat[key] = new_tat
         return 0.0
 
+    def wait(self, key: Hashable) -> float:
+        """What ``hit`` would answer, counting nothing: 0.0 when a request would pass."""
+        now = self._clock()
+        wait = max(self._tat.get(key, now), now) + self._interval - now - self._window
+        return wait if wait > 0 else 0.0
+
     def state(self, key: Hashable) -> LimitState:
         """The key's standing without counting anything."""
         now = self._clock()
@@ -166,6 +173,13 @@ class RateLimits:
                                       settings.enabled)
         self.failed_auth = _limiter(settings.failed_auth_per_minute, 60.0, clock,
                                     settings.enabled)
+        # REST v2, per user: (window name, limiter) for each window that is on.
+        self.rest_v2: list[tuple[str, RateLimiter]] = [
+            (name, limiter) for name, quota, window_s in (
+                ("minute", settings.rest_v2_per_minute, 60.0),
+                ("hour", settings.rest_v2_per_hour, 3600.0),
+                ("day", settings.rest_v2_per_day, 86400.0))
+            if (limiter := _limiter(quota, window_s, clock, settings.enabled)) is not None]
 
     def job_route(self, op: str) -> RouteLimiters | None:
         return self._routes.get(op)

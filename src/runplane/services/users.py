@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, select, update
 
+from runplane.errors import RateLimited
 from runplane.ids import new_id
+from runplane.services.ratelimit import RateLimiter
 from runplane.store.tables import api_keys, users
 
 KEY_PREFIX = "rpl_"
@@ -51,9 +53,12 @@ class UserService:
     # revoked from another process (the CLI) stops working within this many seconds.
     CACHE_TTL_S = 2.0
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, failed_auth: RateLimiter | None = None) -> None:
         self._engine = engine
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        # Valid keys only: caching misses would let a flood of bad keys evict everyone's.
+        self._cache: dict[str, tuple[float, Principal]] = {}
+        # Failed authentications per client address (None: unlimited).
+        self._failed_auth = failed_auth
 
     def create_user(self, name: str, is_admin: bool = False) -> str:
         user_id = "user_" + new_id(24)
@@ -116,20 +121,35 @@ class UserService:
         self._cache.clear()
         return bool(done)
 
-    def authenticate(self, secret: str) -> Principal | None:
-        """The principal a key belongs to, or None for unknown or revoked keys."""
+    def authenticate(self, secret: str, client: str | None = None) -> Principal | None:
+        """The principal a key belongs to, or None for unknown or revoked keys.
+
+        ``client`` (the caller's address) counts failures: past ``failed_auth`` per address a
+        key that is not cached is refused with ``RateLimited`` before the store is asked, so
+        a flood of bad keys costs a hash and a dict lookup each, not a query.
+        """
         digest = hash_key(secret)
         now = time.monotonic()
         hit = self._cache.get(digest)
         if hit and now - hit[0] < self.CACHE_TTL_S:
             return hit[1]
+        failed = self._failed_auth if client is not None else None
+        if failed is not None:
+            wait = failed.wait(client)
+            if wait:
+                raise RateLimited(wait, "too many failed authentications from this address")
         with self._engine.connect() as conn:
             row = conn.execute(
                 select(api_keys.c.id, api_keys.c.user_id, users.c.is_admin)
                 .join(users, users.c.id == api_keys.c.user_id)
                 .where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
             ).first()
-        principal = Principal(row.user_id, bool(row.is_admin), row.id) if row else None
+        if row is None:
+            self._cache.pop(digest, None)
+            if failed is not None:
+                failed.hit(client)
+            return None
+        principal = Principal(row.user_id, bool(row.is_admin), row.id)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (now, principal)

@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
-from runplane.api.auth import require_user
+from runplane.api.auth import count_create, require_user
 from runplane.api.context import services
 from runplane.services.users import Principal
 
@@ -37,8 +37,12 @@ async def caller(
     request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     """The authenticated user. ``async`` so FastAPI calls it inline instead of in a thread
-    (``require_user`` is a cheap cached lookup)."""
-    return require_user(request)
+    (``require_user`` is a cheap cached lookup). A POST on a collection (``/v1/templates``,
+    ``/v1/pods``...) is a create, counted per client address."""
+    principal = require_user(request)
+    if request.method == "POST" and request.url.path.rstrip("/").count("/") == 2:
+        count_create(request)
+    return principal
 
 
 def no_content() -> Response:
@@ -46,8 +50,10 @@ def no_content() -> Response:
 
 
 # Content types under which a /v1 body is still read as JSON: none at all, and what
-# ``curl -d '{...}'`` sends by default. Anything else (multipart...) is refused by validation.
-_JSON_ANYWAY = (b"", b"application/x-www-form-urlencoded", b"text/plain")
+# ``curl -d '{...}'`` sends by default. text/plain is not among them: it is what a page of
+# another origin can POST without a preflight. Anything else (multipart...) is refused by
+# validation.
+_JSON_ANYWAY = (b"", b"application/x-www-form-urlencoded")
 
 
 class JsonBodyRoute(APIRoute):

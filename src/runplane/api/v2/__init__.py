@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from runplane.api.errors import ApiError, domain_status
 from runplane.api.v2 import client, worker
 from runplane.api.v2.http import Req, send_error, too_large
-from runplane.errors import DomainError, RateLimited
+from runplane.errors import DomainError, RateLimited, Unavailable
 from runplane.system import Services
 
 log = logging.getLogger("runplane.api.v2")
@@ -46,6 +46,8 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "ping"): worker.ping,
 }
 OPERATIONS = {op for _, op in ROUTES}
+# The Allow header of a 405, per operation.
+ALLOWED = {op: ", ".join(sorted(m for m, o in ROUTES if o == op)).encode() for op in OPERATIONS}
 
 
 class V2App:
@@ -74,7 +76,8 @@ class V2App:
         handler = ROUTES.get((scope["method"], op))
         if handler is None:
             if op in OPERATIONS:
-                await send_error(send, 405, "method not allowed on this route")
+                await send_error(send, 405, "method not allowed on this route", None,
+                                 [(b"allow", ALLOWED[op])])
             else:
                 await send_error(send, 404, "no such route")
             return
@@ -93,12 +96,15 @@ class V2App:
             await handler(req)
         except ApiError as exc:
             await send_error(send, exc.status, exc.message, exc.field)
-        except RateLimited as exc:
-            await send_error(send, 429, exc.message, exc.field,
+        except (RateLimited, Unavailable) as exc:
+            await send_error(send, domain_status(exc), exc.message, exc.field,
                              [(b"retry-after", str(exc.retry_after).encode())])
         except DomainError as exc:  # raised below the API (services, broker): same table as /v1
             await send_error(send, domain_status(exc), exc.message, exc.field)
         except Exception:
             log.exception("error on %s %s", scope["method"], scope["path"])
             await send_error(send, 500, "internal server error")
+        finally:
+            if req.release is not None:
+                req.release[0].release(req.release[1])
 

@@ -18,9 +18,11 @@ from runplane.api.v2.wire import (
     job_view,
     parse_run_request,
     parse_wait_ms,
+    shown_status,
 )
 from runplane.broker.models import FAILED, IN_QUEUE, TIMED_OUT, Job, WorkerView
-from runplane.errors import Unauthorized
+from runplane.api.auth import client_address
+from runplane.errors import RateLimited, Unauthorized
 from runplane.services.users import Principal
 from runplane.worker_state import WorkerState
 
@@ -32,19 +34,33 @@ def _principal(req: Req) -> Principal:
     key = header.strip()
     if key[:7].lower() == "bearer ":
         key = key[7:].strip()
-    principal = req.services.users.authenticate(key) if key else None
+    principal = req.services.users.authenticate(key, client_address(req.scope)) if key else None
     if principal is None:
         raise Unauthorized("invalid or revoked API key")
     return principal
 
 
 def _endpoint(req: Req) -> tuple[Principal, str]:
-    """The caller and the endpoint id of the path, checked: 404 unless the caller's own."""
+    """The caller and the endpoint id of the path, checked: 404 unless the caller's own;
+    then the route's rate limit per key and endpoint (429)."""
     principal = _principal(req)
     endpoint_id = req.parts[0]
     owner = req.services.endpoints.owner_of(endpoint_id)
     if owner is None or (owner != principal.user_id and not principal.is_admin):
         raise not_found("endpoint", endpoint_id)
+    route = req.services.limits.job_route(req.parts[1])
+    if route is not None:
+        key = (principal.key_id, endpoint_id)
+        wait = route.rate.hit(key)
+        if wait:
+            raise RateLimited(wait, f"too many /{req.parts[1]} requests: the limit is "
+                                    f"{route.rate.rule.limit} per {route.rate.rule.window_s:g} s")
+        inflight = route.inflight
+        if inflight is not None:
+            if not inflight.acquire(key):
+                raise RateLimited(1.0, f"too many /{req.parts[1]} requests in flight: the "
+                                       f"limit is {inflight.limit}")
+            req.release = (inflight, key)
     return principal, endpoint_id
 
 
@@ -85,7 +101,8 @@ async def _submit(req: Req, *, sync: bool) -> None:
     if job.final and job.settled:
         await send_json(req.send, job_view(job))
     else:
-        await send_json(req.send, _with_reason(req, {"id": job.id, "status": job.status}, job))
+        await send_json(req.send, _with_reason(req, {"id": job.id, "status": shown_status(job)},
+                                               job))
 
 
 def _with_reason(req: Req, view: dict[str, Any], job: Job) -> dict[str, Any]:
@@ -113,8 +130,9 @@ async def stream(req: Req) -> None:
         return
     broker = req.services.broker
     chunks = broker.stream_take(job)
-    body = {"id": job.id, "status": job.status, "stream": [{"output": c} for c in chunks]}
-    if job.final:
+    body = {"id": job.id, "status": shown_status(job),
+            "stream": [{"output": c} for c in chunks]}
+    if job.final and job.settled:
         # The asyncio client caches ``output`` from the last /stream reply it reads.
         view = job_view(job)
         for key in ("output", "error"):
@@ -157,7 +175,7 @@ async def _sse(req: Req, job: Job) -> None:
 async def cancel(req: Req) -> None:
     _, endpoint_id = _endpoint(req)
     job = await req.services.broker.cancel(_job(req, endpoint_id))
-    await send_json(req.send, {"id": job.id, "status": job.status})
+    await send_json(req.send, {"id": job.id, "status": shown_status(job)})
 
 
 async def retry(req: Req) -> None:
@@ -215,6 +233,9 @@ async def workers(req: Req) -> None:
         if not isinstance(parsed, dict):
             raise ApiError(400, "request body must be a JSON object")
         body = parsed
+    limits = req.services.limits
+    limits.check(limits.registrations, client_address(req.scope),
+                 "worker registrations from this address")
     gpu = body.get("gpu") or ""
     if not isinstance(gpu, str):
         raise ApiError(400, "gpu: must be a string", "gpu")

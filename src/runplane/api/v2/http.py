@@ -20,7 +20,8 @@ class Req:
     """One /v2 request: its ASGI channels, the path's parts after ``/v2`` and the server's
     parts its handler calls (``services.broker``, ``services.handoff``...)."""
 
-    __slots__ = ("_headers", "_query", "limit", "parts", "receive", "scope", "send", "services")
+    __slots__ = ("_headers", "_query", "limit", "parts", "receive", "release", "scope", "send",
+                 "services")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, services: Services,
                  parts: list[str]) -> None:
@@ -33,6 +34,8 @@ class Req:
         self._headers: dict[bytes, bytes] | None = None
         # Largest body accepted (V2App sets it when no middleware enforces one).
         self.limit: int | None = None
+        # An in-flight slot the handler took (limiter, key): V2App gives it back at the end.
+        self.release: tuple[Any, Any] | None = None
 
     @property
     def method(self) -> str:
