@@ -7,6 +7,8 @@ real process instead (see tests/e2e/conftest.py).
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,14 @@ class Server:
     admin_key: str
     user_key: str  # a second, non-admin user ("alice")
     other_key: str  # a third, non-admin user ("bob")
+
+
+# The suite's servers (in-process, and every `runplane serve` a test starts, which inherits
+# this environment) let every user run local: images as the server's own user: the tests'
+# workers are directories under pytest's private tmp. tests/security runs the defaults.
+TEST_SECURITY = {"local_image_users": ["*"], "worker_user": "",
+                 "webhook_allow_cidrs": ["127.0.0.0/8"]}
+os.environ.setdefault("RUNPLANE_SECURITY", json.dumps(TEST_SECURITY))
 
 
 def make_server(data_dir: Path, clock: Clock | None = None, **overrides: object) -> Server:

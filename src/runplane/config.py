@@ -86,6 +86,10 @@ class ControllerSettings(BaseModel):
     overdue_grace_s: float = 10.0
     # FlashBoot (docs/flashboot.md): a worker parked this long is stopped for real.
     max_parked_s: float = 3600.0
+    # On SIGTERM (docs/operator.md): "keep" the workers for the next run, or "drain": running
+    # jobs finish (up to drain_timeout_s, no new ones), then the workers are stopped.
+    shutdown: Literal["keep", "drain"] = "keep"
+    drain_timeout_s: float = 60.0
 
 
 class BrokerSettings(BaseModel):
@@ -110,6 +114,12 @@ class BrokerSettings(BaseModel):
     # Job retention after a final state (RunPod: 30 min for /run, 1 min for /runsync).
     run_result_retention_s: float = 1800.0
     runsync_result_retention_s: float = 60.0
+    # Load runplane's accelerator into unmodified runpod SDK workers (docs/workers.md): their
+    # job loop waits on events instead of the SDK's 1 s and 0.1 s timers. A template's env
+    # RUNPLANE_ACCELERATOR=0 turns it off for its workers; false here, for every worker.
+    accelerator: bool = True
+    # How long a result or cancel waits for a store that cannot write before a 503.
+    store_wait_s: float = 5.0
 
 
 class ContainerSettings(BaseModel):
@@ -144,8 +154,8 @@ class RaySettings(BaseModel):
 
 
 class RouteLimit(BaseModel):
-    """One job API route's limit per API key and endpoint: ``requests`` per ``window_s``
-    seconds, and at most ``concurrent`` in flight (0: no cap)."""
+    """A job API route's limit per API key and endpoint: ``requests`` per ``window_s``, at
+    most ``concurrent`` in flight (0: no cap)."""
 
     model_config = {"extra": "forbid"}
 
@@ -154,52 +164,45 @@ class RouteLimit(BaseModel):
     concurrent: int = Field(default=0, ge=0)
 
 
-# RunPod's documented limits per endpoint (requests per 10 s / concurrent), PROTOCOL.md 2.6.
-RUNPOD_JOB_API_LIMITS: dict[str, RouteLimit] = {
-    "run": RouteLimit(requests=1000, concurrent=200),
-    "runsync": RouteLimit(requests=2000, concurrent=400),
-    "status": RouteLimit(requests=2000, concurrent=400),
-    "stream": RouteLimit(requests=2000, concurrent=400),
-    "cancel": RouteLimit(requests=100, concurrent=20),
-    "retry": RouteLimit(requests=100, concurrent=20),
-    "purge-queue": RouteLimit(requests=2),
-    "health": RouteLimit(requests=2000),
-    "workers": RouteLimit(requests=100),
-}
+# RunPod's documented limits per endpoint (requests per 10 s, concurrent), PROTOCOL.md 2.6.
+RUNPOD_JOB_API_LIMITS = {op: RouteLimit(requests=n, concurrent=c) for op, n, c in (
+    ("run", 1000, 200), ("runsync", 2000, 400), ("status", 2000, 400), ("stream", 2000, 400),
+    ("cancel", 100, 20), ("retry", 100, 20), ("purge-queue", 2, 0), ("health", 2000, 0),
+    ("workers", 100, 0))}
 
 
 class LimitSettings(BaseModel):
-    """Rate limits and quotas (docs/security.md): 429 with Retry-After past them."""
+    """Rate limits and quotas, 429 with Retry-After past them (docs/security.md): per API key
+    and endpoint by job API route; per client address for creates, manual worker
+    registrations and failed authentications; per endpoint for its queue (0: no cap)."""
 
     model_config = {"extra": "forbid"}
 
     enabled: bool = True
-    # Per API key and endpoint, by job API route (RunPod's table by default).
     job_api: dict[str, RouteLimit] = Field(default_factory=lambda: dict(RUNPOD_JOB_API_LIMITS))
-    # Per client address: resource creates (POST on /v1 and /v2 control routes), manual
-    # worker registrations, and failed authentications (a bad key, a bad worker credential).
     creates_per_minute: int = 120
     worker_registrations_per_minute: int = 30
     failed_auth_per_minute: int = 60
-    # Per endpoint: jobs waiting in its queue, and the bytes of their inputs (0: no cap).
     max_queued_jobs_per_endpoint: int = 10_000
     max_queued_bytes_per_endpoint: int = 1_000_000_000
+    # REST v2 per user, over RunPod's three windows (RUNPOD-2026.md: 60/min, 3,000/h,
+    # 50,000/day; 0 turns a window off).
+    rest_v2_per_minute: int = 60
+    rest_v2_per_hour: int = 3000
+    rest_v2_per_day: int = 50_000
 
 
 class SecuritySettings(BaseModel):
-    """What users may reach on this host (docs/security.md)."""
+    """What users may reach on this host (docs/security.md): who may run ``local:`` images
+    (admins, plus these user names or ids, "*" = all) and under which directories (empty:
+    anywhere); the unprivileged user worker and pod processes run as when the server is root
+    ("": the server's own user); networks webhooks may reach besides public addresses."""
 
     model_config = {"extra": "forbid"}
 
-    # ``local:`` images run as host processes: admins only, plus these users (names or ids;
-    # "*" = every user). ``local_image_roots``: directories such images must lie under
-    # (empty: anywhere, for those allowed).
     local_image_users: list[str] = Field(default_factory=list)
     local_image_roots: list[Path] = Field(default_factory=list)
-    # The unprivileged user worker and pod processes run as when the server runs as root
-    # (created by scripts/setup_worker_user.sh); "" runs them as the server's own user.
     worker_user: str = "runplane-worker"
-    # Webhooks may go to these otherwise refused networks (CIDRs, e.g. "10.1.0.0/16").
     webhook_allow_cidrs: list[str] = Field(default_factory=list)
 
 
@@ -231,6 +234,12 @@ class Settings(BaseSettings):
     database_url: str = ""
     # Base URL workers use to reach the server; empty means http://{host}:{port}.
     public_url: str = ""
+    # Base URL clients reach the job API at, for REST v2's ``requestUrls`` (behind a proxy or
+    # on another name than workers use); empty means public_url.
+    public_api_url: str = ""
+    # Refuse unknown fields in /v1 request bodies (400) instead of ignoring them and naming
+    # them in the X-Runplane-Ignored-Fields header (RunPod's v1 schemas do not forbid them).
+    strict_validation: bool = False
     log_level: str = "info"
     # Server logs: "json" (one object per line with ts, level, logger, message and the job,
     # worker and endpoint ids; for log shippers) or "text" (for a terminal).
@@ -242,7 +251,8 @@ class Settings(BaseSettings):
     extra_data_centers: list[str] = Field(default_factory=list)
     extra_gpu_types: list[CustomGpuType] = Field(default_factory=list)
 
-    # Request limits.
+    # Request limits; a connection that sends no request head for head_timeout_s is closed.
+    head_timeout_s: float = 10.0
     max_v1_body_bytes: int = 1_000_000
     max_run_body_bytes: int = 10_000_000
     max_runsync_body_bytes: int = 20_000_000
@@ -315,6 +325,11 @@ class Settings(BaseSettings):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def resolved_api_url(self) -> str:
+        """Where clients send jobs (``public_api_url``, else ``resolved_public_url``)."""
+        return self.public_api_url.rstrip("/") if self.public_api_url else self.resolved_public_url
 
 
 class _LegacyEnvSource(PydanticBaseSettingsSource):

@@ -9,6 +9,7 @@ process does: GC tuning and the signal handler.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from runplane.api.app import RunplaneApp, build_app
 from runplane.api.v2.wire import job_view
 from runplane.broker.broker import Broker
 from runplane.broker.models import Job
+from runplane.broker.webhook_guard import networks
 from runplane.catalog.catalog import build_catalog
 from runplane.clock import Clock, SystemClock
 from runplane.config import Settings
@@ -32,9 +34,12 @@ from runplane.observability.hub import Observability
 from runplane.providers.make import make_provider
 from runplane.services.availability import Availability
 from runplane.services.billing import BillingService
+from runplane.services.endpoint_templates import EndpointTemplates
 from runplane.services.endpoints import EndpointService
+from runplane.services.host_access import LocalImagePolicy
 from runplane.services.pods import PodService
 from runplane.services.ratelimit import RateLimits
+from runplane.services.references import References
 from runplane.services.registry_auths import RegistryAuthService
 from runplane.services.releases import ReleaseLog
 from runplane.services.ssh_keys import SshKeyService
@@ -44,7 +49,7 @@ from runplane.services.volumes import NetworkVolumeService
 from runplane.store.db import make_engine, upgrade
 from runplane.system import Services
 
-__all__ = ["Services", "build_services", "create_app", "start", "stop"]
+__all__ = ["Services", "build_services", "create_app", "drain", "start", "stop"]
 
 log = logging.getLogger("runplane")
 
@@ -65,7 +70,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     users = UserService(engine, limits.failed_auth)
     billing = BillingService(engine, clock)
     registry_auths = RegistryAuthService(engine, clock)
-    templates = TemplateService(engine, clock, registry_auths)
+    host_access = LocalImagePolicy(
+        settings.security, lambda user_id: (users.find_user(user_id) or {}).get("name"))
+    templates = TemplateService(engine, clock, registry_auths, host_access)
     volumes = NetworkVolumeService(
         engine, catalog, clock, settings.resolved_volume_root, billing,
         settings.network_volume_usd_per_gb_month,
@@ -76,14 +83,17 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     broker = Broker(engine, settings.broker, clock, settings.resolved_public_url,
                     owner_of=endpoints.owner_of,
                     execution_timeout_ms=endpoints.execution_timeout_ms,
-                    render_job=_render_job)
+                    render_job=_render_job,
+                    webhook_allow=networks(settings.security.webhook_allow_cidrs),
+                    max_queued_jobs=settings.limits.max_queued_jobs_per_endpoint,
+                    max_queued_bytes=settings.limits.max_queued_bytes_per_endpoint)
     # Worker plane: where processes run, what runs where, the one launch pipeline shared by
     # endpoint workers and pods, and the reconcile loop.
     provider = make_provider(settings, catalog)
     allocations = Allocations(provider, settings.machine.cpu_overcommit)
     launcher = Launcher(provider, catalog, volumes, registry_auths)
     pods = PodService(engine, clock, catalog, provider, templates, billing, launcher,
-                      allocations)
+                      allocations, References(volumes, registry_auths, host_access))
     controller = Controller(
         settings=settings.controller, clock=clock, provider=provider, endpoints=endpoints,
         templates=templates, queues=broker, registry=broker.workers, billing=billing,
@@ -98,7 +108,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         settings=settings, engine=engine, clock=clock, catalog=catalog,
         users=users, registry_auths=registry_auths, templates=templates, volumes=volumes,
         endpoints=endpoints, billing=billing, pods=pods,
-        ssh_keys=SshKeyService(engine, clock), availability=Availability(allocations.loads),
+        ssh_keys=SshKeyService(engine, clock),
+        endpoint_templates=EndpointTemplates(templates, endpoints),
+        availability=Availability(allocations.loads),
         broker=broker, handoff=broker.handoff, workers=broker.workers,
         provider=provider, controller=controller, worker_pods=worker_pods,
         observability=observability, limits=limits,
@@ -111,25 +123,43 @@ def _render_job(job: Job) -> bytes:
 
 
 async def start(services: Services) -> None:
-    """Start the sweeps and, unless it is turned off, the reconcile loop (after cleaning up
-    what a previous run left behind)."""
+    """Start the sweeps and, unless it is turned off, the reconcile loop (after taking over
+    the workers a previous run left running)."""
     services.broker.start()
-    services.controller.cleanup_previous_run()
+    services.controller.take_over_previous_run()
     if services.settings.controller.enabled:
         await services.controller.start()
 
 
-async def stop(services: Services) -> None:
-    """Stop the controller and every process it started, the provider, then the broker
-    (answering every long-poll at once and flushing its writes)."""
-    await services.controller.shutdown()
+async def stop(services: Services, keep_workers: bool = False) -> None:
+    """Stop the controller, the pods and (unless ``keep_workers``: they outlive the server,
+    its next run takes them over) the workers, the provider, then the broker (answering
+    every long-poll at once and flushing its writes)."""
+    await services.controller.shutdown(stop_workers=not keep_workers)
     await services.provider.close()
     await services.broker.shutdown()
 
 
-def create_app(services: Services) -> RunplaneApp:
+async def drain(services: Services, timeout_s: float) -> None:
+    """A warm shutdown, while the server still listens: no job accepted or handed out any
+    more, running jobs finish (their results taken) for up to ``timeout_s``, then every
+    worker is stopped (the results of jobs that end meanwhile are still taken)."""
+    services.broker.drain()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while services.broker.running() and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    left = services.broker.running()
+    if left:
+        log.warning("warm shutdown: %d jobs still running after %.0f s; stopping their "
+                    "workers (the jobs are retried on the next run)", left, timeout_s)
+    await services.controller.shutdown(stop_workers=True)
+    await asyncio.get_running_loop().run_in_executor(None, services.broker.writer.flush)
+
+
+def create_app(services: Services, keep_workers: bool = False) -> RunplaneApp:
     """The ASGI application over ``services``; its lifespan runs :func:`start` and
-    :func:`stop`."""
+    :func:`stop` (``keep_workers``: see there)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -137,6 +167,6 @@ def create_app(services: Services) -> RunplaneApp:
         try:
             yield
         finally:
-            await stop(services)
+            await stop(services, keep_workers)
 
     return build_app(services, lifespan)

@@ -25,7 +25,9 @@ from runplane.controller.allocations import Allocations
 from runplane.controller.launcher import Launcher
 from runplane.controller.reconcile import Controller
 from runplane.controller.worker_rows import WorkerTable
+from runplane.services.host_access import LocalImagePolicy
 from runplane.services.pods import PodService
+from runplane.services.references import References
 from runplane.store.tables import workers
 from tests.api.test_jobs import Worker
 from tests.conftest import Server, client_for, create_endpoint, make_server
@@ -78,8 +80,10 @@ def controller_for(srv: Server, provider: FakeProvider, clock: ManualClock,
     s = srv.services
     allocations = Allocations(provider, cpu_overcommit=1.0)
     launcher = Launcher(provider, s.catalog, s.volumes, s.registry_auths)
+    refs = References(s.volumes, s.registry_auths, LocalImagePolicy(s.settings.security,
+                                                                     lambda _: None))
     pods = PodService(s.engine, clock, s.catalog, provider, s.templates, s.billing, launcher,
-                      allocations)
+                      allocations, refs)
     return Controller(settings=cfg, clock=clock, provider=provider, endpoints=s.endpoints,
                       templates=s.templates, queues=s.broker, registry=s.broker.workers,
                       billing=s.billing, launcher=launcher, allocations=allocations,

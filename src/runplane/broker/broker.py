@@ -26,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -34,21 +35,41 @@ from sqlalchemy import Engine
 
 from runplane.broker import store as sql
 from runplane.broker.book import JobBook
-from runplane.broker.effects import EffectApplier, EnqueueListener, JobListener
+from runplane.broker.effects import EffectApplier, EnqueueListener, JobListener, landed
 from runplane.broker.handoff import JobHandoff
 from runplane.broker.models import FINAL_STATES, IN_QUEUE, Job, QueueMetrics
 from runplane.broker.queues import JobQueues
 from runplane.broker.rebuild import rebuild
 from runplane.broker.sweeps import Sweeper
+from runplane.broker.webhook_guard import Network, check_url
 from runplane.broker.webhooks import WebhookSender
 from runplane.broker.workers import WorkerRegistry
-from runplane.broker.writer import Writer
+from runplane.broker.writer import Op, Writer
 from runplane.clock import Clock
 from runplane.config import BrokerSettings
+from runplane.errors import RateLimited, Unavailable
 
 _ids = random.Random(random.SystemRandom().getrandbits(256))
 # At most this many extra rows are read to make up for rows whose job is in memory.
 _MAX_OVERFETCH = 5000
+
+
+def new_job_id() -> str:
+    """A job id as /run makes them (``<uuid4>-u1``), for a job submitted later under it
+    (:meth:`Broker.submit_many`)."""
+    return str(uuid.UUID(int=_ids.getrandbits(128), version=4)) + "-u1"
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One job of :meth:`Broker.submit_many`: its id, the request body as sent, its policy."""
+
+    id: str
+    payload: dict[str, Any]
+    ttl_ms: int
+    execution_timeout_ms: int | None
+    low_priority: bool
+    webhook: str | None
 
 
 def _retained(job: Job, now: float) -> bool:
@@ -72,10 +93,18 @@ class Broker:
     def __init__(self, engine: Engine, settings: BrokerSettings, clock: Clock, public_url: str,
                  owner_of: Callable[[str], str | None],
                  execution_timeout_ms: Callable[[str], int],
-                 render_job: Callable[[Job], bytes]) -> None:
+                 render_job: Callable[[Job], bytes], *,
+                 webhook_allow: Sequence[Network] = (),
+                 max_queued_jobs: int = 0, max_queued_bytes: int = 0) -> None:
         self._engine = engine
+        # Where webhooks may go besides public addresses (webhook_guard), and the caps on
+        # an endpoint's queue (0: none; 429 at submit).
+        self._webhook_allow = tuple(webhook_allow)
+        self._max_queued_jobs = max_queued_jobs
+        self._max_queued_bytes = max_queued_bytes
         self._clock = clock
         self._closed = False
+        self._draining = False
         self.writer = Writer(engine)
         queues = JobQueues()
         self.workers = WorkerRegistry(engine, clock, self.writer, settings, public_url, owner_of,
@@ -83,13 +112,15 @@ class Broker:
         self._book = JobBook(queues, self.workers.get, max_retries=settings.job_max_retries,
                              run_retention_s=settings.run_result_retention_s,
                              runsync_retention_s=settings.runsync_result_retention_s)
-        self._webhooks = WebhookSender(render_job, settings.webhook_retry_delay_s)
+        self._webhooks = WebhookSender(render_job, settings.webhook_retry_delay_s,
+                                       self._webhook_allow)
         self._applier = EffectApplier(self.writer, self.workers, self._webhooks.send)
         self._apply = self._applier.apply
         self._sweeper = Sweeper(self._book, engine, clock, settings.sweep_interval_s,
                                 execution_timeout_ms, self._apply, self.workers.sweep)
         self.handoff = JobHandoff(self._book, self.workers, self._sweeper, self.writer, clock,
-                                  self._apply, lambda: self._closed, settings.job_take_hold_s)
+                                  self._apply, lambda: self._closed, settings.job_take_hold_s,
+                                  settings.store_wait_s, lambda: self._draining)
         rebuild(engine, self._book, self.workers, self._sweeper, self._apply)
 
     # -- start-up and shutdown -----------------------------------------------------------
@@ -107,6 +138,16 @@ class Broker:
         """Start the sweep loop on the running event loop (idempotent)."""
         if not self._sweeper.running and not self._closed:
             self._sweeper.start()
+
+    def drain(self) -> None:
+        """A warm shutdown begins: no new job is accepted (``submit`` answers Unavailable)
+        or handed out; running jobs go on and their results are taken."""
+        self._draining = True
+        self._book.queues.release_all()
+
+    def running(self) -> int:
+        """Jobs handed to workers and not final (what a warm shutdown waits for)."""
+        return self._book.queues.running()
 
     def begin_shutdown(self) -> None:
         """Answer every open long-poll now and hold no new ones (the server is stopping)."""
@@ -143,6 +184,12 @@ class Broker:
     def queue_metrics(self, endpoint_id: str) -> QueueMetrics:
         return self._book.queues.metrics(endpoint_id)
 
+    def queued_at(self, endpoint_id: str) -> list[float]:
+        """When each queued normal-priority job was submitted, oldest first (the ADAPTIVE
+        scaler reads the queue's ages; O(queue), asked only for such endpoints)."""
+        return sorted(j.created_at for j in self._book.queues.queued(endpoint_id)
+                      if not j.low_priority)
+
     def sweep(self, now: float | None = None) -> None:
         """Enforce TTLs, execution timeouts, heartbeats and result retention as of ``now``."""
         self._sweeper.sweep(self._clock.now() if now is None else now)
@@ -160,8 +207,18 @@ class Broker:
         execution_timeout_ms: int | None,
         low_priority: bool,
         webhook: str | None,
+        size: int = 0,
     ) -> Job:
-        """Store a new job (committed before this returns) and queue it."""
+        """Store a new job (committed before this returns) and queue it. ``size``: the
+        request's bytes, counted against the endpoint's queued-bytes cap. A webhook to a
+        refused address is ``Invalid``; a full queue is ``RateLimited``."""
+        if self._draining:
+            raise Unavailable("the server is shutting down: send the job again once it is "
+                              "back")
+        if webhook is not None:
+            check_url(webhook, self._webhook_allow)
+        if self._max_queued_jobs or self._max_queued_bytes:
+            self._check_queue_room(endpoint_id, 1, size)
         now = self._clock.now()
         # A version-4 UUID from a CSPRNG-seeded generator: no syscall (and GIL hand-off) per
         # job; ids are not secrets (every route checks the endpoint's owner).
@@ -172,12 +229,42 @@ class Broker:
             id=job_id, endpoint_id=endpoint_id, user_id=user_id, payload=payload,
             created_at=now, expires_at=now + ttl_ms / 1000.0, sync=sync,
             low_priority=low_priority, execution_timeout_ms=execution_timeout_ms, webhook=webhook,
+            size=size,
         )
         await self.writer.write((sql.INSERT_JOB, sql.job_row(job)))
         fx = self._book.admit(job, now)
         self._sweeper.watch_ttl(job)
         self._apply(fx)
         return job
+
+    async def submit_many(self, endpoint_id: str, user_id: str, new: Sequence[NewJob],
+                          *also: Op) -> list[Job]:
+        """Store the jobs ``new`` and the writes ``also`` in one transaction (all or none),
+        then queue them: a batch's finalize, whose own state change is ``also``."""
+        for n in new:
+            if n.webhook is not None:
+                check_url(n.webhook, self._webhook_allow)
+        if self._max_queued_jobs:
+            self._check_queue_room(endpoint_id, len(new), 0)
+        now = self._clock.now()
+        jobs = [Job(id=n.id, endpoint_id=endpoint_id, user_id=user_id,
+                    payload={**n.payload, "id": n.id}, created_at=now,
+                    expires_at=now + n.ttl_ms / 1000.0, low_priority=n.low_priority,
+                    execution_timeout_ms=n.execution_timeout_ms, webhook=n.webhook)
+                for n in new]
+        await self.writer.write(*[(sql.INSERT_JOB, sql.job_row(j)) for j in jobs], *also)
+        for job in jobs:
+            fx = self._book.admit(job, now)
+            self._sweeper.watch_ttl(job)
+            self._apply(fx)
+        return jobs
+
+    def _check_queue_room(self, endpoint_id: str, n: int, size: int) -> None:
+        full = self._book.queues.full(endpoint_id, n, size, self._max_queued_jobs,
+                                      self._max_queued_bytes)
+        if full:
+            raise RateLimited(5.0, f"the endpoint's queue is full ({full}); send it again "
+                                   "once its workers have taken some")
 
     def find(self, job_id: str) -> Job | None:
         """A job by id from memory, else from the store (final jobs); None if gone."""
@@ -214,15 +301,17 @@ class Broker:
     async def cancel(self, job: Job) -> Job:
         """CANCELLED (committed before this returns), its worker told to stop it."""
         fut = self._apply(self._book.cancel(job, self._clock.now()))
-        if fut is not None:
-            await fut
+        await landed(fut, self.handoff.store_wait_s, f"the cancel of job {job.id} was taken")
         return job
 
     async def retry(self, job: Job) -> Job:
         """Re-queue a FAILED or TIMED_OUT job under the same id (old result removed)."""
-        self._book.reset(job)
+        # Stored first: a retry the store refused changes nothing (503).
         await self.writer.write((sql.RESET_JOB, {"_id": job.id}),
                                 (sql.DELETE_CHUNKS, {"_id": job.id}))
+        if not job.final:  # a concurrent retry of the same job re-queued it already
+            return job
+        self._book.reset(job)
         self._sweeper.watch_ttl(job)
         self._apply(self._book.requeue(job, self._clock.now()))
         return job
@@ -230,9 +319,8 @@ class Broker:
     async def purge(self, endpoint_id: str) -> int:
         """Cancel every queued (not yet handed out) job of the endpoint; returns how many."""
         removed, fx = self._book.purge(endpoint_id, self._clock.now())
-        fut = self._apply(fx)
-        if fut is not None:
-            await fut
+        await landed(self._apply(fx), self.handoff.store_wait_s,
+                     f"the purge of {removed} queued jobs was taken")
         return removed
 
     def jobs_of(self, endpoint_id: str, status: str | None, limit: int,
@@ -260,11 +348,12 @@ class Broker:
         found.sort(key=lambda j: (j.created_at, j.id), reverse=not oldest_first)
         return found[:limit]
 
-    def chunks(self, job: Job) -> list[Any]:
-        """Every stream chunk of ``job`` so far, without moving ``/stream``'s cursor."""
+    def chunks(self, job: Job, start: int = 0) -> list[Any]:
+        """The stream chunks of ``job`` from the ``start``-th on, without moving
+        ``/stream``'s cursor."""
         if self._book.jobs.get(job.id) is job:
-            return list(job.chunks)
-        return sql.load_chunks(self._engine, job.id, 0)
+            return job.chunks[start:]
+        return sql.load_chunks(self._engine, job.id, start)
 
     def stream_take(self, job: Job) -> list[Any]:
         """Chunks not handed out yet (each chunk is handed out once)."""

@@ -35,6 +35,8 @@ class Job:
     low_priority: bool = False
     execution_timeout_ms: int | None = None
     webhook: str | None = None
+    # The request's bytes (0 when unknown, e.g. rebuilt from the store): the queued-bytes cap.
+    size: int = 0
     status: str = IN_QUEUE
     worker_id: str | None = None
     started_at: float | None = None
@@ -60,6 +62,8 @@ class Job:
     changed: asyncio.Event | None = None
     # When this job was first missing from its worker's pings (heartbeat reconciliation).
     missing_since: float | None = None
+    # The client's Idempotency-Key (or requestId) it was submitted with.
+    idempotency_key: str | None = None
 
     @property
     def final(self) -> bool:
@@ -117,6 +121,9 @@ class Worker:
     handing: int = 0
     # A job-take held while it is parked; resolved when it is resumed (``set_parked``).
     unpark_waiter: asyncio.Future | None = None
+    # What its first job-take said of runplane's SDK accelerator: (state, SDK version), ""
+    # for what it did not say; None before its first job-take (runplane.accelerator).
+    accelerator: tuple[str, str] | None = None
     # Jobs already final on the server (timed out, cancelled) that its pings still list:
     # job id -> (when the job ended, the last ping listing it). The controller stops a worker
     # whose handler keeps running such a job (a sync handler cannot be interrupted).
@@ -170,6 +177,8 @@ class WorkerView:
     # ping still listed, that many seconds after it ended (its handler did not stop).
     overdue: tuple[tuple[str, float], ...] = ()
     status_changed_at: float | None = None
+    # (state, SDK version) of runplane's SDK accelerator as the worker reported it.
+    accelerator: tuple[str, str] | None = None
 
 
 # Job events for observers (``Broker.add_job_listener``; runplane.observability).

@@ -36,6 +36,8 @@ class EndpointQueue:
     low: deque = field(default_factory=deque)
     n_normal: int = 0
     n_low: int = 0
+    # Request bytes of the queued jobs (their ``size``), for the queued-bytes cap.
+    queued_bytes: int = 0
     waiters: deque = field(default_factory=deque)
     in_progress: int = 0
     completed: int = 0
@@ -62,6 +64,18 @@ class JobQueues:
         q = self._by_endpoint.get(endpoint_id)
         return q is not None and bool(q.n_normal or q.n_low)
 
+    def full(self, endpoint_id: str, n: int, size: int, max_jobs: int, max_bytes: int) -> str:
+        """Why ``n`` more jobs of ``size`` bytes do not fit in the endpoint's queue ("": they
+        do); a cap of 0 is none."""
+        q = self._by_endpoint.get(endpoint_id)
+        if q is None:
+            return ""
+        if max_jobs and q.n_normal + q.n_low + n > max_jobs:
+            return f"{max_jobs:,} jobs waiting"
+        if max_bytes and size and q.queued_bytes + size > max_bytes:
+            return f"{max_bytes:,} bytes of inputs waiting"
+        return ""
+
     def push(self, job: Job, front: bool = False) -> None:
         """Queue ``job`` (IN_QUEUE) at the tail, or at the head (``front``, a job handed
         back); hand it to a waiting long-poll at once if there is one."""
@@ -81,6 +95,7 @@ class JobQueues:
             q.n_low += 1
         else:
             q.n_normal += 1
+        q.queued_bytes += job.size
         if q.waiters:
             self._dispatch(q)
 
@@ -95,6 +110,7 @@ class JobQueues:
             q.n_low -= 1
         else:
             q.n_normal -= 1
+        q.queued_bytes -= job.size
 
     def queued(self, endpoint_id: str) -> list[Job]:
         """The endpoint's queued jobs, normal ones first, each in queue order."""
@@ -116,6 +132,7 @@ class JobQueues:
                     q.n_low -= 1
                 else:
                     q.n_normal -= 1
+                q.queued_bytes -= job.size
                 job.reserved = True
                 job.reserved_by = worker.id
                 out.append(job)
@@ -144,6 +161,10 @@ class JobQueues:
             return fut.result()
         fut.cancel()
         return []
+
+    def running(self) -> int:
+        """Jobs handed to workers and not final, over every endpoint."""
+        return sum(q.in_progress for q in self._by_endpoint.values())
 
     def release(self, worker: Worker) -> None:
         """Answer the worker's open long-polls with no job."""

@@ -3,17 +3,24 @@
 RunPod expects a 200 and retries twice more, 10 s apart (``webhook_retry_delay_s``). Any 2xx
 counts as delivered. Delivery is best-effort and in memory: a server restart between the
 job's end and a successful delivery loses the remaining attempts (docs/jobs.md).
+
+Each attempt resolves the host again and POSTs to the checked address only
+(``webhook_guard.resolve``: public addresses, or the operator's allowed ranges), with the
+original Host header and TLS server name; redirects are never followed (a 3xx is a failed
+attempt), so a webhook cannot be bounced to an internal address either.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import httpx
 
 from runplane.broker.models import Job
+from runplane.broker.webhook_guard import Network, resolve
+from runplane.errors import Invalid
 
 log = logging.getLogger("runplane.broker.webhooks")
 
@@ -24,8 +31,10 @@ class WebhookSender:
     """Sends each settled job's webhook in the background; ``render(job)`` is the body (the
     job object of the job API's wire format, which the broker does not know)."""
 
-    def __init__(self, render: Callable[[Job], bytes], retry_delay_s: float) -> None:
+    def __init__(self, render: Callable[[Job], bytes], retry_delay_s: float,
+                 allow: Sequence[Network] = ()) -> None:
         self._render = render
+        self._allow = tuple(allow)
         self._retry_delay_s = retry_delay_s
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[bool]] = set()
@@ -42,23 +51,39 @@ class WebhookSender:
     async def deliver(self, job: Job) -> bool:
         """Up to :data:`ATTEMPTS` POSTs; True once one was answered 2xx."""
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=10.0)
+            self._client = httpx.AsyncClient(timeout=10.0, follow_redirects=False,
+                                             trust_env=False)
         body = self._render(job)
         for attempt in range(ATTEMPTS):
             if attempt:
                 await asyncio.sleep(self._retry_delay_s)
             try:
-                r = await self._client.post(
-                    job.webhook or "", content=body, headers={"Content-Type": "application/json"}
-                )
+                url, headers, extensions = await self._target(job.webhook or "")
+                r = await self._client.post(url, content=body, headers=headers,
+                                            extensions=extensions)
                 if 200 <= r.status_code < 300:
                     return True
                 log.info("webhook for job %s answered %s (attempt %d)", job.id, r.status_code,
                          attempt + 1, extra={"job_id": job.id, "endpoint_id": job.endpoint_id})
-            except httpx.HTTPError as exc:
+            except Invalid as exc:
+                log.warning("webhook for job %s refused: %s", job.id, exc.message,
+                            extra={"job_id": job.id, "endpoint_id": job.endpoint_id})
+                return False
+            except (httpx.HTTPError, OSError) as exc:
                 log.info("webhook for job %s failed: %s (attempt %d)", job.id, exc, attempt + 1,
                          extra={"job_id": job.id, "endpoint_id": job.endpoint_id})
         return False
+
+    async def _target(self, webhook: str) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
+        """The URL with the checked address as its host, and the Host header and TLS name
+        of the original."""
+        address = await resolve(webhook, self._allow)
+        original = httpx.URL(webhook)
+        url = original.copy_with(host=str(address))
+        host = original.host + (f":{original.port}" if original.port else "")
+        headers = {"Content-Type": "application/json", "Host": host}
+        extensions = {"sni_hostname": original.host} if original.scheme == "https" else {}
+        return url, headers, extensions
 
     async def aclose(self) -> None:
         """Cancel the deliveries under way and close the HTTP client."""

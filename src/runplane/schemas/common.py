@@ -53,10 +53,38 @@ NameList = Annotated[
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+# Variables the platform sets in workers and pods (the worker protocol's, PROTOCOL.md 5, and
+# every RUNPLANE_*: mounts, credentials, runplane's own switches): a user's env may not name
+# them, or a worker could be pointed at another endpoint or a host path mounted.
+# tests/unit/test_platform_env.py checks every name runplane sets is in here.
+PLATFORM_ENV_NAMES = frozenset({
+    "RUNPOD_WEBHOOK_GET_JOB", "RUNPOD_WEBHOOK_POST_OUTPUT", "RUNPOD_WEBHOOK_POST_STREAM",
+    "RUNPOD_WEBHOOK_PING", "RUNPOD_POD_ID", "RUNPOD_POD_HOSTNAME", "RUNPOD_AI_API_KEY",
+    "RUNPOD_ENDPOINT_ID", "RUNPOD_PING_INTERVAL", "RUNPOD_GPU_COUNT", "RUNPOD_SKIP_GPU_CHECK",
+    "RUNPOD_API_KEY", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
+})
+PLATFORM_ENV_PREFIXES = ("RUNPLANE_", "RUNPOD_WEBHOOK_")
+# RUNPLANE_* switches a user may set for their own workers: the accelerator's off switch
+# (docs/workers.md) changes nothing but how their own worker waits.
+USER_SETTABLE_RUNPLANE = frozenset({"RUNPLANE_ACCELERATOR"})
+
+
+def is_platform_env(name: str) -> bool:
+    """Whether ``name`` is set by the platform, never by a user's env."""
+    upper = name.upper()
+    if upper in USER_SETTABLE_RUNPLANE:
+        return False
+    return upper in PLATFORM_ENV_NAMES or upper.startswith(PLATFORM_ENV_PREFIXES)
+
+
 def _check_env(env: dict[str, str]) -> dict[str, str]:
     for key in env:
         if not _ENV_NAME.match(key):
             raise ValueError(f"{key!r} is not a valid environment variable name")
+        if is_platform_env(key):
+            raise ValueError(f"{key} is set by the platform and cannot be set in env")
+        if "\0" in env[key]:
+            raise ValueError(f"{key}: the value may not contain NUL")
     return env
 
 
@@ -66,5 +94,11 @@ Env = Annotated[
     Field(max_length=500),
 ]
 
+def _printable(text: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError("may not contain control characters (NUL, newlines...)")
+    return text
+
+
 # Free text a user names something with.
-Name = Annotated[str, Field(min_length=1, max_length=191)]
+Name = Annotated[str, Field(min_length=1, max_length=191), AfterValidator(_printable)]

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from runplane.schemas.common import Env, InputModel, Name, NameList
+from runplane.schemas.templates import MountPath
 
 Argv = Annotated[list[Annotated[str, Field(max_length=32_768)]], Field(max_length=256)]
 SmallInt = Annotated[int, Field(ge=0, le=100_000)]
@@ -33,7 +34,7 @@ class PodCreate(InputModel):
     dataCenterPriority: str = "availability"
     countryCodes: NameList | None = None
     networkVolumeId: str | None = None
-    volumeMountPath: str = "/workspace"
+    volumeMountPath: MountPath = "/workspace"
     volumeInGb: SmallInt = 20
     containerDiskInGb: SmallInt = 50
     containerRegistryAuthId: str | None = None
@@ -59,7 +60,7 @@ class PodUpdate(InputModel):
     dockerStartCmd: Argv = None  # type: ignore[assignment]
     env: Env = None  # type: ignore[assignment]
     ports: NameList = None  # type: ignore[assignment]
-    volumeMountPath: str = None  # type: ignore[assignment]
+    volumeMountPath: MountPath = None  # type: ignore[assignment]
     volumeInGb: SmallInt = None  # type: ignore[assignment]
     containerDiskInGb: SmallInt = None  # type: ignore[assignment]
     containerRegistryAuthId: str = None  # type: ignore[assignment]

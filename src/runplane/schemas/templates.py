@@ -27,6 +27,9 @@ def _check_ports(ports: list[str]) -> list[str]:
 def _check_mount_path(path: str) -> str:
     if not path.startswith("/") or "\0" in path:
         raise ValueError("must be an absolute path")
+    # ':' and ',' separate a container engine's --volume fields; '..' climbs out.
+    if ":" in path or "," in path or ".." in path.split("/"):
+        raise ValueError("may not contain ':', ',' or '..'")
     return path
 
 

@@ -9,12 +9,12 @@ per run.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, delete, insert, select, update
 
 from runplane.catalog.catalog import Catalog
-from runplane.clock import Clock
+from runplane.clock import Clock, iso
 from runplane.controller.allocations import Allocations
 from runplane.controller.launcher import Launcher, VolumeMount
 from runplane.controller.pod_view import pod_object
@@ -35,13 +35,29 @@ NO_COMMAND = ("the process runtime needs a command: set dockerStartCmd (and/or "
               "dockerEntrypoint), e.g. [\"python\", \"app.py\"]")
 
 
+class PodReferences(Protocol):
+    """What the pod service asks of the other services about the ids a pod names."""
+
+    def check_image(self, principal: Principal, image: str | None) -> None:
+        """Raise ``Forbidden`` when the caller may not run ``image`` (a ``local:`` one)."""
+        ...
+
+    def volume_owner(self, volume_id: str) -> str | None:
+        """The owner of a network volume; None when there is none."""
+        ...
+
+    def auth_owner(self, auth_id: str) -> str | None:
+        """The owner of registry credentials; None when there are none."""
+        ...
+
+
 class PodService:
     """CRUD and lifecycle of pods. A pod runs while it holds a placement in ``allocations``
     (shared with the controller's workers, so both see the same free GPUs)."""
 
     def __init__(self, engine: Engine, clock: Clock, catalog: Catalog, provider: Provider,
                  templates: TemplateSource, billing: UsageRecorder, launcher: Launcher,
-                 allocations: Allocations) -> None:
+                 allocations: Allocations, owners: PodReferences) -> None:
         self._engine = engine
         self._clock = clock
         self._catalog = catalog
@@ -50,6 +66,7 @@ class PodService:
         self._billing = billing
         self._launcher = launcher
         self._allocations = allocations
+        self._owners = owners
         self._stopping: set[str] = set()
 
     # -- reads --------------------------------------------------------------------
@@ -89,7 +106,7 @@ class PodService:
     def view(self, row: Any) -> dict[str, Any]:
         spec = row.spec
         machine = next((m for m in self._provider.machines() if m.id == row.machine_id), None)
-        return pod_object(
+        body = pod_object(
             pod_id=row.id, name=row.name, user_id=row.user_id, desired_status=row.desired_status,
             image=spec.get("imageName", ""), env=spec.get("env", {}), machine=machine,
             catalog=self._catalog, gpu_type_id=row.gpu_type_id, gpu_count=row.gpu_count,
@@ -108,6 +125,8 @@ class PodService:
             port_mappings=(row.provider_data or {}).get("portMappings") if row.stopped_at is None
             else None,
         )
+        body["createdAt"] = iso(row.created_at)  # beyond v1's Pod: REST v2 answers it
+        return body
 
     # -- writes -------------------------------------------------------------------
 
@@ -119,14 +138,18 @@ class PodService:
             if template is None or not (can_see(principal, template.userId) or template.isPublic):
                 raise Invalid(f"template {body.templateId} not found", "templateId")
             t = template.model_dump()
+            # Another user's public template lends its image and command, never its owner's
+            # registry credentials or environment (docs/security.md).
+            own = template.userId == principal.user_id
             for key in ("imageName", "dockerEntrypoint", "dockerStartCmd", "ports",
                         "volumeMountPath", "containerDiskInGb", "volumeInGb",
-                        "containerRegistryAuthId"):
+                        *(("containerRegistryAuthId",) if own else ())):
                 if key not in body.model_fields_set and t.get(key) is not None:
                     spec[key] = t[key]
-            spec["env"] = {**(t.get("env") or {}), **body.env}
+            spec["env"] = {**((t.get("env") or {}) if own else {}), **body.env}
         if not spec.get("imageName"):
             raise Invalid("imageName or templateId is required", "imageName")
+        self._check_references(principal, principal.user_id, spec, set(spec))
         self._check_runnable(spec)
         pod_id = new_id()
         now = self._clock.now()
@@ -146,7 +169,9 @@ class PodService:
 
     def update(self, principal: Principal, pod_id: str, body: PodUpdate) -> dict[str, Any]:
         row = self._row(principal, pod_id)
-        spec = {**row.spec, **body.given()}
+        given = body.given()
+        spec = {**row.spec, **given}
+        self._check_references(principal, row.user_id, spec, set(given))
         self._check_runnable(spec)
         with self._engine.begin() as conn:
             conn.execute(update(pods).where(pods.c.id == pod_id).values(
@@ -188,11 +213,31 @@ class PodService:
         with self._engine.begin() as conn:
             conn.execute(delete(pods).where(pods.c.id == pod_id))
 
+    def runs(self, pod_id: str) -> bool:
+        """Whether the pod's process was started and has not ended."""
+        return self._allocations.pod_runs(pod_id)
+
     def logs(self, principal: Principal, pod_id: str) -> str:
         self._row(principal, pod_id)
         return self._provider.logs(pod_id)
 
     # -- process handling ---------------------------------------------------------
+
+    def _check_references(self, principal: Principal, owner_id: str, spec: dict[str, Any],
+                          changed: set[str]) -> None:
+        """Every id the pod names is its owner's (400 for another user's, as for a missing
+        one), and a ``local:`` image is one the caller may run on the host (403)."""
+        if "imageName" in changed:
+            self._owners.check_image(principal, spec.get("imageName"))
+        volume_id = spec.get("networkVolumeId")
+        if "networkVolumeId" in changed and volume_id \
+                and self._owners.volume_owner(volume_id) != owner_id:
+            raise Invalid(f"networkVolumeId: no network volume {volume_id!r}", "networkVolumeId")
+        auth_id = spec.get("containerRegistryAuthId")
+        if "containerRegistryAuthId" in changed and auth_id \
+                and self._owners.auth_owner(auth_id) != owner_id:
+            raise Invalid(f"containerRegistryAuthId: no container registry auth {auth_id!r}",
+                          "containerRegistryAuthId")
 
     def _check_runnable(self, spec: dict[str, Any]) -> None:
         unrunnable = self._launcher.check(spec, NO_COMMAND)
@@ -205,6 +250,8 @@ class PodService:
             row = conn.execute(select(pods).where(pods.c.id == pod_id)).one()
         spec = row.spec
         volume = self._launcher.volume(spec.get("networkVolumeId"))
+        if volume is not None and volume.userId != row.user_id:  # checked on create; again here
+            raise Conflict("pod could not start: its network volume is not its owner's")
         placed = self._launcher.place(spec, pod_id, volume.dataCenterId if volume else None,
                                       self._allocations.loads())
         if isinstance(placed, NoFit):

@@ -20,6 +20,7 @@ from runplane.errors import Conflict, Invalid, NotFound
 from runplane.ids import new_template_id
 from runplane.schemas.templates import Template, TemplateCreate, TemplateUpdate
 from runplane.services.access import can_see
+from runplane.services.host_access import LocalImagePolicy
 from runplane.services.registry_auths import RegistryAuthService
 from runplane.services.users import Principal
 from runplane.store.tables import endpoints, templates, users
@@ -51,10 +52,12 @@ def template_from_row(row: Row[Any]) -> Template:
 class TemplateService:
     """CRUD for templates with the reference rules above."""
 
-    def __init__(self, engine: Engine, clock: Clock, registry_auths: RegistryAuthService) -> None:
+    def __init__(self, engine: Engine, clock: Clock, registry_auths: RegistryAuthService,
+                 host_access: LocalImagePolicy) -> None:
         self._engine = engine
         self._clock = clock
         self._registry_auths = registry_auths
+        self._host_access = host_access
         # Called with a template id after it changed (endpoint caches listen).
         self.on_change: list[Callable[[str], None]] = []
 
@@ -81,7 +84,7 @@ class TemplateService:
             or (found.isRunpod and include_runpod)
         ):
             raise NotFound("template", template_id)
-        return found
+        return found if can_see(principal, found.userId) else redacted(found)
 
     def list_for(
         self,
@@ -105,18 +108,25 @@ class TemplateService:
             rows = conn.execute(
                 _select().where(or_(*clauses)).order_by(templates.c.created_at, templates.c.id)
             ).all()
-        return [template_from_row(r) for r in rows]
+        found = [template_from_row(r) for r in rows]
+        return [t if can_see(principal, t.userId) else redacted(t) for t in found]
 
     def endpoints_using(self, conn: Connection, template_id: str) -> int:
         return conn.execute(
             select(func.count()).select_from(endpoints).where(endpoints.c.template_id == template_id)
         ).scalar_one()
 
+    def endpoint_count(self, template_id: str) -> int:
+        """How many endpoints run the template."""
+        with self._engine.connect() as conn:
+            return self.endpoints_using(conn, template_id)
+
     # -- writes ------------------------------------------------------------------------
 
     def create(self, principal: Principal, body: TemplateCreate) -> Template:
         """Store a new template; its name is unique per user (409)."""
         values = body.model_dump()
+        self._host_access.check(principal, body.imageName)
         self._check_registry_auth(principal, values.get("containerRegistryAuthId"))
         template_id = new_template_id()
         try:
@@ -137,6 +147,8 @@ class TemplateService:
         """Apply the fields sent; endpoints using the template get a new version."""
         current = self.get_for(principal, template_id)
         changes = body.given()
+        if "imageName" in changes:
+            self._host_access.check(principal, changes["imageName"])
         if "containerRegistryAuthId" in changes:
             changes["containerRegistryAuthId"] = changes["containerRegistryAuthId"] or ""
             self._check_registry_auth(principal, changes["containerRegistryAuthId"], current.userId)
@@ -188,6 +200,13 @@ class TemplateService:
                 f"containerRegistryAuthId: no container registry auth {auth_id!r}",
                 "containerRegistryAuthId",
             )
+
+
+def redacted(template: Template) -> Template:
+    """Another user's public template as its readers see it: never its owner's registry
+    credentials nor its environment's values (secrets often live there)."""
+    return template.model_copy(update={
+        "containerRegistryAuthId": "", "env": {k: "" for k in template.env}})
 
 
 def _select():  # type: ignore[no-untyped-def]

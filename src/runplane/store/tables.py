@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -87,6 +88,8 @@ registry_auths = Table(
     # Needed in clear to pull images; never returned by the API nor logged.
     Column("password", String, nullable=False),
     Column("created_at", Float, nullable=False),
+    # The registry host the credential goes to (bound on first use; migration 0009).
+    Column("registry_host", String, nullable=True),
     UniqueConstraint("user_id", "name", name="uq_registry_auths_user_name"),
 )
 
@@ -209,8 +212,13 @@ jobs = Table(
     Column("error", String, nullable=True),
     # How many stream chunks /stream has handed out already.
     Column("stream_delivered", Integer, nullable=False, default=0),
+    # The client's Idempotency-Key (or requestId): one job per user and key while retained.
+    Column("idempotency_key", String, nullable=True),
     Index("ix_jobs_status", "status"),
     Index("ix_jobs_retain_until", "retain_until"),
+    Index("ix_jobs_user_idempotency", "user_id", "idempotency_key", unique=True,
+          sqlite_where=text("idempotency_key IS NOT NULL"),
+          postgresql_where=text("idempotency_key IS NOT NULL")),
 )
 
 # Chunks a generator handler streamed (job-stream), in arrival order.
@@ -250,4 +258,74 @@ pods = Table(
     Column("exit_code", Integer, nullable=True),
     Column("reason", String, nullable=True),
     Column("log_path", String, nullable=True),
+)
+
+
+# Every saved configuration of an endpoint (REST v2's releases): the endpoint's settings and
+# its template's at that version, so each release's diff is the difference to the one
+# before. Written by EndpointService for every version it stores.
+endpoint_releases = Table(
+    "endpoint_releases",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("endpoint_id", String, ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    # Who saved it; null when a change of its template did (the template's editor is not
+    # recorded per endpoint).
+    Column("user_id", String, nullable=True),
+    Column("snapshot", JSON, nullable=False),
+    UniqueConstraint("endpoint_id", "version", name="uq_endpoint_releases_version"),
+)
+
+# A user's SSH public keys (REST v2 /v2/account/ssh-keys): what a pod's SSH would authorize.
+ssh_keys = Table(
+    "ssh_keys",
+    metadata,
+    Column("user_id", String, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("keys", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# RunPod's batch jobs (services/batches.py): a named set of /run requests, built as a DRAFT,
+# then FINALIZED (run as low-priority jobs of the endpoint), or CANCELLED / FAILED.
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("endpoint_id", String, nullable=False),
+    Column("user_id", String, nullable=False),
+    Column("name", String, nullable=True),
+    # DRAFT, FINALIZED, CANCELLED or FAILED
+    Column("status", String, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("finalized_at", Float, nullable=True),
+    # A cancel of a FINALIZED batch: its queued requests were cancelled; it is CANCELLED once
+    # the running ones have ended.
+    Column("cancel_requested_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Index("ix_batches_endpoint_created", "endpoint_id", "created_at"),
+)
+
+# A batch's requests, in the order they were added. A request's id is the id of the job it
+# runs as once the batch is finalized; its final state and result are copied here when the
+# job ends (jobs are forgotten after their result retention, a batch's results are not).
+batch_requests = Table(
+    "batch_requests",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("batch_id", String, ForeignKey("batches.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    # The /run body as sent, and the policy of the job it runs as.
+    Column("payload", JSON, nullable=False),
+    Column("ttl_ms", Integer, nullable=False),
+    Column("execution_timeout_ms", Integer, nullable=True),
+    Column("webhook", String, nullable=True),
+    # IN_QUEUE until its job ends: COMPLETED, FAILED, TIMED_OUT or CANCELLED.
+    Column("status", String, nullable=False),
+    Column("output", JSON, nullable=True),
+    Column("error", String, nullable=True),
+    Column("started_at", Float, nullable=True),
+    Column("completed_at", Float, nullable=True),
+    UniqueConstraint("batch_id", "seq", name="uq_batch_requests_seq"),
 )

@@ -6,20 +6,24 @@ Authenticated by a user API key (``Bearer`` or raw); an endpoint or job of anoth
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 
 from runplane.api.errors import ApiError, not_found
-from runplane.api.v2.http import Req, send_json
+from runplane.api.v2.http import Req, parse_json, send_json
 from runplane.api.v2.wire import (
+    DEFAULT_STREAM_WAIT_MS,
     health_view,
     job_not_found,
     job_view,
+    metrics_view,
     parse_run_request,
     parse_wait_ms,
     shown_status,
 )
+from runplane.broker.broker import Broker
 from runplane.broker.models import FAILED, IN_QUEUE, TIMED_OUT, Job, WorkerView
 from runplane.api.auth import client_address
 from runplane.errors import RateLimited, Unauthorized
@@ -64,6 +68,10 @@ def _endpoint(req: Req) -> tuple[Principal, str]:
     return principal, endpoint_id
 
 
+# For the routes in their own modules (openai, batches): the same checks and limits.
+authorized_endpoint = _endpoint
+
+
 def _job(req: Req, endpoint_id: str) -> Job:
     if len(req.parts) < 3 or not req.parts[2]:
         raise ApiError(404, "job id missing from the path")
@@ -85,12 +93,13 @@ async def runsync(req: Req) -> None:
 async def _submit(req: Req, *, sync: bool) -> None:
     principal, endpoint_id = _endpoint(req)
     wait_ms = parse_wait_ms(req.query("wait")) if sync else 0
-    spec = parse_run_request(await req.json())
+    raw = await req.body()
+    spec = parse_run_request(parse_json(raw))
     broker = req.services.broker
     job = await broker.submit(
         endpoint_id, principal.user_id, spec.payload, sync=sync, ttl_ms=spec.ttl_ms,
         execution_timeout_ms=spec.execution_timeout_ms, low_priority=spec.low_priority,
-        webhook=spec.webhook,
+        webhook=spec.webhook, size=len(raw),
     )
     if not sync:
         await send_json(req.send, {"id": job.id, "status": job.status})
@@ -121,6 +130,19 @@ async def status(req: Req) -> None:
     await send_json(req.send, _with_reason(req, job_view(job), job))
 
 
+async def status_sync(req: Req) -> None:
+    """``/status-sync/{id}?wait=ms`` (RunPod's JS and Go SDKs): /status, held until the job
+    is final (woken by its settling, as /runsync is) or ``wait`` (default 90 s) ran out."""
+    _, endpoint_id = _endpoint(req)
+    wait_ms = parse_wait_ms(req.query("wait"))
+    job = _job(req, endpoint_id)
+    if not (job.final and job.settled):
+        await req.services.broker.wait_final(job, wait_ms / 1000.0)
+        if job.deleted:
+            raise job_not_found(job.id)
+    await send_json(req.send, _with_reason(req, job_view(job), job))
+
+
 async def stream(req: Req) -> None:
     _, endpoint_id = _endpoint(req)
     job = _job(req, endpoint_id)
@@ -129,7 +151,8 @@ async def stream(req: Req) -> None:
         await _sse(req, job)
         return
     broker = req.services.broker
-    chunks = broker.stream_take(job)
+    wait_ms = parse_wait_ms(req.query("wait"), DEFAULT_STREAM_WAIT_MS)
+    chunks = await _held_chunks(broker, job, wait_ms / 1000.0)
     body = {"id": job.id, "status": shown_status(job),
             "stream": [{"output": c} for c in chunks]}
     if job.final and job.settled:
@@ -139,6 +162,21 @@ async def stream(req: Req) -> None:
             if key in view:
                 body[key] = view[key]
     await send_json(req.send, body)
+
+
+async def _held_chunks(broker: Broker, job: Job, wait_s: float) -> list[Any]:
+    """The chunks not handed out yet; while there are none and the job runs, the request is
+    held up to ``wait_s``, woken by the next chunk or the job's end (not polled)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        # The state before the chunks: chunks always precede the end of a job.
+        ended = (job.final and job.settled) or job.deleted or broker.closed
+        chunks = broker.stream_take(job)
+        remaining = deadline - loop.time()
+        if chunks or ended or remaining <= 0:
+            return chunks
+        await broker.wait_change(job, remaining)
 
 
 async def _sse(req: Req, job: Job) -> None:
@@ -203,6 +241,15 @@ async def health(req: Req) -> None:
     controller_status = services.controller.endpoint_status(endpoint_id)
     workers = services.workers.snapshot(endpoint_id)
     await send_json(req.send, health_view(queue, workers, controller_status))
+
+
+async def metrics(req: Req) -> None:
+    """``/metrics`` of an endpoint: its ready workers' ids and workers by state
+    (``wire.metrics_view``; RunPod's Flash reads it while a request waits)."""
+    _, endpoint_id = _endpoint(req)
+    services = req.services
+    await send_json(req.send, metrics_view(services.workers.snapshot(endpoint_id),
+                                           services.controller.endpoint_status(endpoint_id)))
 
 
 # -- manual workers (runplane's extension; `runplane worker run`) --------------------------
