@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from runplane.api import health, metrics
+from runplane.api import graphql, health, metrics
 from runplane.api.v1 import (
     billing,
     endpoints,
@@ -26,6 +26,7 @@ def include_routers(app: FastAPI) -> None:
     for v1 in (templates, endpoints, networkvolumes, registry, billing, pods, machines):
         app.include_router(v1.router)
     app.include_router(workerlogs.router)  # GET /v1/workers/{id}/logs (runplane extension)
+    app.include_router(graphql.router)  # POST /graphql: the runpod SDK's management calls
     # Observability (runplane extensions, docs/observability.md): /metrics, endpoint stats over
     # time, job listing and the job page.
     for router in (metrics.router, stats.router, jobs.router):

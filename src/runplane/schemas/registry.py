@@ -17,6 +17,14 @@ class RegistryAuthCreate(InputModel):
     password: Annotated[SecretStr, Field(min_length=1, max_length=16_384)]
 
 
+class RegistryAuthUpdate(InputModel):
+    """New credentials under the same name (GraphQL's ``updateRegistryAuth``; REST has no
+    update)."""
+
+    username: Annotated[str, Field(min_length=1, max_length=1024)]
+    password: Annotated[SecretStr, Field(min_length=1, max_length=16_384)]
+
+
 class RegistryAuth(BaseModel):
     """What is answered: id and name only, never the credentials."""
 

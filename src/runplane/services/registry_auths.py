@@ -6,13 +6,13 @@ is never answered by the API and never logged (the request model keeps it in a S
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from runplane.clock import Clock
 from runplane.errors import Conflict, NotFound
 from runplane.ids import new_template_id
-from runplane.schemas.registry import RegistryAuth, RegistryAuthCreate
+from runplane.schemas.registry import RegistryAuth, RegistryAuthCreate, RegistryAuthUpdate
 from runplane.services.access import can_see, owned_by
 from runplane.services.users import Principal
 from runplane.store.tables import registry_auths, templates
@@ -70,6 +70,16 @@ class RegistryAuthService:
                 .order_by(registry_auths.c.created_at, registry_auths.c.id)
             ).all()
         return [RegistryAuth(id=r.id, name=r.name, userId=r.user_id) for r in rows]
+
+    def update(self, principal: Principal, auth_id: str, body: RegistryAuthUpdate) -> RegistryAuth:
+        """Replace the username and password of the caller's credentials; the name stays."""
+        auth = self.get_for(principal, auth_id)
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(registry_auths).where(registry_auths.c.id == auth_id).values(
+                    username=body.username, password=body.password.get_secret_value())
+            )
+        return auth
 
     def delete(self, principal: Principal, auth_id: str) -> None:
         """Delete; refused (409) while a template still pulls its image with it."""

@@ -1,0 +1,123 @@
+"""The executable schema: ``schema.graphql`` with each resolver module's fields bound, and one
+request's execution with errors in GraphQL's ``errors`` list.
+
+A domain error (``runplane.errors``) raised by a service becomes one error whose ``message`` is
+the service's, with ``extensions.code`` (``BAD_USER_INPUT``, ``NOT_FOUND``...), the HTTP status
+REST would have answered, and the input field to blame; the SDK raises its ``QueryError`` with
+that message. Anything else is logged and answered as ``internal server error``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from inspect import isawaitable
+from pathlib import Path
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    build_schema,
+    execute,
+    parse,
+    validate,
+)
+
+from runplane.api.errors import domain_status
+from runplane.api.graphql import account, endpoints, pods, templates
+from runplane.api.graphql.context import Context
+from runplane.errors import DomainError
+
+SDL_PATH = Path(__file__).with_name("schema.graphql")
+RESOLVER_MODULES = (account, templates, endpoints, pods)
+log = logging.getLogger("runplane.graphql")
+
+# The HTTP status REST would answer -> the code GraphQL servers conventionally use.
+_CODES = {400: "BAD_USER_INPUT", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+          409: "CONFLICT", 429: "RATE_LIMITED", 503: "UNAVAILABLE"}
+
+
+def build(resolvers: Mapping[str, Mapping[str, Callable[..., Any]]]) -> GraphQLSchema:
+    """The SDL with ``resolvers`` (type name -> field name -> resolver) bound."""
+    schema = build_schema(SDL_PATH.read_text())
+    for type_name, fields in resolvers.items():
+        owner = schema.type_map[type_name]
+        assert isinstance(owner, GraphQLObjectType), type_name
+        for name, resolver in fields.items():
+            owner.fields[name].resolve = resolver
+    void = schema.type_map["Void"]
+    assert isinstance(void, GraphQLScalarType)
+    void.serialize = _null  # type: ignore[method-assign]
+    return schema
+
+
+def _null(value: Any) -> Any:
+    return None
+
+
+def _all_resolvers() -> dict[str, dict[str, Callable[..., Any]]]:
+    merged: dict[str, dict[str, Callable[..., Any]]] = {}
+    for module in RESOLVER_MODULES:
+        for type_name, fields in module.RESOLVERS.items():
+            merged.setdefault(type_name, {}).update(fields)
+    return merged
+
+
+SCHEMA = build(_all_resolvers())
+
+
+@lru_cache(maxsize=512)
+def _document(source: str) -> DocumentNode | list[GraphQLError]:
+    """The parsed, validated document, or its errors. Cached: the SDK's queries are the same
+    text every call."""
+    try:
+        document = parse(source)
+    except GraphQLError as err:
+        return [err]
+    errors = validate(SCHEMA, document)
+    return list(errors) if errors else document
+
+
+async def run(source: str, context: Context, variables: dict[str, Any] | None = None,
+              operation: str | None = None) -> dict[str, Any]:
+    """Execute one GraphQL request; the response body (``data`` and/or ``errors``)."""
+    document = _document(source)
+    if isinstance(document, list):
+        return {"errors": [format_error(e) for e in document]}
+    result = execute(SCHEMA, document, context_value=context, variable_values=variables,
+                     operation_name=operation)
+    if isawaitable(result):
+        result = await result
+    assert isinstance(result, ExecutionResult)
+    body: dict[str, Any] = {}
+    if result.errors:
+        body["errors"] = [format_error(e) for e in result.errors]
+    body["data"] = result.data
+    return body
+
+
+def format_error(error: GraphQLError) -> dict[str, Any]:
+    """One entry of ``errors``: the domain error's message and code, or a generic one."""
+    out: dict[str, Any] = dict(error.formatted)
+    original = error.original_error
+    if isinstance(original, DomainError):
+        status = domain_status(original)
+        out["message"] = original.message
+        extensions: dict[str, Any] = {"code": _CODES.get(status, "BAD_USER_INPUT"),
+                                      "status": status}
+        if original.field:
+            extensions["field"] = original.field
+        out["extensions"] = extensions
+    elif original is not None:
+        log.error("unhandled error in a GraphQL resolver", exc_info=original)
+        out["message"] = "internal server error"
+        out["extensions"] = {"code": "INTERNAL_SERVER_ERROR", "status": 500}
+    else:  # the document: syntax, unknown fields, wrong argument types
+        out["extensions"] = {"code": "GRAPHQL_VALIDATION_FAILED", "status": 400}
+    return out
