@@ -14,10 +14,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import orjson
 from fastapi import FastAPI
 
 from runplane.api.app import RunplaneApp, build_app
+from runplane.api.responses import dumps
 from runplane.api.v2.wire import job_view
 from runplane.broker.broker import Broker
 from runplane.broker.models import Job
@@ -33,6 +33,7 @@ from runplane.controller.worker_rows import WorkerRowCache, WorkerTable
 from runplane.observability.hub import Observability
 from runplane.providers.make import make_provider
 from runplane.services.availability import Availability
+from runplane.services.batches import BatchService
 from runplane.services.billing import BillingService
 from runplane.services.endpoint_templates import EndpointTemplates
 from runplane.services.endpoints import EndpointService
@@ -87,6 +88,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
                     webhook_allow=networks(settings.security.webhook_allow_cidrs),
                     max_queued_jobs=settings.limits.max_queued_jobs_per_endpoint,
                     max_queued_bytes=settings.limits.max_queued_bytes_per_endpoint)
+    # Batch jobs run as the broker's jobs and hear of their ends from it.
+    batches = BatchService(engine, broker, clock)
     # Worker plane: where processes run, what runs where, the one launch pipeline shared by
     # endpoint workers and pods, and the reconcile loop.
     provider = make_provider(settings, catalog)
@@ -111,7 +114,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         ssh_keys=SshKeyService(engine, clock),
         endpoint_templates=EndpointTemplates(templates, endpoints),
         availability=Availability(allocations.loads),
-        broker=broker, handoff=broker.handoff, workers=broker.workers,
+        broker=broker, handoff=broker.handoff, workers=broker.workers, batches=batches,
         provider=provider, controller=controller, worker_pods=worker_pods,
         observability=observability, limits=limits,
     )
@@ -119,7 +122,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
 
 def _render_job(job: Job) -> bytes:
     """A job's webhook body: the job object of /status."""
-    return orjson.dumps(job_view(job))
+    return dumps(job_view(job))
 
 
 async def start(services: Services) -> None:

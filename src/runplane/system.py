@@ -22,11 +22,15 @@ from runplane.controller.reconcile import Controller
 from runplane.controller.worker_pods import WorkerPods
 from runplane.observability.hub import Observability
 from runplane.providers.base import Provider
+from runplane.services.availability import Availability
+from runplane.services.batches import BatchService
 from runplane.services.billing import BillingService
+from runplane.services.endpoint_templates import EndpointTemplates
 from runplane.services.endpoints import EndpointService
 from runplane.services.pods import PodService
 from runplane.services.ratelimit import RateLimits
 from runplane.services.registry_auths import RegistryAuthService
+from runplane.services.ssh_keys import SshKeyService
 from runplane.services.templates import TemplateService
 from runplane.services.users import UserService
 from runplane.services.volumes import NetworkVolumeService
@@ -49,11 +53,18 @@ class Services:
     endpoints: EndpointService
     billing: BillingService
     pods: PodService
+    # REST v2 additions: account SSH keys, endpoints with inline container settings, and
+    # what the machines can place now (catalog availability).
+    ssh_keys: SshKeyService
+    endpoint_templates: EndpointTemplates
+    availability: Availability
     # Job plane (/v2): the broker (client operations), the worker-route operations and the
     # worker registry.
     broker: Broker
     handoff: JobHandoff
     workers: WorkerRegistry
+    # Batch jobs: sets of requests run as low-priority jobs of the broker.
+    batches: BatchService
     # Worker plane: where workers run, and the reconcile loop that starts and stops them.
     provider: Provider
     controller: Controller

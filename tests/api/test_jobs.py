@@ -250,10 +250,12 @@ async def test_job_done_body_forms_and_idempotence(env: Env) -> None:
     a, b, c, d = [await env.run() for _ in range(4)]
     r = await w.take(batch=4)
     assert len(r.json()) == 4
-    # NaN from Python's json encoder, form content-type.
-    await w.done(a, '{"output": {"v": NaN, "w": Infinity}}')
+    # NaN from Python's json encoder (form content-type): no client could read it back, so
+    # the result is refused and the job fails saying why (tests/security has the table).
+    r = await w.post("RUNPOD_WEBHOOK_POST_OUTPUT", a, '{"output": {"v": NaN, "w": Infinity}}')
+    assert r.status_code == 400 and "not JSON" in r.json()["error"]
     st = await env.status(a)
-    assert st["status"] == "COMPLETED" and st["output"] == {"v": None, "w": None}
+    assert st["status"] == "FAILED" and "not JSON" in st["error"]
     # Handler exception: a JSON string in error.
     await w.done(b, {"error": '{"error_type": "<class \'ValueError\'>", "error_message": "boom"}'})
     st = await env.status(b)
@@ -466,7 +468,8 @@ async def test_stream_chunks_are_handed_out_once(env: Env) -> None:
     await w.chunk(job_id, {"b": 1})
     r = (await env.alice.get(f"/v2/{env.ep}/stream/{job_id}")).json()
     assert r == {"id": job_id, "status": "IN_PROGRESS", "stream": [{"output": "a"}, {"output": {"b": 1}}]}
-    r = (await env.alice.get(f"/v2/{env.ep}/stream/{job_id}")).json()
+    # Nothing new: an empty stream once ?wait= ran out (test_client_routes: the hold).
+    r = (await env.alice.get(f"/v2/{env.ep}/stream/{job_id}?wait=1000")).json()
     assert r["stream"] == []
     await w.chunk(job_id, "c")
     await w.done(job_id, {"output": ["a", {"b": 1}, "c"]}, is_stream=True)

@@ -37,6 +37,7 @@ from runplane.broker import store as sql
 from runplane.broker.book import JobBook
 from runplane.broker.effects import EffectApplier, EnqueueListener, JobListener, landed
 from runplane.broker.handoff import JobHandoff
+from runplane.broker.idempotency import IdempotencyKeys
 from runplane.broker.models import FINAL_STATES, IN_QUEUE, Job, QueueMetrics
 from runplane.broker.queues import JobQueues
 from runplane.broker.rebuild import rebuild
@@ -47,7 +48,7 @@ from runplane.broker.workers import WorkerRegistry
 from runplane.broker.writer import Op, Writer
 from runplane.clock import Clock
 from runplane.config import BrokerSettings
-from runplane.errors import RateLimited, Unavailable
+from runplane.errors import Conflict, RateLimited, Unavailable
 
 _ids = random.Random(random.SystemRandom().getrandbits(256))
 # At most this many extra rows are read to make up for rows whose job is in memory.
@@ -112,6 +113,7 @@ class Broker:
         self._book = JobBook(queues, self.workers.get, max_retries=settings.job_max_retries,
                              run_retention_s=settings.run_result_retention_s,
                              runsync_retention_s=settings.runsync_result_retention_s)
+        self._keys = IdempotencyKeys(engine, self.find)
         self._webhooks = WebhookSender(render_job, settings.webhook_retry_delay_s,
                                        self._webhook_allow)
         self._applier = EffectApplier(self.writer, self.workers, self._webhooks.send)
@@ -208,13 +210,27 @@ class Broker:
         low_priority: bool,
         webhook: str | None,
         size: int = 0,
+        idempotency_key: str | None = None,
     ) -> Job:
         """Store a new job (committed before this returns) and queue it. ``size``: the
         request's bytes, counted against the endpoint's queued-bytes cap. A webhook to a
-        refused address is ``Invalid``; a full queue is ``RateLimited``."""
+        refused address is ``Invalid``; a full queue is ``RateLimited``. A retained job of
+        ``user_id`` submitted with the same ``idempotency_key`` is returned instead of a new
+        one (:mod:`.idempotency`; ``Conflict`` when it is another endpoint's)."""
         if self._draining:
             raise Unavailable("the server is shutting down: send the job again once it is "
                               "back")
+        key = (user_id, idempotency_key) if idempotency_key is not None else None
+        stale: list[Op] = []
+        if key is not None:
+            first, expired = await self._keys.first(key)
+            if first is not None:
+                if first.endpoint_id != endpoint_id:
+                    raise Conflict(f"this Idempotency-Key was used for job {first.id} of "
+                                   "another endpoint")
+                return first
+            if expired is not None:
+                stale = self._book.forget_results([expired]).writes
         if webhook is not None:
             check_url(webhook, self._webhook_allow)
         if self._max_queued_jobs or self._max_queued_bytes:
@@ -229,9 +245,18 @@ class Broker:
             id=job_id, endpoint_id=endpoint_id, user_id=user_id, payload=payload,
             created_at=now, expires_at=now + ttl_ms / 1000.0, sync=sync,
             low_priority=low_priority, execution_timeout_ms=execution_timeout_ms, webhook=webhook,
-            size=size,
+            size=size, idempotency_key=idempotency_key,
         )
-        await self.writer.write((sql.INSERT_JOB, sql.job_row(job)))
+        if key is None:
+            await self.writer.write((sql.INSERT_JOB, sql.job_row(job)))
+        else:
+            self._keys.claim(key)
+            stored = None
+            try:
+                await self.writer.write(*stale, (sql.INSERT_JOB, sql.job_row(job)))
+                stored = job
+            finally:
+                self._keys.release(key, stored)
         fx = self._book.admit(job, now)
         self._sweeper.watch_ttl(job)
         self._apply(fx)

@@ -283,7 +283,7 @@ ssh_keys = Table(
     "ssh_keys",
     metadata,
     Column("user_id", String, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    Column("keys", JSON, nullable=False),
+    Column("public_keys", JSON, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
 

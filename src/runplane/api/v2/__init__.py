@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from starlette.types import Receive, Scope, Send
 
 from runplane.api.errors import ApiError, domain_status
-from runplane.api.v2 import client, worker
+from runplane.api.v2 import batches, client, openai, worker
 from runplane.api.v2.http import Req, send_error, too_large
 from runplane.errors import DomainError, RateLimited, Unavailable
 from runplane.system import Services
@@ -29,12 +29,15 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "runsync"): client.runsync,
     ("GET", "status"): client.status,
     ("POST", "status"): client.status,
+    ("GET", "status-sync"): client.status_sync,
+    ("POST", "status-sync"): client.status_sync,
     ("GET", "stream"): client.stream,
     ("POST", "stream"): client.stream,
     ("POST", "cancel"): client.cancel,
     ("POST", "retry"): client.retry,
     ("POST", "purge-queue"): client.purge_queue,
     ("GET", "health"): client.health,
+    ("GET", "metrics"): client.metrics,
     ("GET", "workers"): client.workers,
     ("POST", "workers"): client.workers,
     ("DELETE", "workers"): client.worker_delete,
@@ -44,6 +47,12 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "job-done"): worker.job_done,
     ("POST", "job-stream"): worker.job_stream,
     ("GET", "ping"): worker.ping,
+    ("GET", "openai"): openai.openai,
+    ("POST", "openai"): openai.openai,
+    ("POST", "batch"): batches.post,
+    ("GET", "batch"): batches.get,
+    ("PUT", "batch"): batches.put,
+    ("DELETE", "batch"): batches.delete,
 }
 OPERATIONS = {op for _, op in ROUTES}
 # The Allow header of a 405, per operation.

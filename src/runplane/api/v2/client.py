@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
 
 from runplane.api.errors import ApiError, not_found
+from runplane.api.responses import dumps
 from runplane.api.v2.http import Req, parse_json, send_json
 from runplane.api.v2.wire import (
     DEFAULT_STREAM_WAIT_MS,
     health_view,
+    idempotency_key,
     job_not_found,
     job_view,
     metrics_view,
@@ -100,9 +101,10 @@ async def _submit(req: Req, *, sync: bool) -> None:
         endpoint_id, principal.user_id, spec.payload, sync=sync, ttl_ms=spec.ttl_ms,
         execution_timeout_ms=spec.execution_timeout_ms, low_priority=spec.low_priority,
         webhook=spec.webhook, size=len(raw),
+        idempotency_key=idempotency_key(req.header(b"idempotency-key"), spec.request_id),
     )
     if not sync:
-        await send_json(req.send, {"id": job.id, "status": job.status})
+        await send_json(req.send, {"id": job.id, "status": shown_status(job)})
         return
     await broker.wait_final(job, wait_ms / 1000.0)
     if job.deleted:
@@ -194,12 +196,12 @@ async def _sse(req: Req, job: Job) -> None:
             # Read the state before the chunks: chunks always precede the end of a job.
             ended = (job.final and job.settled) or job.deleted
             parts = [
-                b"event: chunk\ndata: " + orjson.dumps({"output": c}) + b"\n\n"
+                b"event: chunk\ndata: " + dumps({"output": c}) + b"\n\n"
                 for c in broker.stream_take(job)
             ]
             if ended:
                 view = {"id": job.id, "status": "DELETED"} if job.deleted else job_view(job)
-                parts.append(b"event: status\ndata: " + orjson.dumps(view) + b"\n\n")
+                parts.append(b"event: status\ndata: " + dumps(view) + b"\n\n")
                 await send({"type": "http.response.body", "body": b"".join(parts)})
                 return
             await send({"type": "http.response.body", "body": b"".join(parts) or b": waiting\n\n",

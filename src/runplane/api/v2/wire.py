@@ -15,13 +15,27 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from runplane.api.errors import ApiError, bad_request
-from runplane.broker.models import COMPLETED, Job, QueueMetrics, WorkerView
+from runplane.broker.models import (
+    COMPLETED,
+    IN_PROGRESS,
+    IN_QUEUE,
+    TIMED_OUT,
+    Job,
+    QueueMetrics,
+    WorkerView,
+)
 from runplane.worker_state import WorkerState
 
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 DEFAULT_TTL_MS = 24 * 3600 * 1000
 POLICY_KEYS = {"executionTimeout", "ttl", "lowPriority"}
+# How long /stream holds an empty stream when no ``wait`` is given. RunPod's is 10 s; the
+# runpod SDK's sync client reads /stream with a 10 s timeout (runner.py RunPodClient.get), so
+# an answer at 10 s would come just after it gave up: 9 s leaves it a margin.
+DEFAULT_STREAM_WAIT_MS = 9_000
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,26 @@ class RunRequest:
     execution_timeout_ms: int | None
     low_priority: bool
     webhook: str | None
+    # runplane's extension: the body's requestId, for clients that cannot set the
+    # Idempotency-Key header.
+    request_id: str | None = None
+
+
+# An Idempotency-Key (or requestId) is 1 to this many characters.
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def idempotency_key(header: str | None, request_id: str | None) -> str | None:
+    """The key of an idempotent /run or /runsync: the ``Idempotency-Key`` header, else the
+    body's ``requestId``; ApiError(400) for one that is empty or too long."""
+    key = header if header is not None else request_id
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+        field = "Idempotency-Key" if header is not None else "requestId"
+        raise bad_request(f"{field}: must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field)
+    return key
 
 
 def _ms(policy: dict[str, Any], key: str, low: int, high: int) -> int | None:
@@ -81,15 +115,20 @@ def parse_run_request(body: Any) -> RunRequest:
     s3 = body.get("s3Config")
     if s3 is not None and not isinstance(s3, dict):
         raise bad_request("s3Config: must be a JSON object", "s3Config")
+    request_id = body.get("requestId")
+    if request_id is not None and not isinstance(request_id, str):
+        raise bad_request("requestId: must be a string", "requestId")
     return RunRequest(
-        payload=body, ttl_ms=ttl, execution_timeout_ms=timeout, low_priority=low, webhook=webhook
+        payload=body, ttl_ms=ttl, execution_timeout_ms=timeout, low_priority=low,
+        webhook=webhook, request_id=request_id,
     )
 
 
-def parse_wait_ms(raw: str | None) -> int:
-    """``/runsync?wait=`` in milliseconds: default 90 s, 1,000..300,000."""
+def parse_wait_ms(raw: str | None, default: int = 90_000) -> int:
+    """``?wait=`` of /runsync and /status-sync (default 90 s) or /stream
+    (``DEFAULT_STREAM_WAIT_MS``), in milliseconds: 1,000..300,000."""
     if raw is None or raw == "":
-        return 90_000
+        return default
     try:
         value = int(raw)
     except ValueError:
@@ -99,9 +138,23 @@ def parse_wait_ms(raw: str | None) -> int:
     return value
 
 
+def shown_status(job: Job) -> str:
+    """The status clients are told: a final state only once it is stored (``settled``);
+    until then the state the store still has (IN_PROGRESS once it ran, else IN_QUEUE)."""
+    if job.settled or not job.final:
+        return job.status
+    return IN_PROGRESS if job.started_at is not None else IN_QUEUE
+
+
 def job_view(job: Job) -> dict[str, Any]:
-    """The job object of /status, /runsync and webhooks."""
-    out: dict[str, Any] = {"id": job.id, "status": job.status}
+    """The job object of /status, /runsync and webhooks (a final state once stored)."""
+    if job.final and not job.settled:
+        out: dict[str, Any] = {"id": job.id, "status": shown_status(job)}
+        if job.worker_id:
+            out["workerId"] = job.worker_id
+        out["retries"] = job.retries
+        return out
+    out = {"id": job.id, "status": job.status}
     delay = job.delay_ms()
     if delay is not None:
         out["delayTime"] = delay
@@ -129,22 +182,37 @@ _WORKER_COUNT_KEYS: dict[str, str] = {
 }
 
 
-def health_view(
-    queue: QueueMetrics, workers: Iterable[WorkerView], controller_status: Mapping[str, Any]
-) -> dict[str, Any]:
-    """``/health``: job counters and workers by state, plus the controller's ``reason`` why
-    jobs wait when it has one (runplane extension). RunPod's keys are kept; ``parked``
-    (FlashBoot: frozen, resumed by the next job) is runplane's own and not counted as idle.
-
-    ``queue`` is the broker's ``queue_metrics``, ``workers`` its registry's ``snapshot`` and
-    ``controller_status`` the controller's ``endpoint_status`` (``reason``, ``throttled``).
-    """
+def worker_counts(
+    workers: Iterable[WorkerView], controller_status: Mapping[str, Any]
+) -> tuple[dict[str, int], list[str]]:
+    """Workers by state as /health and /metrics count them, and the ids of the *ready*
+    ones: IDLE or RUNNING, i.e. started, healthy, not parked, taking jobs (``ready``
+    overlaps ``idle`` and ``running``; it is not a state of its own)."""
     counts = {"idle": 0, "running": 0, "initializing": 0, "unhealthy": 0,
-              "throttled": controller_status.get("throttled", 0), "parked": 0}
+              "throttled": controller_status.get("throttled", 0), "parked": 0, "ready": 0}
+    ready: list[str] = []
     for w in workers:
         key = _WORKER_COUNT_KEYS.get(w.status)
         if key:
             counts[key] += 1
+            if key in ("idle", "running"):
+                ready.append(w.id)
+    counts["ready"] = len(ready)
+    return counts, ready
+
+
+def health_view(
+    queue: QueueMetrics, workers: Iterable[WorkerView], controller_status: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``/health``: job counters and workers by state (``worker_counts``), plus the
+    controller's ``reason`` why jobs wait when it has one (runplane extension). RunPod's keys
+    are kept; ``parked`` (FlashBoot: frozen, resumed by the next job) is runplane's own and not
+    counted as idle.
+
+    ``queue`` is the broker's ``queue_metrics``, ``workers`` its registry's ``snapshot`` and
+    ``controller_status`` the controller's ``endpoint_status`` (``reason``, ``throttled``).
+    """
+    counts, _ = worker_counts(workers, controller_status)
     body: dict[str, Any] = {
         "jobs": {
             "completed": queue.completed,
@@ -160,6 +228,65 @@ def health_view(
     return body
 
 
+def metrics_view(workers: list[WorkerView], controller_status: Mapping[str, Any]) -> dict[str, Any]:
+    """``/metrics`` of an endpoint: ``readyWorkers`` (the ids of the ready workers, as
+    RunPod's Flash reads them) and ``workers`` (the counts of /health, and ``total``: every
+    worker the endpoint has, whatever its state)."""
+    counts, ready = worker_counts(workers, controller_status)
+    return {"readyWorkers": ready, "workers": {**counts, "total": len(workers)}}
+
+
 def job_not_found(job_id: str) -> ApiError:
     """The 404 of a job that is gone, or not on this endpoint (the two are not told apart)."""
     return ApiError(404, f"job {job_id} not found")
+
+
+# -- the OpenAI-compatible passthrough (/v2/{endpointId}/openai/v1/...) ------------------
+
+OPENAI_DONE = b"data: [DONE]\n\n"
+
+
+def openai_sse(chunk: Any) -> bytes:
+    """One chunk a worker streamed, as OpenAI Server-Sent Events: a string that already is
+    SSE (worker-vllm streams raw ``data: {...}`` lines, several per chunk) is passed as it
+    is, a list (a batch of chunks) item by item, anything else as one ``data:`` JSON event."""
+    if isinstance(chunk, str):
+        if chunk.lstrip().startswith("data:"):
+            return (chunk if chunk.endswith("\n\n") else chunk.rstrip("\n") + "\n\n").encode()
+        return b"data: " + chunk.encode() + b"\n\n"
+    if isinstance(chunk, list):
+        return b"".join(openai_sse(c) for c in chunk)
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+def openai_error(message: str, kind: str = "server_error") -> dict[str, Any]:
+    """OpenAI's error object, which its clients raise as ``APIError`` with this message."""
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+def openai_status(body: Any) -> int:
+    """The HTTP status of a worker's OpenAI answer: 200, or the code of the error object it
+    is (vLLM's ``{"object": "error", "code": 400}``; a bare ``{"error": ...}`` is a 500)."""
+    if not isinstance(body, dict):
+        return 200
+    if body.get("object") == "error":
+        code = body.get("code")
+        return code if isinstance(code, int) and 400 <= code < 600 else 400
+    error = body.get("error")
+    if error is not None and not ({"choices", "data", "object"} & body.keys()):
+        code = error.get("code") if isinstance(error, dict) else None
+        return code if isinstance(code, int) and 400 <= code < 600 else 500
+    return 200
+
+
+def openai_response(job: Job) -> tuple[int, Any]:
+    """A final job as the passthrough's non-streamed answer: ``(status, body)``. The body is
+    the worker's output; a generator handler's aggregated output of one item (worker-vllm
+    yields the whole response once, ``return_aggregate_stream``) is that item."""
+    if job.status == COMPLETED:
+        out = job.output
+        body = out[0] if isinstance(out, list) and len(out) == 1 else out
+        return openai_status(body), body
+    if job.status == TIMED_OUT:
+        return 504, openai_error(job.error or "the request timed out", "timeout")
+    return 500, openai_error(job.error or f"the request ended {job.status}")
