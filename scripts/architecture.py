@@ -26,13 +26,14 @@ BEGIN, END = "<!-- packages:begin -->", "<!-- packages:end -->"
 # that share a layer may import each other only when they are one group (api and web are the
 # HTTP surface together). Top-level modules (runplane.clock, ...) are packages of their own.
 LAYERS: list[tuple[str, ...]] = [
-    ("runplane", "clock", "ids", "errors", "worker_state", "config"),  # vocabulary, settings
+    ("runplane", "clock", "ids", "errors", "worker_state", "config", "accelerator"),  # vocabulary
     ("store",),  # tables and migrations
     ("catalog",),  # GPU types, data centers, machines
     ("schemas",),  # the wire models
     ("providers",),  # where processes run
     ("broker",),  # the job plane
     ("controller",),  # the worker plane
+    ("simulate",),  # what-if autoscaling: the controller on a virtual clock
     ("services",),  # the control plane's rules
     ("observability",),  # metrics and stats fed by the planes
     ("system",),  # the bundle of a server's parts

@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # ray: the Ray provider's tests start a real multi-node Ray cluster on this host (tests/ray);
 # the extra is ~25 s to install once, and the default install (no extra) never imports it.
-scripts/bootstrap.sh "test,sdk,ray"
+# simulate: matplotlib, for the simulator's plots (tests/unit/test_simulate_report.py).
+scripts/bootstrap.sh "test,sdk,ray,simulate"
 # The dashboard tests drive Debian's chromium; install it when we can (root), quietly, once.
 if [ "$(id -u)" = 0 ] && ! command -v chromium >/dev/null; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \

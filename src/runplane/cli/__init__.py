@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from runplane.cli import admin, machines, serve, worker
+from runplane.cli import admin, machines, serve, simulate, worker
 from runplane.cli import billing, jobs, login, logs, pods, resources, storage
 from runplane.cli.errors import CliGroup
 
@@ -17,6 +17,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.command("machines")(machines.machines)
+app.command("simulate")(simulate.simulate)
 app.add_typer(admin.users_app, name="users")
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(worker.worker_app, name="worker")

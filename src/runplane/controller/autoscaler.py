@@ -13,6 +13,11 @@ Rules (RunPod's, see docs/workers.md):
   soon as they are idle and replaced by the normal rules (a rolling update).
 - An open crash-loop breaker blocks starts and says so.
 
+Other scalers (``controller/policies``: runplane's ADAPTIVE, and the Knative- and
+Ray-Serve-like ones the simulator compares) replace only the target: how many workers are
+wanted, how many must stay, and after how long idle a surplus worker goes (``policy``). The
+rest of this decision (clamping, resume before start, parking, evictions) is the same for all.
+
 FlashBoot (``flashboot``, docs/flashboot.md): an idle worker past its idleTimeout is parked
 (frozen, keeping its GPUs) instead of stopped, and a wanted worker is resumed from the parked
 ones (the most recently parked first) before any is started. Parked workers are not capacity;
@@ -24,6 +29,7 @@ the oldest first. A breaker blocks starts, not resumes.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # Aliased: this module's own ``WorkerSnapshot`` (a worker as the autoscaler sees it) is public API.
@@ -51,6 +57,11 @@ class QueueStats:
     in_queue_normal: int = 0
     in_progress: int = 0
     oldest_normal_at: float | None = None
+    # Read by the policies only (``controller/policies``): when each queued normal job was
+    # submitted, oldest first (filled for the scalers that ask for it), and the jobs finished
+    # so far (completed plus failed, cumulative).
+    queued_at: tuple[float, ...] = ()
+    finished: int = 0
 
 
 @dataclass(slots=True)  # not frozen: built per endpoint per tick; never mutated
@@ -64,6 +75,34 @@ class WorkerSnapshot:
     version: int = 0
     manual: bool = False
     parked_since: float | None = None  # PARKED workers: when they were parked
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """The endpoint's workers as a scaler counts them: ``capacity`` live ones (``starting``
+    of them still starting, ``idle`` without a job, ``busy`` with one) and ``parked`` ones."""
+
+    capacity: int = 0
+    starting: int = 0
+    idle: int = 0
+    busy: int = 0
+    parked: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A scaler's answer: ``wanted`` workers, at least ``floor_down`` of them kept while
+    scaling down, surplus idle workers go after ``idle_timeout_s`` (None: the endpoint's
+    idleTimeout); ``why`` explains."""
+
+    wanted: int
+    floor_down: int
+    why: str
+    idle_timeout_s: float | None = None
+
+
+# A scaler other than RunPod's rules: ``policy(settings, queue, pool, now) -> Target``.
+TargetFn = Callable[[ScalerSettings, QueueStats, Pool, float], Target]
 
 
 @dataclass
@@ -87,8 +126,10 @@ def decide(
     workers: list[WorkerSnapshot],
     now: float,
     start_blocked: str | None = None,
+    policy: TargetFn | None = None,
 ) -> Decision:
-    """What to do for one endpoint now. Pure: same inputs, same decision."""
+    """What to do for one endpoint now. Pure: same inputs, same decision. ``policy`` replaces
+    RunPod's rules (``rule_target``) for the target (see the module docstring)."""
     live = [w for w in workers if w.status not in (EXITED, PARKED)]
     d = Decision()
     parked = _keep_parked(s, [w for w in workers if w.status == PARKED], now, d)
@@ -105,28 +146,10 @@ def decide(
     starting = sum(1 for w in serving if w.status == INITIALIZING)
     idle = sum(1 for w in serving if w.jobs == 0 and w.status != INITIALIZING)
     busy = capacity - starting - idle
-    demand = q.in_queue_normal + q.in_progress
-
-    if s.scaler_type == "REQUEST_COUNT":
-        per = max(s.scaler_value, 1)
-        wanted = math.ceil(demand / per)
-        floor_down = wanted
-        why = f"REQUEST_COUNT: {demand} job(s) / {per:g} per worker = {wanted}"
-    else:
-        waited = now - q.oldest_normal_at if q.oldest_normal_at is not None else 0.0
-        uncovered = max(0, q.in_queue_normal - idle - starting)
-        if q.in_queue_normal and capacity == 0:
-            wanted = 1
-            why = "QUEUE_DELAY: job queued and no worker: scale from zero"
-        elif q.in_queue_normal and waited > s.scaler_value and uncovered:
-            wanted = capacity + uncovered
-            why = (f"QUEUE_DELAY: oldest job waited {waited:.1f}s > {s.scaler_value:g}s, "
-                   f"{uncovered} job(s) not covered by idle or starting workers")
-        else:
-            wanted = capacity
-            why = "QUEUE_DELAY: queue within delay"
-        # Workers that have, or are about to get, work are needed; the rest may idle out.
-        floor_down = busy + starting + min(q.in_queue_normal, idle)
+    pool = Pool(capacity, starting, idle, busy, len(parked))
+    target = (policy or rule_target)(s, q, pool, now)
+    wanted, floor_down, why = target.wanted, target.floor_down, target.why
+    idle_timeout_s = s.idle_timeout_s if target.idle_timeout_s is None else target.idle_timeout_s
     if q.in_queue_normal and capacity == 0:
         wanted = max(wanted, 1)  # scale from zero at once, whatever the scaler
     desired = min(max(wanted, s.workers_min), s.workers_max)
@@ -158,12 +181,12 @@ def decide(
         expired = sorted(
             (w for w in serving
              if not w.manual and w.jobs == 0 and w.status == IDLE
-             and w.idle_since is not None and now - w.idle_since >= s.idle_timeout_s),
+             and w.idle_since is not None and now - w.idle_since >= idle_timeout_s),
             key=lambda w: (w.idle_since, w.id),
         )
         for w in expired[:surplus]:
             why = (f"idle for {now - (w.idle_since or now):.0f}s "
-                   f"(idleTimeout {s.idle_timeout_s:g}s)")
+                   f"(idleTimeout {idle_timeout_s:g}s)")
             if s.flashboot:
                 d.park.append((w.id, why + ": parked (FlashBoot)"))
                 newly.append(w)
@@ -171,6 +194,33 @@ def decide(
                 d.stop.append((w.id, why))
     _evict_over_max(s, parked + newly, capacity - len(newly), d)
     return d
+
+
+def rule_target(s: ScalerSettings, q: QueueStats, pool: Pool, now: float) -> Target:
+    """RunPod's QUEUE_DELAY and REQUEST_COUNT rules (the module docstring)."""
+    capacity, starting, idle, busy = pool.capacity, pool.starting, pool.idle, pool.busy
+    demand = q.in_queue_normal + q.in_progress
+    if s.scaler_type == "REQUEST_COUNT":
+        per = max(s.scaler_value, 1)
+        wanted = math.ceil(demand / per)
+        floor_down = wanted
+        why = f"REQUEST_COUNT: {demand} job(s) / {per:g} per worker = {wanted}"
+    else:
+        waited = now - q.oldest_normal_at if q.oldest_normal_at is not None else 0.0
+        uncovered = max(0, q.in_queue_normal - idle - starting)
+        if q.in_queue_normal and capacity == 0:
+            wanted = 1
+            why = "QUEUE_DELAY: job queued and no worker: scale from zero"
+        elif q.in_queue_normal and waited > s.scaler_value and uncovered:
+            wanted = capacity + uncovered
+            why = (f"QUEUE_DELAY: oldest job waited {waited:.1f}s > {s.scaler_value:g}s, "
+                   f"{uncovered} job(s) not covered by idle or starting workers")
+        else:
+            wanted = capacity
+            why = "QUEUE_DELAY: queue within delay"
+        # Workers that have, or are about to get, work are needed; the rest may idle out.
+        floor_down = busy + starting + min(q.in_queue_normal, idle)
+    return Target(wanted, floor_down, why)
 
 
 def _keep_parked(s: ScalerSettings, parked: list[WorkerSnapshot], now: float,

@@ -32,6 +32,10 @@ class JobQueues(Protocol):
         """``callback(endpoint_id)`` whenever a job is queued (synchronously)."""
         ...
 
+    def queued_at(self, endpoint_id: str) -> list[float]:
+        """When each queued normal-priority job was submitted, oldest first."""
+        ...
+
 
 class WorkerRegistryPort(Protocol):
     """The job protocol's workers: credentials, state, and the stop channel."""

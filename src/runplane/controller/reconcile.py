@@ -25,7 +25,9 @@ from runplane.controller import verdicts
 from runplane.controller.allocations import Allocations
 from runplane.controller.breaker import Breaker
 from runplane.controller.flashboot import FlashBoot
+from runplane.controller.inputs import queue_stats, scaler_settings
 from runplane.controller.launcher import Launcher, VolumeMount
+from runplane.controller.policies import EndpointPolicies
 from runplane.controller.ports import (
     EndpointSource,
     JobQueues,
@@ -34,7 +36,7 @@ from runplane.controller.ports import (
     UsageRecorder,
     WorkerRegistryPort,
 )
-from runplane.controller.restart import cleanup_previous_run
+from runplane.controller.restart import take_over_previous_run
 from runplane.controller.scheduler import MachineLoad, NoFit, apply
 from runplane.controller.state import Blocked, ControllerObserver, EndpointState, Observers, Tracked
 from runplane.controller.worker_rows import WorkerTable
@@ -42,7 +44,7 @@ from runplane.providers.base import EXITED, ImageError, ProcessInfo, Provider
 from runplane.schemas.endpoints import Endpoint
 
 if TYPE_CHECKING:
-    from runplane.broker.models import QueueMetrics, WorkerView
+    from runplane.broker.models import WorkerView
 
 __all__ = ["Blocked", "Controller", "ControllerObserver", "EndpointState", "Tracked"]
 
@@ -74,6 +76,7 @@ class Controller:
         self.tracked: dict[str, Tracked] = {}
         self.breakers: dict[str, Breaker] = {}
         self.states: dict[str, EndpointState] = {}
+        self.policies = EndpointPolicies()  # scalers other than RunPod's rules, per endpoint
         self.tick_count = 0
         self.last_tick_ms = 0.0
         self._kick = asyncio.Event()
@@ -110,20 +113,22 @@ class Controller:
         self.queues.add_enqueue_listener(self._on_enqueue)
         self._task = asyncio.create_task(self._run(), name="runplane-controller")
 
-    async def shutdown(self) -> None:
-        """Stop the loop and every process it started (workers and pods)."""
+    async def shutdown(self, stop_workers: bool = True) -> None:
+        """Stop the loop, the pods, and the workers unless not ``stop_workers`` (outliving)."""
         if self._task:
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        infos = [i for i in self.provider.list() if i.state != EXITED]
+        infos = [i for i in self.provider.list() if i.state != EXITED
+                 and (stop_workers or i.id not in self.tracked)]
         await asyncio.gather(*(self.provider.stop(i.id, min(self.cfg.stop_grace_s, 5.0))
                                for i in infos), return_exceptions=True)
-        for w in list(self.tracked.values()):
-            w.stop_reason = w.stop_reason or "server shut down"
-        self._reap(self.clock.now())
+        if stop_workers:
+            for w in list(self.tracked.values()):
+                w.stop_reason = w.stop_reason or "server shut down"
+            self._reap(self.clock.now())
         self.pods.reap(self.clock.now())
 
     def kick(self) -> None:
@@ -173,6 +178,7 @@ class Controller:
             self._reconcile_endpoint(ep, now, loads, views.get(ep.id, ()))
         for gone in set(self.states) - set(endpoints):
             del self.states[gone]
+        self.policies.keep(endpoints)
         self.tick_count += 1
         self.last_tick_ms = (time.perf_counter() - t0) * 1000
         self.observers.ticked(now)
@@ -213,8 +219,10 @@ class Controller:
             if verdict.capacity is not None:
                 capacity.append(verdict.capacity)
         # Decide for the endpoint.
-        decision = asc.decide(_scaler_settings(ep, self.cfg.max_parked_s), _queue_stats(m),
-                              capacity, now, breaker.blocked(now))
+        policy = self.policies.of(ep.id, ep.scalerType)
+        decision = asc.decide(scaler_settings(ep, self.cfg.max_parked_s),
+                              queue_stats(m, policy, self.queues, ep.id), capacity, now,
+                              breaker.blocked(now), policy.target if policy else None)
         state.decision, state.desired, state.updated_at = decision.reason, decision.desired, now
         # Act: stop, park/resume, start, then say why jobs wait.
         for wid, why in decision.stop:
@@ -250,6 +258,7 @@ class Controller:
         if verdict.ready_after_s is not None:
             w.took = True
             breaker.record_success()
+            self.policies.observe_ready(w.endpoint_id, verdict.ready_after_s)
             self.observers.worker_ready(w.endpoint_id, w.id, verdict.ready_after_s)
         if verdict.stop is not None:
             if verdict.failed:
@@ -263,6 +272,8 @@ class Controller:
         if template is None:
             return Blocked(f"template {ep.templateId} not found")
         t = template.model_dump()
+        if ep.env:  # the endpoint's own variables on top of its template's
+            t["env"] = {**t["env"], **ep.env}
         unrunnable = self.launcher.check(t, NO_COMMAND)
         if unrunnable is not None:
             return Blocked(unrunnable.message)
@@ -334,11 +345,15 @@ class Controller:
                 # crash, so not the breaker's business; a new worker starts when needed.
                 w.stop_reason = f"its process exited while parked (exit code {info.exit_code})"
             elif w.stop_reason is None:
-                # Nobody asked it to stop: a crash (or a failed start before its first job).
-                w.failure = info.reason or (
-                    f"exited with code {info.exit_code} before its first job"
-                    if not w.took else f"crashed with exit code {info.exit_code}")
-                self._breaker(w.endpoint_id).record_failure(now, w.failure)
+                # Nobody asked it to stop: a crash (or a failed start). A first job taken since
+                # the last tick: the template works (the breaker closes), the handler crashed.
+                breaker = self._breaker(w.endpoint_id)
+                if not w.took and (r := self.registry.get(w.id)) and r.first_take_at:
+                    w.took = True
+                    breaker.record_success()
+                w.failure = info.reason or verdicts.crash_reason(
+                    info.exit_code, w.took, self.provider.logs(w.id, 16_384))
+                breaker.record_failure(now, w.failure)
             self._finish(w, info.stopped_at or now, info.exit_code,
                          w.stop_reason or w.failure or "")
             self.provider.forget(info.id)
@@ -357,9 +372,10 @@ class Controller:
         log.info("worker %s of %s exited (%s): %s", w.id, w.endpoint_id, exit_code, reason,
                  extra={"worker_id": w.id, "endpoint_id": w.endpoint_id})
 
-    def cleanup_previous_run(self) -> None:
-        """Kill and retire what the previous server run left behind (``controller.restart``)."""
-        cleanup_previous_run(self.rows, self.pods, self.registry, self.clock.now())
+    def take_over_previous_run(self) -> None:
+        """Track the previous run's workers that still run, retire the rest (restart.py)."""
+        take_over_previous_run(self.rows, self.pods, self.registry, self.provider,
+                               self.allocations, self.tracked, self.clock.now())
 
     # -- views ----------------------------------------------------------------------
 
@@ -382,14 +398,3 @@ class Controller:
             out["throttled"] = state.throttled
         return out
 
-
-def _scaler_settings(ep: Endpoint, max_parked_s: float) -> asc.ScalerSettings:
-    """The endpoint's settings the autoscaler reads."""
-    return asc.ScalerSettings(
-        ep.workersMin, ep.workersMax, ep.scalerType, float(ep.scalerValue),
-        float(ep.idleTimeout), ep.version, bool(ep.flashboot), max_parked_s)
-
-
-def _queue_stats(m: QueueMetrics) -> asc.QueueStats:
-    """The queue metrics the autoscaler reads (lowPriority jobs left out)."""
-    return asc.QueueStats(m.in_queue_normal, m.in_progress, m.oldest_queued_at)

@@ -50,6 +50,7 @@ _REASONS = (
     ("scale from zero", "scale_from_zero"),
     ("QUEUE_DELAY: oldest job waited", "queue_delay"),
     ("REQUEST_COUNT", "request_count"),
+    ("ADAPTIVE", "adaptive"),
     ("idle for", "idle_timeout"),
     ("outdated", "outdated"),
     ("unhealthy", "unhealthy"),

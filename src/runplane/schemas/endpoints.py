@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from runplane.schemas.common import InputModel, Name, NameList
+from runplane.schemas.common import Env, InputModel, Name, NameList
 from runplane.schemas.templates import Template
 
 # Ranges: the spec's where it gives them; otherwise RunPod's documented limits (execution
@@ -23,7 +23,9 @@ ScalerValue = Annotated[int, Field(ge=1, le=100_000)]
 Workers = Annotated[int, Field(ge=0, le=1000)]
 ResourceId = Annotated[str, Field(min_length=1, max_length=200)]
 ComputeType = Literal["GPU", "CPU"]
-ScalerType = Literal["QUEUE_DELAY", "REQUEST_COUNT"]
+# ADAPTIVE is runplane's own scaler (controller/policies/adaptive.py; scalerValue: the queue
+# delay target in seconds), beside RunPod's two.
+ScalerType = Literal["QUEUE_DELAY", "REQUEST_COUNT", "ADAPTIVE"]
 
 
 class EndpointCreate(InputModel):
@@ -39,6 +41,9 @@ class EndpointCreate(InputModel):
     cpuFlavorIds: NameList | None = None
     vcpuCount: VcpuCount = 2
     dataCenterIds: NameList | None = None
+    # The endpoint's own environment, on top of its template's (RunPod's Endpoint carries
+    # ``env``; real v1 clients send it). A change moves ``version`` like any other setting.
+    env: Env = Field(default_factory=dict)
     executionTimeoutMs: ExecutionTimeoutMs = 600_000
     flashboot: bool = True
     idleTimeout: IdleTimeout = 5
@@ -67,6 +72,7 @@ class EndpointUpdate(InputModel):
     cpuFlavorIds: NameList = None  # type: ignore[assignment]
     vcpuCount: VcpuCount = None  # type: ignore[assignment]
     dataCenterIds: NameList = None  # type: ignore[assignment]
+    env: Env = None  # type: ignore[assignment]
     executionTimeoutMs: ExecutionTimeoutMs = None  # type: ignore[assignment]
     flashboot: bool = None  # type: ignore[assignment]
     idleTimeout: IdleTimeout = None  # type: ignore[assignment]
@@ -81,7 +87,7 @@ class EndpointUpdate(InputModel):
 # Settings kept in the endpoints table's JSON ``spec`` column (everything but the columns).
 SPEC_FIELDS = (
     "computeType", "gpuTypeIds", "gpuCount", "allowedCudaVersions", "minCudaVersion",
-    "cpuFlavorIds", "vcpuCount", "instanceIds", "dataCenterIds", "executionTimeoutMs",
+    "cpuFlavorIds", "vcpuCount", "instanceIds", "dataCenterIds", "env", "executionTimeoutMs",
     "flashboot", "idleTimeout", "networkVolumeIds", "scalerType", "scalerValue",
     "workersMax", "workersMin",
 )
@@ -111,6 +117,8 @@ class Endpoint(BaseModel):
     vcpuCount: int = 2
     instanceIds: list[str] = Field(default_factory=list)
     dataCenterIds: list[str] = Field(default_factory=list)
+    # Its own variables; workers get the template's with these on top (``worker_env``).
+    env: dict[str, str] = Field(default_factory=dict)
     executionTimeoutMs: int = 600_000
     flashboot: bool = True
     idleTimeout: int = 5
@@ -127,9 +135,10 @@ class Endpoint(BaseModel):
         return self.networkVolumeIds[0] if self.networkVolumeIds else ""
 
     @property
-    def env(self) -> dict[str, str]:
-        """What workers get: the template's environment."""
-        return dict(self.template.env) if self.template else {}
+    def worker_env(self) -> dict[str, str]:
+        """What workers get: the template's environment with the endpoint's own on top."""
+        base = dict(self.template.env) if self.template else {}
+        return {**base, **self.env} if self.env else base
 
     def wire(
         self, include_template: bool = False, workers: list[dict[str, Any]] | None = None
@@ -151,7 +160,7 @@ class Endpoint(BaseModel):
             "vcpuCount": self.vcpuCount,
             "instanceIds": list(self.instanceIds),
             "dataCenterIds": list(self.dataCenterIds),
-            "env": dict(template.env) if template else {},
+            "env": self.worker_env,
             "executionTimeoutMs": self.executionTimeoutMs,
             "flashboot": self.flashboot,
             "idleTimeout": self.idleTimeout,
