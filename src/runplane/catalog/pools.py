@@ -4,8 +4,8 @@
 The membership is RunPod's published table (docs: serverless GPU types / Flash ``GpuGroup``);
 only members the server's catalog knows count. A selection is pools minus excluded types
 (REST v2: ``pools`` + ``excludedTypes``; GraphQL: one comma string, ``"ADA_24,-NVIDIA L4"``).
-GraphQL's string may also name GPU types that are in no pool (the operator's own), a
-runplane extension; REST v2 cannot express those.
+GraphQL's string may also name bare GPU types, a runplane extension (the only way to name
+the operator's own types, which are in no pool; REST v2 cannot express those).
 """
 
 from __future__ import annotations
@@ -78,8 +78,9 @@ class GpuPools:
     # -- GraphQL's one-string form --------------------------------------------------------
 
     def parse(self, selection: str, field: str = "gpuIds") -> list[str]:
-        """GPU types from ``"AMPERE_16,ADA_24,-NVIDIA L4"`` (pools, ``-<type>`` exclusions,
-        bare types in no pool); ``Invalid`` naming ``field``."""
+        """GPU types from ``"AMPERE_16,ADA_24,-NVIDIA L4"``: pools, ``-<type>`` exclusions
+        from them, and bare GPU types (a runplane extension; needed for types in no pool);
+        ``Invalid`` naming ``field``."""
         pools: list[str] = []
         excluded: list[str] = []
         extra: list[str] = []
@@ -90,11 +91,11 @@ class GpuPools:
                 excluded.append(token[1:])
             elif token in self.members:
                 pools.append(token)
-            elif token in self._catalog.gpu_types and token not in self.pool_of_type:
+            elif token in self._catalog.gpu_types:
                 extra.append(token)
             else:
                 raise Invalid(f"{field}: {token!r} is neither a GPU pool ({', '.join(POOLS)}) "
-                              "nor a GPU type outside the pools", field)
+                              "nor a GPU type", field)
         if not pools:
             if excluded:
                 raise Invalid(f"{field}: -{excluded[0].strip()} excludes from no pool", field)
