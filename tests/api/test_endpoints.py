@@ -204,8 +204,7 @@ BAD_CREATE = [
     ({"name": "x" * 192}, "name"),
     ({"networkVolumeId": "nope"}, "networkVolumeId"),
     ({"networkVolumeIds": ["nope"]}, "networkVolumeIds[0]"),
-    ({"env": {"A": "1"}}, "env"),
-    ({"workerMax": 3}, "workerMax"),
+    ({"env": {"1A": "x"}}, "env"),
 ]
 
 

@@ -70,7 +70,6 @@ async def test_delete_in_use_is_409(client: httpx.AsyncClient) -> None:
         ({"name": "v", "size": -1, "dataCenterId": "EU-RO-1"}, "size"),
         ({"name": "v", "size": 4001, "dataCenterId": "EU-RO-1"}, "size"),
         ({"name": "v", "size": "10", "dataCenterId": "EU-RO-1"}, "size"),
-        ({"name": "v", "size": 10, "dataCenterId": "EU-RO-1", "type": "fast"}, "type"),
     ],
 )
 async def test_bad_create_is_400(

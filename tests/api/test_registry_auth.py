@@ -52,7 +52,6 @@ async def test_name_unique_per_user(client: httpx.AsyncClient, bob: httpx.AsyncC
         ({"name": "n", "username": "u"}, "password"),
         ({"name": "n", "username": "u", "password": ""}, "password"),
         ({"name": "n", "username": "u", "password": 1234}, "password"),
-        ({"name": "n", "username": "u", "password": "p", "registry": "ghcr.io"}, "registry"),
     ],
 )
 async def test_bad_create_is_400(client: httpx.AsyncClient, body: dict, field: str) -> None:

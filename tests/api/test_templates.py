@@ -140,7 +140,6 @@ async def test_registry_auth_reference(client: httpx.AsyncClient, bob: httpx.Asy
         ({"name": "x", "imageName": "i", "isServerless": "yes"}, "isServerless"),
         ({"name": "x", "imageName": "i", "dockerStartCmd": "python x.py"}, "dockerStartCmd"),
         ({"name": "x", "imageName": "i", "containerRegistryAuthId": "nope"}, "containerRegistryAuthId"),
-        ({"name": "x", "imageName": "i", "colour": "red"}, "colour"),
     ],
 )
 async def test_bad_create_is_400_naming_the_field(

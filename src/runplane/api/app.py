@@ -1,8 +1,9 @@
 """The ASGI application: the lean /v2 job API and the FastAPI app, side by side.
 
-``/v2/...`` requests go straight to :class:`~runplane.api.v2.V2App` (the hot path: run,
-job-take, job-done, which FastAPI's routing, models and middleware would cost as much CPU as
-the broker itself); everything else, the lifespan included, goes to the FastAPI app that
+``/v2/{endpointId}/...`` requests go straight to :class:`~runplane.api.v2.V2App` (the hot
+path: run, job-take, job-done, which FastAPI's routing, models and middleware would cost as
+much CPU as the broker itself); ``/v2/<resource>/...`` (``serverless``, ``pods``... REST v2's
+resource names) to the REST v2 control plane (``runplane.api.rest_v2``); everything else, the lifespan included, goes to the FastAPI app that
 serves /v1, /metrics, /healthz and the dashboard. Both enforce the same body limits and
 answer errors in the same JSON shape (``runplane.api.errors``).
 """
@@ -18,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from runplane import __version__
 from runplane.api.body_limit import BodyLimitMiddleware
 from runplane.api.errors import install_error_handlers
+from runplane.api.rest_v2 import RESOURCES, build_control_app
 from runplane.api.routes import include_routers
 from runplane.api.v2 import V2App
 from runplane.config import Settings
@@ -29,16 +31,25 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 class RunplaneApp:
     """Routes ``/v2/`` to the job API and the rest to FastAPI (see the module docstring)."""
 
-    def __init__(self, services: Services, rest: FastAPI, v2: V2App) -> None:
+    def __init__(self, services: Services, rest: FastAPI, v2: V2App, control: FastAPI) -> None:
         self.services = services
         self.rest = rest
         self.v2 = v2
+        self.control = control
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v2/"):
-            await self.v2(scope, receive, send)
-        else:
-            await self.rest(scope, receive, send)
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith("/v2/"):
+                # /v2/<resource>/... is REST v2's control plane, every other /v2/<id>/... the
+                # job API: one slice and a set lookup on the hot path.
+                end = path.find("/", 4)
+                if (path[4:end] if end > 0 else path[4:]) in RESOURCES:
+                    await self.control(scope, receive, send)
+                else:
+                    await self.v2(scope, receive, send)
+                return
+        await self.rest(scope, receive, send)
 
 
 def build_app(services: Services, lifespan: Lifespan) -> RunplaneApp:
@@ -57,7 +68,7 @@ def build_app(services: Services, lifespan: Lifespan) -> RunplaneApp:
     install_error_handlers(rest)
     rest.add_middleware(BodyLimitMiddleware, limit_for=limit)
     include_routers(rest)
-    return RunplaneApp(services, rest, V2App(services, limit))
+    return RunplaneApp(services, rest, V2App(services, limit), build_control_app(services))
 
 
 def limit_for(settings: Settings) -> Callable[[str], int]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from runplane.accelerator import describe
 from runplane.catalog.catalog import Catalog
 from runplane.catalog.machines import Machine
 from runplane.clock import iso
@@ -69,7 +70,7 @@ class WorkerPods:
             # rebuild it then, reuse it otherwise (most GETs of a busy endpoint see the same
             # workers).
             key = (view.status, view.desired_status, view.status_changed_at,
-                   ep.version if ep else None, progress)
+                   ep.version if ep else None, progress, view.accelerator)
             body = self._rows.pod(row.id, key)
             if body is None:
                 if row.endpoint_id not in templates:
@@ -82,6 +83,21 @@ class WorkerPods:
             out[row.endpoint_id].append(body)
         return out
 
+    def row(self, worker_id: str) -> Any:
+        """A worker's ``workers`` row as stored now (None if there is none)."""
+        return self._rows.fresh(worker_id)
+
+    def live(self, endpoint_id: str) -> list[tuple[Any, WorkerView]]:
+        """The endpoint's live workers (not EXITED) as (``workers`` row, protocol view),
+        oldest first; rows come from the same cache as the Pods'."""
+        views = {w.id: self._registry.view(w) for w in self._registry.all()
+                 if w.endpoint_id == endpoint_id and w.status != WorkerState.EXITED}
+        if not views:
+            return []
+        rows = [r for r in self._rows.rows(views) if r.stopped_at is None]
+        rows.sort(key=lambda r: (r.created_at, r.id))
+        return [(row, views[row.id]) for row in rows]
+
     def _pod(self, row: Any, view: WorkerView, ep: Endpoint | None, machine: Machine | None,
              template: dict[str, Any], progress: str | None) -> dict[str, Any]:
         """One worker as a Pod: its placement, process and endpoint version. ``row``: its
@@ -90,7 +106,8 @@ class WorkerPods:
         version = row.endpoint_version
         if ep is not None and version != ep.version and status != WorkerState.EXITED:
             status = WorkerState.OUTDATED.value
-        env = {**(template.get("env") or {}), "RUNPOD_POD_ID": row.id,
+        env = {**(template.get("env") or {}), **(ep.env if ep is not None else {}),
+               "RUNPOD_POD_ID": row.id,
                "RUNPOD_ENDPOINT_ID": row.endpoint_id,
                "CUDA_VISIBLE_DEVICES": ",".join(
                    str(i) for i in (row.provider_data or {}).get("gpus", []))}
@@ -115,4 +132,7 @@ class WorkerPods:
         if progress:
             body["reason"] = progress  # runplane extension: e.g. pulling its image, 2 of 5 layers
         body["logPath"] = row.log_path
+        # runplane extension: whether its SDK job loop runs accelerated (None: not known
+        # before its first job-take).
+        body["accelerator"] = describe(*view.accelerator) if view.accelerator else None
         return body

@@ -60,15 +60,12 @@ class WorkerTable:
                 workers.c.stopped_at.is_(None), workers.c.provider_data.is_not(None))).all()
         return [row.provider_data or {} for row in rows]
 
-    def mark_previous_run_exited(self, now: float) -> None:
-        """Controller workers a previous server run started are gone with it (manual ones
-        reconnect by themselves)."""
-        with self._engine.begin() as conn:
-            conn.execute(update(workers).where(
+    def unfinished_workers(self) -> list[Any]:
+        """Rows of the controller workers a previous run started and did not see exit."""
+        with self._engine.connect() as conn:
+            return list(conn.execute(select(workers).where(
                 workers.c.stopped_at.is_(None), workers.c.manual.is_(False),
-                workers.c.started_at.is_not(None)).values(
-                stopped_at=now, reason="server restarted",
-                desired_status=WorkerState.EXITED.value))
+                workers.c.started_at.is_not(None))).all())
 
     def _set(self, worker_id: str, **values: object) -> None:
         with self._engine.begin() as conn:
@@ -92,6 +89,11 @@ class WorkerRowCache:
     def keep_pod(self, worker_id: str, key: tuple[Any, ...], body: dict[str, Any]) -> None:
         if worker_id in self._rows:  # only for complete rows, like the rows themselves
             self._pods[worker_id] = (key, body)
+
+    def fresh(self, worker_id: str) -> Any:
+        """One worker's row as stored now (live or not; None if there is none), uncached."""
+        with self._engine.connect() as conn:
+            return conn.execute(_ROWS_BY_ID, {"ids": [worker_id]}).first()
 
     def rows(self, live_ids: Iterable[str]) -> list[Any]:
         """The rows of these (live) workers; forgets workers no longer asked for."""

@@ -6,7 +6,7 @@ and checked against the server's catalog by the service, because operators exten
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,6 +62,10 @@ class EndpointUpdate(InputModel):
     refused except for ``networkVolumeId`` (null or "" detaches the volumes) and
     ``minCudaVersion`` (null clears it).
     """
+
+    # Create-only settings: sent on an update they are refused (400), not ignored as
+    # fields no schema knows are (api/v1: X-Runplane-Ignored-Fields).
+    FIXED_AT_CREATE: ClassVar[frozenset[str]] = frozenset({"computeType"})
 
     templateId: ResourceId = None  # type: ignore[assignment]
     name: Name = None  # type: ignore[assignment]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -73,6 +73,9 @@ class TemplateUpdate(InputModel):
     null, which is refused by the field's type; only ``containerRegistryAuthId`` may be null
     (or "") to stop using registry credentials.
     """
+
+    # Create-only settings: refused on an update (400), not ignored like unknown fields.
+    FIXED_AT_CREATE: ClassVar[frozenset[str]] = frozenset({"isServerless", "category"})
 
     name: Name = None  # type: ignore[assignment]
     imageName: ImageName = None  # type: ignore[assignment]

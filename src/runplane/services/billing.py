@@ -135,6 +135,27 @@ class BillingService:
             record["highPerformanceStorageDiskSpaceBilledGb"] = 0
         return records
 
+    def usages(self, principal: Principal, kind: str, start: float, end: float,
+               resource_id: str | None = None) -> list[Usage]:
+        """The caller's (everyone's for an admin) usage of ``kind`` overlapping [start, end),
+        each grouped by ``<resource id>\t<gpu|cpu>`` (REST v2's breakdowns)."""
+        conditions = [
+            usage_records.c.kind == kind,
+            usage_records.c.start_at < end,
+            or_(usage_records.c.end_at.is_(None), usage_records.c.end_at >= start),
+        ]
+        if resource_id:
+            conditions.append(usage_records.c.resource_id == resource_id)
+        if not principal.is_admin:
+            conditions.append(usage_records.c.user_id == principal.user_id)
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(usage_records).where(and_(*conditions))).all()
+        return [Usage(resource_id=r.resource_id, start=r.start_at, end=r.end_at,
+                      usd_per_hr=r.usd_per_hr, amount=r.amount_usd,
+                      time_billed_ms=r.time_billed_ms, disk_gb=r.disk_gb,
+                      group=f"{r.resource_id}\t{'gpu' if r.gpu_type_id else 'cpu'}")
+                for r in rows]
+
     def _report(
         self, principal: Principal, kind: str, q: BillingQuery, clauses: list[Any],
         grouping: str | None,

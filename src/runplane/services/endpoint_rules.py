@@ -21,6 +21,11 @@ def cuda_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split(".") if p.isdigit())
 
 
+def gb_per_vcpu(flavor: str) -> int:
+    """Memory per vCPU of a CPU flavor (by its last letter; 2 GB when unknown)."""
+    return _GB_PER_VCPU.get(flavor[-1:], 2)
+
+
 def instance_ids(flavors: list[str], vcpus: int) -> list[str]:
     """RunPod's CPU instance ids, ``<flavor>-<vcpus>-<memoryGb>`` (``cpu3c-8-16``)."""
     return [f"{f}-{vcpus}-{vcpus * _GB_PER_VCPU.get(f[-1], 2)}" for f in flavors]

@@ -20,6 +20,7 @@ from runplane.ids import new_id
 from runplane.schemas.endpoints import SPEC_FIELDS, Endpoint, EndpointCreate, EndpointUpdate
 from runplane.services import endpoint_rules as rules
 from runplane.services.access import can_see
+from runplane.services.releases import ReleaseLog
 from runplane.services.templates import TEMPLATE_COLUMNS, TemplateService, template_from_row
 from runplane.services.users import Principal
 from runplane.services.volumes import NetworkVolumeService
@@ -39,8 +40,11 @@ class EndpointService:
         clock: Clock,
         templates: TemplateService,
         volumes: NetworkVolumeService,
+        releases: ReleaseLog,
     ) -> None:
         self._engine = engine
+        # Every version stored here is a release (REST v2's /releases).
+        self._releases = releases
         self._catalog = catalog
         self._clock = clock
         self._templates = templates
@@ -128,7 +132,9 @@ class EndpointService:
             ))
             _link_volumes(conn, endpoint_id, s["networkVolumeIds"])
         self._owners[endpoint_id] = principal.user_id
-        return self._reload(endpoint_id)
+        created = self._reload(endpoint_id)
+        self._releases.record(created, principal.user_id)
+        return created
 
     def update(self, principal: Principal, endpoint_id: str, body: EndpointUpdate) -> Endpoint:
         """Apply the fields sent; any actual change bumps ``version`` by one."""
@@ -164,7 +170,13 @@ class EndpointService:
             if s["networkVolumeIds"] != current.networkVolumeIds:
                 conn.execute(delete(endpoint_volumes).where(endpoint_volumes.c.endpoint_id == endpoint_id))
                 _link_volumes(conn, endpoint_id, s["networkVolumeIds"])
-        return self._reload(endpoint_id)
+        updated = self._reload(endpoint_id)
+        self._releases.record(updated, principal.user_id)
+        return updated
+
+    def releases(self, principal: Principal, endpoint_id: str) -> list[dict[str, Any]]:
+        """The caller's endpoint's releases, newest first (``ReleaseLog.history``)."""
+        return self._releases.history(self.get_for(principal, endpoint_id))
 
     def delete(self, principal: Principal, endpoint_id: str) -> None:
         """Delete the endpoint (its volume links and worker rows go with it)."""
@@ -202,7 +214,8 @@ class EndpointService:
         with self._engine.connect() as conn:
             rows = conn.execute(_select().where(endpoints.c.template_id == template_id)).all()
         for row in rows:
-            self._cache[row.endpoint_id] = _from_row(row)
+            endpoint = self._cache[row.endpoint_id] = _from_row(row)
+            self._releases.record(endpoint, None)
 
     # -- helpers -----------------------------------------------------------------------
 

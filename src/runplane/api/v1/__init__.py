@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from runplane.api.auth import count_create, require_user
@@ -62,10 +64,18 @@ class JsonBodyRoute(APIRoute):
     RunPod's API is JSON only; clients that forget the header (plain ``curl -d``) should get
     their request parsed, or a clear "malformed JSON" error, not "Input should be a valid
     dictionary".
+
+    Unknown top-level fields: RunPod's v1 request schemas do not forbid them and real v1
+    clients send some (``volumeType``, ``tags``...), so they are dropped before validation
+    and named in the ``X-Runplane-Ignored-Fields`` header of the answer, unless the operator
+    set ``strict_validation`` (then the model refuses them: a 400 naming the field).
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        model = self.body_field.field_info.annotation if self.body_field else None
+        known = (frozenset(model.model_fields) | getattr(model, "FIXED_AT_CREATE", frozenset())
+                 if isinstance(model, type) and issubclass(model, BaseModel) else None)
 
         async def json_handler(request: Request) -> Response:
             headers = request.scope["headers"]
@@ -75,6 +85,31 @@ class JsonBodyRoute(APIRoute):
                     (b"content-type", b"application/json")
                 ]
                 request.__dict__.pop("_headers", None)
-            return await handler(request)
+            ignored = await _drop_unknown(request, known) if known is not None else []
+            response = await handler(request)
+            if ignored:
+                response.headers[IGNORED_HEADER] = ", ".join(ignored[:50])
+            return response
 
         return json_handler
+
+
+IGNORED_HEADER = "X-Runplane-Ignored-Fields"
+
+
+async def _drop_unknown(request: Request, known: frozenset[str]) -> list[str]:
+    """Remove the body's top-level fields the model does not know (unless strict); their
+    names, sorted."""
+    if services(request).settings.strict_validation:
+        return []
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        return []  # the model's validation answers it
+    if not isinstance(data, dict):
+        return []
+    ignored = sorted(k for k in data if k not in known)
+    if ignored:
+        request._body = orjson.dumps({k: v for k, v in data.items() if k in known})
+    return ignored
