@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import get_introspection_query
 from runpod.api.mutations import container_register_auth as registry_docs
 from runpod.api.mutations import endpoints as endpoint_docs
 from runpod.api.mutations import pods as pod_docs
@@ -240,6 +241,16 @@ async def test_auth_and_request_errors(server: Server, anon: httpx.AsyncClient) 
         r = await c.post("/graphql", json={"query": "query($p: String!) { pod(input: {podId: $p})"
                                                      " { id } }", "variables": {"p": "x"}})
         assert r.json()["errors"][0]["message"] == "pod x not found"
+        # Small documents that would expand to many lists are refused before anything runs;
+        # a client's full introspection query is served.
+        bomb = "fragment A on User { pods { id } endpoints { id } }\n" + "".join(
+            f"fragment F{i} on User {{ {' '.join([f'...F{i - 1}' if i else '...A'] * 2)} }}\n"
+            for i in range(12)) + "{ myself { ...F11 } }"
+        assert "at most 1000" in (await error(c, bomb))["message"]
+        schema = await data(c, get_introspection_query())
+        assert {"name": "saveEndpoint"} in [
+            {"name": f["name"]} for t in schema["__schema"]["types"] if t["name"] == "Mutation"
+            for f in t["fields"]]
 
 
 # -- GPU types and pods: one declared A40 at a price, whatever this host has -----------------

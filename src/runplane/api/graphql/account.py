@@ -81,14 +81,15 @@ def _gpu_type(t: GpuType, machines: list[Machine]) -> Json:
         "maxGpuCount": offer.max_count,
         "maxGpuCountSecureCloud": offer.max_count_secure,
         "maxGpuCountCommunityCloud": offer.max_count_community,
-        "_machines": machines,
     }
 
 
-def gpu_lowest_price(gpu: Json, _info: GraphQLResolveInfo, input: Json | None = None) -> Json:
+def gpu_lowest_price(gpu: Json, info: GraphQLResolveInfo, input: Json | None = None) -> Json:
     """The lowest on-demand price per GPU-hour for ``input.gpuCount`` GPUs on one machine."""
+    services, _principal = parts(info)
     want = input or {}
-    price = lowest_price(gpu["id"], gpu["_machines"], max(1, want.get("gpuCount") or 1),
+    price = lowest_price(gpu["id"], services.provider.machines(),
+                         max(1, want.get("gpuCount") or 1),
                          want.get("secureCloud"), want.get("dataCenterId"))
     return {
         "gpuName": gpu["displayName"],

@@ -116,7 +116,7 @@ def _cpu_fields(instances: list[str], catalog: Catalog) -> Json:
 def save_endpoint(_: Any, info: GraphQLResolveInfo, input: Json) -> Json:
     """Create an endpoint, or update the one ``input.id`` names (only the fields sent)."""
     services, principal = parts(info)
-    values = {k: v for k, v in input.items() if v is not None or k == "networkVolumeId"}
+    values = {k: v for k, v in input.items() if v is not None}
     endpoint_id = values.pop("id", None)
     if not endpoint_id:
         body = wire.validated(EndpointCreate, _fields(values, services.catalog, True), RENAMES)

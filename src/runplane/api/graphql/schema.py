@@ -19,15 +19,21 @@ from typing import Any
 from graphql import (
     DocumentNode,
     ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLError,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
     build_schema,
     execute,
     parse,
     validate,
 )
+from graphql.language import SelectionSetNode
 
 from runplane.api.errors import domain_status
 from runplane.api.graphql import account, endpoints, pods, templates
@@ -35,6 +41,10 @@ from runplane.api.graphql.context import Context
 from runplane.errors import DomainError
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")
+# The most fields one document may resolve, fragments expanded: the SDK's largest document has
+# ~40 and a full introspection query ~220; aliases and fragment spreads could otherwise make a
+# small body ask for millions of lists.
+MAX_FIELDS = 1_000
 RESOLVER_MODULES = (account, templates, endpoints, pods)
 log = logging.getLogger("runplane.graphql")
 
@@ -81,7 +91,38 @@ def _document(source: str) -> DocumentNode | list[GraphQLError]:
     except GraphQLError as err:
         return [err]
     errors = validate(SCHEMA, document)
-    return list(errors) if errors else document
+    if errors:
+        return list(errors)
+    fields = field_count(document)
+    if fields > MAX_FIELDS:
+        return [GraphQLError(f"the document selects {fields} fields, fragments expanded; at most "
+                             f"{MAX_FIELDS} are served per request")]
+    return document
+
+
+def field_count(document: DocumentNode) -> int:
+    """How many fields executing every operation of a (validated) ``document`` resolves, at
+    most: each fragment spread counted as its fragment's fields (each fragment counted once)."""
+    fragments = {d.name.value: d for d in document.definitions
+                 if isinstance(d, FragmentDefinitionNode)}
+    memo: dict[str, int] = {}
+
+    def count(selection_set: SelectionSetNode | None) -> int:
+        total = 0
+        for node in selection_set.selections if selection_set else ():
+            if isinstance(node, FieldNode):
+                total += 1 + count(node.selection_set)
+            elif isinstance(node, FragmentSpreadNode):
+                name = node.name.value
+                if name not in memo:  # validation has ruled out cycles
+                    memo[name] = count(fragments[name].selection_set)
+                total += memo[name]
+            elif isinstance(node, InlineFragmentNode):
+                total += count(node.selection_set)
+        return total
+
+    return sum(count(d.selection_set) for d in document.definitions
+               if isinstance(d, OperationDefinitionNode))
 
 
 async def run(source: str, context: Context, variables: dict[str, Any] | None = None,
