@@ -39,8 +39,11 @@ def test_sync_handler_and_sync_client(live: LiveServer, workers: Workers, new_en
     wait_for(lambda: job.status() == "FAILED", what="FAILED")
     err = json.loads(status(live, ep_id, job.job_id)["error"])
     assert err["error_message"] == "kaboom" and "ValueError" in err["error_type"]
-    # NaN output is accepted (the SDK writes a bare NaN token).
-    assert ep.run_sync({"nan": True}, timeout=60) == {"value": None}
+    # A NaN output (the SDK writes a bare NaN token) is refused: the job fails saying why,
+    # and the worker goes on to the next job.
+    job = ep.run({"nan": True})
+    wait_for(lambda: job.status() == "FAILED", what="FAILED")
+    assert "not JSON" in status(live, ep_id, job.job_id)["error"]
     # progress_update is visible while the job runs.
     job = ep.run({"progress": 2})
     wait_for(lambda: status(live, ep_id, job.job_id).get("output") == "half way", what="progress")
@@ -49,7 +52,7 @@ def test_sync_handler_and_sync_client(live: LiveServer, workers: Workers, new_en
     assert ep.run_sync({"refresh": True}, timeout=60) == {"echo": {"refresh": True}}
     assert ep.run_sync({"after": 1}, timeout=60)["echo"] == {"after": 1}
     health = ep.health()
-    assert health["jobs"]["completed"] >= 5 and health["jobs"]["failed"] == 1
+    assert health["jobs"]["completed"] >= 5 and health["jobs"]["failed"] == 2
     assert health["workers"]["idle"] + health["workers"]["running"] == 1
 
 

@@ -10,6 +10,7 @@ the job book's transitions; their effects are carried out by ``apply``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -17,12 +18,15 @@ import orjson
 
 from runplane.broker import store as sql
 from runplane.broker.book import JobBook
-from runplane.broker.effects import Effects
+from runplane.broker.effects import Effects, landed
 from runplane.broker.models import COMPLETED, FAILED, IN_PROGRESS, Job, Worker
 from runplane.broker.sweeps import Sweeper
 from runplane.broker.workers import WorkerRegistry
 from runplane.broker.writer import Writer
 from runplane.clock import Clock
+from runplane.errors import Forbidden, Unavailable
+
+log = logging.getLogger("runplane.broker.handoff")
 
 
 class JobHandoff:
@@ -30,7 +34,8 @@ class JobHandoff:
 
     def __init__(self, book: JobBook, workers: WorkerRegistry, sweeper: Sweeper,
                  writer: Writer, clock: Clock, apply: Callable[[Effects], asyncio.Future | None],
-                 closed: Callable[[], bool], hold_s: float) -> None:
+                 closed: Callable[[], bool], hold_s: float, store_wait_s: float = 5.0,
+                 draining: Callable[[], bool] = lambda: False) -> None:
         self._book = book
         self._workers = workers
         self._sweeper = sweeper
@@ -38,7 +43,10 @@ class JobHandoff:
         self._clock = clock
         self._apply = apply
         self._closed = closed
+        self._draining = draining  # a warm shutdown: no job is handed out any more
         self.hold_s = hold_s  # how long a job-take or job-stop long-poll is held
+        # How long a result waits for the store before the worker is told to send it again.
+        self.store_wait_s = store_wait_s
 
     def has_queued(self, endpoint_id: str) -> bool:
         """Whether a job-take for the endpoint would be answered at once."""
@@ -64,7 +72,7 @@ class JobHandoff:
             hold_s -= loop.time() - t0
             if hold_s <= 0 or (disconnect is not None and disconnect.done()):
                 return []
-        if not worker.can_take() or self._closed():
+        if not worker.can_take() or self._closed() or self._draining():
             if not self._closed():
                 await _hold(hold_s, disconnect)
             return []
@@ -94,7 +102,16 @@ class JobHandoff:
             self._workers.request_stop(worker, "the handler asked for a fresh worker "
                                                "(refresh_worker)")
         job = self._book.jobs.get(job_id)
-        if job is None or job.deleted or job.endpoint_id != worker.endpoint_id or job.final:
+        if job is None or job.deleted or job.endpoint_id != worker.endpoint_id:
+            return "ignored"
+        if not _holds(worker, job):
+            _refuse(worker, job, "job-done")
+        if job.final:
+            if not job.settled and job.worker_id == worker.id:
+                # Its result (an earlier attempt of this post) waits for the store: the
+                # worker is answered only once it is stored (or told to send it again).
+                await self._until_settled(job)
+                return "failed" if job.error else "completed"
             return "ignored"
         if body.get("status") == IN_PROGRESS:
             if job.status != IN_PROGRESS or job.worker_id != worker.id:
@@ -107,9 +124,24 @@ class JobHandoff:
             else None
         fut = self._apply(self._book.report(job, worker, FAILED if text else COMPLETED,
                                             body.get("output"), text, self._clock.now()))
-        if fut is not None:
-            await fut
+        await landed(fut, self.store_wait_s, f"the result of job {job.id} was taken")
         return "failed" if text else "completed"
+
+    async def _until_settled(self, job: Job) -> None:
+        """Wait (``store_wait_s`` at most) until ``job``'s final state is stored."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.store_wait_s
+        while not job.settled and not job.deleted:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise Unavailable(f"the result of job {job.id} was taken, but the store "
+                                  "cannot write it yet: retry to learn when it is stored")
+            ev = job.changed or asyncio.Event()
+            job.changed = ev
+            try:
+                await asyncio.wait_for(ev.wait(), remaining)
+            except TimeoutError:
+                pass
 
     async def stream_chunk(self, worker: Worker, job_id: str, body: Any) -> str:
         """A streamed output chunk of a running job (``/job-stream``)."""
@@ -117,11 +149,19 @@ class JobHandoff:
         job = self._book.jobs.get(job_id)
         if job is None or job.deleted or job.final or job.endpoint_id != worker.endpoint_id:
             return "ignored"
+        if not _holds(worker, job):
+            _refuse(worker, job, "job-stream")
         chunk = body["output"] if isinstance(body, dict) and "output" in body else body
         seq = len(job.chunks)
         job.chunks.append(chunk)
-        await self._writer.write((sql.INSERT_CHUNK, {"job_id": job.id, "seq": seq,
-                                                     "output": chunk}))
+        try:
+            await self._writer.write((sql.INSERT_CHUNK, {"job_id": job.id, "seq": seq,
+                                                         "output": chunk}))
+        except Unavailable:
+            # Not stored, not acknowledged: the worker sends it again.
+            if len(job.chunks) == seq + 1 and job.chunks[seq] is chunk:
+                job.chunks.pop()
+            raise
         job.notify()
         return "stored"
 
@@ -131,6 +171,22 @@ class JobHandoff:
         overdue, fx = self._book.reconcile_ping(worker, set(job_ids), now)
         self._workers.heartbeat(worker, overdue, now)
         self._apply(fx)
+
+
+def _holds(worker: Worker, job: Job) -> bool:
+    """Whether ``worker`` holds ``job``: runs it, is being handed it, or ran it last (a final
+    job: its holder's retried job-done stays idempotent)."""
+    if job.final or job.status == IN_PROGRESS:
+        return job.worker_id == worker.id
+    return job.reserved and job.reserved_by == worker.id
+
+
+def _refuse(worker: Worker, job: Job, route: str) -> None:
+    """Another worker's (or a never taken) job: refused, and logged for the operator."""
+    log.warning("%s for job %s refused: worker %s does not hold it", route, job.id, worker.id,
+                extra={"job_id": job.id, "worker_id": worker.id,
+                       "endpoint_id": job.endpoint_id})
+    raise Forbidden(f"job {job.id} is not held by worker {worker.id}")
 
 
 async def _hold(seconds: float, disconnect: asyncio.Future | None) -> None:

@@ -11,6 +11,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from runplane.api.errors import ApiError, bad_request, error_body
+from runplane.api.responses import dumps
 from runplane.system import Services
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -128,7 +129,7 @@ def parse_json(raw: bytes, *, lenient: bool = False) -> Any:
 
 async def send_json(send: Send, body: Any, status: int = 200,
                     extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    data = orjson.dumps(body)
+    data = dumps(body)
     headers = [(b"content-type", b"application/json"),
                (b"content-length", str(len(data)).encode())]
     if extra_headers:

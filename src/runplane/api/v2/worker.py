@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import orjson
 
+from runplane.accelerator import REPORT_SDK, REPORT_STATE
 from runplane.api.errors import ApiError
 from runplane.api.v2.http import Req, send_empty, send_json
+from runplane.api.v2.results import BadResult, parse_result
 from runplane.broker.workers import Worker
 
 _OK = b'{"status":"ok"}'
@@ -51,6 +53,8 @@ async def job_take_batch(req: Req) -> None:
 
 async def _take(req: Req, *, batch: bool) -> None:
     w = _worker(req)
+    if w.accelerator is None:  # its first job-take (the URL stays the same after it)
+        req.services.workers.note_accelerator(w, req.query(REPORT_STATE), req.query(REPORT_SDK))
     handoff = req.services.handoff
     n = 1
     if batch:
@@ -114,16 +118,27 @@ def _job_id(req: Req) -> str:
 async def job_done(req: Req) -> None:
     w = _worker(req)
     job_id = _job_id(req)
-    body = await req.json(lenient=True)
+    handoff = req.services.handoff
+    try:
+        body = parse_result(await req.body())
+    except BadResult as exc:
+        # Stored, it would break every read of the job: the job fails with the reason.
+        message = f"the worker's result is not JSON every client can read: {exc}"
+        await handoff.done(w, job_id, {"error": message}, False)
+        raise ApiError(400, message) from None
     is_stream = (req.query("isStream") or "").lower() == "true"
-    result = await req.services.handoff.done(w, job_id, body, is_stream)
+    result = await handoff.done(w, job_id, body, is_stream)
     await _ok(req, b'{"status":"' + result.encode() + b'"}')
 
 
 async def job_stream(req: Req) -> None:
     w = _worker(req)
     job_id = _job_id(req)
-    body = await req.json(lenient=True)
+    try:
+        body = parse_result(await req.body())
+    except BadResult as exc:
+        raise ApiError(400, f"the streamed chunk is not JSON every client can read: {exc}") \
+            from None
     result = await req.services.handoff.stream_chunk(w, job_id, body)
     await _ok(req, b'{"status":"' + result.encode() + b'"}')
 
