@@ -168,7 +168,11 @@ class RouteLimit(BaseModel):
 RUNPOD_JOB_API_LIMITS = {op: RouteLimit(requests=n, concurrent=c) for op, n, c in (
     ("run", 1000, 200), ("runsync", 2000, 400), ("status", 2000, 400), ("stream", 2000, 400),
     ("cancel", 100, 20), ("retry", 100, 20), ("purge-queue", 2, 0), ("health", 2000, 0),
-    ("workers", 100, 0))}
+    ("workers", 100, 0),
+    # Routes RunPod's own clients use (not in its table): status-sync as status, metrics as
+    # health, the OpenAI passthrough as runsync (it is one); batches as cancel.
+    ("status-sync", 2000, 400), ("metrics", 2000, 0), ("openai", 2000, 400),
+    ("batch", 100, 20))}
 
 
 class LimitSettings(BaseModel):

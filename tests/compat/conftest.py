@@ -33,19 +33,27 @@ FAST_ENV = {
 
 @dataclass
 class Workers:
+    """Real SDK workers through ``runplane worker run``; ``accelerated`` says whether runplane's
+    SDK accelerator is on for them (the ``workers`` fixture runs each test both ways)."""
+
     srv: LiveServer
     tmp: Path
+    accelerated: bool = True
     procs: list[subprocess.Popen] = field(default_factory=list)
 
-    def start(self, endpoint_id: str, kind: str, python: str = sys.executable, **env: str) -> subprocess.Popen:
-        log = open(self.tmp / f"worker-{kind}-{len(self.procs)}.log", "ab")
+    def start(self, endpoint_id: str, kind: str, python: str = sys.executable,
+              script: Path = HANDLERS, **env: str) -> subprocess.Popen:
+        """A worker running ``script`` (``handlers.py KIND`` by default; another handler
+        file, e.g. an example's, with ``kind=""``)."""
+        log = open(self.tmp / f"worker-{kind or script.parent.name}-{len(self.procs)}.log", "ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "runplane", "worker", "run", "--endpoint", endpoint_id,
              "--url", self.srv.url, "--api-key", self.srv.user_key, "--",
-             python, str(HANDLERS), kind],
+             python, str(script), *([kind] if kind else [])],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "RUNPOD_LOG_LEVEL": "WARN", "RECORD_FILE": str(self.tmp / "record.jsonl"),
-                 "PYTHONUNBUFFERED": "1", **env},
+                 "PYTHONUNBUFFERED": "1", "RUNPLANE_ACCELERATOR": "1" if self.accelerated else "0",
+                 **env},
         )
         self.procs.append(proc)
         return proc
@@ -79,9 +87,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         srv.stop()
 
 
-@pytest.fixture
-def workers(live: LiveServer, tmp_path: Path) -> Iterator[Workers]:
-    w = Workers(live, tmp_path)
+@pytest.fixture(params=["accelerated", "sdk-loop"])
+def workers(live: LiveServer, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
+    w = Workers(live, tmp_path, accelerated=request.param == "accelerated")
     try:
         yield w
     finally:
@@ -118,3 +126,11 @@ def status(live: LiveServer, endpoint_id: str, job_id: str) -> dict:
                   headers={"Authorization": f"Bearer {live.user_key}"}, timeout=10)
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def worker_pods(live: LiveServer, endpoint_id: str) -> list[dict]:
+    """The endpoint's workers as includeWorkers shows them."""
+    with live.client() as c:
+        r = c.get(f"/v1/endpoints/{endpoint_id}", params={"includeWorkers": "true"})
+        assert r.status_code == 200, r.text
+        return r.json()["workers"]

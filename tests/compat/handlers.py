@@ -59,6 +59,15 @@ async def agen_handler(job):
         yield {"i": i}
 
 
+def file_concurrency(current):
+    """A concurrency_modifier that follows a number in $CONCURRENCY_FILE (changed at run time)."""
+    try:
+        with open(os.environ["CONCURRENCY_FILE"]) as f:
+            return int(f.read().strip() or current)
+    except (OSError, ValueError):
+        return current
+
+
 CONFIGS = {
     "sync": {"handler": sync_handler},
     "async": {"handler": async_handler},
@@ -67,6 +76,7 @@ CONFIGS = {
     "agen": {"handler": agen_handler},
     "agen_aggregate": {"handler": agen_handler, "return_aggregate_stream": True},
     "refresh": {"handler": sync_handler, "refresh_worker": True},
+    "modifier": {"handler": async_handler, "concurrency_modifier": file_concurrency},
 }
 
 if __name__ == "__main__":

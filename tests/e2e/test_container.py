@@ -98,6 +98,8 @@ def test_endpoint_scales_from_zero_serves_cancels_and_scales_down(srv: LiveServe
         assert "proof.txt" in out["volume"]  # the network volume is at /runpod-volume
         (pod,) = workers(c, eid)
         assert pod["id"] == wid and pod["image"] == IMAGE
+        # The SDK accelerator, mounted into the container, runs the image's SDK's job loop.
+        assert pod["accelerator"].startswith("on (runpod "), pod["accelerator"]
         assert f"runplane-{wid}" in containers()
 
         # Cancel: the async handler is stopped through job-stop; the worker serves again.

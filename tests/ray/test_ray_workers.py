@@ -64,6 +64,8 @@ def test_placement_by_gpu_type_and_data_center(srv: LiveServer, ray_cluster: Ray
         log_says(c, k["workerId"], f"on Ray node {ray_cluster.node_id('cpu')}")
         # The handler's own output is relayed from the node to the server's log.
         log_says(c, g["workerId"], f"handling {gpu_job}, attempt 1")
+        # The SDK accelerator came with the runtime on the node.
+        log_says(c, k["workerId"], "runplane accelerator: on (runpod ")
 
         # What cannot be placed waits, and says why in the scheduler's words.
         for endpoint, why in ((no_h100, "no machine has NVIDIA H100 80GB HBM3"),

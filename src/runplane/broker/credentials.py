@@ -12,6 +12,8 @@ import hashlib
 import secrets
 from urllib.parse import quote
 
+from runplane.accelerator import SWITCH
+
 TOKEN_PREFIX = "rpw_"
 
 
@@ -25,10 +27,11 @@ def hash_token(token: str) -> str:
 
 def worker_env(
     public_url: str, ping_interval_ms: int, endpoint_id: str, worker_id: str, token: str,
-    gpu: str = "",
+    gpu: str = "", accelerator: bool = True,
 ) -> dict[str, str]:
     """Every RUNPOD_* variable an unmodified SDK worker needs (PROTOCOL.md section 5):
-    ``public_url`` is the server's base URL as workers reach it."""
+    ``public_url`` is the server's base URL as workers reach it. ``accelerator`` off sets
+    the accelerator's switch off (on, it is left to the template's env)."""
     q = f"?gpu={quote(gpu, safe='')}"
     ep = f"{public_url}/v2/{endpoint_id}"
     interval = max(1000, (int(ping_interval_ms) // 1000) * 1000)
@@ -48,4 +51,6 @@ def worker_env(
     }
     if not gpu:
         env["RUNPOD_SKIP_GPU_CHECK"] = "true"
+    if not accelerator:
+        env[SWITCH] = "0"
     return env

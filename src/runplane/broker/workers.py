@@ -137,7 +137,8 @@ class WorkerRegistry:
     def worker_env(self, endpoint_id: str, worker_id: str, token: str, gpu: str = "") -> dict[str, str]:
         """Every RUNPOD_* variable an unmodified SDK worker needs (PROTOCOL.md section 5)."""
         return credentials.worker_env(self._public_url, self._settings.worker_ping_interval_ms,
-                                      endpoint_id, worker_id, token, gpu)
+                                      endpoint_id, worker_id, token, gpu,
+                                      self._settings.accelerator)
 
     def snapshot(self, endpoint_id: str) -> list[WorkerView]:
         """The endpoint's workers that are not EXITED, as the protocol sees them now."""
@@ -150,7 +151,7 @@ class WorkerRegistry:
             first_take_at=w.first_take_at, last_seen_at=w.last_seen_at, idle_since=w.idle_since,
             reason=w.reason, polling=w.polling > 0,
             overdue=tuple((j, last - ended) for j, (ended, last) in w.overdue.items()),
-            status_changed_at=w.status_changed_at,
+            status_changed_at=w.status_changed_at, accelerator=w.accelerator,
         )
 
     def retire(self, worker_id: str, reason: str) -> None:
@@ -246,6 +247,11 @@ class WorkerRegistry:
         if w.lost:
             w.lost = False
             self._set_status(w, RUNNING if w.jobs else IDLE, None)
+
+    def note_accelerator(self, w: Worker, state: str | None, sdk: str | None) -> None:
+        """What the worker's job-take says of runplane's SDK accelerator (its URL's
+        ``runplane_accelerator`` and ``runplane_sdk``; absent when it was not loaded)."""
+        w.accelerator = (state or "", sdk or "")
 
     def first_take(self, w: Worker) -> None:
         if w.first_take_at is None:

@@ -18,6 +18,8 @@ import httpx
 import typer
 from rich.console import Console
 
+from runplane.accelerator import SITE_DIR, with_site
+
 worker_app = typer.Typer(help="Run a worker by hand against a live endpoint.", no_args_is_help=True)
 err = Console(stderr=True)
 
@@ -66,7 +68,9 @@ def run(
     body = r.json()
     worker_id = body["id"]
     err.print(f"worker {worker_id} attached to endpoint {endpoint}; running: {' '.join(command)}")
-    proc = subprocess.Popen(command, env={**os.environ, **body["env"]})
+    # The SDK accelerator (docs/workers.md) goes first on the command's PYTHONPATH unless
+    # RUNPLANE_ACCELERATOR=0 is set here or by the server.
+    proc = subprocess.Popen(command, env=with_site({**os.environ, **body["env"]}, str(SITE_DIR)))
 
     def forward(signum: int, _frame: object) -> None:
         if proc.poll() is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import orjson
 
 from runplane.accelerator import REPORT_SDK, REPORT_STATE
+from runplane.api.auth import client_address
 from runplane.api.errors import ApiError
 from runplane.api.v2.http import Req, send_empty, send_json
 from runplane.api.v2.results import BadResult, parse_result
@@ -24,6 +25,9 @@ def _worker(req: Req) -> Worker:
         token = token[7:].strip()
     w = req.services.workers.authenticate(token)
     if w is None:
+        limits = req.services.limits
+        limits.check(limits.failed_auth, client_address(req.scope),
+                     "failed authentications from this address")
         raise ApiError(401, "missing or invalid worker credential")
     if w.endpoint_id != req.parts[0]:
         raise ApiError(403, "this worker credential is not valid for this endpoint")

@@ -48,6 +48,7 @@ import time
 import uuid
 from pathlib import Path
 
+from runplane.accelerator import CONTAINER_DIR, SITE_DIR, enabled
 from runplane.config import ContainerSettings
 from runplane.providers.base import EXITED, PARKED, RUNNING, ProcessInfo, WorkerSpec
 from runplane.providers.runtimes.container_argv import (
@@ -225,6 +226,9 @@ class ContainerRuntime:
         mount = env.pop("RUNPLANE_VOLUME_MOUNT_PATH", None)
         if host_dir:
             volume = (host_dir, mount or WORKER_VOLUME_MOUNT)
+        accelerate = enabled(env)
+        # The accelerator's PYTHONPATH is set by the launcher, which reads the image's own.
+        own_pythonpath = env.pop("PYTHONPATH", None) if accelerate else None
         text, extra_env = env_file_text(env)
         _write_private(files["env"], text)
         ports = container_ports(spec.container.ports)
@@ -248,6 +252,9 @@ class ContainerRuntime:
             "pull": [engine.binary, "pull", *self.config.pull_args, image], "run": argv,
             "auth": [],
         }
+        if accelerate:
+            plan["accelerator"] = {"mount": f"{SITE_DIR}:{CONTAINER_DIR}:ro", "dir": CONTAINER_DIR,
+                                   "pythonpath": own_pythonpath, "image_at": argv.index(image)}
         if spec.container.registry_auth is not None:
             user, password = spec.container.registry_auth
             auth_dir = self.run_dir / f"{spec.id}.auth"

@@ -69,9 +69,33 @@ def main() -> None:
         for path in plan.get("auth", ()):
             shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else (
                 os.path.exists(path) and os.remove(path))
+    run = plan["run"]
+    if plan.get("accelerator"):
+        run = _with_accelerator(run, plan)
     _put(state, "running")
     sys.stdout.flush()
-    os.execvp(plan["run"][0], plan["run"])
+    os.execvp(run[0], run)
+
+
+def _with_accelerator(run: list, plan: dict) -> list:
+    """``run`` with runplane's SDK accelerator mounted and first on PYTHONPATH, before the
+    template's PYTHONPATH or, without one, the image's own (read from the image)."""
+    acc = plan["accelerator"]
+    base = acc.get("pythonpath")
+    if base is None:
+        probe = subprocess.run(
+            [run[0], "image", "inspect", "--format", "{{json .Config.Env}}", plan["image"]],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+        image_env = []
+        if probe.returncode == 0:
+            try:
+                image_env = json.loads(probe.stdout) or []
+            except ValueError:
+                pass
+        base = next((e.split("=", 1)[1] for e in image_env if e.startswith("PYTHONPATH=")), "")
+    path = f"{acc['dir']}:{base}" if base else acc["dir"]
+    at = acc["image_at"]
+    return [*run[:at], "--volume", acc["mount"], "--env", f"PYTHONPATH={path}", *run[at:]]
 
 
 if __name__ == "__main__":

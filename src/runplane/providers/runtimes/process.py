@@ -6,9 +6,15 @@ holding the worker's code; it becomes the working directory. The command is the 
 (a registry image such as ``runpod/worker:1.0``) is refused with a message saying so.
 
 Each worker runs in its own process group (``setsid``) so that stop signals reach whatever it
-spawned, writes stdout+stderr to its own log, and is killed by the kernel if the server dies
-(``PR_SET_PDEATHSIG``, set by exec'ing through ``setpriv`` where available), so a crashed
-server leaves no orphans holding GPUs.
+spawned, and writes stdout+stderr to its own log. The group's leader is a small supervisor
+(``/bin/sh``, :data:`SUPERVISOR`): it runs the worker, writes its exit code to
+``<log>.exit`` and then kills whatever the worker left in the group (the SDK's forked
+heartbeat process), so a crashed worker leaves no orphan holding its GPU.
+
+By default (``outlive=True``, the local provider) workers outlive the server: a restarted
+server finds each supervisor by its recorded pid and start time (:meth:`ProcessRuntime.adopt`)
+and watches it like its own child. ``outlive=False`` (inside a Ray actor) has the kernel kill
+the supervisor and the worker with their parent (``PR_SET_PDEATHSIG`` through ``setpriv``).
 """
 
 from __future__ import annotations
@@ -24,12 +30,18 @@ import sys
 import time
 from pathlib import Path
 
+from runplane.accelerator import SITE_DIR, with_site
 from runplane.providers.base import EXITED, PARKED, RUNNING, ImageError, ProcessInfo, WorkerSpec
 
 # Host variables a process needs to behave normally; the server's own settings stay out.
 PASSTHROUGH_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
                    "SHELL", "SYSTEMROOT")
 _PR_SET_PDEATHSIG = 1
+# The per-worker supervisor, run as ``sh -c SUPERVISOR <exit file> <command...>`` as the
+# group's leader: a stop signal reaches the worker and waits for it (the trap defers it),
+# the worker's exit code is written atomically, then the group is killed.
+SUPERVISOR = ('trap ":" TERM INT; "$@"; code=$?; echo "$code" > "$0.tmp" && mv "$0.tmp" "$0"; '
+              'trap - TERM INT; kill -KILL 0')
 
 
 def local_image_path(image: str, runner: str, where: str) -> Path:
@@ -106,19 +118,63 @@ def _any_child_exited() -> bool:
         return True
 
 
+def exit_file(log_path: Path) -> Path:
+    """Where the supervisor writes the worker's exit code."""
+    return log_path.with_suffix(".exit")
+
+
+def read_exit_code(path: Path) -> int | None:
+    """The exit code the supervisor wrote, or None (none written: the supervisor itself was
+    killed)."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+class _Foreign:
+    """A supervisor a previous server run started: not this process's child, so watched by
+    pid (psutil checks its start time too, so a reused pid reads as gone)."""
+
+    def __init__(self, process: object, pid: int) -> None:
+        self._process = process
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        import psutil
+
+        if self.returncode is None:
+            p = self._process
+            try:
+                alive = p.is_running() and p.status() != psutil.STATUS_ZOMBIE  # type: ignore[attr-defined]
+            except psutil.Error:
+                alive = False
+            if not alive:
+                self.returncode = -signal.SIGKILL  # what the supervisor's own kill gives
+        return self.returncode
+
+
 class _Proc:
-    def __init__(self, spec: WorkerSpec, popen: subprocess.Popen[bytes], started_at: float) -> None:
+    def __init__(self, spec: WorkerSpec, popen: subprocess.Popen[bytes] | _Foreign,
+                 started_at: float, supervised: bool = True) -> None:
         self.spec = spec
         self.popen = popen
         self.started_at = started_at
+        self.supervised = supervised
         self.parked = False
         self.stopped_at: float | None = None
+        self.exit_code: int | None = None
         self._info: ProcessInfo | None = None  # reused while nothing changed
 
     def info(self, poll: bool = True) -> ProcessInfo:
         code = self.popen.poll() if poll else self.popen.returncode
         if code is not None and self.stopped_at is None:
             self.stopped_at = time.time()
+            # The supervisor's own exit is its final kill: the worker's code is in its file.
+            written = read_exit_code(exit_file(self.spec.log_path)) if self.supervised else None
+            self.exit_code = code if written is None else written
+        code = self.exit_code if code is not None else None
         state = EXITED if code is not None else (PARKED if self.parked else RUNNING)
         cached = self._info
         if cached is not None and cached.state == state and cached.exit_code == code:
@@ -127,7 +183,8 @@ class _Proc:
             id=self.spec.id, state=state, pid=self.popen.pid, started_at=self.started_at,
             exit_code=code, stopped_at=self.stopped_at, log_path=str(self.spec.log_path),
             data={"runtime": "process", "pid": self.popen.pid, "started_at": self.started_at, "pgid": self.popen.pid,
-                  "gpus": list(self.spec.gpu_indices), "image": self.spec.image},
+                  "gpus": list(self.spec.gpu_indices), "image": self.spec.image,
+                  "supervised": self.supervised},
         )
         return self._info
 
@@ -135,8 +192,10 @@ class _Proc:
 class ProcessRuntime:
     """Starts, signals and watches worker processes on this host."""
 
-    def __init__(self) -> None:
+    def __init__(self, outlive: bool = True) -> None:
         self._procs: dict[str, _Proc] = {}
+        self.outlive = outlive
+        self._foreign = 0  # adopted supervisors (not children: list() polls them)
 
     def check_image(self, image: str) -> Path:
         return resolve_image(image)
@@ -151,6 +210,7 @@ class ProcessRuntime:
                              "runtime needs the command to run, e.g. [\"python\", \"handler.py\"]")
         env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
         env.update(spec.env)
+        env = with_site(env, str(SITE_DIR))  # the SDK accelerator first on its PYTHONPATH
         # Pin the GPUs: an empty value hides every GPU from a CPU worker.
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_indices)
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,14 +218,17 @@ class ProcessRuntime:
             log.write(f"--- runplane: starting {spec.id}: {' '.join(spec.command)} (cwd {cwd})\n"
                       .encode())
             log.flush()
-            launcher = _setpriv()
-            preexec = None
-            if launcher:
-                _check_command(spec.command, cwd, env)
-                argv = [launcher, "--pdeathsig", "KILL", "--", *spec.command]
-            else:
-                argv = spec.command
-                preexec = _set_pdeathsig if sys.platform.startswith("linux") else None
+            _check_command(spec.command, cwd, env)
+            exit_path = exit_file(spec.log_path)
+            exit_path.unlink(missing_ok=True)
+            # Not outliving the server: the supervisor dies with its parent, and the worker
+            # with the supervisor.
+            launcher = None if self.outlive else _setpriv()
+            pdeath = [launcher, "--pdeathsig", "KILL", "--"] if launcher else []
+            preexec = _set_pdeathsig if not self.outlive and not launcher \
+                and sys.platform.startswith("linux") else None
+            argv = [*pdeath, "/bin/sh", "-c", SUPERVISOR, str(exit_path), *pdeath,
+                    *spec.command]
             popen = subprocess.Popen(
                 argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
@@ -221,8 +284,30 @@ class ProcessRuntime:
         self._signal(proc, signal.SIGCONT)
         proc.parked = False
 
+    def adopt(self, spec: WorkerSpec, data: dict[str, object]) -> ProcessInfo | None:
+        """Watch a supervised worker a previous server run started (``data`` is its recorded
+        ``ProcessInfo.data``), if that supervisor still runs; None when it is gone (its exit
+        code, if it wrote one, is in :func:`exit_file`)."""
+        import psutil
+
+        pid, started_at = data.get("pid"), data.get("started_at")
+        if not data.get("supervised") or not isinstance(pid, int) \
+                or not isinstance(started_at, (int, float)):
+            return None
+        try:
+            process = psutil.Process(pid)
+            if abs(process.create_time() - started_at) > 2.0 \
+                    or process.status() == psutil.STATUS_ZOMBIE:
+                return None
+        except psutil.Error:
+            return None
+        proc = _Proc(spec, _Foreign(process, pid), float(started_at))
+        self._procs[spec.id] = proc
+        self._foreign += 1
+        return proc.info()
+
     def list(self) -> list[ProcessInfo]:
-        poll = _any_child_exited()
+        poll = bool(self._foreign) or _any_child_exited()
         return [p.info(poll) for p in self._procs.values()]
 
     def get(self, worker_id: str) -> ProcessInfo | None:
@@ -233,6 +318,8 @@ class ProcessRuntime:
         proc = self._procs.get(worker_id)
         if proc is not None and proc.popen.poll() is not None:
             del self._procs[worker_id]
+            if isinstance(proc.popen, _Foreign):
+                self._foreign -= 1
 
 
 def read_tail(path: Path, tail_bytes: int = 65536) -> str:

@@ -73,7 +73,7 @@ export function endpointView(id) {
         h("div.section-head", h("h2", "Workers")),
         h("div.card.table-card",
           h("table.table#workers-table",
-            h("thead", h("tr", ["Worker", "State", "Machine", "GPU", "Uptime", "Current job", "Cost", ""].map((c) => h("th", c)))),
+            h("thead", h("tr", ["Worker", "State", "Machine", "GPU", "Uptime", "Current job", "Job loop", "Cost", ""].map((c) => h("th", c)))),
             workersBody),
           workersEmpty),
         logCard,
@@ -163,6 +163,8 @@ export function endpointView(id) {
         h("td.small", gpu),
         h("td", duration(since(w.lastStartedAt))),
         h("td", job ? h("a.mono.small", { href: `#/jobs/${esc(job)}` }, short(job)) : h("span.muted", "–")),
+        h("td.small.job-loop", { title: w.accelerator || "not known before its first job-take" },
+          w.accelerator ? (w.accelerator.startsWith("on") ? "accelerated" : "SDK's own") : "–"),
         h("td.mono.small", usd(w.costPerHr)),
         h("td", h("button.ghost.small", { type: "button", onclick: () => { logWorker = w.id; showLog(); } }, "Logs")));
     }));
