@@ -11,6 +11,12 @@ if [ "$(id -u)" = 0 ] && ! command -v chromium >/dev/null; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
         || echo "test.sh: could not install chromium; the dashboard tests will be skipped" >&2
 fi
+# RunPod's JS SDK runs on Debian's node (tests/compat/test_js_sdk.py installs the SDK itself
+# from npm into ~/.cache/runplane-test); install node and npm when we can (root), once.
+if [ "$(id -u)" = 0 ] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null) \
+        || echo "test.sh: could not install nodejs/npm; the JS SDK test will be skipped" >&2
+fi
 # Container tests run a locally built image through podman: set podman up and build the image
 # when we can (root) and those tests are among the selected ones; quick once cached.
 want_podman=1

@@ -139,6 +139,8 @@ class ContainerSettings(BaseModel):
     pull_args: list[str] = Field(default_factory=list)
     publish_ip: str = "0.0.0.0"
     init: bool = True
+    # Processes a container may have (a fork bomb stays inside); 0: the engine's default.
+    pids_limit: int = 4096
 
 
 class RaySettings(BaseModel):

@@ -292,3 +292,22 @@ def test_another_users_endpoint_is_not_found(srv: LiveServer, template_id: str,
     expect(page.locator("#settings-form")).to_be_hidden()
     expect(page.locator("#workers-table")).to_be_hidden()
     assert not page.errors, page.errors
+
+
+def test_endpoint_page_runs_the_what_if_on_its_last_day(srv: LiveServer, template_id: str,
+                                                        browser: Any) -> None:
+    eid = make_endpoint(srv, template_id, name="what-if")
+    page = open_page(browser, srv, srv.user_key, f"/#/endpoints/{eid}")
+    page.locator("#whatif-run").click()
+    expect(page.locator("#whatif-note")).to_contain_text("nothing to replay")
+    with srv.client() as c:
+        for i in range(3):
+            r = c.post(f"/v2/{eid}/runsync", json={"input": {"chunks": 1}}, timeout=90)
+            assert r.status_code == 200 and r.json()["status"] == "COMPLETED", r.text
+    page.locator("#whatif-run").click()
+    table = page.locator("#whatif-table")
+    expect(table).to_contain_text("Current", timeout=60_000)
+    expect(table).to_contain_text("Queue wait p95")
+    expect(page.locator("#whatif-note")).to_contain_text("3 jobs")
+    expect(page.locator("#whatif-suggestion")).to_contain_text("Suggested")
+    assert not page.errors, page.errors

@@ -16,6 +16,7 @@ from runplane.api.v1 import (
     registry,
     stats,
     templates,
+    whatif,
     workerlogs,
 )
 from runplane.web import routes as web
@@ -29,7 +30,7 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(graphql.router)  # POST /graphql: the runpod SDK's management calls
     # Observability (runplane extensions, docs/observability.md): /metrics, endpoint stats over
     # time, job listing and the job page.
-    for router in (metrics.router, stats.router, jobs.router):
+    for router in (metrics.router, stats.router, jobs.router, whatif.router):
         app.include_router(router)
     # Last: the web dashboard (GET / and /ui/...), after every API route.
     app.include_router(web.router)

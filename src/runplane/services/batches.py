@@ -7,7 +7,9 @@ interactive job waits (and they do not scale the endpoint up, as ``policy.lowPri
 jobs do not). A batch has no RUNNING or COMPLETED state: a FINALIZED batch is done when
 its completed, failed and cancelled requests add up to its total. A cancel drops the queued
 requests at once and lets the running ones finish; the batch is CANCELLED once they have.
-FAILED is for a batch whose jobs could not be submitted (the store refused them).
+runplane never makes a batch FAILED: a finalize whose jobs cannot be submitted (the store
+refused them, the endpoint's queue is full) changes nothing and is answered with that error,
+to be sent again.
 
 Limits as RunPod documents them: 10 active batches per endpoint (a DRAFT, or a FINALIZED one
 with requests still to end), 5,000 requests per batch.

@@ -3,6 +3,7 @@ import { api, optional, ApiError } from "../api.js";
 import { h, fill, text, esc, usd, num, pill, duration, since, ms, when, toEpoch } from "../dom.js";
 import { endpointCharts } from "../charts.js";
 import { workerCounts, costPerHour, hardware, kpi } from "./endpoints.js";
+import { whatifPanel } from "./whatif.js";
 
 // The settings a person edits here; the PATCH sends only the ones that changed.
 const FIELDS = [
@@ -10,9 +11,9 @@ const FIELDS = [
   { name: "workersMin", label: "Min workers", type: "int", help: "kept warm even when idle" },
   { name: "workersMax", label: "Max workers", type: "int" },
   { name: "idleTimeout", label: "Idle timeout", type: "int", unit: "s" },
-  { name: "scalerType", label: "Scaler", type: "select", options: ["QUEUE_DELAY", "REQUEST_COUNT"] },
+  { name: "scalerType", label: "Scaler", type: "select", options: ["QUEUE_DELAY", "REQUEST_COUNT", "ADAPTIVE"] },
   { name: "scalerValue", label: "Scaler value", type: "int",
-    help: "QUEUE_DELAY: seconds a job may wait; REQUEST_COUNT: jobs per worker" },
+    help: "QUEUE_DELAY: seconds a job may wait; REQUEST_COUNT: jobs per worker; ADAPTIVE: queue-wait target (s)" },
   { name: "executionTimeoutMs", label: "Execution timeout", type: "int", unit: "ms" },
   { name: "flashboot", label: "FlashBoot", type: "bool", help: "park idle workers instead of stopping them" },
   { name: "gpuTypeIds", label: "GPU types", type: "list", only: "GPU", help: "priority order, comma-separated" },
@@ -89,7 +90,7 @@ export function endpointView(id) {
             h("thead", h("tr", ["Job", "Status", "Delay", "Execution", "Worker", "Finished"].map((c) => h("th", c)))),
             recentBody),
           recentEmpty)),
-      h("aside.side-col", form.el)));
+      h("aside.side-col", form.el, whatifPanel(id))));
 
   function render() {
     if (!endpoint) return;
