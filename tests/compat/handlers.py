@@ -52,6 +52,14 @@ def gen_handler(job):
         yield f"chunk{i}"
 
 
+def pausing_gen_handler(job):
+    """Two chunks ``pause`` seconds apart (longer than the SDK's 10 s /stream timeout)."""
+    record(job)
+    yield "before"
+    time.sleep(job["input"]["pause"])
+    yield "after"
+
+
 async def agen_handler(job):
     record(job)
     for i in range(job["input"].get("n", 3)):
@@ -73,6 +81,7 @@ CONFIGS = {
     "async": {"handler": async_handler},
     "concurrent": {"handler": async_handler, "concurrency_modifier": lambda current: 4},
     "gen": {"handler": gen_handler},
+    "pausing_gen": {"handler": pausing_gen_handler},
     "agen": {"handler": agen_handler},
     "agen_aggregate": {"handler": agen_handler, "return_aggregate_stream": True},
     "refresh": {"handler": sync_handler, "refresh_worker": True},

@@ -104,6 +104,16 @@ def test_generator_handlers_and_stream(live: LiveServer, workers: Workers, new_e
     assert events[3]["status"] == "COMPLETED" and events[3]["output"] == [{"i": i} for i in range(3)]
 
 
+def test_stream_survives_a_pause_longer_than_the_sdk_read_timeout(
+        live: LiveServer, workers: Workers, new_endpoint) -> None:
+    # /stream holds an empty stream (10 s by default) and the sync client reads it with a
+    # 10 s timeout (retrying a GET that timed out): a quiet handler must not break its stream.
+    ep_id = new_endpoint()
+    workers.start(ep_id, "pausing_gen")
+    job = sdk_endpoint(live, ep_id).run({"pause": 10.5})
+    assert list(job.stream()) == ["before", "after"]
+
+
 def test_cancel_running_async_job_reaches_the_handler(live: LiveServer, workers: Workers, new_endpoint) -> None:
     ep_id = new_endpoint()
     workers.start(ep_id, "async")

@@ -32,10 +32,10 @@ from runplane.worker_state import WorkerState
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 DEFAULT_TTL_MS = 24 * 3600 * 1000
 POLICY_KEYS = {"executionTimeout", "ttl", "lowPriority"}
-# How long /stream holds an empty stream when no ``wait`` is given. RunPod's is 10 s; the
-# runpod SDK's sync client reads /stream with a 10 s timeout (runner.py RunPodClient.get), so
-# an answer at 10 s would come just after it gave up: 9 s leaves it a margin.
-DEFAULT_STREAM_WAIT_MS = 9_000
+# How long /stream holds an empty stream when no ``wait`` is given: RunPod's 10 s. The runpod
+# SDK's sync client reads /stream with a 10 s timeout, and retries a GET that timed out
+# (urllib3 Retry), so a held answer that arrives as it gives up costs it a retry, no chunk.
+DEFAULT_STREAM_WAIT_MS = 10_000
 
 
 @dataclass(frozen=True)
