@@ -166,6 +166,17 @@ async def test_openai_passthrough_non_stream(env: Env) -> None:
     await task
     assert r.status_code == 500 and r.json()["error"]["message"] == "kaboom"
 
+    # A generator handler without return_aggregate_stream: its chunk is the answer.
+    async def unaggregated() -> None:
+        job = await w.take_job()
+        await w.chunk(job["id"], {"object": "text_completion", "choices": [{"text": "x"}]})
+        await w.done(job["id"], {"output": []}, is_stream=True)
+
+    task = asyncio.create_task(unaggregated())
+    r = await env.alice.post(f"/v2/{env.ep}/openai/v1/completions", json={"prompt": "x"})
+    await task
+    assert r.status_code == 200 and r.json()["choices"] == [{"text": "x"}]
+
 
 async def test_openai_passthrough_stream(env: Env) -> None:
     w = await env.worker()

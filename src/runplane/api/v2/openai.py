@@ -84,20 +84,20 @@ async def _changed(broker: Broker, job: Job, disconnect: asyncio.Future, timeout
     return not disconnect.done()
 
 
-def _refusal(broker: Broker, job: Job) -> tuple[int, Any]:
-    """A job that ended without an answer to stream (or the server is stopping)."""
+def _final_answer(broker: Broker, job: Job) -> tuple[int, Any]:
+    """An ended job's answer, when it is not streamed (or the server is stopping)."""
     if job.deleted:
         return 504, openai_error(f"request {job.id} expired before it ran (its TTL)", "timeout")
     if not job.final:
         return 503, openai_error("the server is shutting down; retry the request")
-    return openai_response(job)
+    return openai_response(job, broker.chunks(job))
 
 
 async def _answer(req: Req, broker: Broker, job: Job, disconnect: asyncio.Future) -> None:
     while not _ended(broker, job):
         if not await _changed(broker, job, disconnect, KEEPALIVE_S):
             return
-    status, body = _refusal(broker, job)
+    status, body = _final_answer(broker, job)
     await send_json(req.send, body, status)
 
 
@@ -112,7 +112,7 @@ async def _stream(req: Req, broker: Broker, job: Job, disconnect: asyncio.Future
         if not await _changed(broker, job, disconnect, KEEPALIVE_S):
             return
     if not chunks and (job.status != COMPLETED or not job.settled or job.output is None):
-        status, body = _refusal(broker, job)
+        status, body = _final_answer(broker, job)
         await send_json(send, body, status)
         return
     if len(chunks) == 1 and openai_status(chunks[0]) != 200:  # the handler's error object
@@ -139,7 +139,7 @@ async def _stream(req: Req, broker: Broker, job: Job, disconnect: asyncio.Future
             await send({"type": "http.response.body", "body": b": keep-alive\n\n",
                         "more_body": True})
     if job.status != COMPLETED or not job.settled:
-        _, error = _refusal(broker, job)
+        _, error = _final_answer(broker, job)
         tail = b"data: " + orjson.dumps(error) + b"\n\n"
     else:
         tail = b"" if done else OPENAI_DONE

@@ -279,12 +279,15 @@ def openai_status(body: Any) -> int:
     return 200
 
 
-def openai_response(job: Job) -> tuple[int, Any]:
+def openai_response(job: Job, chunks: list[Any] | None = None) -> tuple[int, Any]:
     """A final job as the passthrough's non-streamed answer: ``(status, body)``. The body is
     the worker's output; a generator handler's aggregated output of one item (worker-vllm
-    yields the whole response once, ``return_aggregate_stream``) is that item."""
+    yields the whole response once, ``return_aggregate_stream``) is that item, and without
+    aggregation (an output of ``[]``) its streamed ``chunks`` stand for it."""
     if job.status == COMPLETED:
         out = job.output
+        if out == [] and chunks:
+            out = chunks
         body = out[0] if isinstance(out, list) and len(out) == 1 else out
         return openai_status(body), body
     if job.status == TIMED_OUT:
