@@ -29,26 +29,26 @@ RENAMES = {"gpuTypeIds": "gpuIds", "dataCenterIds": "locations", "cpuFlavorIds":
 
 
 def endpoint_out(e: Endpoint, services: Services) -> Json:
-    """An endpoint in RunPod's GraphQL ``Endpoint`` shape."""
+    """An endpoint in RunPod's GraphQL ``Endpoint`` shape. ``template`` and ``networkVolume``
+    are callables, which GraphQL's default resolver calls only when they are selected."""
     catalog = services.catalog
     body = e.wire()
-    volume = services.volumes.get(e.networkVolumeId) if e.networkVolumeId else None
     return {
         "id": e.id,
         "name": e.name,
         "userId": e.userId,
         "templateId": e.templateId,
-        "template": template_out(e.template) if e.template else None,
+        "template": lambda _info: template_out(e.template) if e.template else None,
         "type": "QB",
         "version": e.version,
         "createdAt": e.createdAt,
-        "gpuIds": GpuPools(catalog).format(e.gpuTypeIds) if e.computeType == "GPU" else "",
+        "gpuIds": pools_of(catalog).format(e.gpuTypeIds) if e.computeType == "GPU" else "",
         "gpuCount": e.gpuCount,
         "instanceIds": list(e.instanceIds),
         "locations": _locations(e.dataCenterIds, catalog),
         "allowedCudaVersions": wire.commas(e.allowedCudaVersions),
         "networkVolumeId": e.networkVolumeId or None,
-        "networkVolume": volume.wire() if volume else None,
+        "networkVolume": lambda _info: _volume(services, e.networkVolumeId),
         "idleTimeout": e.idleTimeout,
         "scalerType": e.scalerType,
         "scalerValue": e.scalerValue,
@@ -60,6 +60,24 @@ def endpoint_out(e: Endpoint, services: Services) -> Json:
         "env": wire.env_out(body["env"]),
         "aiKey": None,
     }
+
+
+def _volume(services: Services, volume_id: str) -> Json | None:
+    volume = services.volumes.get(volume_id) if volume_id else None
+    return volume.wire() if volume else None
+
+
+_POOLS: dict[int, tuple[Catalog, GpuPools]] = {}
+
+
+def pools_of(catalog: Catalog) -> GpuPools:
+    """The pools of ``catalog``, built once (a server's catalog does not change)."""
+    hit = _POOLS.get(id(catalog))
+    if hit is None or hit[0] is not catalog:
+        if len(_POOLS) > 16:  # tests build many servers; a real process has one catalog
+            _POOLS.clear()
+        hit = _POOLS[id(catalog)] = (catalog, GpuPools(catalog))
+    return hit[1]
 
 
 def _locations(data_centers: list[str], catalog: Catalog) -> str:
@@ -82,7 +100,7 @@ def _fields(values: Json, catalog: Catalog, creating: bool) -> Json:
         if creating:
             out["computeType"] = "CPU"
     elif "gpuIds" in values:
-        out["gpuTypeIds"] = GpuPools(catalog).parse(values["gpuIds"])
+        out["gpuTypeIds"] = pools_of(catalog).parse(values["gpuIds"])
     if values.get("locations"):  # "" or null: anywhere (create) / unchanged (update)
         out["dataCenterIds"] = wire.split(values["locations"])
     if "allowedCudaVersions" in values:
