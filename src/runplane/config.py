@@ -250,8 +250,9 @@ class Settings(BaseSettings):
     # Server logs: "json" (one object per line with ts, level, logger, message and the job,
     # worker and endpoint ids; for log shippers) or "text" (for a terminal).
     log_format: Literal["json", "text"] = "json"
-    # /metrics answers only with an admin API key (docs/observability.md).
-    metrics_require_auth: bool = False
+    # /metrics answers only with an admin API key (docs/observability.md); false opens it
+    # to anyone who reaches the server (it names every user's endpoints).
+    metrics_require_auth: bool = True
 
     # Catalog extensions: operators' own data centers and GPU types.
     extra_data_centers: list[str] = Field(default_factory=list)

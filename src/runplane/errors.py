@@ -55,3 +55,17 @@ class RateLimited(DomainError):
     def retry_after(self) -> int:
         """The ``Retry-After`` header's whole seconds (at least 1)."""
         return max(1, math.ceil(self.retry_after_s))
+
+
+class Unavailable(DomainError):
+    """The server cannot do this now, through no fault of the request (the store cannot
+    write: disk full, I/O error): 503 with ``Retry-After``. Nothing was acknowledged."""
+
+    def __init__(self, message: str, retry_after_s: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def retry_after(self) -> int:
+        """The ``Retry-After`` header's whole seconds (at least 1)."""
+        return max(1, math.ceil(self.retry_after_s))

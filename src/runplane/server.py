@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -58,8 +60,10 @@ log = logging.getLogger("runplane")
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     """Open the store (migrating it) and construct every part of the server."""
     clock = clock or SystemClock()
+    private_data_dir(settings.data_dir)
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
+    private_data_dir(settings.data_dir)  # the store's files, now that they exist
     catalog = build_catalog(
         # This host's data center (from [machine]) is one users may ask for.
         list(dict.fromkeys([*settings.extra_data_centers, settings.machine.data_center_id])),
@@ -118,6 +122,16 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         provider=provider, controller=controller, worker_pods=worker_pods,
         observability=observability, limits=limits,
     )
+
+
+def private_data_dir(data_dir: Path) -> None:
+    """The data directory 0700 and the SQLite store's files 0600: they hold registry
+    passwords and every job's input and output (``runplane serve`` also sets umask 077, so
+    logs and everything else it writes there are the server user's only)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    for path in data_dir.glob("runplane.db*"):
+        os.chmod(path, 0o600)
 
 
 def _render_job(job: Job) -> bytes:

@@ -74,7 +74,8 @@ class LiveServer:
             self.proc.wait(timeout=30)
 
     def stop(self) -> None:
-        """Graceful stop: SIGTERM, then SIGKILL if it lingers."""
+        """Graceful stop: SIGTERM, then SIGKILL if it lingers; then the workers it left
+        running (they outlive a server on purpose: its next run takes them over)."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -82,6 +83,11 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.kill()
         self.kill()
+        kill_workers_of(self.port)
+
+    def worker_processes(self) -> list[int]:
+        """Pids of every process started as a worker of this server (by its environment)."""
+        return worker_processes_of(self.port)
 
     def restart(self) -> None:
         self.stop()
@@ -93,6 +99,32 @@ class LiveServer:
 
     def log(self) -> str:
         return (self.data_dir / "server.log").read_text(errors="replace")
+
+
+def worker_processes_of(port: int) -> list[int]:
+    """Pids of the live processes whose environment names this server as their worker API
+    (the SDK's heartbeat process inherits it too): what a test leaves behind."""
+    import psutil
+
+    marker = f"127.0.0.1:{port}/"
+    found = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and marker in p.environ().get(
+                    "RUNPOD_WEBHOOK_PING", ""):
+                found.append(p.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def kill_workers_of(port: int) -> None:
+    """SIGKILL every worker process of the server on ``port`` (test teardown)."""
+    for pid in worker_processes_of(port):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def prepare_store(data_dir: Path) -> tuple[str, str, str]:

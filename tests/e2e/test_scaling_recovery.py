@@ -1,8 +1,10 @@
 """Recovery with real SDK workers: a sync handler past its execution timeout is stopped, and
-a server killed while a worker holds a job re-queues that job when it comes back."""
+a job whose worker died while the server was down is re-queued when it comes back."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -51,7 +53,7 @@ def test_sync_handler_past_its_execution_timeout_is_stopped(tmp_path: Path) -> N
         srv.stop()
 
 
-def test_server_killed_mid_job_requeues_it_on_restart(tmp_path: Path) -> None:
+def test_a_job_whose_worker_died_with_the_server_down_is_requeued_on_restart(tmp_path: Path) -> None:
     srv = fast_server(tmp_path)
     try:
         with srv.client() as c:
@@ -63,9 +65,11 @@ def test_server_killed_mid_job_requeues_it_on_restart(tmp_path: Path) -> None:
                             30, "the job to be taken")
 
         srv.kill()  # SIGKILL: no shutdown hooks run
-        srv.start()
-        # The old worker is gone (it dies with the server, or start-up cleanup kills it).
+        # Workers outlive the server (tests/faults/test_restarts.py); this one dies while
+        # the server is down, with its supervisor.
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
         wait_for(lambda: not pid_alive(pid), 15, "the previous run's worker to be gone")
+        srv.start()
 
         with srv.client() as c:
             done = final(c, eid, job)
@@ -74,6 +78,6 @@ def test_server_killed_mid_job_requeues_it_on_restart(tmp_path: Path) -> None:
             assert done["retries"] == 1
             assert done["workerId"] != held["workerId"]
             assert held["workerId"] not in [w["id"] for w in workers(c, eid)]
-            assert worker_reason(srv.data_dir, held["workerId"]) == "server restarted"
+            assert worker_reason(srv.data_dir, held["workerId"]) == "gone after a server restart"
     finally:
         srv.stop()

@@ -139,14 +139,16 @@ async def test_resuming_a_parked_worker_that_died_says_so(provider: LocalProvide
 
 
 def test_workers_die_with_the_process_that_started_them(tmp_path: Path) -> None:
-    """PR_SET_PDEATHSIG: a parent killed with SIGKILL leaves no worker behind."""
+    """``outlive=False`` (inside a Ray actor), PR_SET_PDEATHSIG: a parent killed with SIGKILL
+    leaves no worker behind. (The local provider's workers outlive the server on purpose:
+    tests/faults/test_restarts.py.)"""
     parent = textwrap.dedent(f"""
         import os, sys
         from pathlib import Path
         from runplane.providers.base import WorkerSpec
         from runplane.providers.runtimes.process import ProcessRuntime
         d = Path({str(tmp_path)!r})
-        info = ProcessRuntime().start(WorkerSpec("w1", f"local:{{d}}", ["sleep", "300"], {{}},
+        info = ProcessRuntime(outlive=False).start(WorkerSpec("w1", f"local:{{d}}", ["sleep", "300"], {{}},
                                                  d / "w1.log"))
         print(info.pid, flush=True)
         os.kill(os.getpid(), 9)

@@ -76,6 +76,9 @@ class FakeProvider:
     def list(self) -> list[ProcessInfo]:
         return list(self.infos.values())
 
+    def adopt(self, worker_id: str, data: dict[str, object], log_path: Path) -> ProcessInfo | None:
+        return None
+
     def forget(self, worker_id: str) -> None:
         info = self.infos.get(worker_id)
         if info is not None and info.state == EXITED:

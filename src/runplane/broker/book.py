@@ -80,8 +80,8 @@ class JobBook:
         return fx
 
     def reset(self, job: Job) -> None:
-        """A user's retry of a FAILED or TIMED_OUT job, before its reset is written: same
-        id, old result gone. :meth:`requeue` queues it once the reset is committed."""
+        """A user's retry of a FAILED or TIMED_OUT job, once its reset is committed: same
+        id, old result gone; :meth:`requeue` queues it."""
         if self.jobs.get(job.id) is not job:
             self.jobs[job.id] = job
         job.status = IN_QUEUE

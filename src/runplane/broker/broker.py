@@ -262,6 +262,10 @@ class Broker:
         self._apply(fx)
         return job
 
+    def check_webhook(self, url: str) -> None:
+        """Refuse (``Invalid``) a webhook URL that ``submit`` would refuse."""
+        check_url(url, self._webhook_allow)
+
     async def submit_many(self, endpoint_id: str, user_id: str, new: Sequence[NewJob],
                           *also: Op) -> list[Job]:
         """Store the jobs ``new`` and the writes ``also`` in one transaction (all or none),

@@ -19,6 +19,7 @@ from typing import Protocol, TypeVar
 
 from runplane.broker.models import Job, JobEvent, Worker
 from runplane.broker.writer import Op, Writer
+from runplane.errors import Unavailable
 
 log = logging.getLogger("runplane.broker")
 
@@ -103,6 +104,33 @@ class EffectApplier:
             job.settled = True
             job.notify()
             self._on_settled(job)
+
+
+async def landed(fut: asyncio.Future | None, timeout_s: float, what: str) -> None:
+    """Wait until ``fut`` (the writes of a transition) committed, at most ``timeout_s``:
+    Unavailable (503) when the store has not taken them by then. The transition stands and
+    its writes are kept and retried (the writer's must-land writes): only its
+    acknowledgement waits. Cheaper than ``wait_for`` on the hot path (no task)."""
+    if fut is None:
+        return
+    if not fut.done():
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        fut.add_done_callback(wake)
+        timer = loop.call_later(timeout_s, wake)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+        if not fut.done():
+            raise Unavailable(f"{what}, but the store cannot write it yet (it is kept and "
+                              "stored once it can): retry to learn when")
+    fut.result()
 
 
 def _tell(listeners: list[Callable[[T], None]], what: T) -> None:

@@ -71,6 +71,7 @@ def _update_worker(**values: Any) -> Any:
 _JOB_COLUMNS = (
     "id", "endpoint_id", "user_id", "status", "payload", "sync", "low_priority",
     "execution_timeout_ms", "webhook", "created_at", "expires_at", "retries", "stream_delivered",
+    "idempotency_key",
 )
 INSERT_JOB = Hot(
     insert(jobs),
@@ -159,6 +160,7 @@ def job_row(job: Job) -> dict[str, Any]:
         "expires_at": job.expires_at,
         "retries": job.retries,
         "stream_delivered": 0,
+        "idempotency_key": job.idempotency_key,
     }
 
 
@@ -166,7 +168,7 @@ def job_row(job: Job) -> dict[str, Any]:
 _ROW_FIELDS = (
     "id", "endpoint_id", "user_id", "payload", "created_at", "expires_at",
     "execution_timeout_ms", "webhook", "status", "worker_id", "started_at", "finished_at",
-    "retain_until", "retries", "output", "error", "stream_delivered",
+    "retain_until", "retries", "output", "error", "stream_delivered", "idempotency_key",
 )
 
 
@@ -197,6 +199,13 @@ def load_job(engine: Engine, job_id: str) -> Job | None:
     with engine.connect() as conn:
         row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
     return job_from_row(row) if row else None
+
+
+def job_id_for_key(engine: Engine, user_id: str, key: str) -> str | None:
+    """The id of ``user_id``'s job submitted with idempotency key ``key``, if its row lives."""
+    with engine.connect() as conn:
+        return conn.execute(select(jobs.c.id).where(
+            jobs.c.user_id == user_id, jobs.c.idempotency_key == key)).scalar()
 
 
 def load_chunks(engine: Engine, job_id: str, start: int) -> list[Any]:

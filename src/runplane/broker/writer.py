@@ -11,6 +11,15 @@ Within a transaction the operations are regrouped so that each statement runs on
 rows commute, and those on the same row keep their order. On SQLite the hot statements
 (:class:`~runplane.broker.store.Hot`) go straight to the DB-API connection, and the writer
 keeps one connection for its whole life.
+
+When the store cannot write (SQLite's "database or disk is full", an I/O error: any
+``OperationalError``), what happens depends on who waits. A request's own write
+(:meth:`Writer.write`: a new job, a chunk) fails at once with
+:class:`~runplane.errors.Unavailable` (the API's 503): nothing was acknowledged. A write that
+records a state already changed in memory (:meth:`Writer.write_nowait`: a take, a final
+state, a heartbeat) must land: it is kept, in order, and retried with a growing pause until
+the store takes it, and only then is its future resolved; what waits on it (a final state
+waits to be *settled*) keeps waiting.
 """
 
 from __future__ import annotations
@@ -22,10 +31,14 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import sqlite3
+
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql import Executable
 
 from runplane.broker.store import Hot
+from runplane.errors import Unavailable
 
 log = logging.getLogger("runplane.broker.writer")
 
@@ -33,15 +46,30 @@ log = logging.getLogger("runplane.broker.writer")
 Op = tuple[Executable | Hot, dict[str, Any] | None]
 
 _STOP = object()
+# The pause between attempts at writes the store refused grows to this (seconds).
+_MAX_RETRY_PAUSE_S = 2.0
 
 
 class _Item:
-    __slots__ = ("future", "loop", "ops")
+    __slots__ = ("future", "loop", "must_land", "ops")
 
-    def __init__(self, ops: Sequence[Op], future: asyncio.Future | None, loop: Any) -> None:
+    def __init__(self, ops: Sequence[Op], future: asyncio.Future | None, loop: Any,
+                 must_land: bool = False) -> None:
         self.ops = ops
         self.future = future
         self.loop = loop
+        self.must_land = must_land
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """The store, not the request, failed: full disk, I/O error, a lock, a lost connection."""
+    return isinstance(exc, (sqlite3.OperationalError, OperationalError))
+
+
+def unavailable_error(exc: BaseException) -> Unavailable:
+    """The domain error a request whose write the store refused is answered with."""
+    cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    return Unavailable(f"the store cannot write ({cause}); nothing was stored: retry later")
 
 
 class Writer:
@@ -57,6 +85,8 @@ class Writer:
         # SQLite through the stdlib driver: hot statements run on the DB-API connection.
         self._raw = engine.dialect.name == "sqlite" and engine.dialect.driver == "pysqlite"
         self._conn: Connection | None = None
+        # Must-land writes the store refused, retried in order (the writer thread's own).
+        self.pending = 0
         self._thread.start()
 
     async def write(self, *ops: Op) -> None:
@@ -78,7 +108,7 @@ class Writer:
             if future is not None:
                 future.set_result(None)
             return future
-        self._queue.put(_Item(ops, future, loop))
+        self._queue.put(_Item(ops, future, loop, True))
         return future
 
     def flush(self, timeout: float = 30.0) -> None:
@@ -97,43 +127,77 @@ class Writer:
     # -- the thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
+        retry: list[_Item] = []  # must-land writes the store refused, oldest first
+        flushes: list[threading.Event] = []
+        pause = 0.0
         while True:
-            first = self._queue.get()
-            batch: list[Any] = [first]
+            batch: list[Any] = []
+            if retry:
+                try:
+                    batch.append(self._queue.get(timeout=pause))
+                except queue.Empty:
+                    pass
+            else:
+                batch.append(self._queue.get())
             while len(batch) < self._max_batch:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            items = [b for b in batch if isinstance(b, _Item)]
+            items = retry + [b for b in batch if isinstance(b, _Item)]
+            stop = any(b is _STOP for b in batch)
             if items:
-                self._commit(items)
-            for b in batch:
-                if isinstance(b, threading.Event):
-                    b.set()
-            if any(b is _STOP for b in batch):
+                retry = self._commit(items)
+                self.pending = len(retry)
+                pause = min(max(pause * 2, 0.05), _MAX_RETRY_PAUSE_S) if retry else 0.0
+            flushes += [b for b in batch if isinstance(b, threading.Event)]
+            if not retry or stop:
+                for event in flushes:
+                    event.set()
+                flushes = []
+            if stop:
+                if retry:
+                    log.error("%d writes could not be stored before the writer stopped",
+                              sum(len(i.ops) for i in retry))
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
                 return
 
-    def _commit(self, items: list[_Item]) -> None:
+    def _commit(self, items: list[_Item]) -> list[_Item]:
+        """Commit ``items`` (together, else one by one to isolate a faulty one); returns the
+        must-land ones the store refused, to be retried."""
         try:
             self._transaction([op for item in items for op in item.ops])
             self.commits += 1
             _resolve(items, None)
-        except Exception as exc:  # isolate the faulty request
+            return []
+        except Exception as exc:
+            if store_unavailable(exc):
+                if not self.pending:
+                    log.error("the store cannot write: %s", exc)
+                refused = unavailable_error(exc)
+                _resolve([i for i in items if not i.must_land], refused)
+                return [i for i in items if i.must_land]
             if len(items) == 1:
                 log.exception("store write failed")
                 _resolve(items, exc)
-                return
-            for item in items:
-                try:
-                    self._transaction(item.ops)
-                    _resolve([item], None)
-                except Exception as one:
-                    log.exception("store write failed")
-                    _resolve([item], one)
+                return []
+        retry: list[_Item] = []
+        for item in items:  # isolate the faulty request
+            try:
+                self._transaction(item.ops)
+                _resolve([item], None)
+            except Exception as one:
+                if store_unavailable(one):
+                    if item.must_land:
+                        retry.append(item)
+                    else:
+                        _resolve([item], unavailable_error(one))
+                    continue
+                log.exception("store write failed")
+                _resolve([item], one)
+        return retry
 
     def _transaction(self, ops: Sequence[Op]) -> None:
         if not self._raw:

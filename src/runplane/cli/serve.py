@@ -1,7 +1,9 @@
 """``runplane serve``: run the server in this process, tuned for serving.
 
 What only a serving process does lives here, not in the composition root: the garbage
-collector's tuning, and a SIGTERM/SIGINT handler that answers every held long-poll first.
+collector's tuning, a SIGTERM/SIGINT handler that answers every held long-poll first (or,
+with ``[controller] shutdown = "drain"``, runs the warm shutdown while still listening),
+the deadline for idle connections and the open-files limit (``cli/connections.py``).
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging.config
+import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Annotated
 
@@ -22,7 +25,8 @@ from rich.console import Console
 from runplane.cli.options import ConfigFile, DataDir
 from runplane.config import load_settings
 from runplane.observability.logging import logging_config
-from runplane.server import build_services, create_app
+from runplane.cli.connections import guarded_protocol, raise_open_files_limit
+from runplane.server import build_services, create_app, drain
 from runplane.services.demo import curl_line, ensure_demo
 from runplane.system import Services
 
@@ -49,23 +53,47 @@ def tune_gc() -> None:
     gc.set_threshold(GC_THRESHOLD0, threshold1, threshold2)
 
 
-def release_long_polls_on_signal(release: Callable[[], None]) -> None:
+def release_long_polls_on_signal(release: Callable[[], None],
+                                 drain: Callable[[], Awaitable[None]] | None = None) -> None:
     """Chain a SIGTERM/SIGINT handler that calls ``release`` on the event loop first.
 
     uvicorn waits for open requests to finish *before* it runs the app's shutdown, so a held
     job-take would delay a stopping server by its whole hold time. Called once uvicorn has
-    installed its own handlers, which still run after ours.
+    installed its own handlers, which still run after ours. With ``drain`` (a warm
+    shutdown), the first signal runs it while the server still listens, so that the results
+    of jobs finishing meanwhile are taken; uvicorn is told once it is done (a second
+    signal: at once).
     """
     loop = asyncio.get_running_loop()
+    draining: list[asyncio.Task[None]] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous = signal.getsignal(sig)
 
-        def handler(signum: int, frame: FrameType | None, previous: object = previous) -> None:
-            loop.call_soon_threadsafe(release)
+        def stop(signum: int, frame: FrameType | None, previous: object = previous) -> None:
+            release()
             if callable(previous):
                 previous(signum, frame)
 
+        def handler(signum: int, frame: FrameType | None, stop: Callable = stop) -> None:
+            if drain is None or draining:
+                loop.call_soon_threadsafe(stop, signum, frame)
+                return
+            loop.call_soon_threadsafe(_start_drain, loop, drain, draining,
+                                      lambda: stop(signum, None))
+
         signal.signal(sig, handler)
+
+
+def _start_drain(loop: asyncio.AbstractEventLoop, drain: Callable[[], Awaitable[None]],
+                 draining: list[asyncio.Task[None]], then: Callable[[], None]) -> None:
+    async def run() -> None:
+        try:
+            await drain()
+        except Exception:  # noqa: BLE001 - stop anyway
+            logging.getLogger("runplane").exception("warm shutdown failed")
+        then()
+
+    draining.append(loop.create_task(run()))
 
 
 class _Server(uvicorn.Server):
@@ -98,6 +126,8 @@ def serve(
     ] = None,
 ) -> None:
     """Start the runplane server (REST v1, job API, worker API)."""
+    # Everything the server writes (store, logs, container plans) is its user's only.
+    os.umask(0o077)
     settings = load_settings(host=host, port=port, data_dir=data_dir, config_file=config, demo=demo,
                              provider=provider, ray_address=ray_address)
     # Before anything logs; uvicorn applies the same configuration to its own loggers.
@@ -112,7 +142,7 @@ def serve(
             f"  [bold]{admin_key.secret}[/]\n"
             "Store it now; `runplane keys create --user admin` makes another."
         )
-    app = create_app(services)
+    app = create_app(services, keep_workers=settings.controller.shutdown == "keep")
     if settings.demo:
         admin = services.users.find_user("admin")
         endpoint_id = ensure_demo(services.engine, services.templates, services.endpoints,
@@ -135,7 +165,10 @@ def serve(
         # (uvicorn's default is 5 s) races that reuse and the result is lost. Outlive the
         # clients' pools instead.
         timeout_keep_alive=75,
+        # Connections that send no request are closed (cli/connections.py).
+        http=guarded_protocol(settings.head_timeout_s),
     )
+    raise_open_files_limit()
     run_serving(config, services)
 
 
@@ -144,8 +177,13 @@ def run_serving(config: uvicorn.Config, services: Services) -> None:
     the GC tuned and a stop signal releasing the long-polls first. Benchmarks use it too, so
     they measure the server users run."""
 
+    settings = services.settings.controller
+
     def started() -> None:
         tune_gc()
-        release_long_polls_on_signal(services.broker.begin_shutdown)
+        warm = settings.shutdown == "drain"
+        release_long_polls_on_signal(
+            services.broker.begin_shutdown,
+            (lambda: drain(services, settings.drain_timeout_s)) if warm else None)
 
     _Server(config, started).run()

@@ -9,6 +9,7 @@ and ``autoscaler.decide``, then acts on the answers (``controller/reconcile.py``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -54,6 +55,34 @@ def stuck(desired_status: str, reason: str | None, overdue: Sequence[tuple[str, 
         return (f"job {job_id} ended on the server (execution timeout or cancel) "
                 f"but the handler was still running it {s:.0f}s later")
     return None
+
+
+# The last line of a Python traceback ("ModuleNotFoundError: No module named 'torch'").
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b(:.*)?$")
+_QUOTE_MAX = 300
+
+
+def last_error_line(log_tail: str) -> str | None:
+    """The line of a worker's output that says what went wrong: the last exception line of
+    a traceback, else the last line that mentions an error; None when there is none."""
+    lines = [line.strip() for line in log_tail.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("--- runplane")]
+    for line in reversed(lines):
+        if _EXCEPTION_LINE.match(line):
+            return line[:_QUOTE_MAX]
+    for line in reversed(lines):
+        if "error" in line.lower():
+            return line[:_QUOTE_MAX]
+    return None
+
+
+def crash_reason(exit_code: int | None, took: bool, log_tail: str) -> str:
+    """Why a worker nobody asked to stop exited: before its first job (a failed start) or
+    after taking one (the handler crashed), quoting its last error line."""
+    what = (f"exited with code {exit_code} before its first job" if not took
+            else f"crashed with exit code {exit_code} after taking a job")
+    line = last_error_line(log_tail)
+    return f"{what}: {line}" if line else what
 
 
 def startup_timeout(started_at: float, took: bool, now: float, timeout_s: float) -> str | None:

@@ -39,6 +39,9 @@ class ContainerOptions:
     ports: tuple[str, ...] = ()
     disk_gb: int | None = None
     registry_auth: tuple[str, str] | None = field(default=None, repr=False)
+    # The size it was placed with: the container's CPU and memory limits (0: none).
+    cpus: float = 0.0
+    memory_gb: float = 0.0
 
     @classmethod
     def of(cls, t: Mapping[str, Any],
@@ -129,6 +132,12 @@ class Provider(Protocol):
 
     def list(self) -> list[ProcessInfo]:
         """Every worker started by this provider and not yet forgotten, exited ones included."""
+        ...
+
+    def adopt(self, worker_id: str, data: dict[str, object], log_path: Path) -> ProcessInfo | None:
+        """After a restart: watch a worker a previous server run started (``data`` is the
+        ``ProcessInfo.data`` recorded then) if it still runs, as if started here; None when
+        it is gone or this provider cannot find it again."""
         ...
 
     def forget(self, worker_id: str) -> None:

@@ -25,10 +25,11 @@ class LocalProvider:
     name = "local"
 
     def __init__(self, settings: MachineSettings, data_dir: Path, catalog: Catalog | None = None,
-                 machine: Machine | None = None, container: ContainerSettings | None = None) -> None:
+                 machine: Machine | None = None, container: ContainerSettings | None = None,
+                 worker_user: str = "") -> None:
         self.machine = machine or discover_local_machine(settings, data_dir, catalog)
         self.log_dir = data_dir / "logs"
-        self.runtime = ProcessRuntime()
+        self.runtime = ProcessRuntime(worker_user=worker_user)
         self.containers = ContainerRuntime(container or ContainerSettings(), data_dir / "containers",
                                            owner=str(Path(data_dir).resolve()))
         if self.containers.config.engine != "none" and self.containers.run_dir.is_dir():
@@ -78,6 +79,17 @@ class LocalProvider:
         if self.containers.has_any():
             return self.runtime.list() + self.containers.list()
         return self.runtime.list()
+
+    def adopt(self, worker_id: str, data: dict[str, object], log_path: Path) -> ProcessInfo | None:
+        """A process worker's supervisor is found by pid and start time. Containers are not
+        adopted yet: a restart removes them (``cleanup_orphans``; docs/operator.md)."""
+        if data.get("runtime") != "process":
+            return None
+        gpus = data.get("gpus")
+        spec = WorkerSpec(id=worker_id, image=str(data.get("image", "")), command=[], env={},
+                          log_path=log_path,
+                          gpu_indices=tuple(int(i) for i in gpus) if isinstance(gpus, list) else ())
+        return self.runtime.adopt(spec, data)
 
     def get(self, worker_id: str) -> ProcessInfo | None:
         return self._runtime(worker_id).get(worker_id)

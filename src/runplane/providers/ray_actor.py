@@ -44,7 +44,7 @@ class WorkerActor:
 
     def __init__(self, worker_id: str) -> None:
         self.worker_id = worker_id
-        self.runtime = ProcessRuntime()
+        self.runtime = ProcessRuntime(outlive=False)  # dies with its actor
         self.log_path = node_log_dir() / f"{worker_id}.log"
         self.error: str | None = None
         self.failed_at: float | None = None

@@ -173,6 +173,10 @@ class RayProvider:
         with self._pump.lock:
             return [w.info() for w in self._pump.workers.values()]
 
+    def adopt(self, worker_id: str, data: dict[str, object], log_path: Path) -> ProcessInfo | None:
+        """Not yet for Ray: a restarted server's cleanup kills its previous run's actors."""
+        return None
+
     def get(self, worker_id: str) -> ProcessInfo | None:
         w = self._pump.workers.get(worker_id)
         return w.info() if w else None

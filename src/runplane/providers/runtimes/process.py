@@ -32,6 +32,7 @@ from pathlib import Path
 
 from runplane.accelerator import SITE_DIR, with_site
 from runplane.providers.base import EXITED, PARKED, RUNNING, ImageError, ProcessInfo, WorkerSpec
+from runplane.providers.runtimes.run_as import run_as, setpriv_path
 
 # Host variables a process needs to behave normally; the server's own settings stay out.
 PASSTHROUGH_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
@@ -192,9 +193,11 @@ class _Proc:
 class ProcessRuntime:
     """Starts, signals and watches worker processes on this host."""
 
-    def __init__(self, outlive: bool = True) -> None:
+    def __init__(self, outlive: bool = True, worker_user: str = "") -> None:
         self._procs: dict[str, _Proc] = {}
         self.outlive = outlive
+        # Whom workers run as when the server is root (run_as.py; "" = the server's user).
+        self.worker_user = worker_user
         self._foreign = 0  # adopted supervisors (not children: list() polls them)
 
     def check_image(self, image: str) -> Path:
@@ -208,7 +211,11 @@ class ProcessRuntime:
         if not spec.command:
             raise ImageError("the template has no dockerEntrypoint/dockerStartCmd; the process "
                              "runtime needs the command to run, e.g. [\"python\", \"handler.py\"]")
+        user = run_as(self.worker_user)
+        drop = user.argv(setpriv_path()) if user else []
         env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
+        if user:
+            env.update(user.env())
         env.update(spec.env)
         env = with_site(env, str(SITE_DIR))  # the SDK accelerator first on its PYTHONPATH
         # Pin the GPUs: an empty value hides every GPU from a CPU worker.
@@ -227,7 +234,7 @@ class ProcessRuntime:
             pdeath = [launcher, "--pdeathsig", "KILL", "--"] if launcher else []
             preexec = _set_pdeathsig if not self.outlive and not launcher \
                 and sys.platform.startswith("linux") else None
-            argv = [*pdeath, "/bin/sh", "-c", SUPERVISOR, str(exit_path), *pdeath,
+            argv = [*pdeath, "/bin/sh", "-c", SUPERVISOR, str(exit_path), *pdeath, *drop,
                     *spec.command]
             popen = subprocess.Popen(
                 argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
