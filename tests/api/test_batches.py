@@ -118,6 +118,9 @@ async def test_limits_and_bad_input(env: Env, monkeypatch: pytest.MonkeyPatch) -
     assert r.status_code == 400 and r.json()["field"] == "requests[0].input"
     r = await env.alice.post(f"/v2/{env.ep}/batch", json={"input": {}})
     assert r.status_code == 400
+    r = await env.alice.post(f"/v2/{env.ep}/batch", json=[
+        {"input": {}}, {"input": {}, "webhook": "http://169.254.169.254/hook"}])
+    assert r.status_code == 400 and r.json()["field"] == "requests[1].webhook", r.text
     monkeypatch.setattr(rules, "MAX_REQUESTS_PER_BATCH", 3)
     r = await env.alice.post(f"/v2/{env.ep}/batch", json=bodies(4))
     assert r.status_code == 400 and r.json()["field"] == "requests"

@@ -127,6 +127,7 @@ class BatchService:
                      name: str | None = None) -> Batch:
         """A new DRAFT batch with ``requests`` (possibly none)."""
         _check_size(len(requests))
+        _check_webhooks(self._broker, requests)
         async with self._lock:
             if self._active(endpoint_id) >= MAX_ACTIVE_BATCHES:
                 raise Conflict(f"endpoint {endpoint_id} has {MAX_ACTIVE_BATCHES} active batches "
@@ -142,6 +143,7 @@ class BatchService:
     async def append(self, endpoint_id: str, batch_id: str,
                      requests: Sequence[NewRequest]) -> Batch:
         """Add ``requests`` to a DRAFT batch."""
+        _check_webhooks(self._broker, requests)
         async with self._lock:
             self._draft(endpoint_id, batch_id, "add requests to")
             rows = self._rows
@@ -360,6 +362,16 @@ class BatchService:
         status = CANCELLED if drained else row.status
         return Batch(row.id, row.endpoint_id, row.name, status, row.created_at,
                      row.finalized_at, total, running, *done)
+
+
+def _check_webhooks(broker: Broker, requests: Sequence[NewRequest]) -> None:
+    """Refuse now the webhooks the finalize's submit would refuse."""
+    for i, r in enumerate(requests):
+        if r.webhook is not None:
+            try:
+                broker.check_webhook(r.webhook)
+            except Invalid as exc:
+                raise Invalid(f"requests[{i}].{exc.message}", f"requests[{i}].webhook") from None
 
 
 def _check_size(n: int) -> None:
