@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh sdk
+scripts/setup_worker_user.sh  # as root: the unprivileged user workers run as
 exec .venv/bin/runplane serve --demo "$@"

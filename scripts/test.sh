@@ -30,4 +30,6 @@ if [ "$want_podman" = 1 ] && [ "$(id -u)" = 0 ]; then
     scripts/setup_podman.sh \
         || echo "test.sh: podman set-up failed; the container tests will be skipped" >&2
 fi
+# tests/security runs workers as the unprivileged user a root server uses by default.
+scripts/setup_worker_user.sh
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

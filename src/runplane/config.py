@@ -174,7 +174,9 @@ RUNPOD_JOB_API_LIMITS = {op: RouteLimit(requests=n, concurrent=c) for op, n, c i
     # Routes RunPod's own clients use (not in its table): status-sync as status, metrics as
     # health, the OpenAI passthrough as runsync (it is one); batches as cancel.
     ("status-sync", 2000, 400), ("metrics", 2000, 0), ("openai", 2000, 400),
-    ("batch", 100, 20))}
+    ("batch", 100, 20),
+    # Load-balancing endpoints' proxied requests (RunPod publishes no table for them).
+    ("lb", 50_000, 2000))}
 
 
 class LimitSettings(BaseModel):
@@ -210,6 +212,26 @@ class SecuritySettings(BaseModel):
     local_image_roots: list[Path] = Field(default_factory=list)
     worker_user: str = "runplane-worker"
     webhook_allow_cidrs: list[str] = Field(default_factory=list)
+
+
+class LoadBalancerSettings(BaseModel):
+    """Load-balancing endpoints (docs/load-balancing.md): RunPod's limits by default.
+    ``base_domain`` (e.g. ``lb.example.com``, with wildcard DNS and TLS in front) also
+    serves endpoint ``abc`` at ``abc.lb.example.com``; "" serves it only at ``/lb/abc/``."""
+
+    model_config = {"extra": "forbid"}
+
+    base_domain: str = ""
+    max_body_bytes: int = 30_000_000
+    wait_for_worker_s: float = 120.0
+    request_timeout_s: float = 330.0
+    health_interval_s: float = 1.0
+    # A worker still starting (204, or not answering yet) is asked this often.
+    health_interval_starting_s: float = 0.2
+    health_timeout_s: float = 2.0
+    # Failed health checks in a row that make a worker UNHEALTHY (replaced); one takes it
+    # out of rotation.
+    unhealthy_after: int = 3
 
 
 # Flat keys of earlier releases -> (group, key) (see Settings._legacy_flat_keys).
@@ -286,6 +308,7 @@ class Settings(BaseSettings):
     # Rate limits and quotas, and what users may reach on the host (docs/security.md).
     limits: LimitSettings = Field(default_factory=LimitSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    lb: LoadBalancerSettings = Field(default_factory=LoadBalancerSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -36,8 +36,8 @@ async def alice(srv: Server) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def scrape(srv: Server, key: str | None = None) -> dict:
-    async with client_for(srv, key) as c:
+async def scrape(srv: Server, key: str | None = "admin") -> dict:
+    async with client_for(srv, srv.admin_key if key == "admin" else key) as c:
         r = await c.get("/metrics")
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
@@ -171,8 +171,22 @@ async def test_metrics_auth_setting(tmp_path: Path) -> None:
         srv.services.engine.dispose()
 
 
-async def test_metrics_are_open_by_default(srv: Server) -> None:
-    await scrape(srv, key=None)
+async def test_metrics_need_an_admin_key_by_default(srv: Server) -> None:
+    # /metrics names every user's endpoints: closed unless the operator opens it.
+    async with client_for(srv, None) as c:
+        assert (await c.get("/metrics")).status_code == 401
+    async with client_for(srv, srv.user_key) as c:
+        assert (await c.get("/metrics")).status_code == 403
+    await scrape(srv)
+
+
+async def test_metrics_can_be_opened(tmp_path: Path) -> None:
+    srv = clocked_server(tmp_path / "data", ManualClock(T0), metrics_require_auth=False)
+    try:
+        await scrape(srv, key=None)
+    finally:
+        srv.services.broker.close()
+        srv.services.engine.dispose()
 
 
 @pytest.mark.parametrize(("setup", "expected"), [

@@ -25,7 +25,8 @@ from runplane.providers.runtimes.container_image import (
 
 PODMAN = Engine("podman", "/usr/bin/podman")
 DOCKER = Engine("docker", "/usr/bin/docker")
-BASE = ["run", "--rm", "--name", "runplane-w1", "--pull", "never"]
+BASE = ["run", "--rm", "--name", "runplane-w1", "--pull", "never",
+        "--security-opt", "no-new-privileges"]
 
 
 def argv(engine: Engine = PODMAN, **kw: object) -> list[str]:
@@ -55,9 +56,14 @@ def argv(engine: Engine = PODMAN, **kw: object) -> list[str]:
     ({"gpu_indices": (1, 3)}, DOCKER,
      [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--gpus", '"device=1,3"', "img:1"]),
     # The network volume, and values an env file cannot hold.
-    ({"volume": ("/data/v1", "/runpod-volume"), "extra_env": ("K=a\nb",)}, PODMAN,
-     [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--env", "K=a\nb",
+    # (by name only: the value is in the engine client's environment, not on its argv).
+    ({"volume": ("/data/v1", "/runpod-volume"), "extra_env": ("K",)}, PODMAN,
+     [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--env", "K",
       "--volume", "/data/v1:/runpod-volume", "img:1"]),
+    # The placed size as cgroup limits, and the pid cap.
+    ({"options": ContainerOptions(cpus=2, memory_gb=4.5), "pids_limit": 4096}, PODMAN,
+     [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--cpus", "2", "--memory",
+      "4608m", "--pids-limit", "4096", "img:1"]),
     # Ports on the host network: nothing to publish (the container uses the host's).
     ({"port_map": {8888: 8888}}, PODMAN,
      [*BASE, "--network", "host", "--env-file", "/r/w1.env", "img:1"]),
@@ -70,8 +76,8 @@ def argv(engine: Engine = PODMAN, **kw: object) -> list[str]:
     ({"options": ContainerOptions(disk_gb=20)}, PODMAN,
      [*BASE, "--network", "host", "--env-file", "/r/w1.env", "img:1"]),
     ({"options": ContainerOptions(disk_gb=20)}, Engine("podman", "podman", disk_quota=True),
-     ["run", "--rm", "--name", "runplane-w1", "--pull", "never", "--network", "host",
-      "--env-file", "/r/w1.env", "--storage-opt", "size=20G", "img:1"]),
+     [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--storage-opt", "size=20G",
+      "img:1"]),
     # The operator's extra arguments go before the image.
     ({"run_args": ("--runtime", "runc")}, PODMAN,
      [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--runtime", "runc", "img:1"]),
@@ -114,7 +120,7 @@ def test_ports_and_env_file() -> None:
     assert container_ports(["8888/http", "22/tcp", "53/udp", "8000", "bad/tcp"]) == [
         (8888, "tcp"), (22, "tcp"), (53, "udp"), (8000, "tcp")]
     text, rest = env_file_text({"A": "1", "B": "x=y z", "C": "two\nlines"})
-    assert text == "A=1\nB=x=y z\n" and rest == ["C=two\nlines"]
+    assert text == "A=1\nB=x=y z\n" and rest == {"C": "two\nlines"}
 
 
 # Real output: `podman pull` (4.3, not a terminal) and `docker pull` (28).

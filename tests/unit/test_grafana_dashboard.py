@@ -50,7 +50,8 @@ async def test_dashboard_uses_only_exposed_metrics(tmp_path: Path) -> None:
     srv = make_server(tmp_path / "data")
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=srv.app),
-                                     base_url="http://runplane.test") as c:
+                                     base_url="http://runplane.test",
+                                     headers={"Authorization": f"Bearer {srv.admin_key}"}) as c:
             text = (await c.get("/metrics")).text
     finally:
         srv.services.broker.close()

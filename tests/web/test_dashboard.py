@@ -118,11 +118,12 @@ def refreshes(page: Any) -> int:
 def wait_refreshes(page: Any, n: int = 2) -> None:
     """Wait until the page has polled the server ``n`` more times (live, without reload)."""
     start = refreshes(page)
-    page.wait_for_function(f"window.runplane.refreshes >= {start + n}", timeout=20_000)
+    # Functions, not expressions: the page's CSP forbids the eval an expression needs.
+    page.wait_for_function(f"() => window.runplane.refreshes >= {start + n}", timeout=20_000)
 
 
 def chart_has_data(name: str) -> str:
-    return f"document.querySelector('[data-chart={name}]').dataset.nonzero === 'true'"
+    return f"() => document.querySelector('[data-chart={name}]').dataset.nonzero === 'true'"
 
 
 def test_login_shows_the_server_error_then_lists_endpoints(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from runplane.api import graphql, health, metrics
+from runplane.api import docs_page, graphql, health, metrics
 from runplane.api.v1 import (
     billing,
     endpoints,
@@ -24,6 +24,7 @@ from runplane.web import routes as web
 
 def include_routers(app: FastAPI) -> None:
     app.include_router(health.router)
+    app.include_router(docs_page.router)  # /v1/docs with pinned, integrity-checked scripts
     for v1 in (templates, endpoints, networkvolumes, registry, billing, pods, machines):
         app.include_router(v1.router)
     app.include_router(workerlogs.router)  # GET /v1/workers/{id}/logs (runplane extension)

@@ -17,7 +17,7 @@ are the template's or pod's, in RunPod's names (``imageName``, ``dockerEntrypoin
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from runplane.controller.ports import RegistryCredentials, VolumeDirectory
 from runplane.controller.scheduler import MachineLoad, NoFit, Parked, Placement, place_evicting
 from runplane.controller.specs import command_of, request_for, volume_env
 from runplane.providers.base import ContainerOptions, ImageError, ProcessInfo, Provider, WorkerSpec
+from runplane.schemas.common import is_platform_env
 from runplane.schemas.volumes import NetworkVolume
 
 
@@ -91,7 +92,8 @@ class Launcher:
                     defaults: Mapping[str, str] | None = None) -> dict[str, str]:
         """The process's environment: the fields' ``env``, the network volume's (creating
         its directory), its own identity, then ``defaults`` for names none of those set."""
-        env = {**(fields.get("env") or {})}
+        # A stored env from before platform names were refused never reaches the process.
+        env = {k: v for k, v in (fields.get("env") or {}).items() if not is_platform_env(k)}
         if volume.volume is not None:
             env.update(volume_env(self._volumes.path_of(volume.volume), volume.mount_path))
         env.update(own_env)
@@ -104,10 +106,11 @@ class Launcher:
         """Start the process on its placement; raises OSError or ImageError when the
         provider cannot start it."""
         log_path = self._provider.log_path(process_id)
+        options = replace(ContainerOptions.of(fields, self._credentials(fields)),
+                          cpus=placed.vcpu_count, memory_gb=placed.memory_in_gb)
         info = self._provider.start(WorkerSpec(
             process_id, fields["imageName"], command_of(fields), env, log_path,
-            placed.gpu_indices, placed.machine_id,
-            ContainerOptions.of(fields, self._credentials(fields))))
+            placed.gpu_indices, placed.machine_id, options))
         return Started(info, log_path)
 
     def _credentials(self, fields: Mapping[str, Any]) -> tuple[str, str] | None:

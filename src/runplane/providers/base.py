@@ -57,6 +57,18 @@ class ContainerOptions:
 
 
 @dataclass(frozen=True)
+class HttpPorts:
+    """A load-balancing worker's ``PORT`` and ``PORT_HEALTH`` (``providers.http_ports``):
+    as asked (the app's own, equal when it has one port) until the runtime settles them, then
+    where they are and how the server reaches them (``host``; ``mapped``: published ports)."""
+
+    port: int = 80
+    health_port: int = 80
+    host: str = ""
+    mapped: bool = False
+
+
+@dataclass(frozen=True)
 class WorkerSpec:
     """Everything needed to run one worker or pod process."""
 
@@ -68,6 +80,8 @@ class WorkerSpec:
     gpu_indices: tuple[int, ...] = ()
     machine_id: str = ""
     container: ContainerOptions = ContainerOptions()
+    # Set for a load-balancing worker: it serves HTTP on ports the runtime assigns.
+    http: HttpPorts | None = None
 
 
 @dataclass

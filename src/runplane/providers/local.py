@@ -12,7 +12,8 @@ from pathlib import Path
 from runplane.catalog.catalog import Catalog
 from runplane.catalog.machines import Machine, discover_local_machine
 from runplane.config import ContainerSettings, MachineSettings
-from runplane.providers.base import ProcessInfo, WorkerSpec
+from runplane.providers.base import HttpPorts, ProcessInfo, WorkerSpec
+from runplane.providers.http_ports import resolve as resolve_ports
 from runplane.providers.runtimes.container import ContainerRuntime
 from runplane.providers.runtimes.container_image import is_container_image
 from runplane.providers.runtimes.process import ProcessRuntime, read_tail
@@ -58,8 +59,11 @@ class LocalProvider:
 
     def start(self, spec: WorkerSpec) -> ProcessInfo:
         if is_container_image(spec.image):
-            return self.containers.start(spec)
-        return self.runtime.start(spec)
+            network = self.containers.config.network
+            host = self.containers.config.publish_ip
+            return self.containers.start(resolve_ports(
+                spec, "127.0.0.1" if host in ("0.0.0.0", "::", "") else host, network != "host"))
+        return self.runtime.start(resolve_ports(spec, "127.0.0.1", False, "127.0.0.1"))
 
     async def stop(self, worker_id: str, grace_s: float) -> ProcessInfo | None:
         return await self._runtime(worker_id).stop(worker_id, grace_s)
@@ -86,9 +90,12 @@ class LocalProvider:
         if data.get("runtime") != "process":
             return None
         gpus = data.get("gpus")
+        http = data.get("http")  # a load-balancing worker keeps its ports
         spec = WorkerSpec(id=worker_id, image=str(data.get("image", "")), command=[], env={},
                           log_path=log_path,
-                          gpu_indices=tuple(int(i) for i in gpus) if isinstance(gpus, list) else ())
+                          gpu_indices=tuple(int(i) for i in gpus) if isinstance(gpus, list) else (),
+                          http=HttpPorts(int(http["port"]), int(http["health_port"]),
+                                         str(http["host"])) if isinstance(http, dict) else None)
         return self.runtime.adopt(spec, data)
 
     def get(self, worker_id: str) -> ProcessInfo | None:

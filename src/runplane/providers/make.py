@@ -13,7 +13,8 @@ def make_provider(settings: Settings, catalog: Catalog) -> Provider:
     if settings.provider == "ray":
         return _ray_provider(settings, catalog)
     return LocalProvider(settings.machine, settings.data_dir, catalog,
-                         container=settings.container)
+                         container=settings.container,
+                         worker_user=settings.security.worker_user)
 
 
 def _ray_provider(settings: Settings, catalog: Catalog) -> Provider:

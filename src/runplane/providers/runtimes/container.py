@@ -51,6 +51,7 @@ from pathlib import Path
 from runplane.accelerator import CONTAINER_DIR, SITE_DIR, enabled
 from runplane.config import ContainerSettings
 from runplane.providers.base import EXITED, PARKED, RUNNING, ProcessInfo, WorkerSpec
+from runplane.providers.http_ports import http_data
 from runplane.providers.runtimes.container_argv import (
     RunSpec,
     container_ports,
@@ -149,7 +150,8 @@ class _Container:
             data={"runtime": "container", "container": self.name, "image": self.image,
                   "pid": self.popen.pid, "started_at": self.started_at, "pgid": self.popen.pid,
                   "gpus": list(self.spec.gpu_indices),
-                  "portMappings": {str(c): h for c, h in sorted(self.ports.items())}},
+                  "portMappings": {str(c): h for c, h in sorted(self.ports.items())},
+                  **http_data(self.spec)},
             reason=reason, progress=progress,
         )
         return self._info
@@ -244,13 +246,14 @@ class ContainerRuntime:
             publish_ip=self.config.publish_ip,
             labels={"runplane.owner": self.owner, "runplane.run": self.run_id,
                     "runplane.worker": spec.id},
-            run_args=tuple(self.config.run_args), init=self.config.init, extra_env=tuple(extra_env)))
+            run_args=tuple(self.config.run_args), init=self.config.init,
+            extra_env=tuple(extra_env), pids_limit=self.config.pids_limit))
         plan: dict[str, object] = {
             "image": image, "state": str(files["state"]), "pull_log": str(files["pull_log"]),
             "exists": None if image in self._present
             else [engine.binary, "image", "inspect", "--format", "{{.Id}}", image],
             "pull": [engine.binary, "pull", *self.config.pull_args, image], "run": argv,
-            "auth": [],
+            "auth": [], "run_env": extra_env,
         }
         if accelerate:
             plan["accelerator"] = {"mount": f"{SITE_DIR}:{CONTAINER_DIR}:ro", "dir": CONTAINER_DIR,

@@ -57,22 +57,34 @@ class RunSpec:
     labels: dict[str, str] = field(default_factory=dict)
     run_args: tuple[str, ...] = ()
     init: bool = True
-    extra_env: tuple[str, ...] = ()  # NAME=VALUE pairs an env file cannot hold (newlines)
+    # Names of variables an env file cannot hold (newlines): ``--env NAME`` takes the value
+    # from the engine client's environment, so no value is on a command line.
+    extra_env: tuple[str, ...] = ()
+    pids_limit: int = 0
 
 
 def run_argv(r: RunSpec) -> list[str]:
     """The ``podman run`` / ``docker run`` command line of one worker or pod (attached: its
     output is the launcher's, its exit code the container's)."""
+    # no-new-privileges: nothing inside gains privileges through setuid binaries.
     argv = [r.engine.binary, "run", "--rm", "--name", r.name, "--pull", "never",
-            "--network", r.network, "--env-file", r.env_file]
+            "--security-opt", "no-new-privileges", "--network", r.network,
+            "--env-file", r.env_file]
     if r.init:
         argv.append("--init")
+    # The size it was placed with, as the container's cgroup limits.
+    if r.options.cpus:
+        argv += ["--cpus", f"{r.options.cpus:g}"]
+    if r.options.memory_gb:
+        argv += ["--memory", f"{max(6, int(r.options.memory_gb * 1024))}m"]
+    if r.pids_limit:
+        argv += ["--pids-limit", str(r.pids_limit)]
     if r.network != "host":
         argv += ["--hostname", r.name]
     for key, value in sorted(r.labels.items()):
         argv += ["--label", f"{key}={value}"]
-    for pair in r.extra_env:
-        argv += ["--env", pair]
+    for name in r.extra_env:
+        argv += ["--env", name]
     argv += gpu_args(r.engine.name, r.gpu_indices)
     if r.options.disk_gb and r.engine.disk_quota:
         argv += ["--storage-opt", f"size={int(r.options.disk_gb)}G"]
@@ -94,12 +106,13 @@ def run_argv(r: RunSpec) -> list[str]:
     return argv
 
 
-def env_file_text(env: dict[str, str]) -> tuple[str, list[str]]:
-    """(env file contents, NAME=VALUE pairs that cannot go in one: values with newlines)."""
-    lines, rest = [], []
+def env_file_text(env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """(env file contents, the variables that cannot go in one: values with newlines, which
+    the launcher hands the engine client in its environment)."""
+    lines, rest = [], {}
     for key, value in env.items():
         if "\n" in value or "\r" in value:
-            rest.append(f"{key}={value}")
+            rest[key] = value
         else:
             lines.append(f"{key}={value}\n")
     return "".join(lines), rest

@@ -11,7 +11,8 @@ The plan (written by the runtime, mode 0600) holds:
 ``exists`` (argv answering 0 when the image is present; null when the runtime knows it is),
 ``pull`` (argv), ``pull_env``
 (variables pointing the engine at a credentials file, if any), ``auth`` (files to delete once
-pulled), ``state`` and ``pull_log`` (where the phase and the pull's output go), and ``run``.
+pulled), ``state`` and ``pull_log`` (where the phase and the pull's output go), ``run`` and
+``run_env`` (variables ``run`` names with ``--env NAME``: values with newlines).
 The state file holds one word: ``pulling``, ``failed`` or ``running``.
 """
 
@@ -74,7 +75,9 @@ def main() -> None:
         run = _with_accelerator(run, plan)
     _put(state, "running")
     sys.stdout.flush()
-    os.execvp(run[0], run)
+    # Values an env file cannot hold go to the engine client as its own variables
+    # (``--env NAME`` in ``run``), never on its command line.
+    os.execvpe(run[0], run, {**os.environ, **plan.get("run_env", {})})
 
 
 def _with_accelerator(run: list, plan: dict) -> list:

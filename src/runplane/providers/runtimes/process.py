@@ -32,6 +32,7 @@ from pathlib import Path
 
 from runplane.accelerator import SITE_DIR, with_site
 from runplane.providers.base import EXITED, PARKED, RUNNING, ImageError, ProcessInfo, WorkerSpec
+from runplane.providers.http_ports import http_data
 from runplane.providers.runtimes.run_as import run_as, setpriv_path
 
 # Host variables a process needs to behave normally; the server's own settings stay out.
@@ -185,7 +186,7 @@ class _Proc:
             exit_code=code, stopped_at=self.stopped_at, log_path=str(self.spec.log_path),
             data={"runtime": "process", "pid": self.popen.pid, "started_at": self.started_at, "pgid": self.popen.pid,
                   "gpus": list(self.spec.gpu_indices), "image": self.spec.image,
-                  "supervised": self.supervised},
+                  "supervised": self.supervised, **http_data(self.spec)},
         )
         return self._info
 
