@@ -41,6 +41,8 @@ class LiveServer:
     env: dict[str, str]
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
+    # Run the server through this (e.g. ``["prlimit", "--nofile=256:256", "--"]``).
+    launcher: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -49,7 +51,7 @@ class LiveServer:
     def start(self, timeout: float = 30.0) -> None:
         log = open(self.data_dir / "server.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runplane", "serve", "--port", str(self.port),
+            [*self.launcher, sys.executable, "-m", "runplane", "serve", "--port", str(self.port),
              "--data-dir", str(self.data_dir), *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
         )

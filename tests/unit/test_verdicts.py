@@ -179,3 +179,24 @@ def test_only_low_priority(in_queue: int, normal: int, capacity: int, starting: 
 ])
 def test_is_quiet(args: tuple[int, int, int, int, int], expected: bool) -> None:
     assert v.is_quiet(*args) is expected
+
+
+CRASH_LOGS = [
+    # (log tail, exit code, took a job, reason)
+    ("--- runplane: starting w\nTraceback (most recent call last):\n  File \"h.py\"\n"
+     "ModuleNotFoundError: No module named 'torch'\n", 1, False,
+     "exited with code 1 before its first job: ModuleNotFoundError: No module named 'torch'"),
+    ("loading\nRuntimeError: CUDA error: out of memory\n", -9, True,
+     "crashed with exit code -9 after taking a job: RuntimeError: CUDA error: out of memory"),
+    ('{"message": "handler error: bad input", "level": "ERROR"}\n', 2, True,
+     'crashed with exit code 2 after taking a job: {"message": "handler error: bad input", '
+     '"level": "ERROR"}'),
+    ("all fine\n", 3, False, "exited with code 3 before its first job"),
+    ("", 0, True, "crashed with exit code 0 after taking a job"),
+]
+
+
+@pytest.mark.parametrize(("tail", "code", "took", "reason"), CRASH_LOGS)
+def test_crash_reason_quotes_the_last_error_line(tail: str, code: int, took: bool,
+                                                 reason: str) -> None:
+    assert v.crash_reason(code, took, tail) == reason

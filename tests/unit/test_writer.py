@@ -74,3 +74,45 @@ def test_sqlite_fast_path_writes_what_core_writes(tmp_path: Path) -> None:
     assert rows["fast"] == rows["core"]
     assert [r[0] for r in rows["fast"][1]] == ["j1", "j2"]
     assert rows["fast"][1][1][jobs.c.keys().index("output")] is None
+
+
+async def test_when_the_store_cannot_write_requests_fail_fast_and_state_changes_land_later(
+        tmp_path: Path) -> None:
+    """A full disk (here: SQLite's query_only, which refuses writes the same way, with an
+    OperationalError): a request's own write fails at once as Unavailable; a must-land
+    write waits, in order, and commits once the store takes writes again."""
+    import asyncio
+
+    import pytest
+    from sqlalchemy import event
+
+    from runplane.errors import Unavailable
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    upgrade(engine)
+    refuse = {"on": True}
+
+    @event.listens_for(engine, "connect")
+    def _query_only(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_conn.execute(f"PRAGMA query_only={'ON' if refuse['on'] else 'OFF'}")
+
+    engine.pool.dispose()  # the migration's pooled connections predate the listener
+    writer = Writer(engine)
+    try:
+        job = Job(id="j", endpoint_id="e", user_id="u", payload={}, created_at=1.0,
+                  expires_at=2.0)
+        kept = writer.write_nowait((sql.INSERT_JOB, sql.job_row(job)))
+        with pytest.raises(Unavailable, match="the store cannot write"):
+            await writer.write((sql.INSERT_JOB, sql.job_row(Job(
+                id="k", endpoint_id="e", user_id="u", payload={}, created_at=1.0,
+                expires_at=2.0))))
+        await asyncio.sleep(0.2)
+        assert kept is not None and not kept.done() and writer.pending == 1
+        refuse["on"] = False
+        engine.pool.dispose()  # new connections read the flag
+        await asyncio.wait_for(kept, 10)
+        with engine.connect() as conn:
+            assert [r.id for r in conn.execute(select(jobs.c.id))] == ["j"]
+        assert writer.pending == 0
+    finally:
+        writer.close()
