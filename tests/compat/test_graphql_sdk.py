@@ -157,6 +157,37 @@ def test_pods(sdk: LiveServer, app_dir: Path) -> None:
         runpod.create_pod("big", f"local:{app_dir}", A40, gpu_count=3, docker_args=start)
 
 
+def test_runpod_cli(live: LiveServer, tmp_path: Path, app_dir: Path) -> None:
+    """The SDK's own `runpod` command (its key in ~/.runpod/config.toml, as `runpod config`
+    writes it): `ssh add-key`, `ssh list-keys`, `pod list`."""
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "RUNPOD_API_BASE_URL": live.url}
+    cli = str(Path(sys.executable).with_name("runpod"))
+
+    def runpod_cli(*args: str, answers: str = "") -> str:
+        done = subprocess.run([cli, *args], env=env, capture_output=True, text=True,
+                              input=answers, timeout=60, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    runpod_cli("config", live.other_key)
+    # add-key generates a key pair under ~/.runpod/ssh and appends its public half to the
+    # account's pubKey (the SDK ignores --key; the prompts are its own).
+    runpod_cli("ssh", "add-key", answers="y\ncli-key\n")
+    public = (tmp_path / ".runpod" / "ssh" / "cli-key.pub").read_text()
+    assert "cli-key" in runpod_cli("ssh", "list-keys")
+    with live.client(live.other_key) as c:
+        r = c.post("/graphql", json={"query": "{ myself { pubKey } }"})
+    assert r.json()["data"]["myself"]["pubKey"] == public.strip()
+    with live.client(live.other_key) as c:
+        r = c.post("/v1/pods", json={"name": "cli-pod", "imageName": f"local:{app_dir}",
+                                     "computeType": "CPU", "vcpuCount": 1, "env": {"MSG": "x"},
+                                     "dockerStartCmd": [sys.executable, "app.py"]})
+        assert r.status_code == 201, r.text
+        listed = runpod_cli("pod", "list")
+        assert r.json()["id"] in listed and "cli-pod" in listed and "RUNNING" in listed
+        assert c.delete(f"/v1/pods/{r.json()['id']}").status_code == 204
+
+
 def _deploy(project_id: str, volume_id: str) -> tuple[str, str]:
     """The GraphQL calls of `runpod project deploy` (runpod/cli/groups/project/functions.py,
     create_project_endpoint, after its SSH steps), with the same arguments."""
