@@ -24,7 +24,7 @@ the writer. Time comes from the injected clock so :meth:`Broker.sweep` can be dr
 from __future__ import annotations
 
 import asyncio
-import random
+import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,7 +50,6 @@ from runplane.clock import Clock
 from runplane.config import BrokerSettings
 from runplane.errors import Conflict, RateLimited, Unavailable
 
-_ids = random.Random(random.SystemRandom().getrandbits(256))
 # At most this many extra rows are read to make up for rows whose job is in memory.
 _MAX_OVERFETCH = 5000
 
@@ -58,7 +57,7 @@ _MAX_OVERFETCH = 5000
 def new_job_id() -> str:
     """A job id as /run makes them (``<uuid4>-u1``), for a job submitted later under it
     (:meth:`Broker.submit_many`)."""
-    return str(uuid.UUID(int=_ids.getrandbits(128), version=4)) + "-u1"
+    return str(uuid.UUID(int=secrets.randbits(128), version=4)) + "-u1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,9 +235,9 @@ class Broker:
         if self._max_queued_jobs or self._max_queued_bytes:
             self._check_queue_room(endpoint_id, 1, size)
         now = self._clock.now()
-        # A version-4 UUID from a CSPRNG-seeded generator: no syscall (and GIL hand-off) per
-        # job; ids are not secrets (every route checks the endpoint's owner).
-        job_id = (("sync-" if sync else "") + str(uuid.UUID(int=_ids.getrandbits(128), version=4))
+        # A version-4 UUID from the OS's CSPRNG (secrets): every route checks the endpoint's
+        # owner, but an id no one can predict leaks nothing even where a check is missed.
+        job_id = (("sync-" if sync else "") + str(uuid.UUID(int=secrets.randbits(128), version=4))
                   + "-u1")
         payload = {**payload, "id": job_id}
         job = Job(

@@ -22,6 +22,8 @@ from runplane.accelerator import SITE_DIR, with_site
 
 worker_app = typer.Typer(help="Run a worker by hand against a live endpoint.", no_args_is_help=True)
 err = Console(stderr=True)
+# The user's own credentials: a manual worker's handler runs with its worker credential only.
+_USER_SECRETS = ("RUNPLANE_API_KEY", "RUNPOD_API_KEY", "RUNPLANE_CONFIG")
 
 
 @worker_app.command(
@@ -70,7 +72,9 @@ def run(
     err.print(f"worker {worker_id} attached to endpoint {endpoint}; running: {' '.join(command)}")
     # The SDK accelerator (docs/workers.md) goes first on the command's PYTHONPATH unless
     # RUNPLANE_ACCELERATOR=0 is set here or by the server.
-    proc = subprocess.Popen(command, env=with_site({**os.environ, **body["env"]}, str(SITE_DIR)))
+    # The handler gets its worker credential, never the user's API key (nor the CLI's config).
+    own = {k: v for k, v in os.environ.items() if k not in _USER_SECRETS}
+    proc = subprocess.Popen(command, env=with_site({**own, **body["env"]}, str(SITE_DIR)))
 
     def forward(signum: int, _frame: object) -> None:
         if proc.poll() is None:

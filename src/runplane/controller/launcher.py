@@ -24,8 +24,14 @@ from typing import Any
 from runplane.catalog.catalog import Catalog
 from runplane.controller.ports import RegistryCredentials, VolumeDirectory
 from runplane.controller.scheduler import MachineLoad, NoFit, Parked, Placement, place_evicting
-from runplane.controller.specs import command_of, request_for, volume_env
-from runplane.providers.base import ContainerOptions, ImageError, ProcessInfo, Provider, WorkerSpec
+from runplane.controller.specs import command_of, http_ports, request_for, volume_env
+from runplane.providers.base import (
+    ContainerOptions,
+    ImageError,
+    ProcessInfo,
+    Provider,
+    WorkerSpec,
+)
 from runplane.schemas.common import is_platform_env
 from runplane.schemas.volumes import NetworkVolume
 
@@ -102,18 +108,24 @@ class Launcher:
         return env
 
     def start(self, process_id: str, fields: Mapping[str, Any], placed: Placement,
-              env: dict[str, str]) -> Started:
-        """Start the process on its placement; raises OSError or ImageError when the
+              env: dict[str, str], serves_http: bool = False) -> Started:
+        """Start the process on its placement (``serves_http``: a load-balancing worker,
+        serving HTTP on ports the provider assigns); raises OSError or ImageError when the
         provider cannot start it."""
+        http = http_ports(fields) if serves_http else None
+        if http is not None:
+            env = {"HEALTH_CHECK_PATH": "/ping", **env}
         log_path = self._provider.log_path(process_id)
         options = replace(ContainerOptions.of(fields, self._credentials(fields)),
                           cpus=placed.vcpu_count, memory_gb=placed.memory_in_gb)
         info = self._provider.start(WorkerSpec(
             process_id, fields["imageName"], command_of(fields), env, log_path,
-            placed.gpu_indices, placed.machine_id, options))
+            placed.gpu_indices, placed.machine_id, options, http))
         return Started(info, log_path)
 
     def _credentials(self, fields: Mapping[str, Any]) -> tuple[str, str] | None:
         """The fields' registry credentials, for the container runtime's pull only."""
         auth_id = fields.get("containerRegistryAuthId")
-        return self._registry_auths.credentials(auth_id) if auth_id else None
+        if not auth_id:
+            return None
+        return self._registry_auths.credentials_for(auth_id, fields.get("imageName", ""))

@@ -110,8 +110,9 @@ class VolumeDirectory(Protocol):
 class RegistryCredentials(Protocol):
     """Private registries' credentials, for the container runtime's pull only."""
 
-    def credentials(self, auth_id: str) -> tuple[str, str] | None:
-        """(username, password) of a containerRegistryAuthId, or None."""
+    def credentials_for(self, auth_id: str, image: str) -> tuple[str, str] | None:
+        """(username, password) of a containerRegistryAuthId for pulling ``image``: None when
+        there are none, or when they are bound to another registry host."""
         ...
 
 

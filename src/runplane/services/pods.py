@@ -50,6 +50,10 @@ class PodReferences(Protocol):
         """The owner of registry credentials; None when there are none."""
         ...
 
+    def bind_auth(self, auth_id: str, image: str) -> None:
+        """Bind registry credentials to ``image``'s registry (``Invalid`` if bound elsewhere)."""
+        ...
+
 
 class PodService:
     """CRUD and lifecycle of pods. A pod runs while it holds a placement in ``allocations``
@@ -238,6 +242,8 @@ class PodService:
                 and self._owners.auth_owner(auth_id) != owner_id:
             raise Invalid(f"containerRegistryAuthId: no container registry auth {auth_id!r}",
                           "containerRegistryAuthId")
+        if auth_id and changed & {"containerRegistryAuthId", "imageName"}:
+            self._owners.bind_auth(auth_id, spec.get("imageName") or "")
 
     def _check_runnable(self, spec: dict[str, Any]) -> None:
         unrunnable = self._launcher.check(spec, NO_COMMAND)

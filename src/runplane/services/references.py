@@ -28,3 +28,6 @@ class References:
     def auth_owner(self, auth_id: str) -> str | None:
         auth = self._registry_auths.get(auth_id)
         return auth.userId if auth else None
+
+    def bind_auth(self, auth_id: str, image: str) -> None:
+        self._registry_auths.bind(auth_id, image)

@@ -6,16 +6,22 @@ is never answered by the API and never logged (the request model keeps it in a S
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from runplane.clock import Clock
-from runplane.errors import Conflict, NotFound
+from runplane.errors import Conflict, Invalid, NotFound
+from runplane.providers.base import ImageError
+from runplane.providers.runtimes.container_image import is_container_image, parse_reference
 from runplane.ids import new_template_id
 from runplane.schemas.registry import RegistryAuth, RegistryAuthCreate, RegistryAuthUpdate
 from runplane.services.access import can_see, owned_by
 from runplane.services.users import Principal
 from runplane.store.tables import registry_auths, templates
+
+log = logging.getLogger("runplane.services.registry_auths")
 
 
 class RegistryAuthService:
@@ -104,3 +110,42 @@ class RegistryAuthService:
                 .where(registry_auths.c.id == auth_id)
             ).first()
         return (row.username, row.password) if row else None
+
+    def bind(self, auth_id: str, image: str) -> None:
+        """Bind the credentials to ``image``'s registry host on their first use; ``Invalid``
+        when they are bound to another host already (they only ever go to one)."""
+        host = registry_host(image)
+        if host is None:
+            return
+        with self._engine.begin() as conn:
+            bound = conn.execute(select(registry_auths.c.registry_host)
+                                 .where(registry_auths.c.id == auth_id)).scalar()
+            if bound is None:
+                conn.execute(update(registry_auths).where(registry_auths.c.id == auth_id)
+                             .values(registry_host=host))
+            elif bound != host:
+                raise Invalid(f"containerRegistryAuthId: these credentials are for the registry "
+                              f"{bound}, not {host} (create others for {host})",
+                              "containerRegistryAuthId")
+
+    def credentials_for(self, auth_id: str, image: str) -> tuple[str, str] | None:
+        """The credentials for pulling ``image``: None unless they are bound to its registry
+        host (binding them now when they are not bound yet)."""
+        try:
+            self.bind(auth_id, image)
+        except Invalid:
+            log.warning("registry credentials %s not sent to %s: bound to another registry",
+                        auth_id, registry_host(image))
+            return None
+        return self.credentials(auth_id)
+
+
+def registry_host(image: str) -> str | None:
+    """The registry host an image is pulled from (``docker.io`` for Docker Hub names), or None
+    for what is no container image reference (``local:`` directories, bad references)."""
+    if not is_container_image(image):
+        return None
+    try:
+        return (parse_reference(image)["registry"] or "docker.io").lower()
+    except ImageError:
+        return None

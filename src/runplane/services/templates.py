@@ -128,6 +128,8 @@ class TemplateService:
         values = body.model_dump()
         self._host_access.check(principal, body.imageName)
         self._check_registry_auth(principal, values.get("containerRegistryAuthId"))
+        if values.get("containerRegistryAuthId"):
+            self._registry_auths.bind(values["containerRegistryAuthId"], body.imageName)
         template_id = new_template_id()
         try:
             with self._engine.begin() as conn:
@@ -153,6 +155,9 @@ class TemplateService:
             changes["containerRegistryAuthId"] = changes["containerRegistryAuthId"] or ""
             self._check_registry_auth(principal, changes["containerRegistryAuthId"], current.userId)
         merged = current.model_dump() | changes
+        if merged.get("containerRegistryAuthId") and (
+                "imageName" in changes or "containerRegistryAuthId" in changes):
+            self._registry_auths.bind(merged["containerRegistryAuthId"], merged["imageName"])
         if merged == current.model_dump():
             return current
         try:
