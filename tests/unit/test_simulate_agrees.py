@@ -112,7 +112,7 @@ class _LiveWorld:
     async def run(self, horizon_s: float, tick_s: float) -> None:
         for tj in TRACE.jobs:
             self.at(START + tj.at, lambda e=tj.execution_s: self.arrive(e))
-        clock, kick = self.rig.clock, self.rig.controller._kick
+        clock, kick = self.rig.clock, self.rig.controller.wake
         next_tick = START
         while clock.now() < START + horizon_s:
             if self.events and self.events[0][0] < next_tick:
@@ -148,7 +148,7 @@ async def _live(tmp_path: Path, candidate: Candidate, horizon_s: float) -> list[
     async with client_for(srv, srv.user_key) as alice:
         rig = Rig(srv, alice, clock, provider, controller_for(srv, provider, clock, cfg))
         rig.controller.add_observer(_TimedObserver(rig))
-        srv.services.broker.add_enqueue_listener(rig.controller._on_enqueue)
+        srv.services.broker.add_enqueue_listener(rig.controller.on_enqueue)
         app = tmp_path / "app"
         app.mkdir()
         ep = await create_endpoint(alice, template={

@@ -79,10 +79,10 @@ class Controller:
         self.policies = EndpointPolicies()  # scalers other than RunPod's rules, per endpoint
         self.tick_count = 0
         self.last_tick_ms = 0.0
-        self._kick = asyncio.Event()
+        self.wake = asyncio.Event()  # set: tick now (the loop clears it; a simulator reads it)
         self._task: asyncio.Task[None] | None = None
         # Background stops and blocking park/resume calls: referenced until they finish.
-        self._tasks: set[asyncio.Task[object]] = set()
+        self.background: set[asyncio.Task[object]] = set()
         self.observers = Observers()
         self.progress: dict[str, str] = {}  # worker id -> what it does before its code runs
         self.flashboot = FlashBoot(  # parked workers (docs/flashboot.md)
@@ -97,10 +97,10 @@ class Controller:
     def _spawn(self, coro: Coroutine[Any, Any, object], kick: bool = False) -> None:
         """Run ``coro`` in the background; tick again when it ends if ``kick``."""
         task = asyncio.create_task(coro)
-        self._tasks.add(task)
+        self.background.add(task)
 
         def done(t: asyncio.Task[object]) -> None:
-            self._tasks.discard(t)
+            self.background.discard(t)
             if kick:
                 self.kick()
 
@@ -110,7 +110,7 @@ class Controller:
 
     async def start(self) -> None:
         """Start the loop; called from the app's startup hooks."""
-        self.queues.add_enqueue_listener(self._on_enqueue)
+        self.queues.add_enqueue_listener(self.on_enqueue)
         self._task = asyncio.create_task(self._run(), name="runplane-controller")
 
     async def shutdown(self, stop_workers: bool = True) -> None:
@@ -133,14 +133,14 @@ class Controller:
 
     def kick(self) -> None:
         """Make the next tick happen now (a job arrived, a setting changed)."""
-        self._kick.set()
+        self.wake.set()
 
-    def _on_enqueue(self, endpoint_id: str) -> None:
+    def on_enqueue(self, endpoint_id: str) -> None:
         """A job was queued: resume a parked worker at once if it needs one, and tick."""
         try:
             self.flashboot.on_enqueue(endpoint_id)
         finally:
-            self._kick.set()
+            self.wake.set()
 
     async def _run(self) -> None:
         while True:
@@ -149,10 +149,10 @@ class Controller:
             except Exception:  # noqa: BLE001 - one bad tick must not stop the controller
                 log.exception("reconcile tick failed")
             try:
-                await asyncio.wait_for(self._kick.wait(), self.cfg.tick_s)
+                await asyncio.wait_for(self.wake.wait(), self.cfg.tick_s)
             except TimeoutError:
                 pass
-            self._kick.clear()
+            self.wake.clear()
 
     # -- the tick -------------------------------------------------------------------
 
@@ -306,7 +306,7 @@ class Controller:
         self.tracked[worker_id] = tracked
         self.allocations.hold_worker(worker_id, placed)
         try:
-            started = self.launcher.start(worker_id, t, placed, env)
+            started = self.launcher.start(worker_id, t, placed, env, ep.load_balancer)
         except (OSError, ImageError) as err:
             tracked.failure = f"could not start: {err}"
             self._breaker(ep.id).record_failure(now, tracked.failure)

@@ -139,7 +139,7 @@ class Run:
             pods=NoPods())
         self.controller.add_observer(_Recorder(self))
         # As ``Controller.start`` does, without its real-time loop (this class is the loop).
-        self.queues.add_enqueue_listener(self.controller._on_enqueue)
+        self.queues.add_enqueue_listener(self.controller.on_enqueue)
         self.polling: deque[Worker] = deque()  # free workers, in the order they asked
         self.available_at: dict[str, float] = {}
         self.provider.on_started = self._started
@@ -260,7 +260,7 @@ class Run:
         tick_s = self.setup.controller.tick_s
         end = START + self.trace.duration_s + self.setup.drain_s
         next_tick = START
-        kick = self.controller._kick  # the live loop's wake-up event, read the same way
+        kick = self.controller.wake  # the live loop's wake-up event, read the same way
         same_time = 0
         while True:
             t_event = self.events.next_at()
@@ -275,7 +275,7 @@ class Run:
                 break
             self.clock.advance(next_tick - self.clock.now())
             await self.controller.tick()
-            while self.controller._tasks:  # the stops it asked for (immediate here)
+            while self.controller.background:  # the stops it asked for (immediate here)
                 await asyncio.sleep(0)
             if kick.is_set() and same_time < 10:
                 kick.clear()
