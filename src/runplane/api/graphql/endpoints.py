@@ -32,7 +32,6 @@ def endpoint_out(e: Endpoint, services: Services) -> Json:
     """An endpoint in RunPod's GraphQL ``Endpoint`` shape. ``template`` and ``networkVolume``
     are callables, which GraphQL's default resolver calls only when they are selected."""
     catalog = services.catalog
-    body = e.wire()
     return {
         "id": e.id,
         "name": e.name,
@@ -57,7 +56,7 @@ def endpoint_out(e: Endpoint, services: Services) -> Json:
         "workersStandby": None,
         "executionTimeoutMs": e.executionTimeoutMs,
         "flashBootType": "FLASHBOOT" if e.flashboot else "OFF",
-        "env": wire.env_out(body["env"]),
+        "env": wire.env_out(e.worker_env),  # what workers get, as REST v1's env answers
         "aiKey": None,
     }
 
