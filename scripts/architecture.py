@@ -26,12 +26,14 @@ BEGIN, END = "<!-- packages:begin -->", "<!-- packages:end -->"
 # that share a layer may import each other only when they are one group (api and web are the
 # HTTP surface together). Top-level modules (runplane.clock, ...) are packages of their own.
 LAYERS: list[tuple[str, ...]] = [
-    ("runplane", "clock", "ids", "errors", "worker_state", "config", "accelerator"),  # vocabulary
+    ("runplane", "clock", "ids", "errors", "worker_state", "config", "security_settings",
+     "accelerator"),  # vocabulary
     ("store",),  # tables and migrations
     ("catalog",),  # GPU types, data centers, machines
     ("schemas",),  # the wire models
     ("providers",),  # where processes run
     ("broker",),  # the job plane
+    ("lb",),  # load-balancing endpoints: routes, balancing, health checks
     ("controller",),  # the worker plane
     ("simulate",),  # what-if autoscaling: the controller on a virtual clock
     ("services",),  # the control plane's rules
@@ -41,7 +43,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("server",),  # the composition root
     ("cli", "__main__"),  # the command line
 ]
-GROUPS = [{"api", "web"}, {"cli", "__main__"}]
+# config's [limits] and [security] groups live in security_settings (config imports them).
+GROUPS = [{"api", "web"}, {"cli", "__main__"}, {"config", "security_settings"}]
 
 
 def package_of(module: str) -> str:

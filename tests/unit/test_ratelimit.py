@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runplane.config import LimitSettings, RouteLimit
+from runplane.security_settings import LimitSettings, RouteLimit
 from runplane.errors import RateLimited
 from runplane.services.ratelimit import ConcurrencyLimiter, RateLimiter, RateLimits, RateRule
 

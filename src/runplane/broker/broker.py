@@ -97,8 +97,7 @@ class Broker:
                  webhook_allow: Sequence[Network] = (),
                  max_queued_jobs: int = 0, max_queued_bytes: int = 0) -> None:
         self._engine = engine
-        # Where webhooks may go besides public addresses (webhook_guard), and the caps on
-        # an endpoint's queue (0: none; 429 at submit).
+        # Where webhooks may go besides public addresses; an endpoint's queue caps (0: none).
         self._webhook_allow = tuple(webhook_allow)
         self._max_queued_jobs = max_queued_jobs
         self._max_queued_bytes = max_queued_bytes
@@ -232,8 +231,8 @@ class Broker:
                 stale = self._book.forget_results([expired]).writes
         if webhook is not None:
             check_url(webhook, self._webhook_allow)
-        if self._max_queued_jobs or self._max_queued_bytes:
-            self._check_queue_room(endpoint_id, 1, size)
+        self._book.queues.check_room(endpoint_id, 1, size, self._max_queued_jobs,
+                                     self._max_queued_bytes)
         now = self._clock.now()
         # A version-4 UUID from the OS's CSPRNG (secrets): every route checks the endpoint's
         # owner, but an id no one can predict leaks nothing even where a check is missed.
@@ -272,8 +271,7 @@ class Broker:
         for n in new:
             if n.webhook is not None:
                 check_url(n.webhook, self._webhook_allow)
-        if self._max_queued_jobs:
-            self._check_queue_room(endpoint_id, len(new), 0)
+        self._book.queues.check_room(endpoint_id, len(new), 0, self._max_queued_jobs, 0)
         now = self._clock.now()
         jobs = [Job(id=n.id, endpoint_id=endpoint_id, user_id=user_id,
                     payload={**n.payload, "id": n.id}, created_at=now,
@@ -286,13 +284,6 @@ class Broker:
             self._sweeper.watch_ttl(job)
             self._apply(fx)
         return jobs
-
-    def _check_queue_room(self, endpoint_id: str, n: int, size: int) -> None:
-        full = self._book.queues.full(endpoint_id, n, size, self._max_queued_jobs,
-                                      self._max_queued_bytes)
-        if full:
-            raise RateLimited(5.0, f"the endpoint's queue is full ({full}); send it again "
-                                   "once its workers have taken some")
 
     def find(self, job_id: str) -> Job | None:
         """A job by id from memory, else from the store (final jobs); None if gone."""

@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from runplane.broker.models import IN_QUEUE, Job, QueueMetrics, Worker
+from runplane.errors import RateLimited
 
 
 @dataclass(eq=False)
@@ -64,17 +65,21 @@ class JobQueues:
         q = self._by_endpoint.get(endpoint_id)
         return q is not None and bool(q.n_normal or q.n_low)
 
-    def full(self, endpoint_id: str, n: int, size: int, max_jobs: int, max_bytes: int) -> str:
-        """Why ``n`` more jobs of ``size`` bytes do not fit in the endpoint's queue ("": they
-        do); a cap of 0 is none."""
+    def check_room(self, endpoint_id: str, n: int, size: int, max_jobs: int,
+                   max_bytes: int) -> None:
+        """``RateLimited`` (429) unless ``n`` more jobs of ``size`` bytes fit in the
+        endpoint's queue; a cap of 0 is none."""
         q = self._by_endpoint.get(endpoint_id)
         if q is None:
-            return ""
+            return
+        full = ""
         if max_jobs and q.n_normal + q.n_low + n > max_jobs:
-            return f"{max_jobs:,} jobs waiting"
-        if max_bytes and size and q.queued_bytes + size > max_bytes:
-            return f"{max_bytes:,} bytes of inputs waiting"
-        return ""
+            full = f"{max_jobs:,} jobs waiting"
+        elif max_bytes and size and q.queued_bytes + size > max_bytes:
+            full = f"{max_bytes:,} bytes of inputs waiting"
+        if full:
+            raise RateLimited(5.0, f"the endpoint's queue is full ({full}); send it again "
+                                   "once its workers have taken some")
 
     def push(self, job: Job, front: bool = False) -> None:
         """Queue ``job`` (IN_QUEUE) at the tail, or at the head (``front``, a job handed

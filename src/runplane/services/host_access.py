@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from runplane.config import SecuritySettings
+from runplane.security_settings import SecuritySettings
 from runplane.errors import Forbidden
 from runplane.providers.base import ImageError
 from runplane.providers.runtimes.process import local_image_path

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-from runplane.config import LimitSettings, RouteLimit
+from runplane.security_settings import LimitSettings, RouteLimit
 from runplane.errors import RateLimited
 
 Now = Callable[[], float]
