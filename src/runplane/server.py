@@ -32,6 +32,9 @@ from runplane.controller.launcher import Launcher
 from runplane.controller.reconcile import Controller
 from runplane.controller.worker_pods import WorkerPods
 from runplane.controller.worker_rows import WorkerRowCache, WorkerTable
+from runplane.lb.demand import Demand
+from runplane.lb.pool import LoadBalancer
+from runplane.lb.prober import HealthProber
 from runplane.observability.hub import Observability
 from runplane.providers.make import make_provider
 from runplane.services.availability import Availability
@@ -101,10 +104,15 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     launcher = Launcher(provider, catalog, volumes, registry_auths)
     pods = PodService(engine, clock, catalog, provider, templates, billing, launcher,
                       allocations, References(volumes, registry_auths, host_access))
+    # Load-balancing endpoints' requests scale the controller as queued jobs do (lb.demand).
+    lb = LoadBalancer(broker.workers, clock)
     controller = Controller(
         settings=settings.controller, clock=clock, provider=provider, endpoints=endpoints,
-        templates=templates, queues=broker, registry=broker.workers, billing=billing,
-        launcher=launcher, allocations=allocations, rows=WorkerTable(engine), pods=pods)
+        templates=templates, queues=Demand(broker, lb), registry=broker.workers,
+        billing=billing, launcher=launcher, allocations=allocations, rows=WorkerTable(engine),
+        pods=pods)
+    lb.resume = lambda worker_id: controller.flashboot.resume_worker(
+        worker_id, "a request pinned to it (strict-resume)")
     worker_pods = WorkerPods(broker.workers, WorkerRowCache(engine), provider, endpoints.get,
                              catalog, controller.progress_of)
     # Observability hears of every job and every controller action.
@@ -120,7 +128,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         availability=Availability(allocations.loads),
         broker=broker, handoff=broker.handoff, workers=broker.workers, batches=batches,
         provider=provider, controller=controller, worker_pods=worker_pods,
-        observability=observability, limits=limits,
+        observability=observability, limits=limits, lb=lb,
+        lb_health=HealthProber(lb, broker.workers, clock, settings.lb, endpoints.get,
+                               provider.list),
     )
 
 
@@ -144,6 +154,7 @@ async def start(services: Services) -> None:
     the workers a previous run left running)."""
     services.broker.start()
     services.controller.take_over_previous_run()
+    await services.lb_health.start()
     if services.settings.controller.enabled:
         await services.controller.start()
 
@@ -152,6 +163,7 @@ async def stop(services: Services, keep_workers: bool = False) -> None:
     """Stop the controller, the pods and (unless ``keep_workers``: they outlive the server,
     its next run takes them over) the workers, the provider, then the broker (answering
     every long-poll at once and flushing its writes)."""
+    await services.lb_health.stop()
     await services.controller.shutdown(stop_workers=not keep_workers)
     await services.provider.close()
     await services.broker.shutdown()
@@ -184,6 +196,8 @@ def create_app(services: Services, keep_workers: bool = False) -> RunplaneApp:
         try:
             yield
         finally:
+            await app.lb_proxy.close()
             await stop(services, keep_workers)
 
-    return build_app(services, lifespan)
+    app = build_app(services, lifespan)
+    return app

@@ -20,6 +20,8 @@ from runplane.clock import Clock
 from runplane.config import Settings
 from runplane.controller.reconcile import Controller
 from runplane.controller.worker_pods import WorkerPods
+from runplane.lb.pool import LoadBalancer
+from runplane.lb.prober import HealthProber
 from runplane.observability.hub import Observability
 from runplane.providers.base import Provider
 from runplane.services.availability import Availability
@@ -73,3 +75,7 @@ class Services:
     observability: Observability
     # Rate limits and quotas (services/ratelimit.py), shared by every API.
     limits: RateLimits
+    # Load-balancing endpoints: the routable workers and their requests, and their health
+    # checks (runplane.lb; the proxy is api/lb_proxy.py).
+    lb: LoadBalancer
+    lb_health: HealthProber

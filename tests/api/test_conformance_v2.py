@@ -111,6 +111,14 @@ async def test_every_operation_answers_the_spec(server: Server, app_dir: Path) -
             "env": {"MODE": "x"}, "cpu": [{"id": "cpu3c", "vcpuCount": 4}],
             "scaling": {"type": "QUEUE_DELAY", "queueDelay": 2}})
         assert cpu_ep["cpu"] == [{"id": "cpu3c", "vcpuCount": 4, "memory": 8}]
+        lb_ep = await call("post", "/v2/serverless", "/v2/serverless", 201, json={
+            "name": "lb-ep", "type": "LOAD_BALANCER", "image": "runplane/local:.",
+            "args": "python app.py", "ports": ["8000/http"], "env": {"HEALTH_CHECK_PATH": "/ready"},
+            "cpu": [{"id": "cpu3c", "vcpuCount": 2}],
+            "scaling": {"type": "REQUEST_COUNT", "requestCount": 4}})
+        assert lb_ep["type"] == "LOAD_BALANCER"
+        assert lb_ep["requestUrls"]["base"].endswith(f"/lb/{lb_ep['id']}")
+        assert lb_ep["requestUrls"]["health"] == lb_ep["requestUrls"]["base"] + "/ready"
         await call("get", "/v2/serverless", "/v2/serverless", 200)
         await call("get", "/v2/serverless/{id}", f"/v2/serverless/{ep['id']}", 200)
         changed = await call("patch", "/v2/serverless/{id}", f"/v2/serverless/{ep['id']}", 200,
@@ -244,10 +252,11 @@ async def test_every_operation_answers_its_errors_in_the_spec(server: Server) ->
         await call("get", "/v2/catalog/gpus/{id}", "/v2/catalog/gpus/NoSuchGPU", 404)
         await call("get", "/v2/billing", "/v2/billing", 400,
                    params={"lastN": 2, "startTime": "2026-01-01T00:00:00Z"})
-        lb = await call("post", "/v2/serverless", "/v2/serverless", 501, json={
+        # The spec's if/then: a LOAD_BALANCER endpoint scales by REQUEST_COUNT only.
+        lb = await call("post", "/v2/serverless", "/v2/serverless", 400, json={
             "name": "lb", "type": "LOAD_BALANCER", "image": "x", "cpu": [{"id": "cpu3c", "vcpuCount": 2}],
-            "scaling": {"type": "REQUEST_COUNT", "requestCount": 1}})
-        assert "LOAD_BALANCER" in lb["detail"] and "issue 17" in lb["detail"]
+            "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4}})
+        assert "REQUEST_COUNT" in lb["detail"]
 
 
 async def test_rate_limits_answer_429_with_retry_after(data_dir: Path) -> None:

@@ -3,7 +3,9 @@
 ``/v2/{endpointId}/...`` requests go straight to :class:`~runplane.api.v2.V2App` (the hot
 path: run, job-take, job-done, which FastAPI's routing, models and middleware would cost as
 much CPU as the broker itself); ``/v2/<resource>/...`` (``serverless``, ``pods``... REST v2's
-resource names) to the REST v2 control plane (``runplane.api.rest_v2``); everything else, the lifespan included, goes to the FastAPI app that
+resource names) to the REST v2 control plane (``runplane.api.rest_v2``); ``/lb/{id}/...``
+(and ``{id}.<base_domain>`` by Host) to the load-balancing proxy (``api.lb_proxy``,
+``api.lb_ws``); everything else, the lifespan included, goes to the FastAPI app that
 serves /v1, /metrics, /healthz and the dashboard. Both enforce the same body limits and
 answer errors in the same JSON shape (``runplane.api.errors``).
 """
@@ -19,10 +21,13 @@ from starlette.types import Receive, Scope, Send
 from runplane import __version__
 from runplane.api.body_limit import BodyLimitMiddleware
 from runplane.api.errors import install_error_handlers
+from runplane.api.lb_proxy import LbProxy
+from runplane.api.lb_ws import websocket
 from runplane.api.rest_v2 import RESOURCES, build_control_app
 from runplane.api.routes import include_routers
 from runplane.api.v2 import V2App
 from runplane.config import Settings
+from runplane.lb.urls import PATH_PREFIX, endpoint_of_host
 from runplane.system import Services
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -36,9 +41,16 @@ class RunplaneApp:
         self.rest = rest
         self.v2 = v2
         self.control = control
+        self.lb_proxy = LbProxy(services)
+        self.lb_domain = services.settings.lb.base_domain
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        kind = scope["type"]
+        if kind == "http":
+            # Load-balancing endpoints by Host ({id}.<base_domain>) only when the operator
+            # set a domain; /lb/{id}/... after the /v2 hot path.
+            if self.lb_domain and await self._by_host(scope, receive, send):
+                return
             path: str = scope["path"]
             if path.startswith("/v2/"):
                 # /v2/<resource>/... is REST v2's control plane, every other /v2/<id>/... the
@@ -49,7 +61,44 @@ class RunplaneApp:
                 else:
                     await self.v2(scope, receive, send)
                 return
+            if path.startswith(PATH_PREFIX):
+                await self._lb(scope, receive, send, *split_lb_path(scope))
+                return
+        elif kind == "websocket":
+            if self.lb_domain and await self._by_host(scope, receive, send):
+                return
+            if scope["path"].startswith(PATH_PREFIX):
+                await self._lb(scope, receive, send, *split_lb_path(scope))
+                return
         await self.rest(scope, receive, send)
+
+    async def _by_host(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        host = next((v for k, v in scope["headers"] if k == b"host"), b"")
+        endpoint_id = endpoint_of_host(host.decode("latin-1"), self.lb_domain)
+        if endpoint_id is None:
+            return False
+        await self._lb(scope, receive, send, endpoint_id, _raw_path(scope))
+        return True
+
+    async def _lb(self, scope: Scope, receive: Receive, send: Send, endpoint_id: str,
+                  path: str) -> None:
+        if scope["type"] == "http":
+            await self.lb_proxy.http(scope, receive, send, endpoint_id, path)
+        else:
+            await websocket(self.lb_proxy, scope, receive, send, endpoint_id, path)
+
+
+def _raw_path(scope: Scope) -> str:
+    """The path as the client sent it (percent-encoding kept), for passing on."""
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1") if raw else scope["path"]
+
+
+def split_lb_path(scope: Scope) -> tuple[str, str]:
+    """``/lb/{id}/rest`` -> (``id``, ``/rest``); ``/lb/{id}`` -> (``id``, ``/``)."""
+    rest = _raw_path(scope)[len(PATH_PREFIX):]
+    endpoint_id, slash, tail = rest.partition("/")
+    return endpoint_id, slash + tail if slash else "/"
 
 
 def build_app(services: Services, lifespan: Lifespan) -> RunplaneApp:

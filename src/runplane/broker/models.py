@@ -128,6 +128,10 @@ class Worker:
     # job id -> (when the job ended, the last ping listing it). The controller stops a worker
     # whose handler keeps running such a job (a sync handler cannot be interrupted).
     overdue: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # A load-balancing worker's HTTP requests in flight (the load balancer's, runplane.lb;
+    # read-only to everyone else) and when its health check first answered 204 (loading).
+    requests: int = 0
+    initializing_at: float | None = None
 
     def can_take(self) -> bool:
         return (not self.parked and self.desired_status != EXITED
@@ -179,6 +183,9 @@ class WorkerView:
     status_changed_at: float | None = None
     # (state, SDK version) of runplane's SDK accelerator as the worker reported it.
     accelerator: tuple[str, str] | None = None
+    # Load-balancing workers: HTTP requests in flight; the first 204 of the health check.
+    requests: int = 0
+    initializing_at: float | None = None
 
 
 # Job events for observers (``Broker.add_job_listener``; runplane.observability).

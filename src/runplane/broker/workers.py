@@ -27,7 +27,8 @@ thread:
 - ``add_listener(callback(worker_id, endpoint_id, event, reason))`` with events
   ``"stop_requested"`` (the handler returned ``refresh_worker``/``stopPod``: desired_status is
   now EXITED, replace the worker), ``"unhealthy"`` (fitness failure reported) and
-  ``"heartbeat_lost"`` (no ping for ``worker_heartbeat_timeout_s``; its jobs were re-queued).
+  ``"heartbeat_lost"`` (no ping for ``worker_heartbeat_timeout_s``; its jobs were re-queued)
+  and ``"unparked"`` (thawed: a load-balancing worker is routable again).
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ class WorkerRegistry:
             reason=w.reason, polling=w.polling > 0,
             overdue=tuple((j, last - ended) for j, (ended, last) in w.overdue.items()),
             status_changed_at=w.status_changed_at, accelerator=w.accelerator,
+            requests=w.requests, initializing_at=w.initializing_at,
         )
 
     def retire(self, worker_id: str, reason: str) -> None:
@@ -188,7 +190,7 @@ class WorkerRegistry:
             return True
         now = self._clock.now()
         if parked:
-            if w.jobs or w.handing > 0 or not w.can_take():
+            if w.jobs or w.requests or w.handing > 0 or not w.can_take():
                 return False
             w.parked = True
             self._set_status(w, PARKED, None)
@@ -201,6 +203,7 @@ class WorkerRegistry:
             if not w.jobs:
                 w.idle_since = now
             self._release_unpark_waiter(w)
+            self._emit(w, "unparked", "")
         return True
 
     async def wait_unparked(self, w: Worker, hold_s: float,
@@ -263,8 +266,9 @@ class WorkerRegistry:
             self._set_status(w, IDLE, None)
 
     def holds_changed(self, w: Worker) -> None:
-        """The book changed ``w``'s holds: RUNNING while it holds a job, else IDLE."""
-        if w.jobs:
+        """The book changed ``w``'s holds (or the load balancer its requests): RUNNING while
+        it holds a job or serves a request, else IDLE."""
+        if w.jobs or w.requests:
             if w.status in (IDLE, INITIALIZING):
                 self._set_status(w, RUNNING, None)
         elif w.status == RUNNING:

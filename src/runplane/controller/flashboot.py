@@ -132,6 +132,15 @@ class FlashBoot:
                      extra={"worker_id": w.id, "endpoint_id": w.endpoint_id})
         return ok is not False
 
+    def resume_worker(self, worker_id: str, why: str) -> bool:
+        """Resume this parked worker now (a request pinned to it: ``strict-resume``); False
+        when it is not parked here."""
+        w = self._workers.get(worker_id)
+        if w is None or not self.resume(w, why):
+            return False
+        self._scaled(w.endpoint_id, "resume", 1, why)
+        return True
+
     def forget(self, w: Tracked) -> None:
         """``w`` is stopping or gone: never resume it."""
         parked = self.parked.get(w.endpoint_id)

@@ -10,6 +10,7 @@ from typing import Any
 from runplane.catalog.catalog import Catalog
 from runplane.catalog.spec import enum_of
 from runplane.controller.scheduler import WorkerRequest
+from runplane.providers.base import HttpPorts
 
 
 @cache
@@ -61,3 +62,18 @@ def volume_env(path: Path, mount_path: str) -> dict[str, str]:
     their environment; container runtimes mount that directory at ``mount_path``."""
     path.mkdir(parents=True, exist_ok=True)
     return {"RUNPLANE_VOLUME_PATH": str(path), "RUNPLANE_VOLUME_MOUNT_PATH": mount_path}
+
+
+def http_ports(fields: Mapping[str, Any]) -> HttpPorts:
+    """A load-balancing worker's ports as its template asks: ``PORT`` (else the template's
+    first port, else RunPod's 80) and ``PORT_HEALTH`` (else the same port)."""
+    env = fields.get("env") or {}
+    listed = [p for p in (str(x).partition("/")[0].strip() for x in fields.get("ports") or ())
+              if p.isdigit()]
+    port = _port(env.get("PORT")) or (int(listed[0]) if listed else 80)
+    return HttpPorts(port, _port(env.get("PORT_HEALTH")) or port)
+
+
+def _port(value: object) -> int | None:
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() and 0 < int(text) < 65536 else None

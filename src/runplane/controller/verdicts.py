@@ -111,7 +111,9 @@ def judge_worker(v: WorkerView, mine: Tracked | None, *, endpoint_version: int, 
                 return WorkerVerdict(stop=why)
         if not mine.took:
             if v.first_take_at is not None:
-                ready_after_s = max(0.0, v.first_take_at - mine.started_at)
+                # A load-balancing worker's cold start is RunPod's: first 204 to first 200.
+                since = mine.started_at if v.initializing_at is None else v.initializing_at
+                ready_after_s = max(0.0, v.first_take_at - since)
             failure = startup_timeout(mine.started_at, ready_after_s is not None, now,
                                       startup_timeout_s)
             if failure is not None:
@@ -122,7 +124,7 @@ def judge_worker(v: WorkerView, mine: Tracked | None, *, endpoint_version: int, 
     if mine is not None and mine.resuming:
         status = INITIALIZING  # being thawed: capacity about to take jobs
     # A handler still running a job the server ended is busy, not idle capacity.
-    held = len(v.jobs) + len(v.overdue)
+    held = len(v.jobs) + len(v.overdue) + v.requests  # jobs, or HTTP requests in flight
     if held and status == IDLE:
         status = RUNNING
     return WorkerVerdict(ready_after_s, capacity=asc.WorkerSnapshot(

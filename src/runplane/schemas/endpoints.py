@@ -26,6 +26,11 @@ ComputeType = Literal["GPU", "CPU"]
 # ADAPTIVE is runplane's own scaler (controller/policies/adaptive.py; scalerValue: the queue
 # delay target in seconds), beside RunPod's two.
 ScalerType = Literal["QUEUE_DELAY", "REQUEST_COUNT", "ADAPTIVE"]
+# RunPod's two kinds of endpoint: jobs through the queue, or HTTP straight to the workers
+# (docs/load-balancing.md). Fixed at create; REST v2's ``type``, GraphQL's QB/LB.
+EndpointKind = Literal["QUEUE", "LOAD_BALANCER"]
+QUEUE = "QUEUE"
+LOAD_BALANCER = "LOAD_BALANCER"
 
 
 class EndpointCreate(InputModel):
@@ -93,7 +98,7 @@ SPEC_FIELDS = (
     "computeType", "gpuTypeIds", "gpuCount", "allowedCudaVersions", "minCudaVersion",
     "cpuFlavorIds", "vcpuCount", "instanceIds", "dataCenterIds", "env", "executionTimeoutMs",
     "flashboot", "idleTimeout", "networkVolumeIds", "scalerType", "scalerValue",
-    "workersMax", "workersMin",
+    "workersMax", "workersMin", "type",
 )
 
 
@@ -131,12 +136,18 @@ class Endpoint(BaseModel):
     scalerValue: int = 4
     workersMax: int = 3
     workersMin: int = 0
+    type: EndpointKind = QUEUE
     template: Template | None = None
 
     @property
     def networkVolumeId(self) -> str:
         """The first attached volume ("" for none), the spec's single-volume field."""
         return self.networkVolumeIds[0] if self.networkVolumeIds else ""
+
+    @property
+    def load_balancer(self) -> bool:
+        """Its clients call the workers' HTTP servers through runplane's proxy (no queue)."""
+        return self.type == LOAD_BALANCER
 
     @property
     def worker_env(self) -> dict[str, str]:

@@ -60,6 +60,9 @@ def check_consistency(s: dict[str, Any]) -> None:
         raise Invalid("cpuFlavorIds: a CPU endpoint needs at least one CPU flavor", "cpuFlavorIds")
     if not s["dataCenterIds"]:
         raise Invalid("dataCenterIds: at least one data center is needed", "dataCenterIds")
+    if s.get("type") == "LOAD_BALANCER" and s["scalerType"] != "REQUEST_COUNT":
+        raise Invalid("scalerType: a load-balancing endpoint scales by REQUEST_COUNT (its "
+                      "workers' concurrent in-flight requests)", "scalerType")
     if s["workersMin"] > s["workersMax"]:
         raise Invalid(
             f"workersMin: {s['workersMin']} is more than workersMax ({s['workersMax']})",

@@ -19,7 +19,7 @@ from typing import Any
 
 from runplane.errors import DomainError, Invalid
 from runplane.ids import new_id
-from runplane.schemas.endpoints import Endpoint, EndpointCreate, EndpointUpdate
+from runplane.schemas.endpoints import QUEUE, Endpoint, EndpointCreate, EndpointKind, EndpointUpdate
 from runplane.schemas.templates import Template, TemplateCreate, TemplateUpdate
 from runplane.services.access import can_see
 from runplane.services.endpoints import EndpointService
@@ -42,7 +42,7 @@ class EndpointTemplates:
         self._endpoints = endpoints
 
     def create(self, principal: Principal, template_id: str | None, container: dict[str, Any],
-               fields: dict[str, Any]) -> Endpoint:
+               fields: dict[str, Any], kind: EndpointKind = QUEUE) -> Endpoint:
         """Create an endpoint from ``fields`` (``EndpointCreate``'s) running ``template_id``,
         or a new template of it and the inline ``container`` settings."""
         made: Template | None = None
@@ -54,7 +54,8 @@ class EndpointTemplates:
             raise Invalid("image: required unless templateId is set", "image")
         try:
             return self._endpoints.create(
-                principal, EndpointCreate.model_validate({**fields, "templateId": template_id}))
+                principal, EndpointCreate.model_validate({**fields, "templateId": template_id}),
+                kind)
         except DomainError:
             if made is not None:  # the endpoint was refused: its template goes too
                 self._templates.delete(principal, made.id)

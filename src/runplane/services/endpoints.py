@@ -17,7 +17,14 @@ from runplane.catalog.catalog import Catalog
 from runplane.clock import Clock, iso
 from runplane.errors import Invalid, NotFound
 from runplane.ids import new_id
-from runplane.schemas.endpoints import SPEC_FIELDS, Endpoint, EndpointCreate, EndpointUpdate
+from runplane.schemas.endpoints import (
+    QUEUE,
+    SPEC_FIELDS,
+    Endpoint,
+    EndpointCreate,
+    EndpointKind,
+    EndpointUpdate,
+)
 from runplane.services import endpoint_rules as rules
 from runplane.services.access import can_see
 from runplane.services.releases import ReleaseLog
@@ -100,11 +107,14 @@ class EndpointService:
 
     # -- writes ------------------------------------------------------------------------
 
-    def create(self, principal: Principal, body: EndpointCreate) -> Endpoint:
-        """Validate against the catalog, the template and the volumes, then store."""
+    def create(self, principal: Principal, body: EndpointCreate,
+               kind: EndpointKind = QUEUE) -> Endpoint:
+        """Validate against the catalog, the template and the volumes, then store. ``kind``
+        (REST v2's ``type``; v1 has none) is fixed for the endpoint's life."""
         given = body.model_dump(exclude_unset=True)
         template = self._template_for(principal, body.templateId)
         s: dict[str, Any] = body.model_dump()
+        s["type"] = kind
         gpu = body.computeType == "GPU"
         if s["gpuTypeIds"] is None:
             s["gpuTypeIds"] = list(self._catalog.gpu_types) if gpu else []

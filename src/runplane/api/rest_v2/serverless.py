@@ -1,7 +1,7 @@
 """/v2/serverless: endpoints, their live workers, their releases, a worker's logs (SSE).
 
 The same endpoints as /v1/endpoints (one store, two views: ``serverless_wire``).
-LOAD_BALANCER endpoints are not served yet (issue 17): creating one is a 501 saying so.
+LOAD_BALANCER endpoints (``type``, fixed at create) are served by ``api.lb_proxy``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from runplane.api.rest_v2.common import (
     services,
 )
 from runplane.api.rest_v2.log_stream import SSE_HEADERS, log_events, parse_query
-from runplane.api.rest_v2.problems import Problem
 from runplane.api.rest_v2.serverless_wire import (
     container_fields,
     create_fields,
@@ -36,10 +35,6 @@ from runplane.worker_state import WorkerState
 
 router = APIRouter(prefix="/v2/serverless", tags=["serverless"], route_class=V2Route)
 
-LOAD_BALANCER_DETAIL = (
-    "LOAD_BALANCER endpoints are not available on this server yet (runplane issue 17: "
-    "routing HTTP straight to workers); create a QUEUE endpoint, which serves the job API")
-
 # Worker states that are not REST v2's: a parked (FlashBoot) worker is idle; staleness is
 # ``isStale``, not a state.
 _V2_STATUS = {WorkerState.PARKED: "IDLE", WorkerState.OUTDATED: "IDLE"}
@@ -47,8 +42,9 @@ _SUMMARY = ("running", "idle", "initializing", "throttled", "unhealthy")
 
 
 def _view(request: Request, endpoint: Endpoint) -> dict[str, Any]:
-    return endpoint_view(endpoint, gpu_pools(request),
-                         services(request).settings.resolved_api_url)
+    settings = services(request).settings
+    return endpoint_view(endpoint, gpu_pools(request), settings.resolved_api_url,
+                         settings.lb.base_domain)
 
 
 @router.get("")
@@ -59,11 +55,10 @@ async def list_endpoints(request: Request, user: User) -> Response:
 
 @router.post("")
 async def create_endpoint(request: Request, body: EndpointCreateV2, user: User) -> Response:
-    if body.type == "LOAD_BALANCER":
-        raise Problem(501, LOAD_BALANCER_DETAIL, [f"type: {LOAD_BALANCER_DETAIL}"])
     parts = services(request)
     endpoint = parts.endpoint_templates.create(
-        user, body.templateId, container_fields(body), create_fields(body, gpu_pools(request)))
+        user, body.templateId, container_fields(body), create_fields(body, gpu_pools(request)),
+        body.type)
     return created(_view(request, endpoint))
 
 
@@ -160,8 +155,9 @@ async def worker_logs(
 
 def _system_lines(row: Any) -> list[tuple[float, str]]:
     """What runplane recorded of a worker, as log lines."""
-    out = [(row.created_at, f"worker {row.id} registered for endpoint {row.endpoint_id} "
-                            f"(version {row.endpoint_version})")]
+    registered = (f"worker {row.id} registered for endpoint {row.endpoint_id} "
+                  f"(version {row.endpoint_version})")
+    out = [(row.created_at, registered)]
     if row.started_at:
         gpus = f"{row.gpu_count} x {row.gpu_type_id}" if row.gpu_type_id else \
             f"{row.vcpu_count} vCPUs"

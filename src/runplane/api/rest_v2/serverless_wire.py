@@ -17,6 +17,8 @@ from typing import Any
 
 from runplane.catalog.pools import GpuPools
 from runplane.errors import Invalid
+from runplane.lb.prober import health_path
+from runplane.lb.urls import base_url
 from runplane.schemas.endpoints import Endpoint
 from runplane.schemas.rest_v2 import ContainerFields, EndpointCreateV2, EndpointUpdateV2
 from runplane.services.endpoint_rules import gb_per_vcpu
@@ -27,15 +29,15 @@ _REQUEST_ROUTES = {"run": "run", "runSync": "runsync", "status": "status", "stre
                    "health": "health"}
 
 
-def endpoint_view(e: Endpoint, pools: GpuPools, api_url: str) -> dict[str, Any]:
+def endpoint_view(e: Endpoint, pools: GpuPools, api_url: str,
+                  lb_domain: str = "") -> dict[str, Any]:
     """The spec's ``Endpoint`` object of a stored endpoint (plus ``templateId``)."""
     t = e.template
     body: dict[str, Any] = {
         "id": e.id,
         "name": e.name,
-        "type": "QUEUE",
-        "requestUrls": {name: f"{api_url}/v2/{e.id}/{route}"
-                        for name, route in _REQUEST_ROUTES.items()},
+        "type": e.type,
+        "requestUrls": _request_urls(e, api_url, lb_domain),
         "workers": {"min": e.workersMin, "max": e.workersMax, "idleTimeout": e.idleTimeout},
         "scaling": ({"type": "QUEUE_DELAY", "queueDelay": e.scalerValue}
                     if e.scalerType == "QUEUE_DELAY"
@@ -63,6 +65,14 @@ def endpoint_view(e: Endpoint, pools: GpuPools, api_url: str) -> dict[str, Any]:
                        "allowedCudaVersions": list(e.allowedCudaVersions),
                        "minCudaVersion": e.minCudaVersion or None}
     return body
+
+
+def _request_urls(e: Endpoint, api_url: str, lb_domain: str) -> dict[str, str]:
+    """``QueueBasedRequestUrls`` (the job API's routes) or ``LoadBalancingRequestUrls``."""
+    if e.load_balancer:
+        base = base_url(e.id, api_url, lb_domain)
+        return {"base": base, "health": base + health_path(e)}
+    return {name: f"{api_url}/v2/{e.id}/{route}" for name, route in _REQUEST_ROUTES.items()}
 
 
 def container_fields(body: ContainerFields) -> dict[str, Any]:
@@ -152,6 +162,9 @@ def create_fields(body: EndpointCreateV2, pools: GpuPools) -> dict[str, Any]:
     refuse beyond its schema (not exactly one of gpu and cpu, CUDA set and floor)."""
     if (body.gpu is None) == (body.cpu is None):
         raise Invalid("send exactly one of gpu and cpu", "gpu")
+    if body.type == "LOAD_BALANCER" and body.scaling.type != "REQUEST_COUNT":
+        raise Invalid("scaling.type: a LOAD_BALANCER endpoint scales by REQUEST_COUNT "
+                      "(concurrent in-flight requests per worker)", "scaling.type")
     out = _common_fields(body)
     out.setdefault("workersMin", 0)
     out.setdefault("workersMax", 3)

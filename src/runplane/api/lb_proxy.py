@@ -1,0 +1,273 @@
+"""The load-balancing endpoints' proxy: any method and path, streamed both ways, to a worker.
+
+``/lb/{endpointId}/<path>`` (and ``<path>`` on ``{endpointId}.<base_domain>`` when the
+operator set one) reaches :class:`LbProxy` from ``api.app`` before FastAPI. For each request:
+the caller's key (``Authorization: Bearer``, as everywhere; never passed on), the endpoint
+(the caller's own, else 404; a queue endpoint answers RunPod's ``not allowed for QB API``),
+the per-key rate limit (``limits.job_route("lb")``), the body limit (30 MB), the worker
+(``lb.pool.LoadBalancer.acquire``: least in flight, ``X-Runpod-Worker-Id`` affinity, waiting
+up to 2 minutes, scaling from zero), then the request goes to that worker's own address (the
+provider's, never one the request names) with aiohttp, and its answer comes back chunk by
+chunk as it arrives (SSE, chunked streams), with ``X-Runpod-Worker-Id`` added. WebSockets
+are ``api.lb_ws``. Errors are RunPod's load balancer's: ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from runplane.api.auth import client_address
+from runplane.config import LoadBalancerSettings
+from runplane.lb import affinity as aff
+from runplane.lb.pool import LoadBalancer, NoWorkers, Route, WorkerGone, WorkerTimeout
+from runplane.services.users import Principal
+from runplane.system import Services
+
+log = logging.getLogger("runplane.lb")
+
+WORKER_HEADER = b"x-runpod-worker-id"
+# Hop-by-hop headers (RFC 9110 7.6.1) and what this hop sets itself; the caller's key never
+# reaches the worker.
+_DROP_REQUEST = frozenset({b"connection", b"keep-alive", b"proxy-authorization", b"te",
+                           b"trailer", b"transfer-encoding", b"upgrade", b"host",
+                           b"authorization", b"proxy-connection", WORKER_HEADER})
+_DROP_RESPONSE = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"trailer",
+                            b"transfer-encoding", b"upgrade", b"te", b"proxy-connection"})
+# Bodies up to this size are read whole and sent in one piece; larger or unsized ones stream.
+_WHOLE = 256 * 1024
+
+
+class ProxyError(Exception):
+    """An answer of the proxy itself: ``status`` and RunPod's ``{"error": ...}`` body."""
+
+    def __init__(self, status: int, error: str, headers: list[tuple[bytes, bytes]] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(error)
+        self.status = status
+        self.body = {"error": error, **extra}
+        self.headers = headers or []
+
+
+class BodyTooLarge(Exception):
+    """The request body passed the limit while it streamed."""
+
+
+async def send_error(send: Send, err: ProxyError) -> None:
+    body = orjson.dumps(err.body)
+    await send({"type": "http.response.start", "status": err.status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        *err.headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope["headers"]:
+        if k == name:
+            return v.decode("latin-1")
+    return None
+
+
+class LbProxy:
+    """See the module docstring; one per app, its HTTP client made on first use."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.lb: LoadBalancer = services.lb
+        self.cfg: LoadBalancerSettings = services.settings.lb
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        """The keep-alive client to the workers (made inside the running loop)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=None,
+                                               enable_cleanup_closed=True),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0),
+                auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent",))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    # -- the checks every request passes (HTTP and WebSocket) ---------------------------
+
+    def admit(self, scope: Scope, endpoint_id: str) -> tuple[Principal, Any]:
+        """The caller and the rate limiter's in-flight slot (to release), or ProxyError."""
+        services = self.services
+        key = header(scope, b"authorization")
+        if key is not None:
+            key = key.strip()
+            if key[:7].lower() == "bearer ":
+                key = key[7:].strip()
+        if not key:
+            raise ProxyError(401, "missing API key: send 'Authorization: Bearer <key>'")
+        principal = services.users.authenticate(key, client_address(scope))
+        if principal is None:
+            raise ProxyError(401, "invalid or revoked API key")
+        endpoint = services.endpoints.get(endpoint_id)
+        if endpoint is None or (endpoint.userId != principal.user_id and not principal.is_admin):
+            raise ProxyError(404, f"endpoint {endpoint_id} not found")
+        if not endpoint.load_balancer:
+            raise ProxyError(400, "not allowed for QB API")
+        route = services.limits.job_route("lb")
+        slot = None
+        if route is not None:
+            limit_key = (principal.key_id, endpoint_id)
+            wait = route.rate.hit(limit_key)
+            if wait:
+                raise ProxyError(429, f"too many requests: the limit is {route.rate.rule.limit} "
+                                      f"per {route.rate.rule.window_s:g} s",
+                                 [(b"retry-after", str(max(1, round(wait + 0.5))).encode())])
+            if route.inflight is not None:
+                if not route.inflight.acquire(limit_key):
+                    raise ProxyError(429, "too many requests in flight: the limit is "
+                                          f"{route.inflight.limit}", [(b"retry-after", b"1")])
+                slot = (route.inflight, limit_key)
+        return principal, slot
+
+    async def worker(self, scope: Scope, endpoint_id: str) -> Route:
+        """The worker that takes the request (``lb.pool``), or ProxyError."""
+        try:
+            wish = aff.parse(header(scope, WORKER_HEADER))
+        except aff.BadAffinity as err:
+            raise ProxyError(400, str(err)) from None
+        try:
+            return await self.lb.acquire(endpoint_id, wish, self.cfg.wait_for_worker_s)
+        except NoWorkers:
+            raise ProxyError(503, "no workers available") from None
+        except WorkerTimeout:
+            raise ProxyError(400, "worker_timeout", workerId=wish.worker_id if wish else None,
+                             message="the requested worker did not become ready in time") \
+                from None
+        except WorkerGone:
+            raise ProxyError(404, "affinity_worker_gone",
+                             workerId=wish.worker_id if wish else None,
+                             message="the endpoint has no such worker") from None
+
+    # -- HTTP -----------------------------------------------------------------------------
+
+    async def http(self, scope: Scope, receive: Receive, send: Send, endpoint_id: str,
+                   path: str) -> None:
+        """Serve one HTTP request of a load-balancing endpoint."""
+        slot = route = None
+        ok = False
+        started = [False]  # whether the worker's answer began going out
+        try:
+            _, slot = self.admit(scope, endpoint_id)
+            size = header(scope, b"content-length")
+            if size is not None and (not size.isdigit() or int(size) > self.cfg.max_body_bytes):
+                raise ProxyError(413, f"request body over {self.cfg.max_body_bytes} bytes"
+                                 if size.isdigit() else "bad Content-Length")
+            route = await self.worker(scope, endpoint_id)
+            ok = await asyncio.wait_for(
+                self._forward(scope, receive, send, route, path, size, started),
+                self.cfg.request_timeout_s)
+        except ProxyError as err:
+            await send_error(send, err)
+        except TimeoutError:
+            # Past RunPod's processing limit: 524 when nothing was sent yet (else cut short).
+            if not started[0]:
+                await send_error(send, ProxyError(524, "request timed out"))
+        finally:
+            if route is not None:
+                self.lb.release(route, ok)
+            if slot is not None:
+                slot[0].release(slot[1])
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, route: Route,
+                       path: str, size: str | None, started: list[bool]) -> bool:
+        """Send the request to the worker and its answer back; True when it answered."""
+        limit = self.cfg.max_body_bytes
+        headers = [(k.decode("latin-1"), v.decode("latin-1"))
+                   for k, v in scope["headers"] if k not in _DROP_REQUEST]
+        client = scope.get("client")
+        if client:
+            headers.append(("X-Forwarded-For", client[0]))
+        headers.append(("X-Forwarded-Proto", scope.get("scheme", "http")))
+        host = header(scope, b"host")
+        if host:
+            headers.append(("X-Forwarded-Host", host))
+        chunked = header(scope, b"transfer-encoding") is not None
+        data: Any = None
+        if size is not None and int(size) <= _WHOLE and not chunked:
+            data = await _read_body(receive, limit) if int(size) else None
+        elif size is not None or chunked:
+            data = _stream_body(receive, limit)
+        query = scope.get("query_string") or b""
+        url = route.address.url(path + ("?" + query.decode("latin-1") if query else ""))
+        wid = route.worker.id.encode()
+        try:
+            async with self.session().request(scope["method"], url, headers=headers, data=data,
+                                              allow_redirects=False) as resp:
+                out = [(k.lower(), v) for k, v in resp.raw_headers
+                       if k.lower() not in _DROP_RESPONSE]
+                out.append((WORKER_HEADER, wid))
+                length = resp.content_length
+                if length is not None and length > limit:
+                    raise ProxyError(502, f"the worker's response is over {limit} bytes",
+                                     [(WORKER_HEADER, wid)])
+                if length is not None and length <= _WHOLE:
+                    body = await resp.read()
+                    await send({"type": "http.response.start", "status": resp.status,
+                                "headers": out})
+                    await send({"type": "http.response.body", "body": body})
+                    return True
+                await send({"type": "http.response.start", "status": resp.status,
+                            "headers": out})
+                started[0] = True
+                sent = 0
+                async for chunk in resp.content.iter_any():
+                    sent += len(chunk)
+                    if sent > limit:  # RunPod's 30 MB: the stream is cut here
+                        break
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+                return True
+        except BodyTooLarge:
+            raise ProxyError(413, f"request body over {limit} bytes") from None
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as err:
+            if started[0]:
+                return True  # the worker went away mid-answer: the stream just ends
+            raise ProxyError(502, f"the worker did not answer ({type(err).__name__})",
+                             [(WORKER_HEADER, wid)]) from None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    parts = []
+    total = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise asyncio.CancelledError()
+        body = message.get("body", b"")
+        total += len(body)
+        if total > limit:
+            raise ProxyError(413, f"request body over {limit} bytes")
+        parts.append(body)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _stream_body(receive: Receive, limit: int):  # type: ignore[no-untyped-def]
+    """The request body as it arrives, ``BodyTooLarge`` past ``limit``."""
+    total = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        body = message.get("body", b"")
+        total += len(body)
+        if total > limit:
+            raise BodyTooLarge()
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
