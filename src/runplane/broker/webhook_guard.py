@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Sequence
 from urllib.parse import urlsplit
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 from runplane.errors import Invalid
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+_LEGACY_IPV4 = re.compile(r"[0-9a-fA-FxX.]+")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -63,9 +65,8 @@ def check_url(url: str, allow: Sequence[Network] = ()) -> None:
     _, host = _host(url)
     if host == "localhost" or host.endswith(".localhost"):
         raise Invalid("webhook: may not point at this server (localhost)", "webhook")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+    address = literal_address(host)
+    if address is None:
         return  # a name: judged on what it resolves to when the webhook is sent
     why = refusal(address, allow)
     if why:
@@ -77,10 +78,9 @@ async def resolve(url: str, allow: Sequence[Network] = ()) -> Address:
     """The public address to POST ``url`` to; ``Invalid`` when any address the host has
     now is refused (one bad answer is enough: the resolver may rotate them)."""
     scheme, host = _host(url)
-    try:
-        return _checked(ipaddress.ip_address(host), host, allow)
-    except ValueError:
-        pass
+    literal = literal_address(host)
+    if literal is not None:
+        return _checked(literal, host, allow)
     port = urlsplit(url).port or (443 if scheme == "https" else 80)
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
@@ -89,6 +89,21 @@ async def resolve(url: str, allow: Sequence[Network] = ()) -> Address:
     for address in addresses:
         _checked(address, host, allow)
     return addresses[0]
+
+
+def literal_address(host: str) -> Address | None:
+    """The address a host names by itself: an IP address, including the legacy IPv4 forms
+    resolvers accept (``127.1``, ``0x7f.0.0.1``, ``2130706433``); None for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if _LEGACY_IPV4.fullmatch(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
 
 
 def _checked(address: Address, host: str, allow: Sequence[Network]) -> Address:
