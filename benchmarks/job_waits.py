@@ -101,49 +101,54 @@ async def measure(rp: Runplane, n: int, poll_n: int) -> dict[str, list[float]]:
             aiohttp.ClientSession() as worker:
         rig = Rig(rp, ep, wid, token, client, worker)
         base = f"{rp.url}/v2/{ep}"
-        for i in range(n + 20):  # the first 20 warm up
+        async def status_sync_sample() -> float:
             job_id = await rig.run()
             await rig.take()
 
-            async def status_sync(job_id: str = job_id) -> None:
+            async def held() -> None:
                 async with client.get(f"{base}/status-sync/{job_id}?wait={HOLD_MS}") as r:
                     body = await r.json()
                 assert body["status"] == "COMPLETED", body
 
-            dt = await _timed(status_sync, lambda job_id=job_id: rig.done(job_id))
-            if i >= 20:
-                out["status-sync"].append(dt)
+            return await _timed(held, lambda: rig.done(job_id))
 
-        for i in range(n + 20):
-            async def runsync() -> None:
+        async def runsync_sample() -> float:
+            async def held() -> None:
                 async with client.post(f"{base}/runsync?wait={HOLD_MS}",
                                        json={"input": {"x": 1}}) as r:
                     body = await r.json()
                 assert body["status"] == "COMPLETED", body
 
             # The runsync is held once the worker has its job: timed from the job-done.
-            task = asyncio.create_task(runsync())
+            task = asyncio.create_task(held())
             job = await rig.take()
             await asyncio.sleep(SETTLE_S)
             t0 = time.perf_counter()
             await rig.done(job["id"])
             await task
-            if i >= 20:
-                out["runsync"].append((time.perf_counter() - t0) * 1000)
+            return (time.perf_counter() - t0) * 1000
 
-        for i in range(n + 20):
+        async def stream_sample() -> float:
             job_id = await rig.run()
             await rig.take()
 
-            async def stream(job_id: str = job_id) -> None:
+            async def held() -> None:
                 async with client.get(f"{base}/stream/{job_id}?wait={HOLD_MS}") as r:
                     body = await r.json()
                 assert body["stream"] == [{"output": "c"}], body
 
-            dt = await _timed(stream, lambda job_id=job_id: rig.chunk(job_id))
+            dt = await _timed(held, lambda: rig.chunk(job_id))
             await rig.done(job_id)
-            if i >= 20:
-                out["stream"].append(dt)
+            return dt
+
+        # Interleaved, the order turned each time, so that no kind gets the quieter moments.
+        samplers = [("status-sync", status_sync_sample), ("runsync", runsync_sample),
+                    ("stream", stream_sample)]
+        for i in range(n + 20):  # the first 20 warm up
+            for key, sample in (samplers if i % 2 else samplers[::-1]):
+                dt = await sample()
+                if i >= 20:
+                    out[key].append(dt)
 
         for _ in range(poll_n):
             job_id = await rig.run()
