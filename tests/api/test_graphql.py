@@ -171,6 +171,21 @@ async def test_bad_input_is_a_graphql_error_that_changes_nothing(
     assert after == before
 
 
+async def test_endpoint_types(client: httpx.AsyncClient) -> None:
+    t = await serverless_template(client)
+    doc = (f'mutation {{ saveEndpoint(input: {{name: "lb", templateId: "{t["id"]}", type: "LB", '
+           'gpuIds: "ADA_24", scalerType: "REQUEST_COUNT", scalerValue: 2}) { id type } }')
+    lb = (await data(client, doc))["saveEndpoint"]
+    assert lb["type"] == "LB"
+    assert (await client.get(f"/v2/serverless/{lb['id']}")).json()["type"] == "LOAD_BALANCER"
+    change = f'mutation {{ saveEndpoint(input: {{id: "{lb["id"]}", type: "QB"}}) {{ id }} }}'
+    assert "fixed when the endpoint is created" in (await error(client, change))["message"]
+    bad = doc.replace('type: "LB"', 'type: "XX"')
+    assert (await error(client, bad))["extensions"]["field"] == "type"
+    refused = doc.replace('scalerType: "REQUEST_COUNT", ', "")
+    assert "REQUEST_COUNT" in (await error(client, refused))["message"]
+
+
 async def test_pod_template_cannot_back_an_endpoint(client: httpx.AsyncClient) -> None:
     t = await serverless_template(client, is_serverless=False)
     err = await error(client, endpoint_docs.generate_endpoint_mutation("e", t["id"]))

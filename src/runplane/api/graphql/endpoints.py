@@ -19,11 +19,14 @@ from runplane.api.graphql.templates import template_out
 from runplane.catalog.catalog import Catalog
 from runplane.catalog.pools import GpuPools
 from runplane.errors import Invalid
-from runplane.schemas.endpoints import Endpoint, EndpointCreate, EndpointUpdate
+from runplane.schemas.endpoints import Endpoint, EndpointCreate, EndpointKind, EndpointUpdate
 from runplane.system import Services
 
 _SAME = ("name", "templateId", "gpuCount", "idleTimeout", "scalerType", "scalerValue",
          "workersMin", "workersMax", "executionTimeoutMs")
+# RunPod's GraphQL names the two kinds QB (queue-based) and LB (load-balancing).
+_TYPES_IN: dict[str, EndpointKind] = {"QB": "QUEUE", "LB": "LOAD_BALANCER"}
+_TYPES_OUT = {v: k for k, v in _TYPES_IN.items()}
 RENAMES = {"gpuTypeIds": "gpuIds", "dataCenterIds": "locations", "cpuFlavorIds": "instanceIds",
            "vcpuCount": "instanceIds"}
 
@@ -38,7 +41,7 @@ def endpoint_out(e: Endpoint, services: Services) -> Json:
         "userId": e.userId,
         "templateId": e.templateId,
         "template": lambda _info: template_out(e.template) if e.template else None,
-        "type": "QB",
+        "type": _TYPES_OUT[e.type],
         "version": e.version,
         "createdAt": e.createdAt,
         "gpuIds": pools_of(catalog).format(e.gpuTypeIds) if e.computeType == "GPU" else "",
@@ -89,8 +92,7 @@ def _locations(data_centers: list[str], catalog: Catalog) -> str:
 def _fields(values: Json, catalog: Catalog, creating: bool) -> Json:
     """EndpointInput -> the REST fields (EndpointCreate/EndpointUpdate names)."""
     out = wire.given(values, _SAME)
-    if values.get("type") not in (None, "QB"):
-        raise Invalid("type: runplane's GraphQL serves queue-based endpoints (QB) only", "type")
+    values.pop("type", None)  # save_endpoint has checked it: fixed at create
     instances = values.get("instanceIds") or []
     if instances:
         if values.get("gpuIds"):
@@ -135,13 +137,27 @@ def save_endpoint(_: Any, info: GraphQLResolveInfo, input: Json) -> Json:
     services, principal = parts(info)
     values = {k: v for k, v in input.items() if v is not None}
     endpoint_id = values.pop("id", None)
+    kind = _kind(values.get("type"))
     if not endpoint_id:
         body = wire.validated(EndpointCreate, _fields(values, services.catalog, True), RENAMES)
         context(info).count_create()
-        return endpoint_out(services.endpoints.create(principal, body), services)
-    services.endpoints.get_for(principal, endpoint_id)  # 404 before any input error
+        created = services.endpoints.create(principal, body, kind or "QUEUE")
+        return endpoint_out(created, services)
+    current = services.endpoints.get_for(principal, endpoint_id)  # 404 before input errors
+    if kind is not None and kind != current.type:
+        raise Invalid(f"type: endpoint {endpoint_id} is {_TYPES_OUT[current.type]}; the type is "
+                      "fixed when the endpoint is created", "type")
     update = wire.validated(EndpointUpdate, _fields(values, services.catalog, False), RENAMES)
     return endpoint_out(services.endpoints.update(principal, endpoint_id, update), services)
+
+
+def _kind(given: str | None) -> EndpointKind | None:
+    if given is None:
+        return None
+    if given not in _TYPES_IN:
+        raise Invalid(f"type: {given!r} is neither QB (queue-based) nor LB (load-balancing)",
+                      "type")
+    return _TYPES_IN[given]
 
 
 def update_endpoint_template(_: Any, info: GraphQLResolveInfo, input: Json) -> Json:
