@@ -12,6 +12,7 @@ import pytest
 
 from tests.api import test_jobs
 from tests.api.test_jobs import Env
+from tests.conftest import client_for
 
 env = test_jobs.env  # the in-process server, alice, bob and an endpoint
 
@@ -224,3 +225,15 @@ async def test_openai_refusals(env: Env) -> None:
     assert (await env.alice.post(f"/v2/{env.ep}/openai/v2/x", json={})).status_code == 404
     assert (await env.alice.get(f"/v2/{env.ep}/openai/v1/")).status_code == 404
     assert env.broker.queue_metrics(env.ep).in_queue == 0  # nothing was submitted
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "status-sync/x"), ("GET", "stream/x?wait=1000"), ("GET", "metrics"),
+    ("POST", "openai/v1/chat/completions"), ("GET", "openai/v1/models"), ("POST", "batch"),
+    ("GET", "batch"), ("GET", "batch/b/requests"), ("PUT", "batch/b"),
+    ("DELETE", "batch/b/requests/r"),
+])
+async def test_the_new_routes_want_a_key(env: Env, method: str, path: str) -> None:
+    async with client_for(env.srv, None) as anon:
+        r = await anon.request(method, f"/v2/{env.ep}/{path}", json={})
+    assert r.status_code == 401 and r.json()["error"], r.text
