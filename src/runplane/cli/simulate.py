@@ -42,10 +42,12 @@ def _fail(message: str) -> None:
 
 def simulate(
     trace_file: Annotated[Path | None, typer.Argument(
-        help="A CSV or JSON trace (arrival_s, execution_s[, endpoint]).")] = None,
+        help="A CSV or JSON trace (arrival_s, execution_s[, endpoint]); all its jobs are "
+             "replayed as one endpoint's.")] = None,
     generate: Annotated[str | None, typer.Option(
         help="A generated trace instead: steady, diurnal, bursty or spike.")] = None,
-    duration: Annotated[float | None, typer.Option(help="Generated trace length, seconds.")] = None,
+    duration: Annotated[float | None, typer.Option(
+        help="Generated trace length, seconds (default 3600; diurnal 86400).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generator and of the timings.")] = 1,
     endpoint: Annotated[str | None, typer.Option(
         help="Replay this endpoint's own jobs from the store (with --since).")] = None,
@@ -53,21 +55,26 @@ def simulate(
     policies: Annotated[str, typer.Option(
         help="Scalers to compare, comma-separated.")] = ",".join(sweep.SCALER_TYPES),
     scaler_value: Annotated[int, typer.Option(
-        help="QUEUE_DELAY seconds / ADAPTIVE delay target.")] = 4,
+        help="QUEUE_DELAY seconds / ADAPTIVE delay target (the other scalers run at 1 job "
+             "per worker; --sweep tries several).")] = 4,
     idle_timeout: Annotated[int, typer.Option(help="idleTimeout, seconds.")] = 5,
     workers_min: Annotated[int, typer.Option(help="workersMin.")] = 0,
     workers_max: Annotated[int, typer.Option(help="workersMax.")] = 3,
     flashboot: Annotated[bool, typer.Option(help="FlashBoot on the endpoint.")] = True,
     cold_start: Annotated[str, typer.Option(
-        help="Cold start seconds: 12, uniform:5,20, lognormal:12,0.3, or 'measured'.")] = "measured",
-    revival: Annotated[str, typer.Option(help="FlashBoot revival seconds (same forms).")] = "0.05",
+        help="Cold start seconds: 12, uniform:5,20, lognormal:12,0.3, normal:12,2, or "
+             "'measured' (this installation's workers' start -> first job-take; the "
+             "endpoint's with --endpoint, if any).")] = "measured",
+    revival: Annotated[str, typer.Option(
+        help="FlashBoot revival seconds (the same forms but 'measured').")] = "0.05",
     target: Annotated[float, typer.Option(help="Queue-wait target (p95), seconds.")] = 10.0,
     do_sweep: Annotated[bool, typer.Option("--sweep", help=(
         "Search idle timeout, scaler value and workersMin for the cheapest settings "
-        "meeting --target."))] = False,
+        "meeting --target; the table shows the 15 best."))] = False,
     usd_per_gpu_hr: Annotated[float | None, typer.Option(
-        help="Price; default: this installation's machine price.")] = None,
-    gpus: Annotated[int | None, typer.Option(help="GPUs of the simulated machine.")] = None,
+        help="Price; default: the config's machine cost_per_gpu_hr, else $1.")] = None,
+    gpus: Annotated[int | None, typer.Option(
+        help="GPUs of the simulated machine (default: workersMax).")] = None,
     plots: Annotated[Path | None, typer.Option(help="Write PNG plots into this folder.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     data_dir: DataDir = None,
