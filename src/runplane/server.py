@@ -52,7 +52,7 @@ from runplane.services.ssh_keys import SshKeyService
 from runplane.services.templates import TemplateService
 from runplane.services.users import UserService
 from runplane.services.volumes import NetworkVolumeService
-from runplane.store.db import make_engine, upgrade
+from runplane.store.db import SYNCHRONOUS, make_engine, upgrade
 from runplane.system import Services
 
 __all__ = ["Services", "build_services", "create_app", "drain", "start", "stop"]
@@ -64,7 +64,10 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     """Open the store (migrating it) and construct every part of the server."""
     clock = clock or SystemClock()
     private_data_dir(settings.data_dir)
-    engine = make_engine(settings.resolved_database_url)
+    # "crash" leaves SQLite's pragma to RUNPLANE_SQLITE_SYNCHRONOUS (earlier releases' way).
+    engine = make_engine(settings.resolved_database_url,
+                         SYNCHRONOUS[settings.durability] if settings.durability != "crash"
+                         else None)
     upgrade(engine)
     private_data_dir(settings.data_dir)  # the store's files, now that they exist
     catalog = build_catalog(
@@ -119,6 +122,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     observability = Observability(clock, endpoints, broker, broker.workers, controller)
     broker.add_job_listener(observability.on_job)
     controller.add_observer(observability)
+    lb.add_request_listener(observability.on_lb_request)
     return Services(
         settings=settings, engine=engine, clock=clock, catalog=catalog,
         users=users, registry_auths=registry_auths, templates=templates, volumes=volumes,

@@ -159,6 +159,7 @@ class LbProxy:
         """Serve one HTTP request of a load-balancing endpoint."""
         slot = route = None
         ok = False
+        arrived = started_at = 0.0
         started = [False]  # whether the worker's answer began going out
         try:
             _, slot = self.admit(scope, endpoint_id)
@@ -166,7 +167,9 @@ class LbProxy:
             if size is not None and (not size.isdigit() or int(size) > self.cfg.max_body_bytes):
                 raise ProxyError(413, f"request body over {self.cfg.max_body_bytes} bytes"
                                  if size.isdigit() else "bad Content-Length")
+            arrived = self.services.clock.now()
             route = await self.worker(scope, endpoint_id)
+            started_at = self.services.clock.now()
             ok = await asyncio.wait_for(
                 self._forward(scope, receive, send, route, path, size, started),
                 self.cfg.request_timeout_s)
@@ -178,7 +181,7 @@ class LbProxy:
                 await send_error(send, ProxyError(524, "request timed out"))
         finally:
             if route is not None:
-                self.lb.release(route, ok)
+                self.lb.release(route, ok, arrived, started_at)
             if slot is not None:
                 slot[0].release(slot[1])
 
@@ -200,7 +203,7 @@ class LbProxy:
         if size is not None and int(size) <= _WHOLE and not chunked:
             data = await _read_body(receive, limit) if int(size) else None
         elif size is not None or chunked:
-            data = _stream_body(receive, limit)
+            data = _StreamedBody(receive, limit)
         query = scope.get("query_string") or b""
         url = route.address.url(path + ("?" + query.decode("latin-1") if query else ""))
         wid = route.worker.id.encode()
@@ -234,6 +237,8 @@ class LbProxy:
         except BodyTooLarge:
             raise ProxyError(413, f"request body over {limit} bytes") from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as err:
+            if isinstance(data, _StreamedBody) and data.too_large:
+                raise ProxyError(413, f"request body over {limit} bytes") from None
             if started[0]:
                 return True  # the worker went away mid-answer: the stream just ends
             raise ProxyError(502, f"the worker did not answer ({type(err).__name__})",
@@ -256,18 +261,28 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(parts)
 
 
-async def _stream_body(receive: Receive, limit: int):  # type: ignore[no-untyped-def]
-    """The request body as it arrives, ``BodyTooLarge`` past ``limit``."""
-    total = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        body = message.get("body", b"")
-        total += len(body)
-        if total > limit:
-            raise BodyTooLarge()
-        if body:
-            yield body
-        if not message.get("more_body", False):
-            return
+class _StreamedBody:
+    """The request body as it arrives (an async iterable aiohttp sends chunked); past
+    ``limit`` it stops with ``BodyTooLarge`` and says so in ``too_large`` (aiohttp reports
+    the failed send as a connection error)."""
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self._receive = receive
+        self._limit = limit
+        self.too_large = False
+
+    async def __aiter__(self):  # type: ignore[no-untyped-def]
+        total = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            total += len(body)
+            if total > self._limit:
+                self.too_large = True
+                raise BodyTooLarge()
+            if body:
+                yield body
+            if not message.get("more_body", False):
+                return

@@ -29,6 +29,8 @@ from runplane.worker_state import EXITED, UNHEALTHY
 
 log = logging.getLogger("runplane.lb")
 
+RequestListener = Callable[[str, float, float, float, bool], None]
+
 
 class NoWorkers(Exception):
     """No worker became ready within the wait (RunPod's 503 ``no workers available``)."""
@@ -81,6 +83,7 @@ class LoadBalancer:
         self._by_worker: dict[str, Route] = {}
         self._waiting: dict[str, list[_Waiter]] = {}
         self._listeners: list[Callable[[str], None]] = []
+        self._request_listeners: list[RequestListener] = []
         self._counts: dict[str, list[int]] = {}  # endpoint -> [completed, failed]
         self._turn = 0
         self.resume: Callable[[str], bool] = lambda _worker_id: False
@@ -103,7 +106,7 @@ class LoadBalancer:
             if route is not None:
                 return route
             choice = choose(self._candidates(endpoint_id), affinity)
-            if choice.gone:
+            if choice.gone and not self._starting(endpoint_id, affinity):
                 raise WorkerGone(affinity.worker_id if affinity else "")
             if choice.resume and not resumed:
                 resumed = True
@@ -113,8 +116,17 @@ class LoadBalancer:
                 raise WorkerTimeout() if affinity is not None and affinity.strict else NoWorkers()
             await self._wait(endpoint_id, remaining)
 
-    def release(self, route: Route, ok: bool) -> None:
-        """One request of ``route`` ended (``ok``: it got a response from the worker)."""
+    def release(self, route: Route, ok: bool, arrived_at: float | None = None,
+                started_at: float | None = None) -> None:
+        """One request of ``route`` ended (``ok``: it got a response from the worker; it
+        arrived at ``arrived_at`` and went to the worker at ``started_at``, clock times)."""
+        if arrived_at is not None and started_at is not None:
+            now = self._clock.now()
+            for listener in self._request_listeners:
+                try:
+                    listener(route.endpoint_id, arrived_at, started_at, now, ok)
+                except Exception:  # noqa: BLE001 - observing must not fail the request
+                    log.exception("request listener failed")
         w = route.worker
         w.requests -= 1
         if w.requests <= 0:
@@ -144,6 +156,13 @@ class LoadBalancer:
             w.idle_since = None
             self._registry.holds_changed(w)
         return route
+
+    def _starting(self, endpoint_id: str, affinity: Affinity | None) -> bool:
+        """The named worker was just started: the registry has it, the prober not yet."""
+        if affinity is None or affinity.worker_id in self._by_worker:
+            return False
+        w = self._registry.get(affinity.worker_id)
+        return w is not None and w.endpoint_id == endpoint_id and w.can_take()
 
     def _candidates(self, endpoint_id: str) -> list[Candidate]:
         return [Candidate(r.worker.id, r.state, r.worker.requests)
@@ -205,6 +224,11 @@ class LoadBalancer:
             self.wake(endpoint_id)
 
     # -- the controller's view (``lb.demand``) ----------------------------------------------
+
+    def add_request_listener(self, callback: RequestListener) -> None:
+        """``callback(endpoint_id, arrived_at, started_at, ended_at, ok)`` after each request
+        a worker took (synchronously: O(1), no I/O)."""
+        self._request_listeners.append(callback)
 
     def add_enqueue_listener(self, callback: Callable[[str], None]) -> None:
         """``callback(endpoint_id)`` whenever a request starts waiting for a worker."""

@@ -59,6 +59,15 @@ class Observability:
         elif kind == JOB_FINAL:
             self.stats.finished(e.endpoint_id, e.at, e.status == COMPLETED, e.execution_ms)
 
+    def on_lb_request(self, endpoint_id: str, arrived_at: float, started_at: float,
+                      ended_at: float, ok: bool) -> None:
+        """A load-balancing endpoint's request (``lb.pool``): counted like a job, its wait
+        for a worker as the delay and its time on the worker as the execution."""
+        stats = self.stats
+        stats.submitted(endpoint_id, arrived_at)
+        stats.taken(endpoint_id, started_at, (started_at - arrived_at) * 1000)
+        stats.finished(endpoint_id, ended_at, ok, (ended_at - started_at) * 1000)
+
     # -- controller observer ---------------------------------------------------------------
 
     def scaled(self, endpoint_id: str, action: str, workers: int, reason: str) -> None:
