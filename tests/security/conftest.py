@@ -117,13 +117,13 @@ class Listener:
         hits = self.hits
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 size = int(self.headers.get("content-length") or 0)
                 hits.append((self.path, self.rfile.read(size)))
                 self.send_response(200)
                 self.end_headers()
 
-            do_GET = do_POST  # noqa: N815
+            do_GET = do_POST
 
             def log_message(self, *args: object) -> None:
                 pass

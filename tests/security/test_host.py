@@ -125,23 +125,23 @@ def test_the_store_and_logs_are_private(live: LiveServer) -> None:
 @needs_podman
 def test_a_container_pod_is_limited_and_its_secrets_stay_off_command_lines(
         live: LiveServer, alice: httpx.Client) -> None:
-    if subprocess.run(["podman", "image", "exists", IMAGE]).returncode != 0:
+    if subprocess.run(["podman", "image", "exists", IMAGE], check=False).returncode != 0:
         pytest.skip(f"{IMAGE} is not built: run scripts/setup_podman.sh")
     secret = "s3cret-line-one\ns3cret-line-two"
     r = alice.post("/v1/pods", json={
         "name": "limited", "imageName": IMAGE, "computeType": "CPU", "vcpuCount": 1,
         "env": {"MULTI": secret},
-        "dockerStartCmd": ["sh", "-c", "grep NoNewPrivs /proc/self/status; echo 're'ady; "
-                           "sleep 60"]})
+        "dockerStartCmd": ["sh", "-c",
+                           "grep NoNewPrivs /proc/self/status; echo 're'ady; sleep 60"]})
     assert r.status_code == 201, r.text
     pod = r.json()["id"]
     try:
         logs = wait_for(lambda: (t := alice.get(f"/v1/pods/{pod}/logs").text) and "ready" in t
                         and t, timeout=60, what="the container's output")
         assert "NoNewPrivs:\t1" in logs
-        out = subprocess.run(["podman", "inspect", f"runplane-{pod}", "--format",
-                              "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} "
-                              "{{.HostConfig.PidsLimit}} {{.HostConfig.Privileged}}"],
+        fmt = ("{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} "
+               "{{.HostConfig.Privileged}}")
+        out = subprocess.run(["podman", "inspect", f"runplane-{pod}", "--format", fmt],
                              capture_output=True, text=True, check=True).stdout.split()
         memory, nano_cpus, pids, privileged = out
         assert int(memory) == 2 * 1024**3 and int(nano_cpus) == 10**9

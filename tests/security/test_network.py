@@ -6,10 +6,10 @@ followed; the operator's allowed ranges are the exception."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-import threading
 from pathlib import Path
 
 import httpx
@@ -98,7 +98,7 @@ def test_a_name_resolving_to_loopback_is_refused_when_sent(
 class _Redirector(BaseHTTPRequestHandler):
     target = ""
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.send_response(307)
         self.send_header("Location", self.target)
         self.end_headers()

@@ -22,10 +22,10 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from runplane.cli.connections import guarded_protocol, raise_open_files_limit
 from runplane.cli.options import ConfigFile, DataDir
 from runplane.config import load_settings
 from runplane.observability.logging import logging_config
-from runplane.cli.connections import guarded_protocol, raise_open_files_limit
 from runplane.server import build_services, create_app, drain
 from runplane.services.demo import curl_line, ensure_demo
 from runplane.system import Services

@@ -78,12 +78,12 @@ def is_platform_env(name: str) -> bool:
 
 
 def _check_env(env: dict[str, str]) -> dict[str, str]:
-    for key in env:
+    for key, value in env.items():
         if not _ENV_NAME.match(key):
             raise ValueError(f"{key!r} is not a valid environment variable name")
         if is_platform_env(key):
             raise ValueError(f"{key} is set by the platform and cannot be set in env")
-        if "\0" in env[key]:
+        if "\0" in value:
             raise ValueError(f"{key}: the value may not contain NUL")
     return env
 

@@ -57,8 +57,11 @@ class UserService:
         self._engine = engine
         # Valid keys only: caching misses would let a flood of bad keys evict everyone's.
         self._cache: dict[str, tuple[float, Principal]] = {}
-        # Failed authentications per client address (None: unlimited).
+        # Failed authentications per client address (None: unlimited), and the digests of
+        # keys that were valid once: those are always looked up, so a flood of bad keys from
+        # a user's own address (a NAT, a proxy) never locks that user out.
         self._failed_auth = failed_auth
+        self._known: set[str] = set()
 
     def create_user(self, name: str, is_admin: bool = False) -> str:
         user_id = "user_" + new_id(24)
@@ -134,7 +137,7 @@ class UserService:
         if hit and now - hit[0] < self.CACHE_TTL_S:
             return hit[1]
         failed = self._failed_auth if client is not None else None
-        if failed is not None:
+        if failed is not None and digest not in self._known:
             wait = failed.wait(client)
             if wait:
                 raise RateLimited(wait, "too many failed authentications from this address")
@@ -152,6 +155,8 @@ class UserService:
         principal = Principal(row.user_id, bool(row.is_admin), row.id)
         if len(self._cache) > 10_000:
             self._cache.clear()
+        if len(self._known) < 100_000:
+            self._known.add(digest)
         self._cache[digest] = (now, principal)
         return principal
 
