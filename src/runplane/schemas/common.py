@@ -56,7 +56,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Variables the platform sets in workers and pods (the worker protocol's, PROTOCOL.md 5, and
 # every RUNPLANE_*: mounts, credentials, runplane's own switches): a user's env may not name
 # them, or a worker could be pointed at another endpoint or a host path mounted.
-# tests/unit/test_platform_env.py checks every name runplane sets is in here.
+# tests/unit/test_guards.py checks that every name runplane sets is refused.
 PLATFORM_ENV_NAMES = frozenset({
     "RUNPOD_WEBHOOK_GET_JOB", "RUNPOD_WEBHOOK_POST_OUTPUT", "RUNPOD_WEBHOOK_POST_STREAM",
     "RUNPOD_WEBHOOK_PING", "RUNPOD_POD_ID", "RUNPOD_POD_HOSTNAME", "RUNPOD_AI_API_KEY",
