@@ -10,11 +10,12 @@ that message. Anything else is logged and answered as ``internal server error``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import lru_cache
 from inspect import isawaitable
 from pathlib import Path
-from typing import Any
+from types import CoroutineType
+from typing import Any, TypeGuard
 
 from graphql import (
     DocumentNode,
@@ -65,6 +66,13 @@ def build(resolvers: Mapping[str, Mapping[str, Callable[..., Any]]]) -> GraphQLS
     assert isinstance(void, GraphQLScalarType)
     void.serialize = _null  # type: ignore[method-assign]
     return schema
+
+
+def _is_coroutine(value: Any) -> TypeGuard[Awaitable[Any]]:
+    """What graphql-core must await: the resolvers' only awaitables are ``async def``
+    coroutines. Its general check (``__await__`` on every value) is a tenth of the cost of
+    listing 1,000 endpoints."""
+    return type(value) is CoroutineType
 
 
 def _null(value: Any) -> Any:
@@ -132,7 +140,7 @@ async def run(source: str, context: Context, variables: dict[str, Any] | None = 
     if isinstance(document, list):
         return {"errors": [format_error(e) for e in document]}
     result = execute(SCHEMA, document, context_value=context, variable_values=variables,
-                     operation_name=operation)
+                     operation_name=operation, is_awaitable=_is_coroutine)
     if isawaitable(result):
         result = await result
     assert isinstance(result, ExecutionResult)
