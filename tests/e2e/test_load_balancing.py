@@ -26,7 +26,7 @@ WORKER_DIR = Path(__file__).resolve().parents[2] / "examples" / "lb_worker"
 # The tests poll REST v2 often: its per-user quota out of the way.
 LIMITS = json.dumps({"rest_v2_per_minute": 1_000_000, "rest_v2_per_hour": 1_000_000,
                      "creates_per_minute": 10_000})
-LB = {"wait_for_worker_s": 60, "max_body_bytes": 1_000_000, "health_interval_s": 0.2,
+LB = {"base_domain": "lb.localhost", "wait_for_worker_s": 60, "max_body_bytes": 1_000_000, "health_interval_s": 0.2,
       "health_interval_starting_s": 0.1, "unhealthy_after": 2}
 
 
@@ -223,6 +223,15 @@ def test_limits_auth_and_queue_endpoints(server: LiveServer) -> None:
         "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4}}).json()
     r = c.get(f"/lb/{q['id']}/anything")
     assert r.status_code == 400 and r.json() == {"error": "not allowed for QB API"}
+    # ... and a load-balancing endpoint takes no jobs.
+    r = c.post(f"/v2/{ep}/run", json={"input": {}})
+    assert r.status_code == 400 and "not allowed for LB API" in r.json()["error"]
+    # With the operator's wildcard domain, {id}.<domain> by Host is the same endpoint.
+    r = c.get(f"/v2/serverless/{ep}")
+    assert r.json()["requestUrls"]["base"] == f"http://{ep}.lb.localhost"
+    r = c.get("/hello", headers={"Host": f"{ep}.lb.localhost:{server.port}"})
+    assert r.status_code == 200 and "x-runpod-worker-id" in r.headers
+    assert r.json()["headers"]["x-forwarded-host"] == f"{ep}.lb.localhost:{server.port}"
 
 
 def test_short_waits_no_workers_strict_timeout_and_strict_resume(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def parse(value: str | None) -> Affinity | None:
     parts = value.split()
     if not parts:
         return None
-    if len(parts) == 1:
+    if len(parts) == 1 and parts[0].lower() not in (STRICT, STRICT_RESUME):
         mode, worker_id = PREFER, parts[0]
     elif len(parts) == 2 and parts[0].lower() in (STRICT, STRICT_RESUME):
         mode, worker_id = parts[0].lower(), parts[1]

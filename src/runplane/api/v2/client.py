@@ -93,6 +93,10 @@ async def runsync(req: Req) -> None:
 
 async def _submit(req: Req, *, sync: bool) -> None:
     principal, endpoint_id = _endpoint(req)
+    endpoint = req.services.endpoints.get(endpoint_id)
+    if endpoint is not None and endpoint.load_balancer:  # no queue: /lb/{id}/... is its API
+        raise ApiError(400, "not allowed for LB API: call the endpoint's own paths at "
+                            f"/lb/{endpoint_id}/")
     wait_ms = parse_wait_ms(req.query("wait")) if sync else 0
     raw = await req.body()
     spec = parse_run_request(parse_json(raw))
