@@ -7,6 +7,13 @@ script, percentiles from ``wrk --latency``. Prints one table.
 
     .venv/bin/python benchmarks/control_plane.py [--duration 10] [--connections 16]
 
+``--v1-v2`` prints the REST v1 / REST v2 table instead: in one server per store size (the
+10 hottest endpoints with 10 registered workers each), ``GET /v1/endpoints/{id}`` beside
+``GET /v2/serverless/{id}`` (ids rotating over the whole store) and ``GET
+/v1/endpoints/{id}?includeWorkers=true`` beside ``GET /v2/serverless/{id}/workers`` (over the
+10 endpoints with workers), each pair measured in alternating rounds against the same process
+(the best round of each side).
+
 Needs ``wrk`` (Debian: ``apt-get install -y wrk``).
 """
 
@@ -125,6 +132,70 @@ def lua_rotating(path: Path, ids: list[str]) -> Path:
     return path
 
 
+def lua_paths(path: Path, ids: list[str], prefix: str, suffix: str) -> Path:
+    """A wrk script requesting ``prefix + id + suffix``, rotating over ``ids``."""
+    body = ",".join(f'"{i}"' for i in ids)
+    path.write_text(
+        f"local ids = {{{body}}}\nlocal n = #ids\nlocal i = 0\n"
+        "request = function()\n  i = i + 1\n"
+        f'  return wrk.format("GET", "{prefix}" .. ids[(i % n) + 1] .. "{suffix}")\nend\n'
+    )
+    return path
+
+
+ROUNDS = 3
+V1_V2_PAIRS = (
+    ("GET one endpoint", "all", ("/v1/endpoints/", ""), ("/v2/serverless/", "")),
+    ("its workers (10 each)", "hot", ("/v1/endpoints/", "?includeWorkers=true"),
+     ("/v2/serverless/", "/workers")),
+)
+
+
+def bench_v1_v2(duration: int, connections: int) -> list[tuple[int, str, dict, dict]]:
+    """(store size, what, v1 figures, v2 figures) per size and pair (see the docstring)."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="runplane-bench-") as tmp:
+        for count in SIZES:
+            data_dir = Path(tmp) / f"store-{count}"
+            key, ids = prepare_store(data_dir, count)
+            picks = {"all": ids, "hot": sorted(ids)[:HOT_ENDPOINTS]}
+            port = free_port()
+            proc = start_server(["--serve-runplane", str(data_dir), "workers"], port)
+            try:
+                url = f"http://127.0.0.1:{port}"
+                for what, which, v1, v2 in V1_V2_PAIRS:
+                    scripts = [lua_paths(Path(tmp) / f"{count}-{which}-{n}.lua", picks[which], *ps)
+                               for n, ps in enumerate((v1, v2))]
+                    for lua in scripts:
+                        run_wrk(url, lua, key, 2, connections)  # warm-up
+                    # Alternating rounds, the best of each side: on a shared machine a burst
+                    # of someone else's load then hits both sides alike.
+                    runs: list[list[dict]] = [[], []]
+                    for _ in range(ROUNDS):
+                        for side, lua in enumerate(scripts):
+                            runs[side].append(run_wrk(url, lua, key, duration, connections))
+                    rows.append((count, what, *(max(r, key=lambda x: x["rps"]) for r in runs)))
+            finally:
+                stop(proc)
+    return rows
+
+
+def print_v1_v2(rows: list[tuple[int, str, dict, dict]], duration: int, connections: int) -> None:
+    print("\nREST v1 beside REST v2 over the same endpoints, same server process per size")
+    print(f"wrk -t1 -c{connections} -d{duration}s, best of {ROUNDS} alternating rounds; one uvicorn "
+          f"process; {os.cpu_count()} cores")
+    print("v1: GET /v1/endpoints/{id} | ?includeWorkers=true; "
+          "v2: GET /v2/serverless/{id} | /workers\n")
+    head = ("endpoints", "what", "v1 req/s", "v2 req/s", "v2/v1", "v1 p50", "v2 p50", "v2 p99")
+    print("| {:>9} | {:<21} | {:>8} | {:>8} | {:>5} | {:>6} | {:>6} | {:>6} |".format(*head))
+    print("|{}:|:{}|{}:|{}:|{}:|{}:|{}:|{}:|".format(
+        "-" * 10, "-" * 22, "-" * 9, "-" * 9, "-" * 6, "-" * 7, "-" * 7, "-" * 7))
+    for count, what, v1, v2 in rows:
+        print(f"| {count:>9,} | {what:<21} | {v1['rps']:>8,.0f} | {v2['rps']:>8,.0f} "
+              f"| {v2['rps'] / v1['rps']:>5.2f} | {v1['p50']:>6.2f} | {v2['p50']:>6.2f} "
+              f"| {v2['p99']:>6.2f} |")
+
+
 def bench(duration: int, connections: int) -> list[tuple[str, dict]]:
     rows: list[tuple[str, dict]] = []
     with tempfile.TemporaryDirectory(prefix="runplane-bench-") as tmp:
@@ -196,6 +267,10 @@ def serve_runplane(data_dir: str, port: int, mode: str) -> None:
     from runplane.server import build_services, create_app
 
     overrides: dict = {"controller": {"enabled": False}} if mode == "alone" else {}
+    # REST v2's per-user quotas (RunPod's 60 a minute) would refuse the load after a second;
+    # raised, their headers are still computed on every answer.
+    overrides["limits"] = {"rest_v2_per_minute": 10**9, "rest_v2_per_hour": 10**9,
+                           "rest_v2_per_day": 10**9}
     settings = load_settings(data_dir=Path(data_dir), port=port, **overrides)
     services = build_services(settings)
     app = create_app(services)
@@ -238,9 +313,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--v1-v2", action="store_true", help="the REST v1 / v2 table")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
+    if args.v1_v2:
+        print_v1_v2(bench_v1_v2(args.duration, args.connections), args.duration,
+                    args.connections)
+        return
     rows = bench(args.duration, args.connections)
     print_table(rows, args.duration, args.connections)
 

@@ -21,7 +21,9 @@
    started here, no persistence options changed), and the ratios.
 
 runplane runs as a real `runplane serve` process over SQLite (WAL, synchronous=NORMAL:
-every acknowledged job is committed, durable against a kill of the server process).
+every acknowledged job is committed, durable against a kill of the server process). The
+lean round trip and the drain run again with ``durability = "power_loss"`` (synchronous=FULL:
+an fsync per group commit, durable against power loss too) unless --no-power-loss.
 Needs: redis-server on PATH and `pip install celery redis` in the venv (else --no-celery).
 """
 
@@ -66,6 +68,13 @@ HANDLER = textwrap.dedent(
 )
 
 
+UNREACHED_LIMITS = orjson.dumps({
+    "job_api": {op: {"requests": 10**9, "concurrent": 10**6} for op in (
+        "run", "runsync", "status", "stream", "cancel", "health", "workers")},
+    "worker_registrations_per_minute": 10**6, "creates_per_minute": 10**6,
+    "max_queued_jobs_per_endpoint": 10**7}).decode()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,12 +89,20 @@ def pct(values: list[float], p: float) -> float:
 # -- runplane ------------------------------------------------------------------------------
 
 
+def _server_cpu_s(rp: Runplane) -> float:
+    import psutil
+
+    times = psutil.Process(rp.proc.pid).cpu_times()
+    return times.user + times.system
+
+
 class Runplane:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, durability: str = "crash") -> None:
         self.tmp = tmp
+        self.cpu_per_job_us = 0.0
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        data = tmp / "runplane"
+        data = tmp / f"runplane-{durability}"
         data.mkdir()
         engine = make_engine(f"sqlite:///{data / 'runplane.db'}")
         upgrade(engine)
@@ -93,7 +110,11 @@ class Runplane:
         users.bootstrap_admin()
         self.key = users.create_key(users.create_user("bench")).secret
         engine.dispose()
-        env = {**os.environ, "RUNPLANE_CONTROLLER": '{"enabled": false}', "PYTHONUNBUFFERED": "1"}
+        # The rate limiter runs (its cost is in every figure) with quotas no benchmark reaches
+        # (RunPod's /run limit, 1,000 per 10 s per key, would refuse the 10,000-job drain).
+        env = {"RUNPLANE_LIMITS": UNREACHED_LIMITS, **os.environ,
+               "RUNPLANE_CONTROLLER": '{"enabled": false}', "PYTHONUNBUFFERED": "1",
+               "RUNPLANE_DURABILITY": durability}
         self.log = open(tmp / "server.log", "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "runplane", "serve", "--port", str(self.port), "--data-dir", str(data)],
@@ -330,11 +351,15 @@ async def runplane_throughput(rp: Runplane, n: int) -> float:
         finally:
             c.close()
 
+    cpu0 = _server_cpu_s(rp)
     t0 = time.perf_counter()
     takers = [asyncio.create_task(taker()) for _ in range(2)]
     await asyncio.gather(*(submitter(k) for k in range(64)))
     await all_done.wait()
     elapsed = time.perf_counter() - t0
+    # The server's own CPU per job (/run + job-take + job-done): what a shared, loaded
+    # machine changes least, unlike jobs per second.
+    rp.cpu_per_job_us = (_server_cpu_s(rp) - cpu0) / n * 1e6
     for t in takers:
         t.cancel()
     for c in conns:
@@ -476,6 +501,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=10_000)
     ap.add_argument("--roundtrips", type=int, default=1_000)
     ap.add_argument("--no-celery", action="store_true")
+    ap.add_argument("--no-power-loss", action="store_true",
+                    help="skip the rows of durability = power_loss (an fsync per group commit)")
     args = ap.parse_args()
     load_start = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="runplane-bench-"))
@@ -488,6 +515,17 @@ def main() -> None:
         tput_aiohttp = asyncio.run(runplane_throughput_aiohttp(rp, args.jobs))
     finally:
         rp.stop()
+    # The same lean round trip and drain with durability = "power_loss" (synchronous=FULL:
+    # the WAL fsynced at every group commit), against the default in the same run.
+    rt_full: list[float] | None = None
+    tput_full: float | None = None
+    if not args.no_power_loss:
+        rp_full = Runplane(tmp, "power_loss")
+        try:
+            rt_full = asyncio.run(runplane_roundtrip_lean(rp_full, args.roundtrips))
+            tput_full = asyncio.run(runplane_throughput(rp_full, args.jobs))
+        finally:
+            rp_full.stop()
     c_rt: list[float] | None = None
     c_tput: float | None = None
     if not args.no_celery and shutil.which("redis-server"):
@@ -512,8 +550,17 @@ def main() -> None:
                  f"{pct(c_rt, 99):.2f}" if c_rt else "-", ratio(p99, pct(c_rt, 99) if c_rt else None, True)))
     rows.append((f"throughput, {args.jobs:,} no-op jobs (jobs/s)", f"{tput:,.0f}",
                  f"{c_tput:,.0f}" if c_tput else "-", ratio(tput, c_tput)))
+    rows.append(("server CPU per job in that drain (us: /run + job-take + job-done)",
+                 f"{rp.cpu_per_job_us:,.0f}", "-", "-"))
     rows.append((f"throughput, {args.jobs:,} no-op jobs, aiohttp load generator (jobs/s)",
                  f"{tput_aiohttp:,.0f}", "-", "-"))
+    if rt_full is not None and tput_full is not None:
+        # The ratio column: the default (crash-safe) level against power-loss-safe.
+        rows.append(("durability power_loss: runsync round trip p50 / p99 (ms)",
+                     f"{pct(rt_full, 50):.2f} / {pct(rt_full, 99):.2f}", "-",
+                     f"crash level {ratio(p50, pct(rt_full, 50), True)} faster (p50)"))
+        rows.append((f"durability power_loss: throughput, {args.jobs:,} no-op jobs (jobs/s)",
+                     f"{tput_full:,.0f}", "-", f"crash level {ratio(tput, tput_full)}"))
     print(f"# jobs benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
           f"load average {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end")

@@ -147,3 +147,11 @@ async def test_pod_logs_stream_and_resume(tmp_path: Path, data_dir: Path) -> Non
     finally:
         await srv.services.controller.shutdown()
         srv.services.engine.dispose()
+
+
+async def test_oversized_body_is_a_413_problem(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v2/templates", content=b"{" + b" " * 2_000_000 + b"}",
+                          headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["title"] == "Request Entity Too Large" and "limit" in r.json()["detail"]

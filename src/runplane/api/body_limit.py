@@ -5,17 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runplane.api.errors import error_response
 
 
 class BodyLimitMiddleware:
-    """Pure ASGI middleware: ``limit_for(path)`` gives the byte limit for a request path."""
+    """Pure ASGI middleware: ``limit_for(path)`` gives the byte limit for a request path;
+    ``answer(status, message)`` the refusal's response (RunPod's JSON shape by default)."""
 
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int],
+                 answer: Callable[[int, str], Response] = error_response) -> None:
         self.app = app
         self.limit_for = limit_for
+        self.answer = answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -29,7 +33,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > limit:
-                    await _too_large(limit)(scope, receive, send)
+                    await self.answer(413, _message(limit))(scope, receive, send)
                     return
                 break
 
@@ -55,7 +59,7 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await _too_large(limit)(scope, receive, send)
+                await self.answer(413, _message(limit))(scope, receive, send)
 
 
 class _BodyTooLarge(HTTPException):
@@ -69,6 +73,3 @@ class _BodyTooLarge(HTTPException):
 def _message(limit: int) -> str:
     return f"request body larger than the {limit:,}-byte limit of this route"
 
-
-def _too_large(limit: int):  # type: ignore[no-untyped-def]
-    return error_response(413, _message(limit))

@@ -31,7 +31,7 @@ def _stamp(t: datetime) -> str:
 
 def _parse(value: str, field: str) -> float:
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise Invalid(f"{field}: {value!r} is not an RFC 3339 date-time", field) from None
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()

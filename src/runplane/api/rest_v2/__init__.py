@@ -27,7 +27,7 @@ from runplane.api.rest_v2 import (
     unbuilt,
 )
 from runplane.api.rest_v2.common import RateLimitHeaders
-from runplane.api.rest_v2.problems import install_problem_handlers
+from runplane.api.rest_v2.problems import install_problem_handlers, problem
 from runplane.catalog.pools import GpuPools
 from runplane.services.billing_v2 import BillingBreakdowns
 from runplane.system import Services
@@ -46,7 +46,8 @@ def build_control_app(services: Services) -> FastAPI:
     app.state.billing_v2 = BillingBreakdowns(services.billing, services.clock)
     install_problem_handlers(app)
     app.add_middleware(RateLimitHeaders)
-    app.add_middleware(BodyLimitMiddleware, limit_for=lambda _: services.settings.max_v1_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, limit_for=lambda _: services.settings.max_v1_body_bytes,
+                       answer=problem)
     # Fixed paths before the {id} routes that would take them (registries/delegations).
     app.include_router(unbuilt.router)
     for router in (serverless.router, templates.catalog_router, templates.router,

@@ -28,8 +28,16 @@ from runplane.errors import RateLimited
 from runplane.services.users import Principal
 from runplane.system import Services
 
-__all__ = ["User", "V2Route", "created", "gpu_pools", "ok", "no_content", "services",
-           "Services"]
+__all__ = [
+    "Services",
+    "User",
+    "V2Route",
+    "created",
+    "gpu_pools",
+    "no_content",
+    "ok",
+    "services",
+]
 
 _bearer = HTTPBearer(scheme_name="bearerAuth", auto_error=False,
                      description="runplane API key")

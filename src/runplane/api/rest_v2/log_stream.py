@@ -65,7 +65,7 @@ def parse_query(source: str | None, tail: int, since: str | None,
 
 def _time(value: str, field: str) -> float:
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise Invalid(f"{field}: {value!r} is not an RFC 3339 date-time", field) from None
     if parsed.tzinfo is None:
@@ -77,6 +77,12 @@ def _event(ts: float, position: str, source: str, line: str) -> bytes:
     stamp = iso(ts)
     data = orjson.dumps({"ts": stamp, "source": source, "line": line})
     return b"id: " + f"{stamp}/{position}".encode() + b"\ndata: " + data + b"\n\n"
+
+
+def _read(path: Path, offset: int, size: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(size)
 
 
 def _lines(chunk: bytes, start: int) -> tuple[list[tuple[int, str]], int]:
@@ -118,9 +124,7 @@ async def log_events(path: Path | None, system: list[tuple[float, str]], q: LogQ
             offset = stat.st_size
         else:
             offset = max(0, stat.st_size - _MAX_TAIL_BYTES)
-        with open(path, "rb") as f:
-            f.seek(offset)
-            chunk = f.read(stat.st_size - offset)
+        chunk = await asyncio.to_thread(_read, path, offset, stat.st_size - offset)
         lines, consumed = _lines(chunk, offset)
         if offset and q.resume_offset is None and lines:
             lines = lines[1:]  # the first line may be cut
@@ -137,9 +141,7 @@ async def log_events(path: Path | None, system: list[tuple[float, str]], q: LogQ
         except FileNotFoundError:
             size = 0
         if size > offset:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                chunk = f.read(size - offset)
+            chunk = await asyncio.to_thread(_read, path, offset, size - offset)
             lines, offset = _lines(chunk, offset)
             now = clock.now()
             for end, line in lines:

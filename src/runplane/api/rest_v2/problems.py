@@ -18,8 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from runplane.api.rest_v2.common import admit
 from runplane.api.errors import ApiError, describe_validation_error, domain_status, error_headers
+from runplane.api.rest_v2.common import admit
 from runplane.errors import DomainError
 
 PROBLEM_JSON = "application/problem+json"
