@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from runplane.providers.runtimes.container_freezer import freezer_of
 from tests.e2e.conftest import LiveServer, free_port
 from tests.e2e.scaling_kit import fast_server, final, health, run, status, wait_for, workers
 
@@ -302,6 +303,17 @@ def podman_state(name: str) -> str:
     return out.stdout.strip() if out.returncode == 0 else "gone"
 
 
+def frozen(name: str) -> bool:
+    """Whether the container's cgroup is frozen: by runplane's write to its freezer file
+    (the engine then still says running) or by the engine's pause."""
+    if podman_state(name) == "paused":
+        return True
+    pid = subprocess.run(["podman", "inspect", "--format", "{{.State.Pid}}", name],
+                         capture_output=True, text=True, check=False, timeout=60).stdout.strip()
+    found = freezer_of(Path(f"/proc/{pid}/cgroup").read_text())
+    return found is not None and found[0].read_text().strip() in ("FROZEN", "1")
+
+
 def test_flashboot_parks_the_container_and_resumes_it_for_the_next_job(srv: LiveServer) -> None:
     with srv.client() as c:
         eid = make_endpoint(c, make_template(c, "container-flashboot"), flashboot=True)
@@ -311,8 +323,14 @@ def test_flashboot_parks_the_container_and_resumes_it_for_the_next_job(srv: Live
         # Idle past idleTimeout: parked (podman pause), not stopped.
         wait_for(lambda: [w["workerStatus"] for w in workers(c, eid)] == ["PARKED"], 60,
                  "the worker to park")
-        assert podman_state(f"runplane-{wid}") == "paused"
+        assert frozen(f"runplane-{wid}")
         second = final(c, eid, run(c, eid, {"echo": 2}), timeout=120)
         assert second["status"] == "COMPLETED" and second["output"]["worker"] == wid, second
+        # And again: parked and revived the same way every time.
+        wait_for(lambda: [w["workerStatus"] for w in workers(c, eid)] == ["PARKED"], 60,
+                 "the worker to park again")
+        assert frozen(f"runplane-{wid}")
+        third = final(c, eid, run(c, eid, {"echo": 3}), timeout=120)
+        assert third["status"] == "COMPLETED" and third["output"]["worker"] == wid, third
         assert c.delete(f"/v1/endpoints/{eid}").status_code in (200, 204)
         wait_for(lambda: podman_state(f"runplane-{wid}") == "gone", 60, "the container to go")

@@ -15,8 +15,8 @@ import runpod
 from runplane.accelerator import SITE_DIR, describe, enabled, with_site
 
 sys.path.insert(0, str(SITE_DIR))
-from runplane_accelerator.fingerprint import fingerprint  # noqa: E402
-from runplane_accelerator.known import KNOWN  # noqa: E402
+from runplane_accelerator.fingerprint import fingerprint
+from runplane_accelerator.known import KNOWN
 
 SCALE = Path(runpod.__file__).parent / "serverless" / "modules" / "rp_scale.py"
 
@@ -76,8 +76,8 @@ def test_with_site(env: dict[str, str], base: str | None, expected: str | None) 
     ("on", "1.12.0", "on (runpod 1.12.0)"),
     ("off-unknown-sdk", "1.13.0",
      "off: runpod 1.13.0's job loop is not one runplane knows; the SDK's own loop runs"),
-    ("off-error", "1.12.0", "off: the accelerator failed to patch runpod 1.12.0; the SDK's own "
-                            "loop runs"),
+    ("off-error", "1.12.0",
+     "off: the accelerator failed to patch runpod 1.12.0; the SDK's own loop runs"),
 ])
 def test_describe(state: str | None, sdk: str | None, text: str) -> None:
     assert describe(state, sdk) == text
@@ -99,7 +99,7 @@ def probe(tmp_path: Path, **env: str) -> tuple[dict, str]:
     run_env.update(env)
     run_env = with_site(run_env, str(SITE_DIR))
     done = subprocess.run([sys.executable, "-c", PROBE], env=run_env, capture_output=True,
-                          text=True, timeout=60, cwd=tmp_path)
+                          text=True, timeout=60, cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 

@@ -13,7 +13,7 @@ def _arm() -> None:
         import runplane_accelerator
 
         runplane_accelerator.install()
-    except Exception as exc:  # a broken accelerator must never stop the worker
+    except Exception as exc:  # noqa: BLE001 - a broken accelerator must never stop the worker
         sys.stderr.write(f"runplane accelerator: off: failed to load ({exc!r})\n")
 
 
@@ -29,7 +29,7 @@ def _chain() -> None:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # as Python itself does for a failing sitecustomize
+    except Exception as exc:  # noqa: BLE001 - as Python does for a failing sitecustomize
         sys.stderr.write(f"Error in sitecustomize; set PYTHONVERBOSE for traceback:\n{exc!r}\n")
 
 

@@ -34,6 +34,7 @@ says) and ``container_image`` (references, registry auth, pull progress and fail
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -65,6 +66,7 @@ from runplane.providers.runtimes.container_engine import (
     probe_engine,
     run_cli,
 )
+from runplane.providers.runtimes.container_freezer import Freezer
 from runplane.providers.runtimes.container_image import (
     auth_config,
     parse_reference,
@@ -104,7 +106,8 @@ def _tail_lines(path: Path, n_bytes: int = 16384) -> list[str]:
 
 class _Container:
     def __init__(self, spec: WorkerSpec, name: str, image: str, popen: subprocess.Popen[bytes],
-                 started_at: float, files: dict[str, Path], ports: dict[int, int]) -> None:
+                 started_at: float, files: dict[str, Path], ports: dict[int, int],
+                 freezer: Freezer) -> None:
         self.spec = spec
         self.name = name
         self.image = image
@@ -112,6 +115,7 @@ class _Container:
         self.started_at = started_at
         self.files = files  # state, pull_log, env, auth
         self.ports = ports
+        self.freezer = freezer
         self.phase = "starting"  # starting | pulling | failed | running
         self.parked = False
         self.stopping = False
@@ -283,7 +287,8 @@ class ContainerRuntime:
             popen = subprocess.Popen(
                 launcher, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, env=_engine_env())
-        c = _Container(spec, name, image, popen, time.time(), files, port_map)
+        c = _Container(spec, name, image, popen, time.time(), files, port_map,
+                       Freezer(engine.binary, name))
         self._containers[spec.id] = c
         return c.info()
 
@@ -298,7 +303,8 @@ class ContainerRuntime:
         if c.popen.poll() is None:
             if c._phase() == "running" and engine is not None:
                 if c.parked:
-                    await _async_run([engine.binary, "unpause", c.name])
+                    with contextlib.suppress(subprocess.CalledProcessError):  # stopping anyway
+                        await asyncio.to_thread(c.freezer.thaw)
                     c.parked = False
                 await _async_run([engine.binary, "stop", "--time", str(max(0, int(grace_s))),
                                   c.name], timeout=grace_s + 30)
@@ -318,12 +324,12 @@ class ContainerRuntime:
 
     def park(self, worker_id: str) -> None:
         c = self._containers[worker_id]
-        run_cli([self.engine().binary, "pause", c.name]).check_returncode()
+        c.freezer.freeze()  # its cgroup's freezer file, or the engine (container_freezer)
         c.parked = True
 
     def resume(self, worker_id: str) -> None:
         c = self._containers[worker_id]
-        run_cli([self.engine().binary, "unpause", c.name]).check_returncode()
+        c.freezer.thaw()
         c.parked = False
 
     def list(self) -> list[ProcessInfo]:

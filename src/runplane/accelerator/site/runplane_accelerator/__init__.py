@@ -38,7 +38,7 @@ def _sdk_version(package_dir: str) -> str:
         from importlib.metadata import version
 
         return version("runpod")
-    except Exception:
+    except Exception:  # noqa: BLE001, S110 - no metadata: the version file below
         pass
     try:  # the SDK's own version file, when the distribution's metadata is missing
         with open(os.path.join(package_dir, "version.py")) as f:
@@ -76,7 +76,7 @@ class _PatchingLoader:
             from runplane_accelerator import loop
 
             loop.install(module)
-        except Exception as exc:  # never break the worker: the SDK's own loop still runs
+        except Exception as exc:  # noqa: BLE001 - never break the worker: its own loop runs
             _say(f"off: could not patch the SDK's job loop ({exc!r}); the SDK's own loop runs")
             rp_job = sys.modules.get("runpod.serverless.modules.rp_job")
             if rp_job is not None and isinstance(getattr(rp_job, "JOB_GET_URL", None), str):
@@ -105,7 +105,7 @@ class _Finder:
             self.decided = True
             spec = self._others(fullname, path, target)
             if spec is not None and spec.submodule_search_locations:
-                self._decide(list(spec.submodule_search_locations)[0])
+                self._decide(next(iter(spec.submodule_search_locations)))
             return None  # the usual finders load it
         if fullname == _SCALE and self.patch:
             self.patch = False

@@ -54,7 +54,7 @@ def _signals(scaler: Any) -> _Signals:
 async def _wait(event: asyncio.Event, timeout: float | None) -> None:
     try:
         await asyncio.wait_for(event.wait(), timeout)
-    except asyncio.TimeoutError:
+    except asyncio.TimeoutError:  # noqa: UP041 - not TimeoutError before Python 3.11
         pass
 
 
@@ -104,7 +104,7 @@ def install(module: ModuleType) -> None:
                 for job in acquired_jobs:
                     await self.jobs_queue.put(job)
                     progress.add(job)
-                    log.debug("Job Queued", job["id"])
+                    log.debug("Job Queued", job["id"])  # noqa: PLE1205 - the SDK's logger
                 sig.work.set()
                 log.info(f"Jobs in queue: {self.jobs_queue.qsize()}")
             except too_many:
@@ -113,13 +113,13 @@ def install(module: ModuleType) -> None:
             except asyncio.CancelledError:
                 log.debug("JobScaler.get_jobs | Request was cancelled.")
                 raise
-            except asyncio.TimeoutError:
+            except asyncio.TimeoutError:  # noqa: UP041 - not TimeoutError before Python 3.11
                 log.debug("JobScaler.get_jobs | Job acquisition timed out. Retrying.")
             except TypeError as error:
                 log.debug(f"JobScaler.get_jobs | Unexpected error: {error}.")
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - as the SDK: log and go on
                 log.error(f"Failed to get job. | Error Type: {type(error).__name__} | "
-                          f"Error Message: {str(error)}")
+                          f"Error Message: {error!s}")
                 # The SDK retries at once; against a server that is down that spins a core.
                 await _wait(sig.room, RESCALE_CHECK_S)
             finally:
