@@ -417,7 +417,7 @@ def make_container_endpoint(c: httpx.Client, data_dir: Path) -> str:
         "flashboot": False})
     e.raise_for_status()
     # The process runtime names this directory RUNPLANE_VOLUME_PATH; containers mount it.
-    folder = data_dir / "volumes" / volume
+    folder = data_dir / "volumes" / "LOCAL-1" / volume  # <volume_root>/<dataCenterId>/<id>
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "handler.py").write_text(HANDLER)
     return e.json()["id"]
