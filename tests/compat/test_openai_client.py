@@ -8,7 +8,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.compat.conftest import Workers
+from tests.compat.conftest import Workers, status, wait_for
 from tests.e2e.conftest import LiveServer
 
 pytestmark = pytest.mark.e2e
@@ -71,3 +71,15 @@ def test_errors_reach_the_client_as_its_own_exceptions(client: openai.OpenAI,
                           api_key=live.user_key, max_retries=0)
     with pytest.raises(openai.NotFoundError):
         other.models.list()
+
+
+def test_a_client_that_goes_away_cancels_its_job(client: openai.OpenAI, live: LiveServer) -> None:
+    endpoint_id = str(client.base_url).split("/v2/")[1].split("/")[0]
+    stream = client.chat.completions.create(
+        model="echo", stream=True, messages=[{"role": "user", "content": " ".join(["w"] * 400)}])
+    first = next(iter(stream))
+    job_id = first.id.removeprefix("chatcmpl-")  # the echo handler names them after the job
+    assert status(live, endpoint_id, job_id)["status"] == "IN_PROGRESS"
+    stream.close()
+    wait_for(lambda: status(live, endpoint_id, job_id)["status"] == "CANCELLED",
+             what="the abandoned request's job cancelled")

@@ -15,6 +15,7 @@ A client that goes away before the end cancels its job: nobody could read its re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import orjson
@@ -32,6 +33,7 @@ from runplane.api.v2.wire import (
 )
 from runplane.broker.broker import Broker
 from runplane.broker.models import COMPLETED, Job
+from runplane.errors import Unavailable
 
 # A comment line this often keeps a quiet stream (and proxies in between) alive.
 KEEPALIVE_S = 15.0
@@ -67,7 +69,10 @@ async def openai(req: Req) -> None:
     finally:
         disconnect.cancel()
         if disconnect.done() and not job.final and not job.deleted:
-            await broker.cancel(job)
+            # Nobody is left to answer. A slow store only delays the cancel's write (it
+            # stands, and is kept until stored): nothing to tell a client that is gone.
+            with contextlib.suppress(Unavailable):
+                await broker.cancel(job)
 
 
 def _ended(broker: Broker, job: Job) -> bool:
