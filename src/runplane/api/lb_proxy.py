@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 from starlette.types import Receive, Scope, Send
 
 from runplane.api.auth import client_address
@@ -37,8 +38,10 @@ WORKER_HEADER = b"x-runpod-worker-id"
 _DROP_REQUEST = frozenset({b"connection", b"keep-alive", b"proxy-authorization", b"te",
                            b"trailer", b"transfer-encoding", b"upgrade", b"host",
                            b"authorization", b"proxy-connection", WORKER_HEADER})
+# (``date`` and ``server``: this server's own are added to every answer.)
 _DROP_RESPONSE = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"trailer",
-                            b"transfer-encoding", b"upgrade", b"te", b"proxy-connection"})
+                            b"transfer-encoding", b"upgrade", b"te", b"proxy-connection",
+                            b"date", b"server"})
 # Bodies up to this size are read whole and sent in one piece; larger or unsized ones stream.
 _WHOLE = 256 * 1024
 
@@ -170,9 +173,8 @@ class LbProxy:
             arrived = self.services.clock.now()
             route = await self.worker(scope, endpoint_id)
             started_at = self.services.clock.now()
-            ok = await asyncio.wait_for(
-                self._forward(scope, receive, send, route, path, size, started),
-                self.cfg.request_timeout_s)
+            async with asyncio.timeout(self.cfg.request_timeout_s):
+                ok = await self._forward(scope, receive, send, route, path, size, started)
         except ProxyError as err:
             await send_error(send, err)
         except TimeoutError:
@@ -189,23 +191,31 @@ class LbProxy:
                        path: str, size: str | None, started: list[bool]) -> bool:
         """Send the request to the worker and its answer back; True when it answered."""
         limit = self.cfg.max_body_bytes
-        headers = [(k.decode("latin-1"), v.decode("latin-1"))
-                   for k, v in scope["headers"] if k not in _DROP_REQUEST]
+        headers = []
+        host = chunked = None
+        for k, v in scope["headers"]:
+            if k not in _DROP_REQUEST:
+                headers.append((k.decode("latin-1"), v.decode("latin-1")))
+            elif k == b"host":
+                host = v.decode("latin-1")
+            elif k == b"transfer-encoding":
+                chunked = True
         client = scope.get("client")
         if client:
             headers.append(("X-Forwarded-For", client[0]))
         headers.append(("X-Forwarded-Proto", scope.get("scheme", "http")))
-        host = header(scope, b"host")
         if host:
             headers.append(("X-Forwarded-Host", host))
-        chunked = header(scope, b"transfer-encoding") is not None
         data: Any = None
         if size is not None and int(size) <= _WHOLE and not chunked:
             data = await _read_body(receive, limit) if int(size) else None
         elif size is not None or chunked:
             data = _StreamedBody(receive, limit)
-        query = scope.get("query_string") or b""
-        url = route.address.url(path + ("?" + query.decode("latin-1") if query else ""))
+        # Built, not parsed: the worker's own address and the request's path as sent.
+        a = route.address
+        url = URL.build(scheme="http", host=a.host, port=a.port, path=path,
+                        query_string=(scope.get("query_string") or b"").decode("latin-1"),
+                        encoded=True)
         wid = route.worker.id.encode()
         try:
             async with self.session().request(scope["method"], url, headers=headers, data=data,

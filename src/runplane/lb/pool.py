@@ -7,8 +7,8 @@ choice, ``lb.balance``), waiting while none is ready: the first wait of an endpo
 enqueue listeners (the controller ticks at once, FlashBoot resumes a parked worker), so a
 request to an endpoint without workers starts one (scale from zero). ``release`` ends it. The
 requests in flight are kept on the registry's worker (``Worker.requests``: the controller
-counts them as its load) and the registry told when a worker turns busy or idle, so idle
-timeouts run from a worker's last request.
+counts them as its load, and idle timeouts run from a worker's last request); the registry's
+RUNNING / IDLE status follows on the prober's round (``settle_statuses``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from runplane.lb.affinity import Affinity
 from runplane.lb.balance import OUT, PARKED, READY, STARTING, Candidate, choose
 from runplane.lb.health import ProbeState
 from runplane.providers.http_ports import HttpAddress
-from runplane.worker_state import EXITED, UNHEALTHY
+from runplane.worker_state import EXITED, RUNNING, UNHEALTHY
 
 log = logging.getLogger("runplane.lb")
 
@@ -132,7 +132,6 @@ class LoadBalancer:
         if w.requests <= 0:
             w.requests = 0
             w.idle_since = self._clock.now()
-            self._registry.holds_changed(w)
         counts = self._counts.setdefault(route.endpoint_id, [0, 0])
         counts[0 if ok else 1] += 1
 
@@ -154,8 +153,17 @@ class LoadBalancer:
         w.requests += 1
         if w.requests == 1:
             w.idle_since = None
-            self._registry.holds_changed(w)
         return route
+
+    def settle_statuses(self) -> None:
+        """Tell the registry which workers are busy (RUNNING) or idle now. Called by the
+        prober on its round rather than per request: a worker serving one request at a time
+        would otherwise flip, and write, its status twice a request."""
+        registry = self._registry
+        for route in self._by_worker.values():
+            w = route.worker
+            if (w.requests > 0) != (w.status == RUNNING):
+                registry.holds_changed(w)
 
     def _starting(self, endpoint_id: str, affinity: Affinity | None) -> bool:
         """The named worker was just started: the registry has it, the prober not yet."""

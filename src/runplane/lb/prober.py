@@ -103,6 +103,7 @@ class HealthProber:
         for route in lb.all_routes():
             if route.worker.id not in live:
                 lb.untrack(route.worker.id)
+        lb.settle_statuses()
 
     async def probe_due(self) -> None:
         """Check every route that is due, concurrently."""

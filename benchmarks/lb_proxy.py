@@ -1,0 +1,173 @@
+"""Load-balancing proxy: what going through runplane costs a request, against the bare worker.
+
+The example FastAPI worker (``examples/lb_worker``) runs twice in the same run: once by hand
+on a free port (the bare worker), once as the one worker of a LOAD_BALANCER endpoint of a
+real ``runplane serve`` (workersMin 1, so no cold start is measured). Alternately, ``--rounds``
+times each:
+
+1. added latency: ``wrk -t1 -c1 --latency`` on ``GET /hello`` (one request at a time),
+   bare vs ``/lb/{id}/hello`` with the key; added = p50 through runplane - p50 bare;
+2. throughput: ``wrk -t2 -c32`` on the same routes; requests/s through one server / bare;
+3. a streamed response's time to first byte: ``GET /stream`` (an SSE stream whose first event
+   is written at once), a raw-socket client timing from the request to the first event's bytes,
+   ``--ttfb`` requests each way.
+
+wrk comes from Debian (``apt-get install wrk``). Prints one table (medians over the rounds).
+
+    .venv/bin/python benchmarks/lb_proxy.py [--rounds 3] [--seconds 5] [--ttfb 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.conftest import free_port, make_live_server  # noqa: E402
+
+WORKER_DIR = ROOT / "examples" / "lb_worker"
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, key: str | None, threads: int, connections: int, seconds: int) -> dict:
+    """``wrk`` on ``url``: requests/s and the latency percentiles (ms) it reports."""
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if key:
+        argv += ["-H", f"Authorization: Bearer {key}"]
+    out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    pct = {}
+    for p, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+        pct[int(p)] = float(value) * _UNITS[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"wrk saw {errors.group(1)} failed responses on {url}:\n{out}")
+    return {"rps": rps, **pct}
+
+
+def ttfb(host: str, port: int, path: str, key: str | None, n: int) -> list[float]:
+    """Milliseconds from sending ``GET path`` to the first bytes of its first SSE event."""
+    out = []
+    for _ in range(n):
+        with socket.create_connection((host, port)) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            auth = f"Authorization: Bearer {key}\r\n" if key else ""
+            request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}\r\n".encode()
+            t0 = time.perf_counter()
+            s.sendall(request)
+            seen = b""
+            while b"data:" not in seen:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise RuntimeError(f"stream ended early: {seen[:300]!r}")
+                seen += chunk
+            out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def bare_worker(port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PORT": str(port), "LOAD_SECONDS": "0", "HOST": "127.0.0.1",
+           "RUNPOD_POD_ID": "bare"}
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=WORKER_DIR, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("the bare worker did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--ttfb", type=int, default=50)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (apt-get install wrk)")
+    tmp = Path(tempfile.mkdtemp(prefix="runplane-lb-bench-"))
+    limits = {"job_api": {"lb": {"requests": 10_000_000, "window_s": 10, "concurrent": 0}},
+              "rest_v2_per_minute": 100_000}
+    srv = make_live_server(tmp, RUNPLANE_LIMITS=json.dumps(limits),
+                           RUNPLANE_SECURITY=json.dumps({"local_image_users": ["*"],
+                                                         "worker_user": ""}),
+                           RUNPLANE_LOG_LEVEL="warning")
+    srv.start()
+    port = free_port()
+    bare = bare_worker(port)
+    try:
+        c = srv.client()
+        r = c.post("/v2/serverless", json={
+            "name": "bench", "type": "LOAD_BALANCER", "image": f"local:{WORKER_DIR}",
+            "args": f"{sys.executable} app.py", "cpu": [{"id": "cpu3c", "vcpuCount": 2}],
+            "env": {"LOAD_SECONDS": "0", "HOST": "127.0.0.1"},
+            "workers": {"min": 1, "max": 1}, "scaling": {"type": "REQUEST_COUNT",
+                                                       "requestCount": 1000}})
+        r.raise_for_status()
+        ep = r.json()["id"]
+        deadline = time.monotonic() + 60
+        while c.get(f"/lb/{ep}/hello", timeout=90).status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the endpoint's worker did not start")
+        bare_url = f"http://127.0.0.1:{port}"
+        lb_url = f"{srv.url}/lb/{ep}"
+        rows: dict[str, list[tuple[float, float]]] = {k: [] for k in (
+            "p50", "p99", "rps", "ttfb")}
+        for _ in range(args.rounds):
+            b1 = wrk(f"{bare_url}/hello", None, 1, 1, args.seconds)
+            l1 = wrk(f"{lb_url}/hello", srv.user_key, 1, 1, args.seconds)
+            rows["p50"].append((b1[50], l1[50]))
+            rows["p99"].append((b1[99], l1[99]))
+            bn = wrk(f"{bare_url}/hello", None, 2, 32, args.seconds)
+            ln = wrk(f"{lb_url}/hello", srv.user_key, 2, 32, args.seconds)
+            rows["rps"].append((bn["rps"], ln["rps"]))
+            tb = ttfb("127.0.0.1", port, "/stream?n=2&delay=0.05", None, args.ttfb)
+            tl = ttfb("127.0.0.1", srv.port, f"/lb/{ep}/stream?n=2&delay=0.05", srv.user_key,
+                      args.ttfb)
+            rows["ttfb"].append((statistics.median(tb), statistics.median(tl)))
+        med = {k: (statistics.median(b for b, _ in v), statistics.median(x for _, x in v))
+               for k, v in rows.items()}
+        cpu = os.cpu_count()
+        print(f"\nLoad-balancing proxy vs the bare worker ({args.rounds} rounds of "
+              f"{args.seconds} s, {cpu} CPUs shared by wrk, runplane and the workers)\n")
+        print("| measure | bare worker | through runplane | added / ratio | goal |")
+        print("|---|---:|---:|---:|---|")
+        p50b, p50l = med["p50"]
+        print(f"| latency p50, one request at a time (ms) | {p50b:.2f} | {p50l:.2f} | "
+              f"+{p50l - p50b:.2f} ms | added <= 1 ms |")
+        p99b, p99l = med["p99"]
+        print(f"| latency p99, one request at a time (ms) | {p99b:.2f} | {p99l:.2f} | "
+              f"+{p99l - p99b:.2f} ms | |")
+        rb, rl = med["rps"]
+        print(f"| requests/s, 32 connections | {rb:,.0f} | {rl:,.0f} | {rl / rb:.2f} | "
+              f">= 0.50 |")
+        tb, tl = med["ttfb"]
+        print(f"| streamed response, time to first event (ms, median of {args.ttfb}) | "
+              f"{tb:.2f} | {tl:.2f} | +{tl - tb:.2f} ms | |")
+        print("\nper round (bare / through runplane): " + "; ".join(
+            f"{k} " + ", ".join(f"{b:.2f}/{x:.2f}" for b, x in v) for k, v in rows.items()))
+    finally:
+        bare.terminate()
+        bare.wait(10)
+        srv.stop()
+
+
+if __name__ == "__main__":
+    main()
