@@ -26,8 +26,7 @@ APP = "import time\nprint('v2 pod up', flush=True)\ntime.sleep(600)\n"
 def server(data_dir: Path) -> Iterator[Server]:
     # Many calls from one user: quotas high enough for the test (the 429 test sets its own).
     srv = make_server(data_dir, limits={"rest_v2_per_minute": 100_000,
-                                        "creates_per_minute": 100_000},
-                      security={"local_image_users": ["*"]})
+                                        "creates_per_minute": 100_000})
     yield srv
     srv.services.engine.dispose()
 

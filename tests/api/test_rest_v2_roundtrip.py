@@ -118,7 +118,7 @@ async def test_v1_ignores_unknown_fields_and_names_them(client: httpx.AsyncClien
 
 
 async def test_pod_logs_stream_and_resume(tmp_path: Path, data_dir: Path) -> None:
-    srv = make_server(data_dir, security={"local_image_users": ["*"]})
+    srv = make_server(data_dir)
     app = tmp_path / "app"
     app.mkdir()
     (app / "app.py").write_text("for i in range(5):\n    print(f'line {i}', flush=True)\n")

@@ -113,14 +113,18 @@ class FixedClock(Clock):
         return 0.0
 
 
+def _append(path: Path, text: str) -> None:
+    with open(path, "a") as f:
+        f.write(text)
+
+
 async def collect(path: Path, q: LogQuery, running: list[bool]) -> list[str]:
     out = []
     async for event in log_events(path, [(NOW - 60, "started")], q, lambda: running[0],
                                   FixedClock()):
         out.append(event.decode())
         if len(out) == 4 and running[0]:
-            with open(path, "a") as f:
-                f.write("late line\n")
+            await asyncio.to_thread(_append, path, "late line\n")
             running[0] = False
     return out
 
