@@ -26,7 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runplane.providers.base import EXITED, WorkerSpec
+from runplane.providers.base import EXITED, HttpPorts, WorkerSpec
+from runplane.providers.http_ports import http_data
+from runplane.providers.http_ports import resolve as resolve_ports
 from runplane.providers.runtimes.process import ProcessRuntime
 
 # Exit code reported when the process could not be started at all (missing directory or
@@ -57,7 +59,11 @@ class WorkerActor:
         node_id = ray.get_runtime_context().get_node_id()
         where = {"node_id": node_id, "hostname": socket.gethostname(), "gpus": list(gpu_ids)}
         ws = WorkerSpec(self.worker_id, spec["image"], list(spec["command"]), dict(spec["env"]),
-                        self.log_path, gpu_ids, spec.get("machine_id", ""))
+                        self.log_path, gpu_ids, spec.get("machine_id", ""),
+                        http=HttpPorts(*spec["http"]) if spec.get("http") else None)
+        # A load-balancing worker: free ports of this node, reached at the node's address.
+        ws = resolve_ports(ws, ray.util.get_node_ip_address(), mapped=False)
+        where.update(http_data(ws))
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"--- runplane: on Ray node {node_id} ({where['hostname']}), "

@@ -67,6 +67,8 @@ class RayWorker:
         if self.where.get("pid"):
             data["node_pid"] = self.where["pid"]
             data["ray_gpu_ids"] = self.where.get("gpus", [])
+            if self.where.get("http"):  # where the node's worker serves (providers.http_ports)
+                data["http"] = self.where["http"]
         if self.lost:
             data["lost"] = self.lost
         self._info = ProcessInfo(
@@ -118,7 +120,9 @@ class RayPump:
         """Start the new actor's worker and watch it: its start() answer, then its polls."""
         worker = RayWorker(spec, node_id, actor, time.time())
         remote_spec = {"image": spec.image, "command": spec.command, "env": spec.env,
-                       "machine_id": spec.machine_id}
+                       "machine_id": spec.machine_id,
+                       # A load-balancing worker: its ports are chosen on its node.
+                       "http": [spec.http.port, spec.http.health_port] if spec.http else None}
         start_ref = actor.start.remote(remote_spec)
         poll_ref = actor.poll.remote(0, _POLL_WAIT_S)
         with self.lock:
