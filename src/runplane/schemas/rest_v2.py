@@ -10,7 +10,7 @@ bodies are built from the services' models by ``runplane.api.rest_v2``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -33,7 +33,7 @@ class ContainerFields(InputModel):
     ports: Annotated[list[str], Field(max_length=64)] = None  # type: ignore[assignment]
     registry: str | None = None
 
-    def container(self) -> dict[str, object]:
+    def container(self) -> dict[str, Any]:
         """The container fields the client sent (PATCH semantics)."""
         return self.model_dump(include=set(ContainerFields.model_fields), exclude_unset=True)
 

@@ -127,7 +127,7 @@ class BillingBreakdowns:
             for (time, _), parts in self._buckets(principal, kind, lo, hi, bucket, None).items():
                 by_time[time][gpu_field] += parts["gpu"]
                 by_time[time][cpu_field] += parts["cpu"]
-        records = []
+        records: list[dict[str, Any]] = []
         for time in sorted(by_time):
             amounts = {k: round(v, 6) for k, v in by_time[time].items()}
             records.append({**_window(time, bucket),

@@ -37,7 +37,7 @@ router = APIRouter(prefix="/v2/serverless", tags=["serverless"], route_class=V2R
 
 # Worker states that are not REST v2's: a parked (FlashBoot) worker is idle; staleness is
 # ``isStale``, not a state.
-_V2_STATUS = {WorkerState.PARKED: "IDLE", WorkerState.OUTDATED: "IDLE"}
+_V2_STATUS: dict[str, str] = {WorkerState.PARKED: "IDLE", WorkerState.OUTDATED: "IDLE"}
 _SUMMARY = ("running", "idle", "initializing", "throttled", "unhealthy")
 
 
