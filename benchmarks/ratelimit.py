@@ -5,7 +5,10 @@
 1. In process: the calls the /v2 client routes make per request for their limit
    (``RateLimits.job_route`` + ``RateLimiter.hit`` + the in-flight slot taken and given
    back), 1,000,000 times over 10,000 keys, against an empty loop; and a refused hit, and the
-   failed-authentication check a bad key costs.
+   failed-authentication check a bad key costs. Then the whole per-request check of /run
+   (``api.v2.client._endpoint``: key, endpoint owner, limit) on one real server's parts, with
+   its job API limits in place and taken out, alternating: the difference is what limiting
+   adds to one /run.
 2. A real ``runplane serve`` (controller off) taking ``--runs`` /run from the lean keep-alive
    client of benchmarks/jobs.py (64 in flight), with the limiter on (quotas no run reaches)
    and off (``[limits] enabled = false``), alternating ``--rounds`` times: the server's CPU
@@ -41,6 +44,54 @@ def per_call_ns(fn, n: int = N) -> float:  # type: ignore[no-untyped-def]
     t0 = time.perf_counter_ns()
     fn(n)
     return (time.perf_counter_ns() - t0) / n
+
+
+def endpoint_check(n: int = 100_000, rounds: int = 3) -> tuple[float, float]:
+    """ns per ``_endpoint`` call of /run on one real server's parts, with its job API limits
+    and with them taken out (the same objects otherwise), alternating: (on, off) medians."""
+    import json
+
+    from runplane.api.v2.client import _endpoint
+    from runplane.api.v2.http import Req
+    from runplane.config import load_settings
+    from runplane.schemas.endpoints import EndpointCreate
+    from runplane.schemas.templates import TemplateCreate
+    from runplane.server import build_services
+    from runplane.services.users import Principal
+
+    with tempfile.TemporaryDirectory() as tmp:
+        services = build_services(load_settings(
+            data_dir=Path(tmp), limits=json.loads(UNREACHED_LIMITS), controller={"enabled": False}))
+        try:
+            uid = services.users.create_user("bench")
+            key = services.users.create_key(uid).secret
+            me = Principal(uid)
+            t = services.templates.create(me, TemplateCreate(name="t", imageName="ubuntu:22.04",
+                                                             isServerless=True))
+            ep = services.endpoints.create(me, EndpointCreate(templateId=t.id)).id
+            scope = {"type": "http", "method": "POST", "path": f"/v2/{ep}/run",
+                     "headers": [(b"authorization", f"Bearer {key}".encode())],
+                     "client": ("127.0.0.1", 5000)}
+
+            def run() -> float:
+                t0 = time.perf_counter_ns()
+                for _ in range(n):
+                    req = Req(scope, None, None, services, [ep, "run"])  # type: ignore[arg-type]
+                    _endpoint(req)
+                    if req.release is not None:  # what V2App does once the handler returns
+                        req.release[0].release(req.release[1])
+                return (time.perf_counter_ns() - t0) / n
+
+            routes = services.limits._routes
+            on, off = [], []
+            for _ in range(rounds):
+                services.limits._routes = routes
+                on.append(run())
+                services.limits._routes = {}
+                off.append(run())
+            return statistics.median(on), statistics.median(off)
+        finally:
+            services.engine.dispose()
 
 
 def in_process() -> list[tuple[str, float]]:
@@ -123,6 +174,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     micro = in_process()
+    on, off = endpoint_check()
     e2e = served(args.runs, args.rounds)
     cpu = {m: statistics.median(c for c, _ in v) for m, v in e2e.items()}
     rate = {m: statistics.median(r for _, r in v) for m, v in e2e.items()}
@@ -136,6 +188,8 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for name, ns in micro:
         print(f"| {name} | {ns / 1000:.2f} us | — | — |")
+    print(f"| /run's per-request check (key, owner, limit) | {on / 1000:.2f} us | "
+          f"{off / 1000:.2f} us | {on / off:.3f} (+{(on - off) / 1000:.2f} us) |")
     print(f"| server CPU per /run | {cpu['on']:.0f} us | {cpu['off']:.0f} us | "
           f"{cpu['on'] / cpu['off']:.3f} |")
     print(f"| /run per second | {rate['on']:,.0f} | {rate['off']:,.0f} | "

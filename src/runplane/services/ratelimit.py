@@ -36,8 +36,8 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-from runplane.security_settings import LimitSettings, RouteLimit
 from runplane.errors import RateLimited
+from runplane.security_settings import LimitSettings, RouteLimit
 
 Now = Callable[[], float]
 
@@ -79,15 +79,17 @@ class RateLimiter:
         """Count one request of ``key``: 0.0 when allowed, else the seconds until one would
         be (the refused request is not counted)."""
         now = self._clock()
-        tat = self._tat.get(key, now)
-        if tat < now:
+        tat = self._tat.get(key)
+        if tat is None:  # a new key: the only time the table can grow
+            if len(self._tat) >= self._max_keys:
+                self._prune(now)
+            tat = now
+        elif tat < now:
             tat = now
         new_tat = tat + self._interval
         wait = new_tat - now - self._window
         if wait > 0:
             return wait
-        if len(self._tat) >= self._max_keys and key not in self._tat:
-            self._prune(now)
         self._tat[key] = new_tat
         return 0.0
 
