@@ -203,6 +203,9 @@ class Settings(BaseSettings):
     config_file: Path | None = None
     # SQLAlchemy URL; empty means SQLite in data_dir.
     database_url: str = ""
+    # What an acknowledged write survives: "crash" (the server killed: WAL, synchronous
+    # NORMAL) or "power_loss" (also the machine: an fsync per group commit). docs/operator.md
+    durability: Literal["crash", "power_loss"] = "crash"
     # Base URL workers use to reach the server; empty means http://{host}:{port}.
     public_url: str = ""
     # Base URL clients reach the job API at, for REST v2's ``requestUrls`` (behind a proxy or

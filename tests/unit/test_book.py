@@ -252,3 +252,15 @@ def test_restore_keeps_a_running_job_with_its_worker_else_requeues_it() -> None:
     assert _statements(fx) == [sql.REQUEUE_JOB] and orphan.retries == 0
     assert orphan.status == IN_QUEUE and book.queues.queued(EP) == [orphan]
     assert "a" in workers["w1"].jobs and book.queues.metrics(EP).in_progress == 1
+
+
+def test_ping_listing_a_queued_job_takes_it_back_without_a_retry() -> None:
+    """The server went down before the take was stored: the store (so the rebuilt book) has
+    the job queued, and the worker, still running it, lists it."""
+    w = _world("queued")
+    found, fx = w.book.reconcile_ping(w.workers["w1"], {"j1"}, NOW)
+    assert not found and w.job.status == IN_PROGRESS and w.job.worker_id == "w1"
+    assert "j1" in w.workers["w1"].jobs and w.job.retries == 0
+    m = w.book.queues.metrics(EP)
+    assert (m.in_queue, m.in_progress) == (0, 1)
+    assert [op[0] for op in fx.writes] == [sql.TAKE_JOB]

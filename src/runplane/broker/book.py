@@ -175,7 +175,9 @@ class JobBook:
         """A heartbeat listing the jobs ``worker`` holds (running or queued locally). A held
         job it stops listing is marked missing (lost after a grace period, by the registry's
         sweep); a job it lists that already ended here (cancelled, timed out) is *overdue*:
-        it is told again to stop it. Returns the overdue jobs, id -> (ended, now)."""
+        it is told again to stop it. A job it lists that is queued here (its take was not
+        stored before the server went down) is its again, taken without a retry. Returns
+        the overdue jobs, id -> (ended, now)."""
         fx = Effects()
         for job in worker.jobs.values():
             if job.id in listed:
@@ -186,10 +188,29 @@ class JobBook:
         for job_id in listed:
             if job_id not in worker.jobs:
                 job = self.jobs.get(job_id)
-                if job is not None and job.final and job.worker_id == worker.id:
+                if job is None:
+                    continue
+                if job.final and job.worker_id == worker.id:
                     fx.stops.append((worker.id, job_id))
                     overdue[job_id] = (job.finished_at or now, now)
+                elif job.queued and job.endpoint_id == worker.endpoint_id and worker.can_take():
+                    self._reclaim(fx, worker, job, now)
         return overdue, fx
+
+    def _reclaim(self, fx: Effects, worker: Worker, job: Job, now: float) -> None:
+        """``worker`` runs ``job``, which the store (and so the book) has as queued."""
+        self.queues.remove(job)
+        self.queues.of(job.endpoint_id).in_progress += 1
+        job.status = IN_PROGRESS
+        job.worker_id = worker.id
+        job.started_at = now
+        self._hold(worker, job)
+        log.info("job %s taken back by worker %s, which still runs it", job.id, worker.id,
+                 extra={"job_id": job.id, "worker_id": worker.id})
+        fx.writes.append((sql.TAKE_JOB, {"_id": job.id, "worker_id": worker.id,
+                                         "started_at": now, "delay_ms": job.delay_ms()}))
+        fx.events.append(event(JOB_TAKEN, job, now))
+        fx.workers.append(worker)
 
     # -- out of the queue ----------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import orjson
 from runplane.broker import store as sql
 from runplane.broker.book import JobBook
 from runplane.broker.effects import Effects, landed
-from runplane.broker.models import COMPLETED, FAILED, IN_PROGRESS, Job, Worker
+from runplane.broker.models import COMPLETED, FAILED, IN_PROGRESS, JOB_TAKEN, Job, Worker
 from runplane.broker.sweeps import Sweeper
 from runplane.broker.workers import WorkerRegistry
 from runplane.broker.writer import Writer
@@ -169,6 +169,9 @@ class JobHandoff:
         """A heartbeat listing the jobs the worker holds (running or queued locally)."""
         now = self._clock.now()
         overdue, fx = self._book.reconcile_ping(worker, set(job_ids), now)
+        for e in fx.events:  # jobs it was found to run (taken back): their time limit too
+            if e.kind == JOB_TAKEN:
+                self._sweeper.watch_execution(self._book.jobs[e.job_id])
         self._workers.heartbeat(worker, overdue, now)
         self._apply(fx)
 

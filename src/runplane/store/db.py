@@ -2,8 +2,10 @@
 
 SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the
 server process being killed at any instant (the WAL is in the OS page cache), which is the
-durability the job API promises. ``RUNPLANE_SQLITE_SYNCHRONOUS=FULL`` extends that to power
-loss at the price of an fsync per commit.
+durability the job API promises (``durability = "crash"``). ``synchronous=FULL``
+(``durability = "power_loss"``, or ``RUNPLANE_SQLITE_SYNCHRONOUS=FULL`` as before) extends
+that to power loss at the price of an fsync of the WAL per commit, which the group-commit
+writer makes one per batch of concurrent requests.
 """
 
 from __future__ import annotations
@@ -31,8 +33,13 @@ def _json_loads(value: object) -> object:
     return orjson.loads(value)  # type: ignore[arg-type]
 
 
-def make_engine(url: str) -> Engine:
-    """Create the engine; for SQLite, create the folder and set the pragmas described above."""
+# Settings.durability -> SQLite's synchronous pragma (see the module docstring).
+SYNCHRONOUS = {"crash": "NORMAL", "power_loss": "FULL"}
+
+
+def make_engine(url: str, synchronous: str | None = None) -> Engine:
+    """Create the engine; for SQLite, create the folder and set the pragmas described above
+    (``synchronous``: NORMAL or FULL; default RUNPLANE_SQLITE_SYNCHRONOUS, else NORMAL)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -43,7 +50,9 @@ def make_engine(url: str) -> Engine:
             json_deserializer=_json_loads,
             connect_args={"check_same_thread": False, "timeout": 30},
         )
-        synchronous = os.environ.get("RUNPLANE_SQLITE_SYNCHRONOUS", "NORMAL")
+        synchronous = synchronous or os.environ.get("RUNPLANE_SQLITE_SYNCHRONOUS", "NORMAL")
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"SQLite synchronous={synchronous!r}: NORMAL or FULL")
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
