@@ -181,3 +181,18 @@ def test_no_address(data: dict) -> None:
 def test_queue_workers_are_left_as_they_are() -> None:
     s = spec(None)
     assert resolve(s, "127.0.0.1", mapped=False) is s
+
+
+@pytest.mark.parametrize("path, query, target", [
+    ("/v1/chat", "", "http://127.0.0.1:9000/v1/chat"),
+    ("/a%2Fb", "x=1&y=%20", "http://127.0.0.1:9000/a%2Fb?x=1&y=%20"),
+    # Paths that would name another host if parsed stay paths on the worker.
+    ("//evil.example/x", "", "http://127.0.0.1:9000//evil.example/x"),
+    ("/@evil.example/x", "", "http://127.0.0.1:9000/@evil.example/x"),
+    ("/http://evil.example/", "", "http://127.0.0.1:9000/http://evil.example/"),
+    ("x", "", "http://127.0.0.1:9000/x"),
+])
+def test_requests_only_reach_the_workers_own_address(path: str, query: str, target: str) -> None:
+    url = HttpAddress("127.0.0.1", 9000, 9001).target(path, query)
+    assert (url.host, url.port) == ("127.0.0.1", 9000)
+    assert str(url) == target

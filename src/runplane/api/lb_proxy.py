@@ -20,7 +20,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-from yarl import URL
 from starlette.types import Receive, Scope, Send
 
 from runplane.api.auth import client_address
@@ -211,11 +210,7 @@ class LbProxy:
             data = await _read_body(receive, limit) if int(size) else None
         elif size is not None or chunked:
             data = _StreamedBody(receive, limit)
-        # Built, not parsed: the worker's own address and the request's path as sent.
-        a = route.address
-        url = URL.build(scheme="http", host=a.host, port=a.port, path=path,
-                        query_string=(scope.get("query_string") or b"").decode("latin-1"),
-                        encoded=True)
+        url = route.address.target(path, (scope.get("query_string") or b"").decode("latin-1"))
         wid = route.worker.id.encode()
         try:
             async with self.session().request(scope["method"], url, headers=headers, data=data,

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from yarl import URL
+
 from runplane.providers.base import HttpPorts, WorkerSpec
 
 
@@ -36,6 +38,13 @@ class HttpAddress:
         """``http://host:port`` plus ``path`` (which starts with "/" or is empty)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.health_port if health else self.port}{path}"
+
+    def target(self, path: str, query: str = "") -> URL:
+        """A client's path and query (as sent, percent-encoding kept) on this worker's app
+        port: built, never parsed, so no path can name another host."""
+        return URL.build(scheme="http", host=self.host, port=self.port,
+                         path=path if path.startswith("/") else "/" + path,
+                         query_string=query, encoded=True)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
