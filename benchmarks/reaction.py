@@ -55,6 +55,7 @@ import datetime
 import json
 import os
 import platform
+import pwd
 import sqlite3
 import subprocess
 import sys
@@ -102,7 +103,7 @@ def handler(job):
             time.sleep(0.02)
     url = os.environ.get("RUNPOD_WEBHOOK_GET_JOB", "")
     state = url.split("runplane_accelerator=")[1].split("&")[0] if "runplane_accelerator=" in url else "not loaded"
-    return {"pid": os.getpid(), "accelerator": state}
+    return {"pid": os.getpid(), "accelerator": state, "uid": os.getuid()}
 
 
 import runpod  # noqa: E402
@@ -261,7 +262,7 @@ def run_once(c: httpx.Client, store: Store, case: Case, i: int) -> dict[str, Any
         if hold_a is not None:
             hold_a.touch()
     out = instants(store, b["id"])
-    out["accelerator"] = b["output"]["accelerator"]
+    out["accelerator"], out["uid"] = b["output"]["accelerator"], b["output"]["uid"]
     if case.busy:
         done = until("job A done", lambda: store.job(a_id)["status"] == "COMPLETED")
         a_row = store.job(a_id)
@@ -370,6 +371,13 @@ def markdown(cases: list[Case]) -> str:
     return "\n".join(lines)
 
 
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
                 .splitlines() if line.startswith("model name")), platform.processor())
@@ -393,11 +401,9 @@ def main() -> None:
         for d in (data, app, holds):
             d.mkdir()
         (app / "handler.py").write_text(HANDLER)
-        # cold_start's user "bench" is no admin: let it run the handler's local: image; and
-        # run workers as the server's own user (as the tests do): the worker user cannot
-        # read this checkout's .venv.
-        (data / "runplane.toml").write_text(
-            '[security]\nlocal_image_users = ["bench"]\nworker_user = ""\n')
+        tmp.chmod(0o755)  # workers run as [security] worker_user: let it reach the handler
+        # cold_start's user "bench" is no admin: let it run the handler's local: image.
+        (data / "runplane.toml").write_text('[security]\nlocal_image_users = ["bench"]\n')
         port = free_port()
         server, key = start_runplane(data, port)
         store = Store(data / "runplane.db")
@@ -429,13 +435,16 @@ def main() -> None:
         case.sim = [predict(case, case.shape[k % len(case.shape)], cold, seed=k)
                     for k in range(args.sim_draws)]
     accel = sorted({s["accelerator"] for case in cases for s in case.real})
+    users = sorted({f"{case.kind}: {_user(s['uid'])}" if case.kind == "process"
+                    else f"{case.kind}: uid {s['uid']} inside" for case in cases for s in case.real})
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     console = Console(width=140)
     console.print(table(cases, f"Autoscaler reaction: {args.runs} runs per case, {when}"))
     console.print(
         f"machine: {machine()}; load average {load0[0]:.1f} at start, "
         f"{os.getloadavg()[0]:.1f} at end (others share it); {time.monotonic() - t0:.0f} s")
-    console.print(f"runpod SDK workers, accelerator: {', '.join(accel)}; REQUEST_COUNT 1, "
+    console.print(f"runpod SDK workers ({', '.join(users)}), accelerator: {', '.join(accel)}; "
+                  "REQUEST_COUNT 1, "
                   "idleTimeout 1 s, FlashBoot off; p50/p95 nearest-rank over the runs")
     console.print(f"sim: runplane.simulate, {args.sim_draws} draws per case on the same trace, "
                   "cold starts measured in this run: "
