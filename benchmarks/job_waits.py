@@ -15,7 +15,10 @@ includes the result's durable commit (the answer waits for it) and both HTTP leg
 3. ``GET /stream/{id}?wait=60000`` held on an empty stream, woken by a job-stream chunk (from
    the worker sending the chunk to the client reading it);
 4. what a client without a held route gets: polling ``/status`` every second, as the runpod
-   Python SDK's ``Job.output()`` does (fewer samples: each costs ~0.5 s).
+   Python SDK's ``Job.output()`` does (fewer samples: each costs ~0.5 s);
+5. the server's own part, in one process with no HTTP and no other process to switch to:
+   from ``JobHandoff.done`` (the job-done route's operation) to a held ``/status-sync``
+   request, driven through the ASGI app, having sent its answer.
 
 Load is sequential (one job at a time) with aiohttp on both sides.
 """
@@ -35,10 +38,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from jobs import Runplane, _register_worker, pct
+
+from runplane.config import load_settings
+from runplane.server import build_services, create_app
 
 HOLD_MS = 60_000
 SETTLE_S = 0.02  # after opening a held request, before the worker answers
@@ -170,6 +178,70 @@ async def measure(rp: Runplane, n: int, poll_n: int) -> dict[str, list[float]]:
     return out
 
 
+async def in_process(tmp: Path, n: int) -> list[float]:
+    """Row 5: ``JobHandoff.done`` -> the held ``/status-sync`` answered, in one process."""
+    settings = load_settings(data_dir=tmp / "in-process", limits={"enabled": False},
+                             controller={"enabled": False})
+    services = build_services(settings)
+    app = create_app(services)
+    users = services.users
+    users.bootstrap_admin()
+    key = users.create_key(users.create_user("bench")).secret
+    auth = [(b"authorization", f"Bearer {key}".encode()), (b"content-type", b"application/json")]
+
+    async def call(method: str, path: str, body: bytes = b"", query: bytes = b"") -> list:
+        sent: list = []
+        delivered = False
+
+        async def receive() -> dict:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.Event().wait()  # the client never goes away
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append((time.perf_counter(), message))
+
+        scope = {"type": "http", "method": method, "path": path, "query_string": query,
+                 "headers": auth, "http_version": "1.1", "scheme": "http",
+                 "server": ("bench", 80), "client": ("127.0.0.1", 1), "root_path": ""}
+        await app(scope, receive, send)
+        return sent
+
+    tpl = await call("POST", "/v1/templates", orjson.dumps(
+        {"name": "bench", "imageName": "runplane/local:.", "isServerless": True}))
+    tid = orjson.loads(tpl[-1][1]["body"])["id"]
+    made = await call("POST", "/v1/endpoints", orjson.dumps({"templateId": tid, "name": "b"}))
+    ep = orjson.loads(made[-1][1]["body"])["id"]
+    wid, _ = services.workers.register(ep, manual=True)
+    worker = services.workers.get(wid)
+    broker, handoff = services.broker, services.handoff
+    user_id = users.find_user("bench")["id"]
+    out: list[float] = []
+    try:
+        for i in range(n + 20):
+            job = await broker.submit(ep, user_id, {"input": {"x": 1}}, sync=False,
+                                      ttl_ms=3_600_000, execution_timeout_ms=None,
+                                      low_priority=False, webhook=None)
+            handoff.confirm(worker, await handoff.take(worker, 1, 1.0))
+            held = asyncio.create_task(call("GET", f"/v2/{ep}/status-sync/{job.id}",
+                                            query=f"wait={HOLD_MS}".encode()))
+            await asyncio.sleep(0.002)
+            t0 = time.perf_counter()
+            await handoff.done(worker, job.id, {"output": 1}, False)
+            sent = await held
+            assert b"COMPLETED" in sent[-1][1]["body"], sent
+            if i >= 20:
+                out.append((sent[-1][0] - t0) * 1000)
+    finally:
+        await broker.shutdown()
+        broker.close()
+        services.engine.dispose()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=300)
@@ -182,6 +254,7 @@ def main() -> None:
         got = asyncio.run(measure(rp, args.n, args.poll_n))
     finally:
         rp.stop()
+    got["in-process"] = asyncio.run(in_process(tmp, args.n))
     ref = pct(got["runsync"], 50)
     print(f"# held-request wake-up — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} "
           f"cores, {platform.processor() or platform.machine()}, Python "
@@ -194,7 +267,9 @@ def main() -> None:
     names = {"status-sync": "`/status-sync?wait=` after job-done",
              "runsync": "`/runsync?wait=` after job-done (peer)",
              "stream": "`/stream?wait=` (empty) after a job-stream chunk",
-             "poll": "polling `/status` every 1 s (runpod SDK `Job.output`) after job-done"}
+"poll": "polling `/status` every 1 s (runpod SDK `Job.output`) after job-done",
+             "in-process": "in process, no HTTP: `JobHandoff.done` -> held `/status-sync` "
+                           "answered"}
     for key, label in names.items():
         v = got[key]
         print(f"| {label} | {pct(v, 50):.2f} | {pct(v, 90):.2f} | {pct(v, 99):.2f} | "
