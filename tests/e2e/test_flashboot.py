@@ -54,8 +54,10 @@ def parked_worker(c: httpx.Client, eid: str) -> dict[str, Any]:
 
 
 def group_stopped(pid: int) -> bool:
-    """The worker and every process of its group (the SDK's heartbeat process) are stopped."""
-    procs = [p for p in psutil.process_iter(["pid"]) if _pgid(p.pid) == pid]
+    """The worker (handler pid ``pid``) and every process of its group (its supervisor, the
+    SDK's heartbeat process) are stopped."""
+    group = _pgid(pid)
+    procs = [p for p in psutil.process_iter(["pid"]) if group and _pgid(p.pid) == group]
     return bool(procs) and all(p.status() == psutil.STATUS_STOPPED for p in procs)
 
 
@@ -146,7 +148,7 @@ def test_parked_worker_killed_meanwhile_is_noticed_and_replaced(srv: LiveServer,
         eid, _ = make_endpoint(c, tmp_path, flashboot=True)
         first = final(c, eid, run(c, eid, {"echo": 1}))
         parked_worker(c, eid)
-        os.killpg(first["output"]["pid"], signal.SIGKILL)  # e.g. the OOM killer
+        os.killpg(os.getpgid(first["output"]["pid"]), signal.SIGKILL)  # e.g. the OOM killer
 
         wait_for(lambda: workers(c, eid) == [], 30, "the dead parked worker to be retired")
         second = final(c, eid, run(c, eid, {"echo": 2}))
