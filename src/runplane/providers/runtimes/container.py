@@ -205,6 +205,8 @@ class ContainerRuntime:
         mine = {c.name for c in list(self._containers.values())}
         stale = [n.strip() for n in out.stdout.splitlines() if n.strip() and n.strip() not in mine]
         if stale:
+            for name in stale:  # one parked by a freezer write the engine does not know of
+                Freezer(engine.binary, name).thaw_unknown()
             run_cli([engine.binary, "rm", "--force", *stale], timeout=120)
         return stale
 
@@ -338,6 +340,7 @@ class ContainerRuntime:
             info = c.info()
             if c.phase == "running" and info.reason is None:
                 self._present.add(c.image)
+                c.freezer.prepare()
             elif info.reason is not None:
                 self._present.discard(c.image)
             out.append(info)

@@ -13,9 +13,13 @@ process frozen under cgroup v1 cannot even die). Where the file cannot be found 
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 
 from runplane.providers.runtimes.container_engine import run_cli
+
+log = logging.getLogger("runplane.providers.container")
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -38,14 +42,41 @@ def freezer_of(proc_cgroup: str, root: Path = CGROUP_ROOT) -> tuple[Path, str, s
 
 
 class Freezer:
-    """One container's freezer: the cgroup's file once found, else the engine's CLI."""
+    """One container's freezer: the cgroup's file once found, else the engine's CLI. Park and
+    resume run in threads and may overlap (a job arrives while the worker is being parked):
+    they take turns, and a thaw of a container that is not frozen does nothing."""
 
     def __init__(self, engine: str, name: str) -> None:
         self._engine = engine
         self._name = name
         self._file: tuple[Path, str, str] | None = None
         self._looked = False
-        self.direct = False  # frozen now by a write of ours (not by the engine)
+        self._preparing = False
+        self._lock = threading.Lock()
+        self._frozen: str | None = None  # "direct" (our write) or "engine" (its pause)
+
+    def prepare(self) -> None:
+        """Find the freezer file in the background (call once the container runs), so that
+        not even the first park and revival wait for the engine's CLI."""
+        if not self._looked and not self._preparing:
+            self._preparing = True
+            threading.Thread(target=self._find_once, name=f"freezer-{self._name}",
+                             daemon=True).start()
+
+    def _find_once(self) -> None:
+        with self._lock:
+            if not self._looked:
+                self._find()
+
+    def thaw_unknown(self) -> None:
+        """Thaw a container whose freezer state this process does not know (one a previous
+        run of the server may have parked), so the engine can stop it: under cgroup v1 a
+        frozen process cannot even be killed."""
+        with self._lock:
+            if not self._looked:
+                self._find()
+            if self._file is not None:
+                self._write(self._file[2])
 
     def _find(self) -> None:
         self._looked = True
@@ -64,24 +95,31 @@ class Freezer:
         assert self._file is not None
         try:
             self._file[0].write_text(value)
-        except OSError:
+        except OSError as err:
+            log.info("container %s: cannot write %s (%s); using the engine's CLI", self._name,
+                     self._file[0], err)
             self._file = None  # e.g. not ours to write: the engine from now on
             return False
         return True
 
     def freeze(self) -> None:
         """Park: freeze the container (raises CalledProcessError when the engine refuses)."""
-        if not self._looked:
-            self._find()
-        if self._file is not None and self._write(self._file[1]):
-            self.direct = True
-            return
-        run_cli([self._engine, "pause", self._name]).check_returncode()
+        with self._lock:
+            if self._frozen is not None:
+                return
+            if not self._looked:
+                self._find()
+            if self._file is not None and self._write(self._file[1]):
+                self._frozen = "direct"
+                return
+            run_cli([self._engine, "pause", self._name]).check_returncode()
+            self._frozen = "engine"
 
     def thaw(self) -> None:
-        """Resume: thaw it the way it was frozen."""
-        if self.direct:
-            self.direct = False
-            if self._file is not None and self._write(self._file[2]):
+        """Resume: thaw it the way it was frozen (nothing when it is not frozen)."""
+        with self._lock:
+            how, self._frozen = self._frozen, None
+            if how == "direct" and self._file is not None and self._write(self._file[2]):
                 return
-        run_cli([self._engine, "unpause", self._name]).check_returncode()
+            if how is not None:
+                run_cli([self._engine, "unpause", self._name]).check_returncode()
