@@ -200,7 +200,10 @@ def start_runplane(data_dir: Path, port: int,
     users = UserService(engine)
     key = users.create_key(users.create_user("bench")).secret
     engine.dispose()
-    env = {**os.environ, "RUNPLANE_CONTROLLER": json.dumps({"stop_grace_s": 0.5})}
+    # shutdown "drain": the workers go with the server (the default keeps them running
+    # for the next server; a benchmark's server never comes back).
+    env = {**os.environ, "RUNPLANE_CONTROLLER": json.dumps(
+        {"stop_grace_s": 0.5, "shutdown": "drain", "drain_timeout_s": 5})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "runplane", "serve", "--port", str(port), "--data-dir",
          str(data_dir), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
