@@ -40,7 +40,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import LiveServer, make_live_server, worker_processes_of  # noqa: E402
+from tests.e2e.conftest import LiveServer, make_live_server, worker_processes_of
 
 HANDLER = """
 import asyncio, json, os, random, time
@@ -96,7 +96,7 @@ class Soak:
                         return await r.json()
                     if r.status == 404:
                         return {"status": "NOT_FOUND"}
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
             await asyncio.sleep(0.5)
         return None

@@ -39,7 +39,7 @@ async def _send_all(url: str, key: str, eid: str, n: int, kill_pid: int | None,
                                                  "Idempotency-Key": f"k-{i}"}) as r:
                     if r.status == 200:
                         acked[i] = (await r.json())["id"]
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 continue
             if kill_pid is not None and len(acked) >= kill_after:
                 with contextlib.suppress(ProcessLookupError):

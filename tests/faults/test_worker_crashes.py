@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.scaling_kit import final, health, make_endpoint, pid_alive, run, status, wait_for
+from tests.e2e.scaling_kit import final, health, make_endpoint, run, status, wait_for
 from tests.faults.kit import CRASH_HANDLER, FAST_ENV, attempts, server, worker_processes
 
 pytestmark = pytest.mark.e2e

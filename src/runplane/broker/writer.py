@@ -27,11 +27,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import sqlite3
 import threading
 from collections.abc import Sequence
 from typing import Any
-
-import sqlite3
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError

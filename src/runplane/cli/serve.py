@@ -89,7 +89,7 @@ def _start_drain(loop: asyncio.AbstractEventLoop, drain: Callable[[], Awaitable[
     async def run() -> None:
         try:
             await drain()
-        except Exception:  # noqa: BLE001 - stop anyway
+        except Exception:
             logging.getLogger("runplane").exception("warm shutdown failed")
         then()
 
