@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-
+from runplane.api.auth import client_address
 from runplane.api.errors import ApiError, not_found
 from runplane.api.responses import dumps
 from runplane.api.v2.http import Req, parse_json, send_json
@@ -26,7 +26,6 @@ from runplane.api.v2.wire import (
 )
 from runplane.broker.broker import Broker
 from runplane.broker.models import FAILED, IN_QUEUE, TIMED_OUT, Job, WorkerView
-from runplane.api.auth import client_address
 from runplane.errors import RateLimited, Unauthorized
 from runplane.services.users import Principal
 from runplane.worker_state import WorkerState
