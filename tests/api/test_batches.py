@@ -111,6 +111,13 @@ async def test_cancel_drops_queued_and_lets_running_finish(env: Env) -> None:
     d = await create(env, bodies(1))
     d = (await env.alice.post(f"/v2/{env.ep}/batch/{d['id']}/cancel")).json()
     assert d["status"] == "CANCELLED" and d["requestCancelled"] == 1
+    # A finalized batch whose requests all ended: CANCELLED at once, its results kept.
+    f = await create(env, bodies(1))
+    await env.alice.post(f"/v2/{env.ep}/batch/{f['id']}/finalize")
+    job = await w.take_job()
+    await w.done(job["id"], {"output": "kept"})
+    f = (await env.alice.post(f"/v2/{env.ep}/batch/{f['id']}/cancel")).json()
+    assert (f["status"], f["requestCompleted"], f["requestCancelled"]) == ("CANCELLED", 1, 0)
 
 
 async def test_limits_and_bad_input(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -202,14 +202,15 @@ class BatchService:
                      {"_id": batch_id}),
                     sql.set_requests(batch_id, CANCELLED))
             elif row.status == FINALIZED and row.cancel_requested_at is None:
+                live = self._live.get(batch_id)
+                if live is not None:  # (before the write: a job may end meanwhile)
+                    live.cancelling = True
                 await self._broker.writer.write(
                     (sql.SET_BATCH.values(cancel_requested_at=now), {"_id": batch_id}))
-                live = self._live.get(batch_id)
                 if live is None:  # every request had ended: cancelled at once
                     await self._broker.writer.write(
                         (sql.SET_BATCH.values(status=CANCELLED, ended_at=now), {"_id": batch_id}))
                 else:
-                    live.cancelling = True
                     queued = [j for j in live.jobs.values() if j.status == IN_QUEUE]
                     await asyncio.gather(*(self._broker.cancel(j) for j in queued))
                     self._end_if_drained(live)
