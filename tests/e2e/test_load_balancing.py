@@ -269,3 +269,30 @@ def test_short_waits_no_workers_strict_timeout_and_strict_resume(tmp_path: Path)
         assert r.status_code == 200 and r.headers["x-runpod-worker-id"] == worker
     finally:
         srv.stop()
+
+
+def test_a_client_that_hangs_up_while_waiting_is_no_longer_demand(tmp_path: Path) -> None:
+    srv = fast_server(tmp_path, RUNPLANE_LB=json.dumps(LB), RUNPLANE_LIMITS=LIMITS)
+    try:
+        c = srv.client()
+        ep = make_lb(c, workers={"min": 0, "max": 0})  # nothing can start: requests wait
+
+        def waiting() -> int:
+            return c.get(f"/v2/{ep}/health").json()["jobs"]["inQueue"]
+
+        seen: list[int] = []
+
+        def watch() -> None:
+            time.sleep(0.7)
+            seen.append(waiting())
+
+        t = threading.Thread(target=watch)
+        t.start()
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.get(f"{srv.url}/lb/{ep}/hello", timeout=1.5,
+                      headers={"Authorization": f"Bearer {srv.user_key}"})
+        t.join()
+        assert seen == [1]  # while it waited, /health counted it as queued
+        wait_for(lambda: waiting() == 0, 10, "the hung-up request to stop waiting")
+    finally:
+        srv.stop()

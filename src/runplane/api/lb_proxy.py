@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -36,7 +37,9 @@ WORKER_HEADER = b"x-runpod-worker-id"
 # reaches the worker.
 _DROP_REQUEST = frozenset({b"connection", b"keep-alive", b"proxy-authorization", b"te",
                            b"trailer", b"transfer-encoding", b"upgrade", b"host",
-                           b"authorization", b"proxy-connection", WORKER_HEADER})
+                           b"authorization", b"proxy-connection", WORKER_HEADER,
+                           # 100-continue is this hop's: uvicorn answers it as the body is read.
+                           b"expect"})
 # (``date`` and ``server``: this server's own are added to every answer.)
 _DROP_RESPONSE = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"trailer",
                             b"transfer-encoding", b"upgrade", b"te", b"proxy-connection",
@@ -58,6 +61,10 @@ class ProxyError(Exception):
 
 class BodyTooLarge(Exception):
     """The request body passed the limit while it streamed."""
+
+
+class ClientGone(Exception):
+    """The client hung up while its request waited for a worker."""
 
 
 async def send_error(send: Send, err: ProxyError) -> None:
@@ -135,14 +142,21 @@ class LbProxy:
                 slot = (route.inflight, limit_key)
         return principal, slot
 
-    async def worker(self, scope: Scope, endpoint_id: str) -> Route:
-        """The worker that takes the request (``lb.pool``), or ProxyError."""
+    async def worker(self, scope: Scope, endpoint_id: str,
+                     gone: Callable[[], Awaitable[None]] | None = None) -> Route:
+        """The worker that takes the request (``lb.pool``), or ProxyError; ``ClientGone``
+        when ``gone()`` (the client hung up) ends first while the request waits for one."""
         try:
             wish = aff.parse(header(scope, WORKER_HEADER))
         except aff.BadAffinity as err:
             raise ProxyError(400, str(err)) from None
+        route = self.lb.pick(endpoint_id, wish)
+        if route is not None:
+            return route
         try:
-            return await self.lb.acquire(endpoint_id, wish, self.cfg.wait_for_worker_s)
+            if gone is None:
+                return await self.lb.acquire(endpoint_id, wish, self.cfg.wait_for_worker_s)
+            return await self._unless_gone(endpoint_id, wish, gone)
         except NoWorkers:
             raise ProxyError(503, "no workers available") from None
         except WorkerTimeout:
@@ -153,6 +167,29 @@ class LbProxy:
             raise ProxyError(404, "affinity_worker_gone",
                              workerId=wish.worker_id if wish else None,
                              message="the endpoint has no such worker") from None
+
+    async def _unless_gone(self, endpoint_id: str, wish: aff.Affinity | None,
+                           gone: Callable[[], Awaitable[None]]) -> Route:
+        """Wait for a worker while watching the client: one that hung up is no longer
+        demand (it would scale the endpoint up for nobody)."""
+        acquire = asyncio.ensure_future(
+            self.lb.acquire(endpoint_id, wish, self.cfg.wait_for_worker_s))
+        watch = asyncio.ensure_future(gone())
+        try:
+            await asyncio.wait((acquire, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:  # (also when this request itself is cancelled)
+            if not acquire.done():
+                acquire.cancel()
+            else:
+                watch.cancel()
+        try:
+            route = await acquire
+        except asyncio.CancelledError:
+            raise ClientGone() from None
+        if watch.done() and not watch.cancelled():
+            self.lb.release(route, False)  # got one just as the client left
+            raise ClientGone()
+        return route
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -170,12 +207,16 @@ class LbProxy:
                 raise ProxyError(413, f"request body over {self.cfg.max_body_bytes} bytes"
                                  if size.isdigit() else "bad Content-Length")
             arrived = self.services.clock.now()
-            route = await self.worker(scope, endpoint_id)
+            bodiless = size in (None, "0") and header(scope, b"transfer-encoding") is None
+            route = await self.worker(scope, endpoint_id,
+                                      _disconnected(receive) if bodiless else None)
             started_at = self.services.clock.now()
             async with asyncio.timeout(self.cfg.request_timeout_s):
                 ok = await self._forward(scope, receive, send, route, path, size, started)
         except ProxyError as err:
             await send_error(send, err)
+        except ClientGone:
+            pass  # nobody to answer
         except TimeoutError:
             # Past RunPod's processing limit: 524 when nothing was sent yet (else cut short).
             if not started[0]:
@@ -248,6 +289,16 @@ class LbProxy:
                 return True  # the worker went away mid-answer: the stream just ends
             raise ProxyError(502, f"the worker did not answer ({type(err).__name__})",
                              [(WORKER_HEADER, wid)]) from None
+
+
+def _disconnected(receive: Receive) -> Callable[[], Awaitable[None]]:
+    """For a request without a body: returns once the client has hung up."""
+
+    async def wait() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    return wait
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

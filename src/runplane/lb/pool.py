@@ -95,14 +95,14 @@ class LoadBalancer:
                       wait_s: float) -> Route:
         """The route that takes one request, marked in flight; waits up to ``wait_s`` for
         one to be ready. Raises ``NoWorkers``, ``WorkerTimeout`` or ``WorkerGone``."""
-        route = self._pick(endpoint_id, affinity)
+        route = self.pick(endpoint_id, affinity)
         if route is not None:
             return route
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         resumed = False
         while True:
-            route = self._pick(endpoint_id, affinity)
+            route = self.pick(endpoint_id, affinity)
             if route is not None:
                 return route
             choice = choose(self._candidates(endpoint_id), affinity)
@@ -135,7 +135,9 @@ class LoadBalancer:
         counts = self._counts.setdefault(route.endpoint_id, [0, 0])
         counts[0 if ok else 1] += 1
 
-    def _pick(self, endpoint_id: str, affinity: Affinity | None) -> Route | None:
+    def pick(self, endpoint_id: str, affinity: Affinity | None) -> Route | None:
+        """A ready route for one request now, marked in flight (no waiting); None when the
+        request would have to wait."""
         routes = self.routes.get(endpoint_id)
         if not routes:
             return None
@@ -260,6 +262,10 @@ class LoadBalancer:
     def queued_at(self, endpoint_id: str) -> list[float]:
         """When each waiting request arrived, oldest first."""
         return [w.since for w in self._waiting.get(endpoint_id, ())]
+
+    def counted(self) -> list[str]:
+        """The endpoints with request counters."""
+        return list(self._counts)
 
     def forget(self, endpoint_id: str) -> None:
         """The endpoint is gone: drop its counters."""

@@ -104,6 +104,9 @@ class HealthProber:
             if route.worker.id not in live:
                 lb.untrack(route.worker.id)
         lb.settle_statuses()
+        for endpoint_id in lb.counted():
+            if endpoint_id not in lb.routes and self._endpoint_of(endpoint_id) is None:
+                lb.forget(endpoint_id)  # deleted
 
     async def probe_due(self) -> None:
         """Check every route that is due, concurrently."""

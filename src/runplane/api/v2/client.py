@@ -242,7 +242,8 @@ async def health(req: Req) -> None:
     """``/health``: the endpoint's job counters and workers by state (``wire.health_view``)."""
     _, endpoint_id = _endpoint(req)
     services = req.services
-    queue = services.broker.queue_metrics(endpoint_id)
+    # A load-balancing endpoint's "jobs" are its requests (waiting, in flight, answered).
+    queue = services.lb.metrics(endpoint_id) or services.broker.queue_metrics(endpoint_id)
     controller_status = services.controller.endpoint_status(endpoint_id)
     workers = services.workers.snapshot(endpoint_id)
     await send_json(req.send, health_view(queue, workers, controller_status))
