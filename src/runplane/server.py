@@ -108,14 +108,14 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     pods = PodService(engine, clock, catalog, provider, templates, billing, launcher,
                       allocations, References(volumes, registry_auths, host_access))
     # Load-balancing endpoints' requests scale the controller as queued jobs do (lb.demand).
-    lb = LoadBalancer(broker.workers, clock)
+    # (The controller is built next; a strict-resume request only comes once it runs.)
+    lb = LoadBalancer(broker.workers, clock, resume=lambda worker_id: controller.flashboot
+                      .resume_worker(worker_id, "a request pinned to it (strict-resume)"))
     controller = Controller(
         settings=settings.controller, clock=clock, provider=provider, endpoints=endpoints,
         templates=templates, queues=Demand(broker, lb), registry=broker.workers,
         billing=billing, launcher=launcher, allocations=allocations, rows=WorkerTable(engine),
         pods=pods)
-    lb.resume = lambda worker_id: controller.flashboot.resume_worker(
-        worker_id, "a request pinned to it (strict-resume)")
     worker_pods = WorkerPods(broker.workers, WorkerRowCache(engine), provider, endpoints.get,
                              catalog, controller.progress_of)
     # Observability hears of every job and every controller action.

@@ -73,10 +73,11 @@ class _Waiter:
 
 
 class LoadBalancer:
-    """See the module docstring. ``resume(worker_id)`` wakes a parked worker (FlashBoot; set
-    by the composition root once the controller exists)."""
+    """See the module docstring. ``resume(worker_id)`` wakes a parked worker (FlashBoot's;
+    True when it is being resumed)."""
 
-    def __init__(self, registry: WorkerRegistry, clock: Clock) -> None:
+    def __init__(self, registry: WorkerRegistry, clock: Clock,
+                 resume: Callable[[str], bool]) -> None:
         self._registry = registry
         self._clock = clock
         self.routes: dict[str, dict[str, Route]] = {}
@@ -86,7 +87,7 @@ class LoadBalancer:
         self._request_listeners: list[RequestListener] = []
         self._counts: dict[str, list[int]] = {}  # endpoint -> [completed, failed]
         self._turn = 0
-        self.resume: Callable[[str], bool] = lambda _worker_id: False
+        self._resume = resume
         registry.add_listener(self._on_worker_event)
 
     # -- requests ---------------------------------------------------------------------
@@ -110,7 +111,7 @@ class LoadBalancer:
                 raise WorkerGone(affinity.worker_id if affinity else "")
             if choice.resume and not resumed:
                 resumed = True
-                self.resume(choice.resume)
+                self._resume(choice.resume)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise WorkerTimeout() if affinity is not None and affinity.strict else NoWorkers()
