@@ -4,6 +4,7 @@ tests/e2e/test_load_balancing.py runs real workers started by the controller).""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -151,3 +152,32 @@ async def test_a_worker_that_does_not_answer_is_a_502(server: Server) -> None:
         r = await c.get(f"/lb/{ep}/x")
     assert r.status_code == 502 and r.headers["x-runpod-worker-id"] == wid
     assert "did not answer" in r.json()["error"]
+
+
+async def test_a_waiting_request_is_demand_and_is_served_once_a_worker_is_ready(
+        server: Server, fake_worker: tuple[int, list[dict[str, Any]]]) -> None:
+    port, _ = fake_worker
+    ep = await make_lb(server)
+    wid = route_to(server, ep, port)
+    lb = server.services.lb
+    route = lb.route_of(wid)
+    assert route is not None
+    route.probe.healthy = False  # still loading (204)
+    async with client_for(server, server.user_key) as c:
+        pending = asyncio.ensure_future(c.get(f"/lb/{ep}/hello"))
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            m = lb.metrics(ep)
+            if m is not None and m.in_queue:
+                break
+        # Waiting: a queued request for the controller (lb.demand), as /health shows it.
+        demand = server.services.controller.queues.queue_metrics(ep)
+        assert (demand.in_queue, demand.in_queue_normal, demand.in_progress) == (1, 1, 0)
+        assert demand.oldest_queued_at is not None
+        assert (await c.get(f"/v2/{ep}/health")).json()["jobs"]["inQueue"] == 1
+        route.probe.healthy = True  # the health check said 200
+        lb.wake(ep)
+        r = await pending
+        assert r.status_code == 200 and r.headers["x-runpod-worker-id"] == wid
+        m = lb.metrics(ep)
+        assert m is not None and (m.in_queue, m.in_progress, m.completed) == (0, 0, 1)
