@@ -79,6 +79,19 @@ def worker_processes(worker_id: str) -> list[int]:
     return found
 
 
+def worker_ids_of(srv: LiveServer) -> set[str]:
+    """The worker ids of every live process started as a worker of ``srv``."""
+    import psutil
+
+    ids = set()
+    for pid in srv.worker_processes():
+        try:
+            ids.add(psutil.Process(pid).environ().get("RUNPOD_POD_ID", ""))
+        except psutil.Error:
+            continue
+    return ids
+
+
 class FullDisk:
     """A small tmpfs for the store that a test fills up and frees again."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.scaling_kit import final, make_endpoint, pid_alive, run, status, wait_for
-from tests.faults.kit import attempts, controller_env, job_row, server
+from tests.faults.kit import attempts, controller_env, job_row, server, worker_ids_of
 
 pytestmark = pytest.mark.e2e
 
@@ -57,6 +57,9 @@ def test_a_restart_keeps_the_running_worker_and_its_job(tmp_path: Path, how: str
             # Scaling resumed with the adopted worker counted: the next job runs on it.
             after = final(c, eid, run(c, eid, {"echo": "next"}))
             assert after["status"] == "COMPLETED" and after["workerId"] == held["workerId"]
+        # No orphan: every process left is the one worker's (it used to leave its SDK
+        # heartbeat process behind on every server SIGKILL).
+        assert worker_ids_of(srv) == {held["workerId"]}
     finally:
         srv.stop()
 
