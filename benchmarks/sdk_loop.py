@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import sqlite3
 import statistics
 import sys
@@ -206,6 +207,7 @@ def main() -> None:
     runs = {"accelerated": args.runs, "sdk-loop": args.slow_runs}
     drains = {"accelerated": args.drain, "sdk-loop": args.slow_drain}
 
+    load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         tmp.chmod(0o755)  # workers run as [security] worker_user: let it reach the handlers
@@ -256,10 +258,12 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    load = os.getloadavg()
     table = Table(title=f"Unmodified runpod SDK worker: accelerator vs the SDK's own loop "
                         f"({runs['accelerated']}/{runs['sdk-loop']} runsyncs, "
                         f"{drains['accelerated']}/{drains['sdk-loop']} queued, "
-                        f"{args.revivals} revivals)")
+                        f"{args.revivals} revivals; load average {load0[0]:.1f} -> "
+                        f"{load[0]:.1f} on {os.cpu_count()} CPUs)")
     for col in ("what", "accelerated", "SDK's own loop", "gain", "goal"):
         table.add_column(col, justify="left" if col == "what" else "right")
     for r in rows:
