@@ -181,3 +181,8 @@ async def test_a_waiting_request_is_demand_and_is_served_once_a_worker_is_ready(
         assert r.status_code == 200 and r.headers["x-runpod-worker-id"] == wid
         m = lb.metrics(ep)
         assert m is not None and (m.in_queue, m.in_progress, m.completed) == (0, 0, 1)
+    # ... and in /metrics.
+    async with client_for(server, server.admin_key) as admin:
+        text = (await admin.get("/metrics")).text
+    assert f'runplane_lb_requests_total{{endpoint_id="{ep}",outcome="answered"}} 1.0' in text
+    assert f'runplane_lb_request_wait_seconds_count{{endpoint_id="{ep}"}} 1.0' in text

@@ -63,6 +63,7 @@ class Observability:
                       ended_at: float, ok: bool) -> None:
         """A load-balancing endpoint's request (``lb.pool``): counted like a job, its wait
         for a worker as the delay and its time on the worker as the execution."""
+        self.metrics.on_lb_request(endpoint_id, started_at - arrived_at, ended_at - started_at, ok)
         stats = self.stats
         stats.submitted(endpoint_id, arrived_at)
         stats.taken(endpoint_id, started_at, (started_at - arrived_at) * 1000)

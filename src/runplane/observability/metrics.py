@@ -79,6 +79,8 @@ class _EndpointChildren:
     finished: dict[str, Any] = field(default_factory=dict)
     cold: Any = None
     scaling: dict[tuple[str, str], Any] = field(default_factory=dict)
+    # Load-balancing endpoints' requests: (answered, failed) counters, wait, time on worker.
+    lb: tuple[Any, Any, Any, Any] | None = None
 
 
 class Metrics:
@@ -112,6 +114,18 @@ class Metrics:
                                "Workers started (up) or stopped (down) by the autoscaler, "
                                "by reason category.",
                                ["endpoint_id", "action", "reason"], registry=r)
+        self.lb_requests = Counter("runplane_lb_requests",
+                                   "Load-balancing endpoints' requests a worker took, by "
+                                   "outcome (answered: the worker answered; failed: it did "
+                                   "not, or too late).",
+                                   ["endpoint_id", "outcome"], registry=r)
+        self.lb_wait = Histogram("runplane_lb_request_wait_seconds",
+                                 "Time a load-balancing request waited for a ready worker.",
+                                 ["endpoint_id"], buckets=DELAY_BUCKETS, registry=r)
+        self.lb_time = Histogram("runplane_lb_request_seconds",
+                                 "Time from a load-balancing request reaching its worker to "
+                                 "the end of the answer.",
+                                 ["endpoint_id"], buckets=DELAY_BUCKETS, registry=r)
         r.register(StateCollector(live))
         self._children: dict[str, _EndpointChildren] = {}
 
@@ -146,6 +160,16 @@ class Metrics:
         elif e.kind == JOB_REQUEUED:
             c.requeued.inc()
 
+    def on_lb_request(self, endpoint_id: str, wait_s: float, took_s: float, ok: bool) -> None:
+        c = self._of(endpoint_id)
+        if c.lb is None:
+            c.lb = (self.lb_requests.labels(endpoint_id, "answered"),
+                    self.lb_requests.labels(endpoint_id, "failed"),
+                    self.lb_wait.labels(endpoint_id), self.lb_time.labels(endpoint_id))
+        (c.lb[0] if ok else c.lb[1]).inc()
+        c.lb[2].observe(wait_s)
+        c.lb[3].observe(took_s)
+
     def on_cold_start(self, endpoint_id: str, seconds: float) -> None:
         c = self._of(endpoint_id)
         if c.cold is None:
@@ -177,6 +201,11 @@ class Metrics:
             self.finished.remove(endpoint_id, status)
         for action, reason in c.scaling:
             self.scaling.remove(endpoint_id, action, reason)
+        if c.lb is not None:
+            for outcome in ("answered", "failed"):
+                self.lb_requests.remove(endpoint_id, outcome)
+            self.lb_wait.remove(endpoint_id)
+            self.lb_time.remove(endpoint_id)
 
 
 class StateCollector(Collector):
