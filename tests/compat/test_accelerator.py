@@ -122,3 +122,27 @@ def test_the_server_setting_turns_it_off(tmp_path: Path) -> None:
     finally:
         workers.stop_all()
         srv.stop()
+
+
+def test_controller_workers_are_accelerated_unless_the_endpoint_says_not(tmp_path: Path) -> None:
+    """Process workers the controller starts get the accelerator from the process runtime;
+    an endpoint's env RUNPLANE_ACCELERATOR=0 (on top of its template's) turns it off."""
+    from tests.e2e.scaling_kit import fast_server, final, make_endpoint, run, workers
+
+    srv = fast_server(tmp_path / "srv")
+    for name in ("on", "off"):
+        (tmp_path / name).mkdir()
+    try:
+        with srv.client() as c:
+            on, _ = make_endpoint(c, tmp_path / "on", workersMin=1)
+            off, _ = make_endpoint(c, tmp_path / "off", workersMin=1,
+                                   env={"RUNPLANE_ACCELERATOR": "0"})
+            for ep in (on, off):
+                assert final(c, ep, run(c, ep, {"x": 1}), 120)["status"] == "COMPLETED"
+            shown = {ep: wait_for(lambda ep=ep: [w["accelerator"] for w in workers(c, ep)
+                                                 if w.get("accelerator")], what="a report")
+                     for ep in (on, off)}
+            assert shown[on] == [f"on (runpod {runpod.__version__})"]
+            assert shown[off][0].startswith("off (not loaded")
+    finally:
+        srv.stop()
