@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from runplane.providers.runtimes.container_freezer import freezer_of
+from tests.container_kit import frozen, podman_state
 from tests.e2e.conftest import LiveServer, free_port
 from tests.e2e.scaling_kit import fast_server, final, health, run, status, wait_for, workers
 
@@ -295,23 +295,6 @@ def test_a_pulling_worker_shows_its_progress(srv: LiveServer) -> None:
             wait_for(lambda: f"runplane-{pod['id']}" not in containers(), 30, "the stop")
     finally:
         stalled.close()
-
-
-def podman_state(name: str) -> str:
-    out = subprocess.run(["podman", "inspect", "--format", "{{.State.Status}}", name],
-                         capture_output=True, text=True, check=False, timeout=60)
-    return out.stdout.strip() if out.returncode == 0 else "gone"
-
-
-def frozen(name: str) -> bool:
-    """Whether the container's cgroup is frozen: by runplane's write to its freezer file
-    (the engine then still says running) or by the engine's pause."""
-    if podman_state(name) == "paused":
-        return True
-    pid = subprocess.run(["podman", "inspect", "--format", "{{.State.Pid}}", name],
-                         capture_output=True, text=True, check=False, timeout=60).stdout.strip()
-    found = freezer_of(Path(f"/proc/{pid}/cgroup").read_text())
-    return found is not None and found[0].read_text().strip() in ("FROZEN", "1")
 
 
 def test_flashboot_parks_the_container_and_resumes_it_for_the_next_job(srv: LiveServer) -> None:

@@ -26,6 +26,7 @@ from runplane.providers.runtimes.container_engine import (
     EngineUnavailable,
     probe_engine,
 )
+from tests.container_kit import frozen, podman_state
 
 IMAGE = "localhost/runplane-test/worker:latest"
 
@@ -62,12 +63,6 @@ async def until(probe, what: str, timeout: float = 60) -> None:  # type: ignore[
     while not probe():
         assert loop.time() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.05)
-
-
-def podman_state(name: str) -> str:
-    out = subprocess.run(["podman", "inspect", "--format", "{{.State.Status}}", name],
-                         capture_output=True, text=True, check=False, timeout=60)
-    return out.stdout.strip() if out.returncode == 0 else "gone"
 
 
 def test_engine_none_refuses_images_with_a_reason(tmp_path: Path) -> None:
@@ -136,14 +131,17 @@ async def test_stop_is_graceful_then_a_kill(provider: LocalProvider) -> None:
 
 @needs_podman
 async def test_park_and_resume_pause_the_container(provider: LocalProvider) -> None:
-    provider.start(spec(provider, "p1", "echo ready; while true; do sleep 0.1; done"))
+    provider.start(spec(provider, "p1", "echo ready; while true; do echo tick; sleep 0.1; done"))
     await until(lambda: "ready" in provider.logs("p1"), "the start")
     provider.park("p1")
     assert provider.get("p1").state == PARKED  # type: ignore[union-attr]
-    assert podman_state("runplane-p1") == "paused"
+    assert frozen("runplane-p1")
+    logged = provider.logs("p1").count("\n")
+    await asyncio.sleep(0.5)
+    assert provider.logs("p1").count("\n") == logged  # frozen: it prints nothing more
     provider.resume("p1")
     assert provider.get("p1").state == RUNNING  # type: ignore[union-attr]
-    assert podman_state("runplane-p1") == "running"
+    assert not frozen("runplane-p1") and podman_state("runplane-p1") == "running"
     provider.park("p1")  # a parked worker still stops
     info = await provider.stop("p1", 1)
     assert info is not None and info.state == EXITED and podman_state("runplane-p1") == "gone"
@@ -159,9 +157,10 @@ async def test_a_restarted_server_removes_only_its_own_orphans(tmp_path: Path) -
     other.start(spec(other, "other1", loop_script))
     await until(lambda: "ready" in first.logs("orphan1") and "ready" in other.logs("other1"),
                 "both to start")
+    first.park("orphan1")  # frozen when the server dies: a cgroup-v1 freeze survives a kill
     os.killpg(a.pid, signal.SIGKILL)  # the server died: its engine client goes, not the container
     await until(lambda: first.get("orphan1").state == EXITED, "the client to die")  # type: ignore[union-attr]
-    assert podman_state("runplane-orphan1") == "running"
+    assert podman_state("runplane-orphan1") == "running" and frozen("runplane-orphan1")
 
     again = LocalProvider(MachineSettings(), tmp_path / "a", container=config)
     kept = again.start(spec(again, "new1", loop_script))

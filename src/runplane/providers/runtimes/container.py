@@ -205,8 +205,6 @@ class ContainerRuntime:
         mine = {c.name for c in list(self._containers.values())}
         stale = [n.strip() for n in out.stdout.splitlines() if n.strip() and n.strip() not in mine]
         if stale:
-            for name in stale:  # one parked by a freezer write the engine does not know of
-                Freezer(engine.binary, name).thaw_unknown()
             run_cli([engine.binary, "rm", "--force", *stale], timeout=120)
         return stale
 

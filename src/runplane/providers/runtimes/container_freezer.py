@@ -6,9 +6,10 @@ nearly all of a container worker's revival. Freezing is one write to the cgroup'
 file, so the runtime finds that file before it first parks a container (off the revival
 path: the container's init pid from the engine, then ``/proc/<pid>/cgroup``) and from then
 on parks and resumes it with a write. The engine is not told: to it the container stays
-running, which is why the runtime thaws a container it froze this way before it stops it (a
-process frozen under cgroup v1 cannot even die). Where the file cannot be found or written
-(rootless engines, other layouts), the engine's ``pause``/``unpause`` are used instead.
+running, which is why the runtime thaws a container it froze this way before it stops it
+(a frozen process cannot act on the stop signal; ``rm --force`` of a frozen orphan works).
+Where the file cannot be found or written (rootless engines, other layouts), the engine's
+``pause``/``unpause`` are used instead.
 """
 
 from __future__ import annotations
@@ -67,16 +68,6 @@ class Freezer:
         with self._lock:
             if not self._looked:
                 self._find()
-
-    def thaw_unknown(self) -> None:
-        """Thaw a container whose freezer state this process does not know (one a previous
-        run of the server may have parked), so the engine can stop it: under cgroup v1 a
-        frozen process cannot even be killed."""
-        with self._lock:
-            if not self._looked:
-                self._find()
-            if self._file is not None:
-                self._write(self._file[2])
 
     def _find(self) -> None:
         self._looked = True
