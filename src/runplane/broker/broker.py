@@ -40,7 +40,7 @@ from runplane.broker.handoff import JobHandoff
 from runplane.broker.idempotency import IdempotencyKeys
 from runplane.broker.models import FINAL_STATES, IN_QUEUE, Job, QueueMetrics
 from runplane.broker.queues import JobQueues
-from runplane.broker.rebuild import rebuild
+from runplane.broker.rebuild import StartupQuiet, rebuild
 from runplane.broker.sweeps import Sweeper
 from runplane.broker.webhook_guard import Network, check_url
 from runplane.broker.webhooks import WebhookSender
@@ -122,6 +122,8 @@ class Broker:
                                   self._apply, lambda: self._closed, settings.job_take_hold_s,
                                   settings.store_wait_s, lambda: self._draining)
         rebuild(engine, self._book, self.workers, self._sweeper, self._apply)
+        self.handoff.startup = StartupQuiet(self.workers, clock,
+                                            1.5 * settings.worker_ping_interval_ms / 1000 + 1)
 
     # -- start-up and shutdown -----------------------------------------------------------
 

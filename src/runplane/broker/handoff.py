@@ -18,6 +18,7 @@ import orjson
 
 from runplane.broker import store as sql
 from runplane.broker.book import JobBook
+from runplane.broker.rebuild import StartupQuiet
 from runplane.broker.effects import Effects, landed
 from runplane.broker.models import COMPLETED, FAILED, IN_PROGRESS, JOB_TAKEN, Job, Worker
 from runplane.broker.sweeps import Sweeper
@@ -47,6 +48,8 @@ class JobHandoff:
         self.hold_s = hold_s  # how long a job-take or job-stop long-poll is held
         # How long a result waits for the store before the worker is told to send it again.
         self.store_wait_s = store_wait_s
+        # After a restart: no job handed out until the previous run's workers spoke.
+        self.startup: StartupQuiet | None = None
 
     def has_queued(self, endpoint_id: str) -> bool:
         """Whether a job-take for the endpoint would be answered at once."""
@@ -72,9 +75,10 @@ class JobHandoff:
             hold_s -= loop.time() - t0
             if hold_s <= 0 or (disconnect is not None and disconnect.done()):
                 return []
-        if not worker.can_take() or self._closed() or self._draining():
+        quiet = self.startup.left_s() if self.startup is not None else 0.0
+        if not worker.can_take() or self._closed() or self._draining() or quiet:
             if not self._closed():
-                await _hold(hold_s, disconnect)
+                await _hold(min(hold_s, quiet) if quiet else hold_s, disconnect)
             return []
         return await self._book.queues.wait(worker, n, hold_s, disconnect)
 
@@ -168,6 +172,8 @@ class JobHandoff:
     def ping(self, worker: Worker, job_ids: list[str]) -> None:
         """A heartbeat listing the jobs the worker holds (running or queued locally)."""
         now = self._clock.now()
+        if self.startup is not None:
+            self.startup.heard(worker.id)
         overdue, fx = self._book.reconcile_ping(worker, set(job_ids), now)
         for e in fx.events:  # jobs it was found to run (taken back): their time limit too
             if e.kind == JOB_TAKEN:

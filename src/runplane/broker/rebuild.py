@@ -6,6 +6,8 @@
   (and its execution timeout) when that worker is still registered, else it is put back in
   the queue without counting a retry (the server, not the worker, went away).
 - Every job's TTL is armed again.
+- Jobs are handed out again once the previous run's workers have spoken
+  (:class:`StartupQuiet`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from runplane.broker.effects import Effects
 from runplane.broker.models import COMPLETED, FAILED, IN_PROGRESS, TIMED_OUT
 from runplane.broker.sweeps import Sweeper
 from runplane.broker.workers import WorkerRegistry
+from runplane.clock import Clock
 
 
 def rebuild(engine: Engine, book: JobBook, workers: WorkerRegistry,
@@ -37,3 +40,31 @@ def rebuild(engine: Engine, book: JobBook, workers: WorkerRegistry,
         sweeper.watch_ttl(job)
         if job.status == IN_PROGRESS:
             sweeper.watch_execution(job)
+
+
+class StartupQuiet:
+    """After a restart, no job is handed out until every controller worker of the previous
+    run has pinged (a ping lists the jobs it runs) or ``grace_s`` has passed: a job whose
+    take was not stored before the server went down is queued in the store, and must go
+    back to the worker running it (``JobBook.reconcile_ping``), not to a second one."""
+
+    def __init__(self, workers: WorkerRegistry, clock: Clock, grace_s: float) -> None:
+        self._workers = workers
+        self._clock = clock
+        self._unheard = {w.id for w in workers.all() if not w.manual}
+        self._until = clock.now() + grace_s if self._unheard else 0.0
+
+    def heard(self, worker_id: str) -> None:
+        """``worker_id`` pinged."""
+        self._unheard.discard(worker_id)
+
+    def left_s(self) -> float:
+        """Seconds of quiet left; 0 once every worker still registered was heard."""
+        if not self._until:
+            return 0.0
+        self._unheard = {i for i in self._unheard if self._workers.get(i) is not None}
+        left = self._until - self._clock.now()
+        if not self._unheard or left <= 0:
+            self._until = 0.0
+            return 0.0
+        return left
