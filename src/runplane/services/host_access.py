@@ -13,10 +13,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from runplane.security_settings import SecuritySettings
 from runplane.errors import Forbidden
 from runplane.providers.base import ImageError
 from runplane.providers.runtimes.process import local_image_path
+from runplane.security_settings import SecuritySettings
 from runplane.services.users import Principal
 
 RULE = ("local: images run as processes on the server's host: only admins and the users named "
