@@ -5,7 +5,7 @@ so a connection that never sends a request (or sends its headers a byte at a tim
 forever: a thousand of them use up a 1,024-descriptor limit and lock every new client out.
 Here each connection must deliver a request's headers within ``head_timeout_s`` of being
 opened, and the next one within the keep-alive time plus that after each response; a
-connection past its deadline with no request in progress is closed. Requests being served
+connection past its deadline with no request in progress is closed (within a second). Requests being served
 (long-polls, ``/runsync``, SSE streams) are never cut.
 """
 
@@ -18,40 +18,56 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the head deadline of the module docstring."""
+    """uvicorn's httptools protocol with the head deadline of the module docstring.
+
+    A request costs two attribute writes: each connection carries its deadline (None while a
+    request is being read or served), and one sweep a second per event loop closes the
+    connections past theirs, so no timer is armed or cancelled per request.
+    """
 
     head_timeout_s = 10.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._head_deadline: asyncio.TimerHandle | None = self.loop.call_later(
-            self.head_timeout_s, self._head_overdue)
+        self._head_deadline: float | None = self.loop.time() + self.head_timeout_s
+        _sweep_soon(self.loop, self.connections)
 
     def on_headers_complete(self) -> None:
-        deadline = self._head_deadline
-        if deadline is not None:
-            deadline.cancel()
-            self._head_deadline = None
+        self._head_deadline = None
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._head_deadline is None and not self.transport.is_closing():
-            self._head_deadline = self.loop.call_later(
-                self.timeout_keep_alive + self.head_timeout_s, self._head_overdue)
+        self._head_deadline = self.loop.time() + self.timeout_keep_alive + self.head_timeout_s
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def head_overdue(self, now: float) -> bool:
+        """Past its deadline with no request in progress."""
         deadline = self._head_deadline
-        if deadline is not None:
-            deadline.cancel()
-            self._head_deadline = None
-        super().connection_lost(exc)
+        if deadline is None or now < deadline or self.transport.is_closing():
+            return False
+        return self.cycle is None or self.cycle.response_complete
 
-    def _head_overdue(self) -> None:
-        self._head_deadline = None
-        busy = self.cycle is not None and not self.cycle.response_complete
-        if not busy and not self.transport.is_closing():
-            self.transport.close()
+
+# The event loops whose connections a sweep is scheduled for.
+_sweeping: set[asyncio.AbstractEventLoop] = set()
+
+
+def _sweep_soon(loop: asyncio.AbstractEventLoop, connections: set) -> None:
+    if loop not in _sweeping:
+        _sweeping.add(loop)
+        loop.call_later(1.0, _sweep, loop, connections)
+
+
+def _sweep(loop: asyncio.AbstractEventLoop, connections: set) -> None:
+    """Close the connections past their head deadline; again in a second while any is open."""
+    now = loop.time()
+    for protocol in list(connections):
+        if isinstance(protocol, GuardedHttpToolsProtocol) and protocol.head_overdue(now):
+            protocol.transport.close()
+    if connections:
+        loop.call_later(1.0, _sweep, loop, connections)
+    else:
+        _sweeping.discard(loop)
 
 
 def guarded_protocol(head_timeout_s: float) -> type[GuardedHttpToolsProtocol]:
