@@ -18,9 +18,9 @@ import orjson
 
 from runplane.broker import store as sql
 from runplane.broker.book import JobBook
-from runplane.broker.rebuild import StartupQuiet
 from runplane.broker.effects import Effects, landed
 from runplane.broker.models import COMPLETED, FAILED, IN_PROGRESS, JOB_TAKEN, Job, Worker
+from runplane.broker.rebuild import StartupQuiet
 from runplane.broker.sweeps import Sweeper
 from runplane.broker.workers import WorkerRegistry
 from runplane.broker.writer import Writer
