@@ -8,6 +8,10 @@ times each:
 1. added latency: ``wrk -t1 -c1 --latency`` on ``GET /hello`` (one request at a time),
    bare vs ``/lb/{id}/hello`` with the key; added = p50 through runplane - p50 bare;
 2. throughput: ``wrk -t2 -c32`` on the same routes; requests/s through one server / bare;
+   and the CPU each process spends per request in those runs (from /proc: the runplane
+   server per proxied request, the worker per request), whose ratio is the throughput ratio
+   on a machine where each process has a core of its own (this one has 2 cores for wrk,
+   the server and the worker, and other work);
 3. a streamed response's time to first byte: ``GET /stream`` (an SSE stream whose first event
    is written at once), a raw-socket client timing from the request to the first event's bytes,
    ``--ttfb`` requests each way.
@@ -79,6 +83,24 @@ def ttfb(host: str, port: int, path: str, key: str | None, n: int) -> list[float
     return out
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
+def worker_pid(server_pid: int) -> int:
+    """The endpoint's worker process (the example app) under the server."""
+    import psutil
+
+    for p in psutil.Process(server_pid).children(recursive=True):
+        if p.name() != "sh" and "app.py" in p.cmdline():  # not its supervisor
+            return p.pid
+    raise RuntimeError("no worker process found")
+
+
 def bare_worker(port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PORT": str(port), "LOAD_SECONDS": "0", "HOST": "127.0.0.1",
            "RUNPOD_POD_ID": "bare"}
@@ -129,15 +151,22 @@ def main() -> None:
         bare_url = f"http://127.0.0.1:{port}"
         lb_url = f"{srv.url}/lb/{ep}"
         rows: dict[str, list[tuple[float, float]]] = {k: [] for k in (
-            "p50", "p99", "rps", "ttfb")}
+            "p50", "p99", "rps", "cpu_worker", "cpu_server", "ttfb")}
+        wpid = worker_pid(srv.proc.pid)
         for _ in range(args.rounds):
             b1 = wrk(f"{bare_url}/hello", None, 1, 1, args.seconds)
             l1 = wrk(f"{lb_url}/hello", srv.user_key, 1, 1, args.seconds)
             rows["p50"].append((b1[50], l1[50]))
             rows["p99"].append((b1[99], l1[99]))
+            b0 = cpu_s(bare.pid)
             bn = wrk(f"{bare_url}/hello", None, 2, 32, args.seconds)
+            bare_cpu = (cpu_s(bare.pid) - b0) / (bn["rps"] * args.seconds) * 1e6
+            s0, w0 = cpu_s(srv.proc.pid), cpu_s(wpid)
             ln = wrk(f"{lb_url}/hello", srv.user_key, 2, 32, args.seconds)
+            n = ln["rps"] * args.seconds
             rows["rps"].append((bn["rps"], ln["rps"]))
+            rows["cpu_worker"].append((bare_cpu, (cpu_s(wpid) - w0) / n * 1e6))
+            rows["cpu_server"].append((0.0, (cpu_s(srv.proc.pid) - s0) / n * 1e6))
             tb = ttfb("127.0.0.1", port, "/stream?n=2&delay=0.05", None, args.ttfb)
             tl = ttfb("127.0.0.1", srv.port, f"/lb/{ep}/stream?n=2&delay=0.05", srv.user_key,
                       args.ttfb)
@@ -158,6 +187,12 @@ def main() -> None:
         rb, rl = med["rps"]
         print(f"| requests/s, 32 connections | {rb:,.0f} | {rl:,.0f} | {rl / rb:.2f} | "
               f">= 0.50 |")
+        cwb, cwl = med["cpu_worker"]
+        _, cs = med["cpu_server"]
+        print(f"| CPU per request, the worker (µs) | {cwb:.0f} | {cwl:.0f} | | |")
+        print(f"| CPU per request, the runplane server (µs) | | {cs:.0f} | | |")
+        print(f"| requests/s with a core per process (1 / CPU per request) | {1e6 / cwb:,.0f} | "
+              f"{1e6 / max(cs, cwl):,.0f} | {cwb / max(cs, cwl):.2f} | >= 0.50 |")
         tb, tl = med["ttfb"]
         print(f"| streamed response, time to first event (ms, median of {args.ttfb}) | "
               f"{tb:.2f} | {tl:.2f} | +{tl - tb:.2f} ms | |")
