@@ -41,7 +41,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import free_port, make_live_server  # noqa: E402
+from tests.e2e.conftest import free_port, make_live_server
 
 WORKER_DIR = ROOT / "examples" / "lb_worker"
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
@@ -55,7 +55,7 @@ def wrk(url: str, key: str | None, threads: int, connections: int, seconds: int)
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     pct = {}
-    for p, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+    for p, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE):
         pct[int(p)] = float(value) * _UNITS[unit]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:

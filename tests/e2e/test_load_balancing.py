@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from tests.e2e.conftest import LiveServer
 from tests.e2e.scaling_kit import fast_server, wait_for
@@ -124,8 +125,8 @@ def test_websocket_through_the_proxy(server: LiveServer) -> None:
         try:
             async with connect(f"ws://127.0.0.1:{server.port}/lb/{ep}/ws"):
                 return 0
-        except Exception as err:  # noqa: BLE001 - the handshake's refusal
-            return getattr(getattr(err, "response", None), "status_code", -1)
+        except InvalidStatus as err:  # the handshake's refusal
+            return err.response.status_code
 
     assert asyncio.run(refused()) == 401
 

@@ -126,7 +126,7 @@ class LoadBalancer:
             for listener in self._request_listeners:
                 try:
                     listener(route.endpoint_id, arrived_at, started_at, now, ok)
-                except Exception:  # noqa: BLE001 - observing must not fail the request
+                except Exception:  # observing must not fail the request
                     log.exception("request listener failed")
         w = route.worker
         w.requests -= 1
@@ -186,7 +186,7 @@ class LoadBalancer:
         for listener in self._listeners:  # a request waits: scale up (from zero) now
             try:
                 listener(endpoint_id)
-            except Exception:  # noqa: BLE001 - a listener must not fail the request
+            except Exception:  # a listener must not fail the request
                 log.exception("enqueue listener failed")
         try:
             await asyncio.wait_for(asyncio.shield(waiter.future), timeout)

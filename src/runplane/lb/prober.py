@@ -73,7 +73,7 @@ class HealthProber:
             try:
                 self.sync()
                 await self.probe_due()
-            except Exception:  # noqa: BLE001 - one bad round must not stop the checks
+            except Exception:  # one bad round must not stop the checks
                 log.exception("load-balancer health round failed")
             try:
                 await asyncio.wait_for(self._kick.wait(), self._cfg.health_interval_starting_s)
