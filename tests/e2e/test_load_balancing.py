@@ -238,9 +238,10 @@ def test_limits_auth_and_queue_endpoints(server: LiveServer) -> None:
 def test_short_waits_no_workers_strict_timeout_and_strict_resume(tmp_path: Path) -> None:
     """With a 1 s wait for a worker: 503 when none comes, 400 worker_timeout for a strict
     request to a worker that is not ready; a parked worker woken by strict-resume, and by
-    any request (FlashBoot resumes on arrival, as for queue endpoints)."""
-    srv = fast_server(tmp_path, RUNPLANE_LB=json.dumps({**LB, "wait_for_worker_s": 1.0}),
-                      RUNPLANE_LIMITS=LIMITS)
+    any request (FlashBoot resumes on arrival, as for queue endpoints); with a 2 s limit on a
+    request, 524 for one the worker has not answered by then."""
+    srv = fast_server(tmp_path, RUNPLANE_LIMITS=LIMITS, RUNPLANE_LB=json.dumps(
+        {**LB, "wait_for_worker_s": 1.0, "request_timeout_s": 2.0}))
     try:
         c = srv.client()
         none = make_lb(c, workers={"min": 0, "max": 0})
@@ -268,6 +269,9 @@ def test_short_waits_no_workers_strict_timeout_and_strict_resume(tmp_path: Path)
         wait_for(lambda: parked() == 1, 30, "the worker parked again")
         r = c.get(f"/lb/{ep}/hello")
         assert r.status_code == 200 and r.headers["x-runpod-worker-id"] == worker
+        # Past the processing limit (RunPod's 5.5 min; 2 s here) before the worker answers.
+        r = c.get(f"/lb/{ep}/sleep", params={"s": 5})
+        assert r.status_code == 524 and r.json() == {"error": "request timed out"}
     finally:
         srv.stop()
 
