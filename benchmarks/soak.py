@@ -210,32 +210,32 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="runplane-soak-"))
     srv = make_live_server(tmp, **SETTINGS)
     srv.start(timeout=60)
-    app, state = tmp / "worker", tmp / "state"
-    app.mkdir()
-    state.mkdir()
-    (app / "handler.py").write_text(HANDLER)
-    # Workers run as the unprivileged worker user when the server is root (docs/security.md).
-    tmp.chmod(0o755)
-    state.chmod(0o777)
-    with srv.client(srv.admin_key) as c:  # local: images are the admins' (docs/security.md)
-        t = c.post("/v1/templates", json={
-            "name": "soak", "imageName": f"local:{app}", "isServerless": True,
-            "dockerStartCmd": [sys.executable, "-u", "handler.py"],
-            "env": {"STATE_DIR": str(state), "RUNPOD_LOG_LEVEL": "WARN"}})
-        assert t.status_code == 200, t.text
-        t = t.json()
-        ep = c.post("/v1/endpoints", json={
-            "name": "soak", "templateId": t["id"], "computeType": "CPU", "vcpuCount": 1,
-            "workersMin": 1, "workersMax": args.workers_max, "idleTimeout": 30,
-            "scalerType": "QUEUE_DELAY", "scalerValue": 2, "flashboot": False}).json()["id"]
-    soak = Soak(srv, state, ep)
-    started = time.time()
-    until = started + args.minutes * 60
-
-    async def both() -> None:
-        await asyncio.gather(soak.load(until, args.rate), soak.chaos(until, args.kill_every))
-
     try:
+        app, state = tmp / "worker", tmp / "state"
+        app.mkdir()
+        state.mkdir()
+        (app / "handler.py").write_text(HANDLER)
+        # Workers run as the unprivileged worker user when the server is root (docs/security.md).
+        tmp.chmod(0o755)
+        state.chmod(0o777)
+        with srv.client(srv.admin_key) as c:  # local: images are the admins' (docs/security.md)
+            t = c.post("/v1/templates", json={
+                "name": "soak", "imageName": f"local:{app}", "isServerless": True,
+                "dockerStartCmd": [sys.executable, "-u", "handler.py"],
+                "env": {"STATE_DIR": str(state), "RUNPOD_LOG_LEVEL": "WARN"}})
+            assert t.status_code == 200, t.text
+            t = t.json()
+            ep = c.post("/v1/endpoints", json={
+                "name": "soak", "templateId": t["id"], "computeType": "CPU", "vcpuCount": 1,
+                "workersMin": 1, "workersMax": args.workers_max, "idleTimeout": 30,
+                "scalerType": "QUEUE_DELAY", "scalerValue": 2, "flashboot": False}).json()["id"]
+        soak = Soak(srv, state, ep)
+        started = time.time()
+        until = started + args.minutes * 60
+
+        async def both() -> None:
+            await asyncio.gather(soak.load(until, args.rate), soak.chaos(until, args.kill_every))
+
         asyncio.run(both())
         orphans = _orphans(srv)
     finally:
