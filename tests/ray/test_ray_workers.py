@@ -165,3 +165,41 @@ def test_flashboot_parks_the_worker_on_its_node_and_resumes_it_for_the_next_job(
         assert second["status"] == "COMPLETED", second
         # The same process answered: thawed, not a cold start.
         assert (second["workerId"], second["output"]["pid"]) == (first["workerId"], pid)
+
+
+def test_workers_on_a_root_raylet_run_as_the_worker_user(ray_cluster: RayNodes,
+                                                         tmp_path: Path) -> None:
+    """[security] worker_user reaches the node: a root raylet's worker drops to that user."""
+    import json
+    import os
+    import pwd
+    import shutil
+    import tempfile
+
+    from tests.conftest import TEST_SECURITY
+
+    if os.geteuid() != 0:
+        pytest.skip("the worker user applies to a root server and raylet only")
+    try:
+        uid = pwd.getpwnam("runplane-worker").pw_uid
+    except KeyError:
+        pytest.skip("no runplane-worker user (scripts/setup_worker_user.sh)")
+    # The worker's code and state where that user can reach them (pytest's tmp is root's).
+    shared = Path(tempfile.mkdtemp(prefix="runplane-ray-user-"))
+    shared.chmod(0o755)
+    server = ray_server(tmp_path, ray_cluster.address, RUNPLANE_SECURITY=json.dumps(
+        {**TEST_SECURITY, "worker_user": "runplane-worker"}))
+    try:
+        with server.client() as c:
+            template, state = make_template(c, shared)
+            state.chmod(0o777)
+            ep = make_endpoint(c, template, "as-user", computeType="CPU")
+            job = run(c, ep, {"block": True})
+            pid = int(wait_for(lambda: (state / f"{job}.pid").exists()
+                               and (state / f"{job}.pid").read_text(), 120, "the handler"))
+            assert os.stat(f"/proc/{pid}").st_uid == uid
+            (state / "release").write_text("")
+            assert final(c, ep, job, 60)["status"] == "COMPLETED"
+    finally:
+        server.stop()
+        shutil.rmtree(shared, ignore_errors=True)

@@ -25,4 +25,5 @@ def _ray_provider(settings: Settings, catalog: Catalog) -> Provider:
         raise RuntimeError("provider = \"ray\" needs Ray: pip install 'runplane[ray]' "
                            f"({err})") from err
     return RayProvider(settings.machine, settings.data_dir, catalog,
-                       address=settings.ray.address, namespace=settings.ray.namespace)
+                       address=settings.ray.address, namespace=settings.ray.namespace,
+                       worker_user=settings.security.worker_user)

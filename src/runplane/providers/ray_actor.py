@@ -44,9 +44,10 @@ def node_log_dir() -> Path:
 class WorkerActor:
     """One worker process on this node. Create with ``num_gpus`` = the worker's GPU count."""
 
-    def __init__(self, worker_id: str) -> None:
+    def __init__(self, worker_id: str, worker_user: str = "") -> None:
         self.worker_id = worker_id
-        self.runtime = ProcessRuntime(outlive=False)  # dies with its actor
+        # Dies with its actor; as ``worker_user`` when the node's raylet is root (run_as.py).
+        self.runtime = ProcessRuntime(outlive=False, worker_user=worker_user)
         self.log_path = node_log_dir() / f"{worker_id}.log"
         self.error: str | None = None
         self.failed_at: float | None = None

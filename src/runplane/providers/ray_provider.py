@@ -60,8 +60,11 @@ class RayProvider:
 
     def __init__(self, settings: MachineSettings, data_dir: Path, catalog: Catalog | None = None,
                  address: str = "", namespace: str = "runplane", refresh_s: float = 1.0,
-                 probe_timeout_s: float = 30.0) -> None:
+                 probe_timeout_s: float = 30.0, worker_user: str = "") -> None:
+        """``worker_user``: whom worker processes run as on a node whose raylet is root
+        (``[security] worker_user``, providers/runtimes/run_as.py)."""
         self.defaults = settings
+        self._worker_user = worker_user
         self.catalog = catalog
         self.log_dir = data_dir / "logs"
         self.refresh_s = refresh_s
@@ -118,7 +121,7 @@ class RayProvider:
                 num_gpus=len(spec.gpu_indices), resources=resources, max_restarts=0,
                 max_concurrency=64,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-            ).remote(spec.id)
+            ).remote(spec.id, self._worker_user)
         except Exception as err:  # noqa: BLE001 - e.g. the cluster is unreachable
             raise OSError(f"Ray refused the worker's actor: {err}") from err
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
