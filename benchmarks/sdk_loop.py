@@ -237,8 +237,9 @@ def main() -> None:
     def row(what: str, values: dict, f: Callable[[object], float], goal: str, unit: str = "ms",
             higher: bool = False) -> None:
         a, s = f(values["accelerated"]), f(values["sdk-loop"])
-        ratio = (a / s) if higher else (s / a)
-        rows.append((what, f"{a:,.1f} {unit}", f"{s:,.1f} {unit}", f"{ratio:,.0f}x", goal))
+        num, den = (a, s) if higher else (s, a)
+        gain = f"{num / den:,.0f}x" if den > 0 else "-"  # a 0 ms figure has no ratio
+        rows.append((what, f"{a:,.1f} {unit}", f"{s:,.1f} {unit}", gain, goal))
 
     row("sequential /runsync, sync handler: p50", seq, lambda v: statistics.median(v[0]), "<= 3 ms")
     row("sequential /runsync, sync handler: p99", seq, lambda v: pct(v[0], 0.99), "<= 15 ms")
