@@ -6,7 +6,8 @@ accelerator (the default) and with the SDK's own job loop (the template's env
 (process runtime, and podman with the test image when it is there); the client is a lean
 keep-alive ``http.client`` connection, timing from the request written to the answer read.
 
-- sequential ``/runsync`` of a no-op sync handler, default concurrency: p50, p99;
+- sequential ``/runsync`` of a no-op sync handler, default concurrency: p50, p99, and the
+  server's own share of each (its process's CPU time per job) in the same run;
 - the same with an async handler and ``concurrency_modifier`` 4: p50;
 - a queue of no-op jobs drained by one default worker: jobs/s, from the first job's start to
   the last one's end as the store records them (the SDK's own loop gets fewer jobs: ~1 s each);
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cold_start import IMAGE, container_ready, free_port, start_runplane
@@ -66,8 +68,9 @@ def pct(xs: list[float], q: float) -> float:
 
 
 class Bench:
-    def __init__(self, port: int, key: str, data_dir: Path, app: Path) -> None:
+    def __init__(self, port: int, key: str, data_dir: Path, app: Path, server_pid: int) -> None:
         self.port, self.key, self.data_dir, self.app = port, key, data_dir, app
+        self.server = psutil.Process(server_pid)  # its CPU time: the server's share of a job
         self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         self.c = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=self.headers,
                               timeout=120)
@@ -122,17 +125,20 @@ class Bench:
         self.c.delete(f"/v1/endpoints/{endpoint_id}")
 
     def sequential(self, mode: str, kind: str, runs: int, container: bool = False
-                   ) -> tuple[list[float], list[float]]:
+                   ) -> tuple[list[float], list[float], float]:
+        """Round trips (ms), executionTime (ms), and the server's CPU ms per job."""
         ep = self.endpoint(mode, kind, container=container)
         for _ in range(3):  # the cold start and a warm-up
             self.runsync(ep)
         lat, execs = [], []
+        cpu0 = sum(self.server.cpu_times()[:2])
         for _ in range(runs):
             ms, answer = self.runsync(ep)
             lat.append(ms)
             execs.append(float(answer.get("executionTime", 0)))
+        server_ms = (sum(self.server.cpu_times()[:2]) - cpu0) * 1000 / runs
         self.retire(ep)
-        return lat, execs
+        return lat, execs, server_ms
 
     def drain(self, mode: str, jobs: int) -> float:
         """Jobs/s of one default worker through a queue of ``jobs`` no-op jobs."""
@@ -220,7 +226,7 @@ def main() -> None:
         server, key = start_runplane(data, port)
         rows: list[tuple[str, str, str, str, str]] = []
         try:
-            b = Bench(port, key, data, app)
+            b = Bench(port, key, data, app, server.pid)
             seq = both(lambda m: b.sequential(m, "sync", runs[m]))
             conc = both(lambda m: b.sequential(m, "async4", runs[m]))
             rate = both(lambda m: b.drain(m, drains[m]))
@@ -248,6 +254,9 @@ def main() -> None:
     row("queue drained by one default worker", rate, lambda v: v, ">= 300 jobs/s", "jobs/s",
         higher=True)
     row("executionTime of a no-op handler: p50", seq, lambda v: statistics.median(v[1]), "<= 2 ms")
+    # The server's own share of each of those round trips (its process's CPU time per job,
+    # controller ticks and heartbeats included): what is not the SDK, the client or the wait.
+    row("server CPU per sequential /runsync job", seq, lambda v: v[2], "-")
     row("FlashBoot revival, /runsync -> result: p95", rev, lambda v: pct(v, 0.95), "<= 20 ms")
     if cseq is not None and crev is not None:
         row("container: sequential /runsync: p50", cseq, lambda v: statistics.median(v[0]),
