@@ -79,6 +79,9 @@ class FakeProvider:
     def adopt(self, worker_id: str, data: dict[str, object], log_path: Path) -> ProcessInfo | None:
         return None
 
+    def remove_leftovers(self) -> None:
+        pass
+
     def forget(self, worker_id: str) -> None:
         info = self.infos.get(worker_id)
         if info is not None and info.state == EXITED:

@@ -68,6 +68,7 @@ def take_over_previous_run(workers: WorkerTable, pods: PodProcesses,
     for w in registry.all():
         if not w.manual and w.id not in adopted:
             registry.retire(w.id, "server restarted")
+    provider.remove_leftovers()
 
 
 def _tracked(row: Any, data: dict[str, Any]) -> Tracked:

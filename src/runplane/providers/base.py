@@ -154,6 +154,12 @@ class Provider(Protocol):
         it is gone or this provider cannot find it again."""
         ...
 
+    def remove_leftovers(self) -> None:
+        """After every ``adopt`` of a start-up: remove what a previous server run left running
+        and was not adopted (its pods, parked workers, workers the store no longer lists), so
+        nothing outlives it unseen. May finish in the background (an engine or cluster call)."""
+        ...
+
     def forget(self, worker_id: str) -> None:
         """Drop an exited worker from ``list()`` once its exit has been recorded."""
         ...

@@ -33,11 +33,6 @@ class LocalProvider:
         self.runtime = ProcessRuntime(worker_user=worker_user)
         self.containers = ContainerRuntime(container or ContainerSettings(), data_dir / "containers",
                                            owner=str(Path(data_dir).resolve()))
-        if self.containers.config.engine != "none" and self.containers.run_dir.is_dir():
-            # A previous run started containers: remove what it left, off the start-up path
-            # (a data dir that never ran one costs no engine call).
-            threading.Thread(target=self.containers.cleanup_orphans, daemon=True,
-                             name="runplane-container-cleanup").start()
 
     def _runtime(self, worker_id: str) -> ProcessRuntime | ContainerRuntime:
         return self.containers if self.containers.has(worker_id) else self.runtime
@@ -97,6 +92,14 @@ class LocalProvider:
                           http=HttpPorts(int(http["port"]), int(http["health_port"]),
                                          str(http["host"])) if isinstance(http, dict) else None)
         return self.runtime.adopt(spec, data)
+
+    def remove_leftovers(self) -> None:
+        """Containers a previous run left and ``adopt`` did not take are removed, off the
+        start-up path (a data dir that never ran one costs no engine call). Process leftovers
+        are killed by the take-over itself (``controller.restart``)."""
+        if self.containers.config.engine != "none" and self.containers.run_dir.is_dir():
+            threading.Thread(target=self.containers.cleanup_orphans, daemon=True,
+                             name="runplane-container-cleanup").start()
 
     def get(self, worker_id: str) -> ProcessInfo | None:
         return self._runtime(worker_id).get(worker_id)

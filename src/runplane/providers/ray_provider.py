@@ -180,6 +180,9 @@ class RayProvider:
         """Not yet for Ray: a restarted server's cleanup kills its previous run's actors."""
         return None
 
+    def remove_leftovers(self) -> None:
+        """Nothing: a previous run's actors died with its driver (they are not detached)."""
+
     def get(self, worker_id: str) -> ProcessInfo | None:
         w = self._pump.workers.get(worker_id)
         return w.info() if w else None
