@@ -137,6 +137,12 @@ class Worker:
         return (not self.parked and self.desired_status != EXITED
                 and self.status != EXITED)
 
+    def may_park(self) -> bool:
+        """Whether it may be frozen now: not while it holds a job or a request, or a job-take
+        response may be on its way to it (frozen, it would hold that job without running it).
+        The one park rule, for the registry and the simulator alike."""
+        return not self.jobs and not self.requests and self.handing <= 0 and self.can_take()
+
 
 @dataclass(frozen=True)
 class QueueMetrics:

@@ -190,7 +190,7 @@ class WorkerRegistry:
             return True
         now = self._clock.now()
         if parked:
-            if w.jobs or w.requests or w.handing > 0 or not w.can_take():
+            if not w.may_park():
                 return False
             w.parked = True
             self._set_status(w, PARKED, None)

@@ -152,7 +152,7 @@ class SimRegistry:
             return True
         now = self._clock.now()
         if parked:
-            if w.jobs or not w.can_take():
+            if not w.may_park():
                 return False
             w.parked, w.status, w.status_changed_at = True, PARKED, now  # type: ignore[assignment]
         else:
