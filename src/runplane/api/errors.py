@@ -162,7 +162,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             message = "method not allowed on this route"
         # 405 carries Allow (RFC 9110 15.5.6); the router puts it on the exception.
-        return error_response(exc.status_code, message, headers=exc.headers)
+        return error_response(exc.status_code, message,
+                              headers=dict(exc.headers) if exc.headers else None)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:

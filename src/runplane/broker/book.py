@@ -187,9 +187,10 @@ class JobBook:
         overdue: dict[str, tuple[float, float]] = {}
         for job_id in listed:
             if job_id not in worker.jobs:
-                job = self.jobs.get(job_id)
-                if job is None:
+                found = self.jobs.get(job_id)
+                if found is None:
                     continue
+                job = found
                 if job.final and job.worker_id == worker.id:
                     fx.stops.append((worker.id, job_id))
                     overdue[job_id] = (job.finished_at or now, now)

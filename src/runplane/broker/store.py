@@ -13,7 +13,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, bindparam, delete, func, insert, null, select, update
+from sqlalchemy import ColumnElement, Engine, bindparam, delete, func, insert, null, select, update
 
 from runplane.broker.models import (
     FINAL_STATES,
@@ -277,7 +277,7 @@ def list_jobs(
     For listings (GET /v1/endpoints/{id}/jobs). Without ``with_payload`` the payload (which may
     be megabytes) is not read: the jobs come back with ``payload=None``.
     """
-    columns = [c for c in jobs.c if with_payload or c.name != "payload"]
+    columns: list[ColumnElement[Any]] = [c for c in jobs.c if with_payload or c.name != "payload"]
     if not with_payload:
         columns.append(null().label("payload"))
     order = jobs.c.created_at.asc() if oldest_first else jobs.c.created_at.desc()

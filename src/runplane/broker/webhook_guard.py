@@ -83,7 +83,7 @@ async def resolve(url: str, allow: Sequence[Network] = ()) -> Address:
         return _checked(literal, host, allow)
     port = urlsplit(url).port or (443 if scheme == "https" else 80)
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     if not addresses:
         raise Invalid(f"webhook: {host} has no address", "webhook")
     for address in addresses:

@@ -49,7 +49,15 @@ from runplane.clock import Clock
 from runplane.config import BrokerSettings
 from runplane.ids import new_id
 from runplane.store.tables import workers as workers_table
-from runplane.worker_state import EXITED, IDLE, INITIALIZING, PARKED, RUNNING, UNHEALTHY
+from runplane.worker_state import (
+    EXITED,
+    IDLE,
+    INITIALIZING,
+    PARKED,
+    RUNNING,
+    UNHEALTHY,
+    WorkerState,
+)
 
 __all__ = ["TOKEN_PREFIX", "Worker", "WorkerRegistry", "hash_token"]
 
@@ -359,7 +367,7 @@ class WorkerRegistry:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _set_status(self, w: Worker, status: str, reason: str | None) -> None:
+    def _set_status(self, w: Worker, status: WorkerState, reason: str | None) -> None:
         if w.status == status and w.reason == reason:
             return
         now = self._clock.now()

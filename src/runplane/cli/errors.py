@@ -77,10 +77,11 @@ class CliGroup(TyperGroup):
         try:
             rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except _NO_ARGS as exc:  # a group without its command: its help, as click does
-            text = exc.format_message()  # typer's rich help is already printed: ""
+            # typer's rich help is already printed: ""
+            text = exc.format_message()  # type: ignore[attr-defined]
             if text.strip():
                 typer.echo(text, err=True)
-            sys.exit(exc.exit_code)
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         except click_exc.UsageError as exc:
             typer.echo(f"error: {_usage_line(exc)}", err=True)
             sys.exit(exc.exit_code)

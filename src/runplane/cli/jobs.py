@@ -97,7 +97,7 @@ def sse_events(api: ApiClient, endpoint: str, job_id: str) -> Iterator[tuple[str
             if response.status_code >= 400:
                 response.read()
                 ApiClient.decode(response)
-            event, data = "message", []
+            event, data = "message", list[str]()
             for line in response.iter_lines():
                 if line.startswith(":"):
                     continue

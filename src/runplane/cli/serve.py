@@ -145,6 +145,7 @@ def serve(
     app = create_app(services, keep_workers=settings.controller.shutdown == "keep")
     if settings.demo:
         admin = services.users.find_user("admin")
+        assert admin is not None  # created above on the first start
         endpoint_id = ensure_demo(services.engine, services.templates, services.endpoints,
                                   admin["id"])
         console.print(
@@ -153,7 +154,7 @@ def serve(
             soft_wrap=True,  # one line, so it can be copied as is
         )
     console.print(f"runplane listening on {settings.resolved_public_url} (data in {settings.data_dir})")
-    config = uvicorn.Config(
+    server_config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -169,7 +170,7 @@ def serve(
         http=guarded_protocol(settings.head_timeout_s),
     )
     raise_open_files_limit()
-    run_serving(config, services)
+    run_serving(server_config, services)
 
 
 def run_serving(config: uvicorn.Config, services: Services) -> None:

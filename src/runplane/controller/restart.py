@@ -65,9 +65,9 @@ def take_over_previous_run(workers: WorkerTable, pods: PodProcesses,
         workers.mark_exited(row.id, now, code, reason)
         registry.retire(row.id, reason)
     # Registered but never started (the server stopped in between), or not found above.
-    for w in registry.all():
-        if not w.manual and w.id not in adopted:
-            registry.retire(w.id, "server restarted")
+    for registered_worker in registry.all():
+        if not registered_worker.manual and registered_worker.id not in adopted:
+            registry.retire(registered_worker.id, "server restarted")
     provider.remove_leftovers()
 
 

@@ -46,12 +46,12 @@ class LiveState:
             if counts is None:
                 counts = out[w.endpoint_id] = [0] * len(WORKER_STATES)
             counts[i] += 1
-        for endpoint_id, state in self.controller.states.items():
-            if state.throttled:
+        for endpoint_id, endpoint_state in self.controller.states.items():
+            if endpoint_state.throttled:
                 counts = out.get(endpoint_id)
                 if counts is None:
                     counts = out[endpoint_id] = [0] * len(WORKER_STATES)
-                counts[_THROTTLED] = state.throttled
+                counts[_THROTTLED] = endpoint_state.throttled
         return out
 
     def machine_usage(self) -> list[MachineUsage]:

@@ -6,7 +6,7 @@ and checked against the server's catalog by the service, because operators exten
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,8 +29,8 @@ ScalerType = Literal["QUEUE_DELAY", "REQUEST_COUNT", "ADAPTIVE"]
 # RunPod's two kinds of endpoint: jobs through the queue, or HTTP straight to the workers
 # (docs/load-balancing.md). Fixed at create; REST v2's ``type``, GraphQL's QB/LB.
 EndpointKind = Literal["QUEUE", "LOAD_BALANCER"]
-QUEUE = "QUEUE"
-LOAD_BALANCER = "LOAD_BALANCER"
+QUEUE: Final = "QUEUE"
+LOAD_BALANCER: Final = "LOAD_BALANCER"
 
 
 class EndpointCreate(InputModel):

@@ -24,6 +24,7 @@ with their jobs again.
 from __future__ import annotations
 
 import asyncio
+import builtins  # ``list`` in the class below is BatchService.list
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -230,7 +231,7 @@ class BatchService:
         return [self._summary(r) for r in rows], total
 
     def requests(self, endpoint_id: str, batch_id: str, offset: int,
-                 limit: int) -> tuple[list[Request], int]:
+                 limit: int) -> tuple[builtins.list[Request], int]:
         """The batch's requests in the order they were added, and how many there are."""
         self._row(endpoint_id, batch_id)
         live = self._live.get(batch_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, CursorResult, Engine, and_, insert, or_, select, update
 
 from runplane.clock import Clock
 from runplane.schemas.billing import BillingQuery
@@ -71,9 +71,9 @@ class BillingService:
             amount_usd=amount_usd, time_billed_ms=time_billed_ms, disk_gb=disk_gb,
         )
         if conn is not None:
-            return int(conn.execute(insert(usage_records).values(**values)).inserted_primary_key[0])
+            return _inserted_id(conn.execute(insert(usage_records).values(**values)))
         with self._engine.begin() as own:
-            return int(own.execute(insert(usage_records).values(**values)).inserted_primary_key[0])
+            return _inserted_id(own.execute(insert(usage_records).values(**values)))
 
     def close_open(
         self, kind: str, resource_id: str, end_at: float, conn: Connection | None = None
@@ -180,3 +180,10 @@ class BillingService:
             for r in rows
         ]
         return aggregate(usages, q.start, q.end, q.bucket_size, self._clock.now(), grouping)
+
+
+def _inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key of the one row an insert wrote."""
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])

@@ -34,7 +34,7 @@ def ensure_demo(engine: Engine, template_service: TemplateService,
         if tid is not None:
             spec = conn.execute(select(templates.c.spec).where(templates.c.id == tid)).scalar()
             conn.execute(update(templates).where(templates.c.id == tid).values(
-                spec={**spec, "imageName": image, "dockerStartCmd": command}))
+                spec={**(spec or {}), "imageName": image, "dockerStartCmd": command}))
         eid = conn.execute(select(endpoints.c.id).where(
             endpoints.c.user_id == user_id, endpoints.c.name == DEMO_NAME)).scalar()
     if tid is None:

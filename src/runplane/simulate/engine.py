@@ -13,10 +13,12 @@ scalers whose decisions do not sample every tick.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import random
 from collections import deque
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from runplane.broker.models import Worker
 from runplane.catalog.catalog import build_catalog
@@ -29,10 +31,20 @@ from runplane.controller.policies import POLICIES
 from runplane.controller.reconcile import Controller
 from runplane.schemas.endpoints import Endpoint
 from runplane.schemas.templates import Template
+from runplane.schemas.volumes import NetworkVolume
 from runplane.simulate.timing import Duration
 from runplane.simulate.trace import Trace
 from runplane.simulate.world import (
-    Events, Ledger, NoPods, SimBilling, SimJob, SimProvider, SimQueues, SimRegistry, SimRows)
+    Events,
+    Ledger,
+    NoPods,
+    SimBilling,
+    SimJob,
+    SimProvider,
+    SimQueues,
+    SimRegistry,
+    SimRows,
+)
 from runplane.worker_state import IDLE
 from runplane.worker_state import RUNNING as BUSY
 
@@ -95,11 +107,23 @@ def endpoint_for(candidate: Candidate, setup: Setup) -> Endpoint:
 
 
 class _Endpoints:
+    """The one simulated endpoint (``EndpointSource``)."""
+
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
 
     def list_all(self) -> list[Endpoint]:
         return [self.endpoint]
+
+    def get(self, endpoint_id: str) -> Endpoint | None:
+        return self.endpoint if endpoint_id == self.endpoint.id else None
+
+
+class _Templates:
+    """Its template (``TemplateSource``)."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
 
     def get(self, template_id: str) -> Template | None:
         return self.endpoint.template
@@ -108,10 +132,13 @@ class _Endpoints:
 class _Nothing:
     """Network volumes and registry credentials: a simulated endpoint has none."""
 
-    def get(self, _id: str) -> None:
+    def get(self, volume_id: str) -> NetworkVolume | None:
         return None
 
-    def credentials(self, _id: str) -> None:
+    def path_of(self, volume: NetworkVolume) -> Path:
+        raise AssertionError("a simulated endpoint has no network volume")
+
+    def credentials_for(self, auth_id: str, image: str) -> tuple[str, str] | None:
         return None
 
 
@@ -131,7 +158,7 @@ class Run:
         self.endpoint = endpoint_for(candidate, setup)
         self.controller = Controller(
             settings=setup.controller, clock=self.clock, provider=self.provider,
-            endpoints=_Endpoints(self.endpoint), templates=_Endpoints(self.endpoint),
+            endpoints=_Endpoints(self.endpoint), templates=_Templates(self.endpoint),
             queues=self.queues, registry=self.registry,
             billing=SimBilling(self.ledger, setup.gpus_per_worker),
             launcher=Launcher(self.provider, build_catalog(), _Nothing(), _Nothing()),
@@ -213,7 +240,7 @@ class Run:
             w.jobs[job.id] = job  # type: ignore[assignment]
             w.status = BUSY  # type: ignore[assignment]
             self.queues.in_progress[ENDPOINT_ID] = self.queues.in_progress.get(ENDPOINT_ID, 0) + 1
-            self.events.at(now + job.execution_s, lambda w=w, job=job: self._done(w, job))
+            self.events.at(now + job.execution_s, functools.partial(self._done, w, job))
 
     def _done(self, w: Worker, job: SimJob) -> None:
         if w.jobs.pop(job.id, None) is None:
@@ -256,7 +283,7 @@ class Run:
         """Replay the trace; the ledger of what happened."""
         for i, tj in enumerate(self.trace.jobs):
             job = SimJob(f"j{i}", ENDPOINT_ID, START + tj.at, tj.execution_s)
-            self.events.at(job.arrived_at, lambda job=job: self._arrive(job))
+            self.events.at(job.arrived_at, functools.partial(self._arrive, job))
         tick_s = self.setup.controller.tick_s
         end = START + self.trace.duration_s + self.setup.drain_s
         next_tick = START

@@ -19,7 +19,8 @@ def _execution(rng: random.Random, mean_s: float) -> float:
 def _poisson(rng: random.Random, rate: Callable[[float], float], peak: float,
              duration_s: float, mean_s: float) -> list[TraceJob]:
     """A Poisson process of time-varying ``rate`` (jobs/s, at most ``peak``), by thinning."""
-    jobs, t = [], 0.0
+    jobs: list[TraceJob] = []
+    t = 0.0
     while True:
         t += rng.expovariate(peak)
         if t >= duration_s:

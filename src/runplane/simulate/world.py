@@ -25,7 +25,9 @@ from runplane.catalog.machines import Machine
 from runplane.clock import ManualClock
 from runplane.providers.base import EXITED, PARKED, RUNNING, ProcessInfo, WorkerSpec
 from runplane.simulate.timing import Duration
+from runplane.worker_state import EXITED as WORKER_EXITED
 from runplane.worker_state import IDLE, INITIALIZING
+from runplane.worker_state import PARKED as WORKER_PARKED
 from runplane.worker_state import RUNNING as BUSY
 
 
@@ -113,7 +115,7 @@ class SimRegistry:
         wid = worker_id or f"w{next(self._ids)}"
         now = self._clock.now()
         self.by_id[wid] = Worker(id=wid, endpoint_id=endpoint_id, user_id=self._owner(endpoint_id),
-                                 token_hash=wid, status=INITIALIZING, desired_status=RUNNING,
+                                 token_hash=wid, status=INITIALIZING, desired_status=BUSY,
                                  manual=manual, created_at=now, status_changed_at=now)
         return wid, wid
 
@@ -135,13 +137,13 @@ class SimRegistry:
         return self.by_id.get(worker_id)
 
     def request_stop(self, w: Worker, reason: str) -> None:
-        w.desired_status = EXITED  # type: ignore[assignment]
+        w.desired_status = WORKER_EXITED
         w.reason = reason
 
     def retire(self, worker_id: str, reason: str) -> None:
         w = self.by_id.pop(worker_id, None)
         if w is not None:
-            w.status = w.desired_status = EXITED  # type: ignore[assignment]
+            w.status = w.desired_status = WORKER_EXITED
             self.on_retired(w)
 
     def set_parked(self, worker_id: str, parked: bool) -> bool:
@@ -154,9 +156,9 @@ class SimRegistry:
         if parked:
             if not w.may_park():
                 return False
-            w.parked, w.status, w.status_changed_at = True, PARKED, now  # type: ignore[assignment]
+            w.parked, w.status, w.status_changed_at = True, WORKER_PARKED, now
         else:
-            w.parked, w.status, w.status_changed_at = False, IDLE, now  # type: ignore[assignment]
+            w.parked, w.status, w.status_changed_at = False, IDLE, now
             w.idle_since = now
             self.on_unparked(w)
         return True
@@ -220,6 +222,12 @@ class SimProvider:
     def list(self) -> list[ProcessInfo]:
         return list(self.infos.values())
 
+    def adopt(self, worker_id: str, data: dict[str, object], log_path: Path) -> ProcessInfo | None:
+        return None  # a simulation never restarts
+
+    def remove_leftovers(self) -> None:
+        return None
+
     def forget(self, worker_id: str) -> None:
         info = self.infos.get(worker_id)
         if info is not None and info.state == EXITED:
@@ -239,11 +247,19 @@ class SimBilling:
         self._ledger = ledger
         self._gpus = max(1, gpus_per_worker)
 
-    def record_usage(self, *, start_at: float, end_at: float, usd_per_hr: float,
-                     **_: Any) -> None:
-        seconds = max(0.0, end_at - start_at)
+    def record_usage(self, *, user_id: str, kind: str, resource_id: str, start_at: float,
+                     end_at: float | None = None, usd_per_hr: float = 0.0,
+                     pod_id: str | None = None, gpu_type_id: str | None = None,
+                     data_center_id: str | None = None, template_id: str | None = None,
+                     image_name: str | None = None) -> int:
+        # The controller records closed intervals only (open ones are pods').
+        seconds = max(0.0, (end_at if end_at is not None else start_at) - start_at)
         self._ledger.gpu_s += seconds * self._gpus
         self._ledger.usd += seconds / 3600 * usd_per_hr
+        return 0
+
+    def close_open(self, kind: str, resource_id: str, end_at: float) -> int:
+        return 0
 
 
 class SimRows:

@@ -20,10 +20,13 @@ from runplane.api.auth import count_create, require_user
 from runplane.api.context import services
 from runplane.services.users import Principal
 
-__all__ = ["ERRORS", "JsonBodyRoute", "caller", "no_content", "services"]
+__all__ = ["ERRORS", "JsonBodyRoute", "Responses", "caller", "no_content", "services"]
+
+# FastAPI's type of a route's documented answers.
+Responses = dict[int | str, dict[str, Any]]
 
 # Answers documented on every authenticated route (the bodies follow api/errors.py).
-ERRORS = {
+ERRORS: Responses = {
     400: {"description": "Invalid input: `{error, message, status, field}` names the field."},
     401: {"description": "Missing or invalid API key."},
     404: {"description": "No such resource (or it belongs to another user)."},

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from runplane.api.responses import json_response
-from runplane.api.v1 import ERRORS, JsonBodyRoute, caller, no_content, services
+from runplane.api.v1 import ERRORS, JsonBodyRoute, Responses, caller, no_content, services
 from runplane.schemas.endpoints import Endpoint, EndpointCreate, EndpointUpdate
 from runplane.services.users import Principal
 from runplane.system import Services
@@ -19,7 +19,7 @@ router = APIRouter(
 User = Annotated[Principal, Depends(caller)]
 TemplateFlag = Annotated[bool, Query(description="Include the endpoint's template.")]
 WorkersFlag = Annotated[bool, Query(description="Include the endpoint's workers as Pods.")]
-ONE = {200: {"model": Endpoint, "description": "The endpoint."}}
+ONE: Responses = {200: {"model": Endpoint, "description": "The endpoint."}}
 
 
 @router.post("", summary="Create an endpoint", responses=ONE)

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from runplane.api.responses import json_response
-from runplane.api.v1 import ERRORS, JsonBodyRoute, caller, no_content, services
+from runplane.api.v1 import ERRORS, JsonBodyRoute, Responses, caller, no_content, services
 from runplane.schemas.volumes import NetworkVolumeCreate, NetworkVolumeUpdate
 from runplane.services.users import Principal
 
@@ -31,7 +31,7 @@ class NetworkVolumeOut(BaseModel):
     dataCenterId: str
 
 
-ONE = {200: {"model": NetworkVolumeOut, "description": "The network volume."}}
+ONE: Responses = {200: {"model": NetworkVolumeOut, "description": "The network volume."}}
 
 
 @router.post("", summary="Create a network volume", responses=ONE)

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from runplane.api.responses import json_response
-from runplane.api.v1 import ERRORS, JsonBodyRoute, caller, no_content, services
+from runplane.api.v1 import ERRORS, JsonBodyRoute, Responses, caller, no_content, services
 from runplane.schemas.registry import RegistryAuthCreate
 from runplane.services.users import Principal
 
@@ -29,7 +29,7 @@ class RegistryAuthOut(BaseModel):
     name: str
 
 
-ONE = {200: {"model": RegistryAuthOut, "description": "The credentials' id and name."}}
+ONE: Responses = {200: {"model": RegistryAuthOut, "description": "The credentials' id and name."}}
 
 
 @router.post("", summary="Store container registry credentials", responses=ONE)

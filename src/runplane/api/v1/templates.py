@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from runplane.api.responses import json_response
-from runplane.api.v1 import ERRORS, JsonBodyRoute, caller, no_content, services
+from runplane.api.v1 import ERRORS, JsonBodyRoute, Responses, caller, no_content, services
 from runplane.schemas.templates import Template, TemplateCreate, TemplateUpdate
 from runplane.services.users import Principal
 
@@ -19,7 +19,7 @@ User = Annotated[Principal, Depends(caller)]
 BoundFlag = Annotated[bool, Query(description="Include templates used by endpoints.")]
 PublicFlag = Annotated[bool, Query(description="Include other users' public templates.")]
 RunpodFlag = Annotated[bool, Query(description="Include the operator's public templates.")]
-ONE = {200: {"model": Template, "description": "The template."}}
+ONE: Responses = {200: {"model": Template, "description": "The template."}}
 
 
 @router.post("", summary="Create a template", responses=ONE)

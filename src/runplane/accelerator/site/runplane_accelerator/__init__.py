@@ -79,8 +79,9 @@ class _PatchingLoader:
         except Exception as exc:  # noqa: BLE001 - never break the worker: its own loop runs
             _say(f"off: could not patch the SDK's job loop ({exc!r}); the SDK's own loop runs")
             rp_job = sys.modules.get("runpod.serverless.modules.rp_job")
-            if rp_job is not None and isinstance(getattr(rp_job, "JOB_GET_URL", None), str):
-                rp_job.JOB_GET_URL = rp_job.JOB_GET_URL.replace(
+            url = getattr(rp_job, "JOB_GET_URL", None)
+            if rp_job is not None and isinstance(url, str):
+                rp_job.JOB_GET_URL = url.replace(  # type: ignore[attr-defined]
                     "runplane_accelerator=on", "runplane_accelerator=off-error")
 
 
