@@ -24,6 +24,7 @@ from runplane.controller import autoscaler as asc
 from runplane.controller import verdicts
 from runplane.controller.allocations import Allocations
 from runplane.controller.breaker import Breaker
+from runplane.controller.exits import Exits
 from runplane.controller.flashboot import FlashBoot
 from runplane.controller.inputs import queue_stats, scaler_settings
 from runplane.controller.launcher import Launcher, VolumeMount
@@ -40,7 +41,7 @@ from runplane.controller.restart import take_over_previous_run
 from runplane.controller.scheduler import MachineLoad, NoFit, apply
 from runplane.controller.state import Blocked, ControllerObserver, EndpointState, Observers, Tracked
 from runplane.controller.worker_rows import WorkerTable
-from runplane.providers.base import EXITED, ImageError, ProcessInfo, Provider
+from runplane.providers.base import EXITED, ImageError, Provider
 from runplane.schemas.endpoints import Endpoint
 
 if TYPE_CHECKING:
@@ -89,6 +90,9 @@ class Controller:
             registry=registry, queues=queues, provider=provider, billing=billing, clock=clock,
             workers=self.tracked, data_center_of=allocations.data_center_of, stop=self._stop,
             kick=self.kick, scaled=self.observers.scaled, spawn=self._spawn)
+        self.exits = Exits(provider=provider, registry=registry, rows=rows,  # exited workers
+                           allocations=allocations, flashboot=self.flashboot,
+                           tracked=self.tracked, breaker=self._breaker)
 
     def add_observer(self, observer: ControllerObserver) -> None:
         """Tell ``observer`` what the controller does (see ``ControllerObserver``)."""
@@ -128,7 +132,7 @@ class Controller:
         if stop_workers:
             for w in list(self.tracked.values()):
                 w.stop_reason = w.stop_reason or "server shut down"
-            self._reap(self.clock.now())
+            self.exits.reap(self.clock.now())
         self.pods.reap(self.clock.now())
 
     def kick(self) -> None:
@@ -163,7 +167,7 @@ class Controller:
         infos = self.provider.list()
         # What starting workers are doing (pulling their image): shown as the reason.
         self.progress = {i.id: p for i in infos if (p := i.progress) is not None}
-        self._reap(now, infos)
+        self.exits.reap(now, infos)
         self.pods.reap(now, infos)
         endpoints = {ep.id: ep for ep in self.endpoints.list_all()}
         loads = self.loads()
@@ -311,7 +315,7 @@ class Controller:
             tracked.failure = f"could not start: {err}"
             self._breaker(ep.id).record_failure(now, tracked.failure)
             tracked.stop_reason = tracked.failure
-            self._finish(tracked, now, None, tracked.failure)
+            self.exits.finish(tracked, now, None, tracked.failure)
             return Blocked(tracked.failure)
         self.rows.mark_started(worker_id, started.info, started.log_path, placed, ep.version)
         log.info("started worker %s for endpoint %s on %s", worker_id, ep.id, placed.machine_id,
@@ -333,44 +337,6 @@ class Controller:
         self.rows.mark_stopping(w.id, reason)
         self._spawn(self.provider.stop(w.id, self.cfg.stop_grace_s if grace_s is None
                                        else grace_s), kick=True)
-
-    def _reap(self, now: float, infos: list[ProcessInfo] | None = None) -> None:
-        """Record every worker process that has exited: breaker, registry, billing."""
-        for info in self.provider.list() if infos is None else infos:
-            w = self.tracked.get(info.id)
-            if w is None or info.state != EXITED:
-                continue
-            if w.stop_reason is None and w.parked_at is not None:
-                # Killed from outside while frozen (OOM killer, a person): not the handler's
-                # crash, so not the breaker's business; a new worker starts when needed.
-                w.stop_reason = f"its process exited while parked (exit code {info.exit_code})"
-            elif w.stop_reason is None:
-                # Nobody asked it to stop: a crash (or a failed start). A first job taken since
-                # the last tick: the template works (the breaker closes), the handler crashed.
-                breaker = self._breaker(w.endpoint_id)
-                if not w.took and (r := self.registry.get(w.id)) and r.first_take_at:
-                    w.took = True
-                    breaker.record_success()
-                w.failure = info.reason or verdicts.crash_reason(
-                    info.exit_code, w.took, self.provider.logs(w.id, 16_384))
-                breaker.record_failure(now, w.failure)
-            self._finish(w, info.stopped_at or now, info.exit_code,
-                         w.stop_reason or w.failure or "")
-            self.provider.forget(info.id)
-
-    def _finish(self, w: Tracked, end: float, exit_code: int | None, reason: str) -> None:
-        self.tracked.pop(w.id, None)
-        self.allocations.release_worker(w.id)
-        self.flashboot.forget(w)
-        try:
-            self.registry.retire(w.id, reason)
-        except Exception:  # noqa: BLE001 - the endpoint may be gone with its workers
-            log.debug("retire %s failed", w.id, exc_info=True)
-        self.rows.mark_exited(w.id, end, exit_code, reason)
-        if w.started_at and w.parked_at is None:  # a parked worker's interval is closed
-            self.flashboot.bill(w, end)
-        log.info("worker %s of %s exited (%s): %s", w.id, w.endpoint_id, exit_code, reason,
-                 extra={"worker_id": w.id, "endpoint_id": w.endpoint_id})
 
     def take_over_previous_run(self) -> None:
         """Track the previous run's workers that still run, retire the rest (restart.py)."""
