@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from runplane.api.v2.wire import job_view
 from runplane.broker.broker import Broker
 from runplane.broker.models import Job
 from runplane.broker.webhook_guard import networks
+from runplane.broker.writer import Writer
 from runplane.catalog.catalog import build_catalog
 from runplane.clock import Clock, SystemClock
 from runplane.config import Settings
@@ -108,14 +109,19 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     pods = PodService(engine, clock, catalog, provider, templates, billing, launcher,
                       allocations, References(volumes, registry_auths, host_access))
     # Load-balancing endpoints' requests scale the controller as queued jobs do (lb.demand).
-    # (The controller is built next; a strict-resume request only comes once it runs.)
-    lb = LoadBalancer(broker.workers, clock, resume=lambda worker_id: controller.flashboot
-                      .resume_worker(worker_id, "a request pinned to it (strict-resume)"))
+    # (The controller is built next; a strict-resume request only comes once it runs: it
+    # resumes a parked worker, or starts a scaled-down one again, controller/revive.py.)
+    lb = LoadBalancer(
+        broker.workers, clock,
+        resume=lambda worker_id: controller.flashboot.resume_worker(
+            worker_id, "a request pinned to it (strict-resume)"),
+        restart=lambda worker_id, endpoint_id, wait_s: controller.revivals.request(
+            worker_id, endpoint_id, wait_s, clock.now()))
     controller = Controller(
         settings=settings.controller, clock=clock, provider=provider, endpoints=endpoints,
         templates=templates, queues=Demand(broker, lb), registry=broker.workers,
         billing=billing, launcher=launcher, allocations=allocations, rows=WorkerTable(engine),
-        pods=pods)
+        pods=pods, settle=_settled(broker.writer))
     worker_pods = WorkerPods(broker.workers, WorkerRowCache(engine), provider, endpoints.get,
                              catalog, controller.progress_of)
     # Observability hears of every job and every controller action.
@@ -146,6 +152,17 @@ def private_data_dir(data_dir: Path) -> None:
     os.chmod(data_dir, 0o700)
     for path in data_dir.glob("runplane.db*"):
         os.chmod(path, 0o600)
+
+
+def _settled(writer: Writer) -> Callable[[], Awaitable[bool]]:
+    """``settle()`` for the controller: True once every write queued to the store so far is
+    committed (an empty write goes through the writer's queue behind them)."""
+
+    async def settle() -> bool:
+        await writer.write()
+        return not writer.pending
+
+    return settle
 
 
 def _render_job(job: Job) -> bytes:

@@ -64,7 +64,10 @@ A, B, C = "a", "b", "c"
      Choice(wait=True, resume=A)),
     ([Candidate(A, STARTING)], Affinity(A, STRICT_RESUME), 0, WAIT),
     ([Candidate(A, READY)], Affinity(A, STRICT_RESUME), 0, Choice(A)),
-    ([], Affinity(A, STRICT_RESUME), 0, GONE),
+    # ... and a missing or leaving one may be started again (a scaled-down worker).
+    ([], Affinity(A, STRICT_RESUME), 0, Choice(gone=True, restart=A)),
+    ([Candidate(A, OUT)], Affinity(A, STRICT_RESUME), 0, Choice(gone=True, restart=A)),
+    ([], Affinity(A, STRICT), 0, GONE),  # strict alone never starts one again
 ])
 def test_choose(workers: list[Candidate], affinity: Affinity | None, turn: int,
                 expected: Choice) -> None:

@@ -108,7 +108,10 @@ TargetFn = Callable[[ScalerSettings, QueueStats, Pool, float], Target]
 @dataclass
 class Decision:
     """Start ``start`` new workers; stop ``stop`` (worker id, reason); resume the parked
-    workers ``resume``; park ``park`` (worker id, reason); ``reason`` explains."""
+    workers ``resume``; park ``park`` (worker id, reason); ``reason`` explains.
+    ``scaled_down``: those of ``stop`` that go for being idle (surplus idle workers, parked
+    ones evicted for their age or workersMax), not for a fault or a change: a request may
+    start them again (``strict-resume``, controller/revive.py)."""
 
     start: int = 0
     stop: list[tuple[str, str]] = field(default_factory=list)
@@ -118,6 +121,7 @@ class Decision:
     reason: str = ""
     # Workers wanted but not started because starts are blocked (shown as THROTTLED).
     blocked: int = 0
+    scaled_down: list[str] = field(default_factory=list)
 
 
 def decide(
@@ -192,6 +196,7 @@ def decide(
                 newly.append(w)
             else:
                 d.stop.append((w.id, why))
+                d.scaled_down.append(w.id)
     _evict_over_max(s, parked + newly, capacity - len(newly), d)
     return d
 
@@ -235,6 +240,7 @@ def _keep_parked(s: ScalerSettings, parked: list[WorkerSnapshot], now: float,
         elif w.parked_since is not None and now - w.parked_since >= s.max_parked_s:
             why = f"evicted: parked for {now - w.parked_since:.0f}s (max_parked_s {s.max_parked_s:g}s)"
             d.stop.append((w.id, why))
+            d.scaled_down.append(w.id)
         else:
             keep.append(w)
     return keep
@@ -253,3 +259,4 @@ def _evict_over_max(s: ScalerSettings, parked: list[WorkerSnapshot], live: int,
         if w.id in parking:
             d.park.remove((w.id, parking[w.id]))
         d.stop.append((w.id, why))
+        d.scaled_down.append(w.id)

@@ -87,11 +87,13 @@ class Launcher:
         return self._volumes.get(volume_id) if volume_id else None
 
     def place(self, spec: dict[str, Any], key: str, volume_dc: str | None,
-              loads: list[MachineLoad], evictable: Sequence[Parked] = ()) -> Placement | NoFit:
-        """Where an endpoint's or pod's settings (``spec``) go on ``loads``; does not change
-        ``loads`` (the caller ``apply``s the placement when it uses it)."""
+              loads: list[MachineLoad], evictable: Sequence[Parked] = (),
+              prefer: str | None = None) -> Placement | NoFit:
+        """Where an endpoint's or pod's settings (``spec``) go on ``loads`` (on the machine
+        ``prefer`` when they fit there); does not change ``loads`` (the caller ``apply``s the
+        placement when it uses it)."""
         return place_evicting(request_for(spec, key, self._catalog, volume_dc), loads,
-                              list(evictable))
+                              list(evictable), prefer)
 
     def environment(self, fields: Mapping[str, Any], volume: VolumeMount,
                     own_env: Mapping[str, str],

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from runplane.clock import Clock
@@ -38,6 +38,7 @@ from runplane.controller.ports import (
     WorkerRegistryPort,
 )
 from runplane.controller.restart import take_over_previous_run
+from runplane.controller.revive import Revivals
 from runplane.controller.scheduler import MachineLoad, NoFit, apply
 from runplane.controller.state import Blocked, ControllerObserver, EndpointState, Observers, Tracked
 from runplane.controller.worker_rows import WorkerTable
@@ -62,7 +63,10 @@ class Controller:
     def __init__(self, *, settings: ControllerSettings, clock: Clock, provider: Provider,
                  endpoints: EndpointSource, templates: TemplateSource, queues: JobQueues,
                  registry: WorkerRegistryPort, billing: UsageRecorder, launcher: Launcher,
-                 allocations: Allocations, rows: WorkerTable, pods: PodProcesses) -> None:
+                 allocations: Allocations, rows: WorkerTable, pods: PodProcesses,
+                 settle: Callable[[], Awaitable[bool]] | None = None) -> None:
+        """``settle()``: True once the store holds every write queued so far (the broker's
+        writer; None where writes are synchronous, as in the simulator)."""
         self.cfg = settings
         self.clock = clock
         self.provider = provider
@@ -93,6 +97,10 @@ class Controller:
         self.exits = Exits(provider=provider, registry=registry, rows=rows,  # exited workers
                            allocations=allocations, flashboot=self.flashboot,
                            tracked=self.tracked, breaker=self._breaker)
+        self.revivals = Revivals(  # scaled-down workers started again by strict-resume
+            registry=registry, tracked=self.tracked, start=self._start_worker, settle=settle,
+            spawn=self._spawn, kick=self.kick, scaled=self.observers.scaled,
+            keep_s=settings.max_parked_s)
 
     def add_observer(self, observer: ControllerObserver) -> None:
         """Tell ``observer`` what the controller does (see ``ControllerObserver``)."""
@@ -174,6 +182,7 @@ class Controller:
         for w in list(self.tracked.values()):
             if w.endpoint_id not in endpoints and w.stop_reason is None:
                 self._stop(w, "endpoint deleted")
+        self.revivals.start_due(endpoints, now, loads)  # before the views: they include them
         # Group the workers once: asking the registry per endpoint is O(endpoints x workers).
         views: dict[str, list[WorkerView]] = {}
         for rw in self.registry.all():
@@ -222,6 +231,7 @@ class Controller:
                 self._act_on_worker(mine, verdict, breaker, now)
             if verdict.capacity is not None:
                 capacity.append(verdict.capacity)
+        capacity += self.revivals.capacity(ep.id, ep.version)
         # Decide for the endpoint.
         policy = self.policies.of(ep.id, ep.scalerType)
         decision = asc.decide(scaler_settings(ep, self.cfg.max_parked_s),
@@ -233,6 +243,7 @@ class Controller:
             if wid in self.tracked:
                 self._stop(self.tracked[wid], why)
                 self.observers.scaled(ep.id, "down", 1, why)
+        self.revivals.scaled_down(decision.scaled_down, now)
         self.flashboot.apply(ep.id, decision, now)
         breaker_status = breaker.status(now)  # before this tick's starts change the breaker
         throttled = decision.blocked
@@ -270,8 +281,11 @@ class Controller:
                 breaker.record_failure(now, verdict.stop)
             self._stop(w, verdict.stop)
 
-    def _start_worker(self, ep: Endpoint, now: float, loads: list[MachineLoad]) -> Blocked | None:
-        """Place and start one worker; says why (a reason a person can act on) when it cannot."""
+    def _start_worker(self, ep: Endpoint, now: float, loads: list[MachineLoad],
+                      worker_id: str | None = None, prefer: str | None = None) -> Blocked | None:
+        """Place and start one worker (under ``worker_id``, preferring the machine ``prefer``:
+        a scaled-down worker started again); says why (a reason a person can act on) when
+        it cannot."""
         template = ep.template or self.templates.get(ep.templateId)
         if template is None:
             return Blocked(f"template {ep.templateId} not found")
@@ -284,21 +298,24 @@ class Controller:
         spec = ep.model_dump()
         volume = self.launcher.volume(ep.networkVolumeId or None)
         placed = self.launcher.place(spec, ep.id, volume.dataCenterId if volume else None, loads,
-                                     self.flashboot.evictable(ep.id))
+                                     self.flashboot.evictable(ep.id), prefer)
         if isinstance(placed, NoFit):
             return Blocked(placed.reason, placed.busy)
         if placed.evict:
             # Parked workers of other endpoints hold what it needs: stop them now; it starts
             # once they are gone (their stop kicks the next tick).
             held = "GPUs" if placed.gpu_type_id else "share of the host"
+            self.revivals.scaled_down(placed.evict, now)  # idle, not faulty: resumable
             for wid in placed.evict:
                 self._stop(self.tracked[wid], f"evicted: endpoint {ep.id} needs its {held}",
                            grace_s=0.0)
             return Blocked(f"stopping {len(placed.evict)} parked worker(s) of other endpoints "
                            "to free their capacity", transient=True)
         apply(next(m for m in loads if m.machine.id == placed.machine_id), placed)
+        if worker_id is not None:
+            self.rows.reuse(worker_id)  # its previous run's row
         worker_id, token = self.registry.register(
-            ep.id, manual=False, machine_id=placed.machine_id, gpu_type_id=placed.gpu_type_id,
+            ep.id, manual=False, worker_id=worker_id, machine_id=placed.machine_id, gpu_type_id=placed.gpu_type_id,
             gpu_count=len(placed.gpu_indices), vcpu_count=int(placed.vcpu_count),
             memory_in_gb=placed.memory_in_gb, cost_per_hr=placed.cost_per_hr,
             endpoint_version=ep.version)

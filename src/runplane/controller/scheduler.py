@@ -241,12 +241,19 @@ class Parked:
     parked_since: float
 
 
-def place_evicting(req: WorkerRequest, loads: list[MachineLoad],
-                   parked: list[Parked]) -> Placement | NoFit:
+def place_evicting(req: WorkerRequest, loads: list[MachineLoad], parked: list[Parked],
+                   prefer: str | None = None) -> Placement | NoFit:
     """``place_one``; when the request does not fit only because capacity is taken, free the
     parked workers' allocations oldest first until it fits, and return the placement with the
     parked workers it needs stopped (``evict``: those on its machine whose GPUs it uses, or
-    whose host share it needs for a CPU request). Does not modify ``loads``."""
+    whose host share it needs for a CPU request). ``prefer``: a machine to use when the
+    request fits there as it is (a worker started again where it ran). Does not modify
+    ``loads``."""
+    if prefer is not None:
+        there = [m for m in loads if m.machine.id == prefer]
+        placed = place_one(req, there) if there else None
+        if isinstance(placed, Placement):
+            return placed
     placed = place_one(req, loads)
     if isinstance(placed, Placement) or not placed.busy or not parked:
         return placed

@@ -57,7 +57,7 @@ class WorkerPods:
                 views[w.id] = self._registry.view(w)
         if not views:
             return out
-        rows = self._rows.rows(views)
+        rows = self._rows.rows(views, {i: v.created_at for i, v in views.items()})
         machines = {m.id: m for m in self._provider.machines()}
         endpoints = {eid: self._endpoint(eid) for eid in {r.endpoint_id for r in rows}}
         templates: dict[str, dict[str, Any]] = {}
@@ -94,7 +94,8 @@ class WorkerPods:
                  if w.endpoint_id == endpoint_id and w.status != WorkerState.EXITED}
         if not views:
             return []
-        rows = [r for r in self._rows.rows(views) if r.stopped_at is None]
+        rows = [r for r in self._rows.rows(views, {i: v.created_at for i, v in views.items()})
+                if r.stopped_at is None]
         rows.sort(key=lambda r: (r.created_at, r.id))
         return [(row, views[row.id]) for row in rows]
 

@@ -13,11 +13,11 @@ from SQL once, not on every GET of its endpoint.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, delete, select, update
 
 from runplane.controller.scheduler import Placement
 from runplane.providers.base import ProcessInfo
@@ -52,6 +52,14 @@ class WorkerTable:
         """Its process is gone: when, with which exit code, and why."""
         self._set(worker_id, stopped_at=end, exit_code=exit_code, reason=reason,
                   desired_status=WorkerState.EXITED.value)
+
+    def reuse(self, worker_id: str) -> None:
+        """Its id is about to be registered again (a scaled-down worker started again by
+        ``strict-resume``): its previous run's row goes; the new run's row takes the id. Only
+        an exited worker's row is removed."""
+        with self._engine.begin() as conn:
+            conn.execute(delete(workers).where(workers.c.id == worker_id,
+                                               workers.c.stopped_at.is_not(None)))
 
     def unfinished_process_data(self) -> list[dict[str, Any]]:
         """``provider_data`` of every started worker not marked exited (start-up cleanup)."""
@@ -95,9 +103,18 @@ class WorkerRowCache:
         with self._engine.connect() as conn:
             return conn.execute(_ROWS_BY_ID, {"ids": [worker_id]}).first()
 
-    def rows(self, live_ids: Iterable[str]) -> list[Any]:
-        """The rows of these (live) workers; forgets workers no longer asked for."""
+    def rows(self, live_ids: Iterable[str],
+             created: Mapping[str, float] | None = None) -> list[Any]:
+        """The rows of these (live) workers; forgets workers no longer asked for.
+        ``created``: each worker's registration time, when known: a cached row of an earlier
+        run of the same id (a worker started again by ``strict-resume``) is read again."""
         wanted = list(live_ids)
+        if created is not None:
+            for i in wanted:
+                row = self._rows.get(i)
+                if row is not None and i in created and row.created_at != created[i]:
+                    del self._rows[i]
+                    self._pods.pop(i, None)
         missing = [i for i in wanted if i not in self._rows]
         fetched: dict[str, Any] = {}
         if missing:

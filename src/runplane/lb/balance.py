@@ -5,7 +5,9 @@ A worker is READY (healthy, routable), STARTING (not healthy yet, or being resum
 cannot be met, the READY worker with the fewest requests in flight takes it (ties broken by
 ``turn``, which the caller advances per request, so equal workers take turns). A strict
 affinity takes only its worker: WAIT while that worker is not READY (RESUME first when it is
-parked and the mode is strict-resume), GONE when the endpoint has no such worker.
+parked and the mode is strict-resume), GONE when the endpoint has no such worker (with
+``restart`` set for strict-resume: the controller may start a scaled-down worker again under
+that id, ``controller/revive.py``).
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ class Candidate:
 @dataclass(frozen=True, slots=True)
 class Choice:
     """``worker_id`` takes it; else ``wait`` (for a worker to become ready: after resuming
-    ``resume`` when set), or ``gone`` (the strictly named worker does not exist)."""
+    ``resume`` when set), or ``gone`` (the strictly named worker does not exist; unless the
+    worker ``restart`` can be started again)."""
 
     worker_id: str | None = None
     wait: bool = False
     resume: str | None = None
     gone: bool = False
+    restart: str | None = None
 
 
 WAIT = Choice(wait=True)
@@ -53,7 +57,8 @@ def choose(workers: Sequence[Candidate], affinity: Affinity | None, turn: int = 
             return Choice(named.id)
         if affinity.strict:
             if named is None or named.state == OUT:
-                return GONE
+                return (Choice(gone=True, restart=affinity.worker_id)
+                        if affinity.mode == STRICT_RESUME else GONE)
             if named.state == PARKED and affinity.mode == STRICT_RESUME:
                 return Choice(wait=True, resume=named.id)
             return WAIT

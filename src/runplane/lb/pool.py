@@ -74,10 +74,13 @@ class _Waiter:
 
 class LoadBalancer:
     """See the module docstring. ``resume(worker_id)`` wakes a parked worker (FlashBoot's;
-    True when it is being resumed)."""
+    True when it is being resumed); ``restart(worker_id, endpoint_id, wait_s)`` starts a
+    scaled-down worker of that endpoint again under its id, for a request that waits up to
+    ``wait_s`` for it (``controller/revive.py``; True when it will be)."""
 
     def __init__(self, registry: WorkerRegistry, clock: Clock,
-                 resume: Callable[[str], bool]) -> None:
+                 resume: Callable[[str], bool],
+                 restart: Callable[[str, str, float], bool]) -> None:
         self._registry = registry
         self._clock = clock
         self.routes: dict[str, dict[str, Route]] = {}
@@ -88,6 +91,7 @@ class LoadBalancer:
         self._counts: dict[str, list[int]] = {}  # endpoint -> [completed, failed]
         self._turn = 0
         self._resume = resume
+        self._restart = restart
         registry.add_listener(self._on_worker_event)
 
     # -- requests ---------------------------------------------------------------------
@@ -101,14 +105,18 @@ class LoadBalancer:
             return route
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
-        resumed = False
+        resumed = restarting = False
         while True:
             route = self.pick(endpoint_id, affinity)
             if route is not None:
                 return route
             choice = choose(self._candidates(endpoint_id), affinity)
             if choice.gone and not self._starting(endpoint_id, affinity):
-                raise WorkerGone(affinity.worker_id if affinity else "")
+                if choice.restart and not restarting:  # strict-resume of a scaled-down one
+                    restarting = self._restart(choice.restart, endpoint_id,
+                                               max(0.0, deadline - loop.time()))
+                if not restarting:
+                    raise WorkerGone(affinity.worker_id if affinity else "")
             if choice.resume and not resumed:
                 resumed = True
                 self._resume(choice.resume)
@@ -169,11 +177,15 @@ class LoadBalancer:
                 registry.holds_changed(w)
 
     def _starting(self, endpoint_id: str, affinity: Affinity | None) -> bool:
-        """The named worker was just started: the registry has it, the prober not yet."""
-        if affinity is None or affinity.worker_id in self._by_worker:
+        """The named worker was just started: the registry has it, the prober not yet (or
+        only its previous run, when it was started again under the same id)."""
+        if affinity is None:
             return False
         w = self._registry.get(affinity.worker_id)
-        return w is not None and w.endpoint_id == endpoint_id and w.can_take()
+        if w is None or w.endpoint_id != endpoint_id or not w.can_take():
+            return False
+        route = self._by_worker.get(w.id)
+        return route is None or route.worker is not w
 
     def _candidates(self, endpoint_id: str) -> list[Candidate]:
         return [Candidate(r.worker.id, r.state, r.worker.requests)

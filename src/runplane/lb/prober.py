@@ -92,7 +92,11 @@ class HealthProber:
             if ep is None or not ep.load_balancer or w.manual:
                 continue
             live.add(w.id)
-            if lb.route_of(w.id) is None:
+            route = lb.route_of(w.id)
+            if route is not None and route.worker is not w:
+                lb.untrack(w.id)  # its previous run's (started again under the same id)
+                route = None
+            if route is None:
                 missing.append((w, ep))
         if missing:
             data = {i.id: i.data for i in self._processes()}
@@ -128,6 +132,8 @@ class HealthProber:
             what = f"did not answer ({type(err).__name__})"
         now = self._clock.now()
         w = route.worker
+        if self._registry.get(w.id) is not w:
+            return  # retired (or started again under its id) while it was checked
         was_ready = route.probe.healthy
         verdict = judge(route.probe, status, now, self._cfg.unhealthy_after, what)
         if status is not None:
