@@ -3,6 +3,7 @@ and a real runpod SDK handler (the same kind of file a RunPod user deploys, unmo
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,17 @@ runpod.serverless.start({"handler": handler})
 '''
 
 
+# Worker actors are detached: a server stopped with its workers kept (the default) would
+# leave them on the session's cluster, holding its one GPU, after the test. The tests' servers
+# stop theirs on SIGTERM (a drain with nothing to wait for); SIGKILL still keeps them.
+STOP_WORKERS_ENV = {"RUNPLANE_CONTROLLER": json.dumps({
+    **json.loads(FAST_ENV["RUNPLANE_CONTROLLER"]), "shutdown": "drain", "drain_timeout_s": 0})}
+
+
 def ray_server(tmp_path: Path, address: str, **env: str) -> LiveServer:
     """A started server whose workers run on the Ray cluster at ``address``."""
     srv = make_live_server(tmp_path, ["--provider", "ray", "--ray-address", address],
-                           **{**FAST_ENV, **env})
+                           **{**FAST_ENV, **STOP_WORKERS_ENV, **env})
     srv.start(timeout=120)
     return srv
 

@@ -71,3 +71,78 @@ async def test_park_resume_and_stop_go_through_the_actor(ray_cluster: RayNodes,
         assert "is not a directory" in provider.logs("bad")
     finally:
         await provider.close()
+
+
+def _ticks(text: str) -> list[int]:
+    return [int(line.split()[1]) for line in text.splitlines() if line.startswith("tick ")]
+
+
+async def test_a_restarted_provider_takes_the_actor_over_and_removes_the_leftovers(
+        ray_cluster: RayNodes, tmp_path: Path) -> None:
+    """The first provider leaves the cluster (``close``: ray.shutdown, as a server that keeps
+    its workers does); its detached actors outlive it. A second one on the same data dir takes
+    the running worker over by its actor's name, with its output going on in the same log, and
+    kills what it did not take over (a parked worker's actor) with its process."""
+    import ray
+
+    from runplane.providers.ray_provider import RayProvider
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "tick.py").write_text(TICKER)
+    first = RayProvider(MachineSettings(), tmp_path, build_catalog(), address=ray_cluster.address)
+    second = None
+    try:
+        cpu = next(m for m in first.machines() if m.name == "cpu-node")
+        pids, data = {}, {}
+        for wid in ("kept", "parked"):
+            first.start(WorkerSpec(wid, f"local:{app}", [sys.executable, "-u", "tick.py"], {},
+                                   first.log_path(wid), (), cpu.id))
+            pids[wid] = int(wait_for(lambda w=wid: first.get(w).data.get("node_pid"), 60, wid))
+            wait_for(lambda w=wid: "tick 3" in first.logs(w), 30, "output relayed")
+            data[wid] = first.get(wid).data
+        first.park("parked")
+        wait_for(lambda: _status(pids["parked"]) == psutil.STATUS_STOPPED, 30, "SIGSTOP")
+        await first.close()
+        assert not ray.is_initialized()
+        seen = max(_ticks(first.logs("kept")))
+
+        second = RayProvider(MachineSettings(), tmp_path, build_catalog(),
+                             address=ray_cluster.address)
+        info = second.adopt("kept", data["kept"], second.log_path("kept"))
+        assert info is not None and info.state == RUNNING
+        assert info.data["node_pid"] == pids["kept"]
+        assert info.data["actor"] == data["kept"]["actor"]
+        # Output goes on into the same log, what was written meanwhile included: no tick is
+        # missing (the seam may repeat the last chunk read before the restart).
+        wait_for(lambda: max(_ticks(second.logs("kept"))) > seen + 20, 30, "ticking on")
+        ticks = _ticks(second.logs("kept"))
+        assert set(ticks) == set(range(max(ticks) + 1))
+        assert "taken over by a restarted server" in second.logs("kept")
+
+        second.remove_leftovers()
+        wait_for(lambda: not pid_alive(pids["parked"]), 30, "the parked worker's process gone")
+        with pytest.raises(ValueError):
+            ray.get_actor(data["parked"]["actor"], namespace="runplane")
+        assert pid_alive(pids["kept"])
+
+        # stop goes through the taken-over actor, which is then gone too.
+        stopped = await second.stop("kept", 5.0)
+        assert stopped is not None and (stopped.state, stopped.exit_code) == (EXITED, 128 + 15)
+        assert not pid_alive(pids["kept"])
+
+        def actor_gone() -> bool:
+            try:
+                ray.get_actor(data["kept"]["actor"], namespace="runplane")
+            except ValueError:
+                return True
+            return False
+
+        wait_for(actor_gone, 30, "the actor killed")
+        second.forget("kept")
+        assert second.list() == []
+    finally:
+        if second is not None:
+            await second.close()
+        elif ray.is_initialized():
+            await first.close()

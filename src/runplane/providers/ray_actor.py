@@ -9,8 +9,10 @@ and its output drained) and appends it to the server's per-worker log.
 
 It is an async actor: every method runs on the actor's one event-loop thread, which lives as
 long as the actor, so the parent-death signal the runtime sets on the child (tied to the thread
-that started it) fires only when the actor itself dies: a killed actor, a lost node or a dead
-server (Ray kills the actors a driver owns) takes the worker process with it.
+that started it) fires only when the actor itself dies: a killed actor or a lost node takes
+the worker process with it. The actor is detached (ray_names.py): the server that made it may
+die or restart, and its next run takes the actor over (``describe``, then ``poll`` from the
+offset the previous run last asked for).
 
 Nothing here imports ray at module level: the default install never loads it.
 """
@@ -51,6 +53,12 @@ class WorkerActor:
         self.log_path = node_log_dir() / f"{worker_id}.log"
         self.error: str | None = None
         self.failed_at: float | None = None
+        self.started_at = time.time()
+        self.where: dict[str, Any] = {}  # start()'s answer, for a server that takes over
+        # The offset the provider last asked for: everything before it reached the server's
+        # log (the provider asks for the next bytes only once it appended the previous ones).
+        self.asked = 0
+        self.parked = False
 
     async def start(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Start the process; returns where it runs (pid, node, GPU ids) or the error."""
@@ -77,7 +85,8 @@ class WorkerActor:
             with open(self.log_path, "ab") as log:
                 log.write(f"--- runplane: could not start: {err}\n".encode())
             return {**where, "error": self.error}
-        return {**where, "pid": info.pid}
+        self.where = {**where, "pid": info.pid}
+        return self.where
 
     def _state(self) -> tuple[bool, int | None, float | None]:
         if self.error is not None:
@@ -96,6 +105,7 @@ class WorkerActor:
     async def poll(self, offset: int, wait_s: float) -> dict[str, Any]:
         """Output past ``offset`` as soon as there is some (or ``wait_s`` passed); ``exited``
         with the exit code once the process is gone and everything it wrote was returned."""
+        self.asked = max(self.asked, offset)
         deadline = time.monotonic() + wait_s
         while True:
             exited, code, stopped_at = self._state()
@@ -126,10 +136,20 @@ class WorkerActor:
     async def park(self) -> None:
         if self.runtime.get(self.worker_id) is not None:
             self.runtime.park(self.worker_id)
+            self.parked = True
 
     async def resume(self) -> None:
         if self.runtime.get(self.worker_id) is not None:
             self.runtime.resume(self.worker_id)
+            self.parked = False
+
+    async def describe(self) -> dict[str, Any]:
+        """What a restarted server needs to take this worker over: start()'s answer (empty
+        when it never ran), since when, whether the process still runs (and is parked), its
+        exit code if not, and the offset of the output the previous server last asked for."""
+        exited, code, _ = self._state()
+        return {"where": self.where, "started_at": self.started_at, "offset": self.asked,
+                "exited": exited, "exit_code": code, "parked": self.parked}
 
 
 def probe_node() -> dict[str, Any]:

@@ -17,6 +17,12 @@ retires it, which re-queues its jobs, and the scheduler places its replacement o
 that remain. The same thread refreshes the node list every ``refresh_s``; ``machines()`` and ``list()`` only
 read what it gathered, so the reconcile loop never waits on Ray.
 
+Worker actors are detached and named after the server's owner token (ray_names.py): they
+outlive the server, so a restarted server takes them over by name (``adopt``) and kills the
+rest of what its previous run left (``remove_leftovers``). A server stopped with its workers
+kept leaves them running; ``stop`` (a drain, a scale-down) kills the actor once its process
+is gone.
+
 Import this module only when the ray provider is chosen: it imports ray.
 """
 
@@ -24,8 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -33,16 +41,28 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from runplane.catalog.catalog import Catalog
 from runplane.catalog.machines import Machine
 from runplane.config import MachineSettings
-from runplane.providers.base import EXITED, PARKED, RUNNING, ImageError, ProcessInfo, WorkerSpec
+from runplane.providers.base import (
+    EXITED,
+    PARKED,
+    RUNNING,
+    HttpPorts,
+    ImageError,
+    ProcessInfo,
+    WorkerSpec,
+)
 from runplane.providers.ray_actor import WorkerActor
+from runplane.providers.ray_names import actor_name, is_owned, leftovers, owner_of
 from runplane.providers.ray_nodes import (
     accelerator_resource,
     data_center_resource,
 )
-from runplane.providers.ray_pump import RayPump
+from runplane.providers.ray_pump import RayPump, RayWorker
 from runplane.providers.runtimes.process import local_image_path, read_tail
 
+log = logging.getLogger("runplane.providers.ray")
+
 _SLIVER = 0.001  # of a label-like resource (accelerator type, data center): pins, never fills
+_DESCRIBE_TIMEOUT_S = 10.0  # an actor that does not answer a take-over in this is not taken
 
 
 def check_image_syntax(image: str) -> Path:
@@ -51,6 +71,21 @@ def check_image_syntax(image: str) -> Path:
     necessarily on the server's host, so only the form is checked here."""
     return local_image_path(image, "the Ray provider", "a directory present on every Ray "
                             "node (e.g. a shared filesystem)")
+
+
+def _copy_rest(actor: Any, offset: int, log_path: Path, chunks: int = 16) -> None:
+    """Append what a worker that exited while no server listened wrote after ``offset``."""
+    try:
+        for _ in range(chunks):
+            got = cast(dict[str, Any], ray.get(actor.poll.remote(offset, 0.0),
+                                               timeout=_DESCRIBE_TIMEOUT_S))
+            with open(log_path, "ab") as f:
+                f.write(got["data"])
+            offset = got["offset"]
+            if got["exited"]:
+                return
+    except Exception:  # its last output is a courtesy, not the exit itself
+        log.debug("could not copy the rest of %s", log_path, exc_info=True)
 
 
 class RayProvider:
@@ -73,8 +108,13 @@ class RayProvider:
             ray.init(address=address or None, namespace=namespace, log_to_driver=False,
                      logging_level=logging.WARNING)
         self.address = address
+        self.namespace = namespace
         self._actor_cls = ray.remote(WorkerActor)
+        self._owner = owner_of(data_dir)
+        self._run = secrets.token_hex(3)
         self._serial = 0
+        # (namespace, name) of every actor this run made or took over: never a leftover.
+        self._mine: set[tuple[str, str]] = set()
         self._pump = RayPump(settings, catalog, refresh_s, probe_timeout_s)
 
     # -- the provider interface -------------------------------------------------------
@@ -113,22 +153,24 @@ class RayProvider:
         if dc := data_center_resource(node):
             resources[dc] = _SLIVER
         self._serial += 1
+        name = actor_name(self._owner, spec.id, self._run, self._serial)
+        with self._pump.lock:
+            self._mine.add((self.namespace, name))
         try:
-            # Named for operators (`ray list actors`); the serial keeps a restarted pod's new
-            # actor from colliding with the old one's name while Ray forgets it.
+            # Detached: it outlives this server (a restart takes it over by its name).
             actor = self._actor_cls.options(
-                name=f"runplane-{spec.id}-{self._serial}", num_cpus=0,
+                name=name, namespace=self.namespace, lifetime="detached", num_cpus=0,
                 num_gpus=len(spec.gpu_indices), resources=resources, max_restarts=0,
                 max_concurrency=64,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
             ).remote(spec.id, self._worker_user)
-        except Exception as err:  # noqa: BLE001 - e.g. the cluster is unreachable
+        except Exception as err:  # e.g. the cluster is unreachable
             raise OSError(f"Ray refused the worker's actor: {err}") from err
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(spec.log_path, "ab") as f:
             f.write(f"--- runplane: starting {spec.id} as a Ray actor on node {node_id}: "
                     f"{' '.join(spec.command)}\n".encode())
-        return self._pump.track(spec, node_id, actor).info()
+        return self._pump.track(spec, node_id, actor, name, self.namespace).info()
 
     async def stop(self, worker_id: str, grace_s: float) -> ProcessInfo | None:
         """SIGTERM through the actor, SIGKILL after ``grace_s``; returns once the process is
@@ -177,11 +219,66 @@ class RayProvider:
             return [w.info() for w in self._pump.workers.values()]
 
     def adopt(self, worker_id: str, data: dict[str, object], log_path: Path) -> ProcessInfo | None:
-        """Not yet for Ray: a restarted server's cleanup kills its previous run's actors."""
-        return None
+        """Take over the detached actor a previous run recorded (``data["actor"]``) if it is
+        this server's, alive, and its process still runs: its output goes on into the same
+        log from the offset the previous run last asked for. None otherwise (an actor left
+        alive is then a leftover, killed by ``remove_leftovers``)."""
+        name, namespace = data.get("actor"), str(data.get("namespace") or self.namespace)
+        if data.get("runtime") != "ray" or not isinstance(name, str) \
+                or not is_owned(name, self._owner):
+            return None
+        try:
+            actor = ray.get_actor(name, namespace=namespace)
+            found = cast(dict[str, Any], ray.get(actor.describe.remote(),
+                                                 timeout=_DESCRIBE_TIMEOUT_S))
+        except ValueError:
+            return None  # no such actor any more
+        except Exception as err:  # noqa: BLE001 - dead, unreachable, or its node is gone
+            log.warning("Ray actor %s of worker %s cannot be taken over: %s", name, worker_id, err)
+            return None
+        where = found["where"]
+        if not where.get("pid"):
+            return None  # never started its process
+        if found["exited"]:
+            _copy_rest(actor, int(found["offset"]), log_path)
+            with open(log_path, "ab") as f:
+                f.write(f"--- runplane: exited with code {found['exit_code']} while the "
+                        f"server was down\n".encode())
+            return None
+        gpus, http = data.get("gpus"), where.get("http")
+        spec = WorkerSpec(worker_id, str(data.get("image", "")), [], {}, log_path,
+                          tuple(int(i) for i in gpus) if isinstance(gpus, list) else (),
+                          http=HttpPorts(int(http["port"]), int(http["health_port"]),
+                                         str(http["host"])) if isinstance(http, dict) else None)
+        with self._pump.lock:
+            self._mine.add((namespace, name))
+        with open(log_path, "ab") as f:
+            f.write(f"--- runplane: taken over by a restarted server; output goes on from "
+                    f"byte {found['offset']} of the node's log\n".encode())
+        w = RayWorker(spec, str(where.get("node_id") or data.get("node_id") or ""), actor,
+                      float(found["started_at"]), state=PARKED if found["parked"] else RUNNING,
+                      offset=int(found["offset"]), where=where, name=name, namespace=namespace)
+        return self._pump.follow(w).info()
 
     def remove_leftovers(self) -> None:
-        """Nothing: a previous run's actors died with its driver (they are not detached)."""
+        """Kill every actor of this server's owner that this run neither made nor took over
+        (a previous run's pods, parked workers, workers the store no longer lists); their
+        processes die with them. Other servers' actors on the cluster are never touched."""
+        try:
+            named = ray.util.list_named_actors(all_namespaces=True)
+        except Exception as err:  # noqa: BLE001 - the cluster is unreachable: next start
+            log.warning("could not list Ray actors to remove leftovers: %s", err)
+            return
+        with self._pump.lock:
+            mine = set(self._mine)
+        for namespace, name in leftovers(named, self._owner, mine):
+            try:
+                ray.kill(ray.get_actor(name, namespace=namespace), no_restart=True)
+                log.info("killed Ray actor %s: left by a previous run, not taken over", name)
+            except ValueError:
+                pass  # gone meanwhile
+            except Exception as err:  # noqa: BLE001
+                log.warning("could not kill leftover Ray actor %s: %s", name, err)
 
     def get(self, worker_id: str) -> ProcessInfo | None:
         w = self._pump.workers.get(worker_id)
@@ -197,7 +294,8 @@ class RayProvider:
         return read_tail(self.log_path(worker_id), tail_bytes)
 
     async def close(self) -> None:
-        """Stop the pump and leave the cluster (Ray kills any actor this driver still owns)."""
+        """Stop the pump and leave the cluster. Worker actors are detached: the ones still
+        running (kept for the next run) stay; ``stop`` already killed the others."""
         await asyncio.to_thread(self._pump.close, 5.0)
         ray.shutdown()
 

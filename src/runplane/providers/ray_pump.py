@@ -52,6 +52,8 @@ class RayWorker:
     where: dict[str, Any] = field(default_factory=dict)  # the actor's start() answer
     lost: str | None = None
     retry_at: float = 0.0  # poll again after this (actor briefly unavailable)
+    name: str = ""  # the detached actor's name and namespace: a restarted server finds it
+    namespace: str = ""
     _info: ProcessInfo | None = None
 
     def info(self) -> ProcessInfo:
@@ -63,7 +65,7 @@ class RayWorker:
         # No "pid": that key means a process on the server's host (restart clean-up kills it).
         data: dict[str, object] = {
             "runtime": "ray", "node_id": self.node_id, "gpus": list(self.spec.gpu_indices),
-            "image": self.spec.image}
+            "image": self.spec.image, "actor": self.name, "namespace": self.namespace}
         if self.where.get("pid"):
             data["node_pid"] = self.where["pid"]
             data["ray_gpu_ids"] = self.where.get("gpus", [])
@@ -116,9 +118,10 @@ class RayPump:
         self._thread = threading.Thread(target=self._run, name="runplane-ray-pump", daemon=True)
         self._thread.start()
 
-    def track(self, spec: WorkerSpec, node_id: str, actor: Any) -> RayWorker:
+    def track(self, spec: WorkerSpec, node_id: str, actor: Any, name: str,
+              namespace: str) -> RayWorker:
         """Start the new actor's worker and watch it: its start() answer, then its polls."""
-        worker = RayWorker(spec, node_id, actor, time.time())
+        worker = RayWorker(spec, node_id, actor, time.time(), name=name, namespace=namespace)
         remote_spec = {"image": spec.image, "command": spec.command, "env": spec.env,
                        "machine_id": spec.machine_id,
                        # A load-balancing worker: its ports are chosen on its node.
@@ -130,6 +133,14 @@ class RayPump:
             self._starts[start_ref] = spec.id
             self._polls[poll_ref] = spec.id
         return worker
+
+    def follow(self, w: RayWorker) -> RayWorker:
+        """Watch a worker a previous server run started (taken over): polls from ``w.offset``."""
+        ref = w.actor.poll.remote(w.offset, _POLL_WAIT_S)
+        with self.lock:
+            self.workers[w.spec.id] = w
+            self._polls[ref] = w.spec.id
+        return w
 
     def close(self, timeout: float) -> None:
         self._closed.set()
