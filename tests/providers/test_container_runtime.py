@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ from runplane.providers.base import (
     PARKED,
     RUNNING,
     ContainerOptions,
+    HttpPorts,
     ImageError,
     WorkerSpec,
 )
@@ -164,9 +166,99 @@ async def test_a_restarted_server_removes_only_its_own_orphans(tmp_path: Path) -
 
     again = LocalProvider(MachineSettings(), tmp_path / "a", container=config)
     kept = again.start(spec(again, "new1", loop_script))
-    assert again.containers.cleanup_orphans() == ["runplane-orphan1"] or \
-        podman_state("runplane-orphan1") == "gone"  # the start-up thread may have been first
-    await until(lambda: podman_state("runplane-orphan1") == "gone", "the orphan to be removed")
+    # A parked worker is not taken over (controller.restart): its container is a leftover.
+    assert again.containers.cleanup_orphans() == ["runplane-orphan1"]
+    assert podman_state("runplane-orphan1") == "gone"
     assert podman_state("runplane-other1") == "running"  # another server's
     assert again.get(kept.id).state == RUNNING  # type: ignore[union-attr]
     await asyncio.gather(again.stop("new1", 0), other.stop("other1", 0))
+
+
+def _followers(name: str) -> list[int]:
+    """Live processes following container ``name`` (the follower and its engine clients)."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if name in cmd and any("container_follow.py" in a or a in ("wait", "logs") for a in cmd):
+            with contextlib.suppress(psutil.Error):
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    found.append(p.pid)
+    return found
+
+
+def _remove(names: list[str]) -> None:
+    subprocess.run(["podman", "rm", "--force", *names], capture_output=True, check=False)
+
+
+@needs_podman
+async def test_a_restarted_server_takes_over_its_running_containers(tmp_path: Path) -> None:
+    """Issue 14: a container outlives its server (only the engine client dies with it); the
+    next run adopts it: its output, later and meanwhile, reaches the log once, it parks and
+    resumes, the orphan sweep spares it, and it ends with its own exit code (its last line
+    logged) or by ``stop``; nothing of it is left once forgotten."""
+    config = ContainerSettings(engine="podman")
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    env = {"RUNPLANE_VOLUME_PATH": str(vol), "RUNPLANE_VOLUME_MOUNT_PATH": "/runpod-volume"}
+    first = LocalProvider(MachineSettings(), tmp_path / "a", container=config)
+    script = ('echo ready; said=0; while [ ! -e /runpod-volume/end ]; do '
+              'if [ -e /runpod-volume/say ] && [ $said = 0 ]; then echo "said meanwhile"; said=1; '
+              'fi; sleep 0.05; done; echo "after the restart"; exit 5')
+    polite = "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done"
+    kept_id, stopped_id = (f"{what}-{tmp_path.name[-12:]}".lower() for what in ("kept", "stopped"))
+    names = [f"runplane-{kept_id}", f"runplane-{stopped_id}"]
+    try:
+        recorded = {
+            kept_id: first.start(spec(first, kept_id, script, env, http=HttpPorts(80, 80))),
+            stopped_id: first.start(spec(first, stopped_id, polite)),
+        }
+        await until(lambda: all("ready" in first.logs(w) for w in recorded), "both to start")
+        for info in recorded.values():  # the server died: its engine clients with it
+            os.killpg(info.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        await until(lambda: all(first.get(w).state == EXITED for w in recorded),  # type: ignore[union-attr]
+                    "the clients to die")
+        assert [podman_state(n) for n in names] == ["running", "running"]
+        (vol / "say").touch()  # printed while no client relays its output
+        await until(lambda: "said meanwhile" in subprocess.run(
+            ["podman", "logs", names[0]], capture_output=True, text=True, check=False).stdout,
+            "the container to print")
+
+        again = LocalProvider(MachineSettings(), tmp_path / "a", container=config)
+        kept = again.adopt(kept_id, recorded[kept_id].data, again.log_path(kept_id))
+        assert kept is not None and kept.state == RUNNING, kept
+        for key in ("container", "image", "http", "portMappings", "gpus"):
+            assert kept.data[key] == recorded[kept_id].data[key], key
+        assert kept.data["http"]["port"] and kept.data["portMappings"]  # type: ignore[index]
+        stopped = again.adopt(stopped_id, recorded[stopped_id].data, again.log_path(stopped_id))
+        assert stopped is not None and stopped.state == RUNNING
+        # Gone (or another server's: the same listing, by owner label): not taken over.
+        assert again.adopt("ghost", {**recorded[stopped_id].data, "container": "runplane-ghost"},
+                           again.log_path("ghost")) is None
+        again.remove_leftovers()  # the orphan sweep spares what was taken over
+        assert again.containers.cleanup_orphans() == []
+        await until(lambda: "said meanwhile" in again.logs(kept_id), "the output made meanwhile")
+        assert again.logs(kept_id).count("ready") == 1  # what the dead client relayed, once
+
+        again.park(kept_id)
+        assert again.get(kept_id).state == PARKED and frozen(names[0])  # type: ignore[union-attr]
+        again.resume(kept_id)
+        assert again.get(kept_id).state == RUNNING and not frozen(names[0])  # type: ignore[union-attr]
+        assert {i.id for i in again.list()} == {kept_id, stopped_id}
+
+        (vol / "end").touch()
+        await until(lambda: again.get(kept_id).state == EXITED, "its own exit")  # type: ignore[union-attr]
+        done = again.get(kept_id)
+        assert done is not None and done.exit_code == 5 and done.reason is None, done
+        assert again.logs(kept_id).endswith("said meanwhile\nafter the restart\n")
+        info = await again.stop(stopped_id, 30)
+        assert info is not None and info.state == EXITED and info.exit_code == 0, info
+        assert again.logs(stopped_id).endswith("again\ngot TERM\n")
+        for wid, name in zip((kept_id, stopped_id), names, strict=True):
+            again.forget(wid)
+            assert again.get(wid) is None and podman_state(name) == "gone"
+            assert _followers(name) == []
+        assert not list((tmp_path / "a" / "containers").glob("*.env"))  # the old run's secrets
+    finally:
+        _remove(names)

@@ -80,9 +80,12 @@ class LocalProvider:
         return self.runtime.list()
 
     def adopt(self, worker_id: str, data: dict[str, object], log_path: Path) -> ProcessInfo | None:
-        """A process worker's supervisor is found by pid and start time. Containers are not
-        adopted yet: a restart removes them (``cleanup_orphans``; docs/operator.md)."""
-        if data.get("runtime") != "process":
+        """A process worker's supervisor is found by pid and start time, a container worker's
+        container by its name among this server's running ones (``ContainerRuntime.adopt``:
+        a follower relays its output and exit code again). Either keeps its GPUs and, serving
+        HTTP, its ports and port mappings."""
+        runtime = data.get("runtime")
+        if runtime not in ("process", "container"):
             return None
         gpus = data.get("gpus")
         http = data.get("http")  # a load-balancing worker keeps its ports
@@ -90,13 +93,19 @@ class LocalProvider:
                           log_path=log_path,
                           gpu_indices=tuple(int(i) for i in gpus) if isinstance(gpus, list) else (),
                           http=HttpPorts(int(http["port"]), int(http["health_port"]),
-                                         str(http["host"])) if isinstance(http, dict) else None)
+                                         str(http["host"]), bool(http.get("mapped")))
+                          if isinstance(http, dict) else None)
+        if runtime == "container":
+            if self.containers.config.engine == "none":
+                return None
+            return self.containers.adopt(spec, data)
         return self.runtime.adopt(spec, data)
 
     def remove_leftovers(self) -> None:
         """Containers a previous run left and ``adopt`` did not take are removed, off the
         start-up path (a data dir that never ran one costs no engine call). Process leftovers
         are killed by the take-over itself (``controller.restart``)."""
+        self.containers.takeover_done()
         if self.containers.config.engine != "none" and self.containers.run_dir.is_dir():
             threading.Thread(target=self.containers.cleanup_orphans, daemon=True,
                              name="runplane-container-cleanup").start()

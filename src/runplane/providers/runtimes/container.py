@@ -23,12 +23,15 @@ What the container gets (docs/containers.md):
 - output relayed to the worker's log like a process's.
 
 ``stop`` is ``<engine> stop -t grace`` (the image's stop signal, then SIGKILL); ``park`` and
-``resume`` are ``pause`` / ``unpause``. Containers carry labels naming the server's data dir, so
-a restarted server removes the ones its previous run left (``cleanup_orphans``).
+``resume`` freeze and thaw its cgroup (``container_freezer``). Containers outlive the server
+(only their engine client dies with it): a restarted server takes each running one back
+(``adopt``, through ``container_adopt``) and removes the rest its previous run left, labelled
+with its data dir (``cleanup_orphans``).
 
-This module drives the processes; the pure parts live beside it: ``container_engine`` (which
+This module drives the processes; the rest lives beside it: ``container_engine`` (which
 engine, the operator's settings), ``container_argv`` (the ``run`` command line and what its exit
-says) and ``container_image`` (references, registry auth, pull progress and failures).
+says), ``container_image`` (references, registry auth, pull progress and failures) and
+``container_watch`` (one container's state as a ``ProcessInfo``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import signal
 import socket
@@ -51,14 +53,17 @@ from pathlib import Path
 
 from runplane.accelerator import CONTAINER_DIR, SITE_DIR, enabled
 from runplane.config import ContainerSettings
-from runplane.providers.base import EXITED, PARKED, RUNNING, ProcessInfo, WorkerSpec
-from runplane.providers.http_ports import http_data
+from runplane.providers.base import ProcessInfo, WorkerSpec
+from runplane.providers.runtimes.container_adopt import (
+    follow,
+    output_start,
+    running_containers,
+)
 from runplane.providers.runtimes.container_argv import (
     RunSpec,
     container_ports,
     env_file_text,
     run_argv,
-    run_failure,
 )
 from runplane.providers.runtimes.container_engine import (
     Engine,
@@ -70,10 +75,9 @@ from runplane.providers.runtimes.container_freezer import Freezer
 from runplane.providers.runtimes.container_image import (
     auth_config,
     parse_reference,
-    pull_failure,
-    pull_progress,
     qualify,
 )
+from runplane.providers.runtimes.container_watch import Watched
 from runplane.providers.runtimes.process import _setpriv
 
 LAUNCHER = Path(__file__).with_name("container_launch.py")
@@ -87,80 +91,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
-
-
-def _tail_lines(path: Path, n_bytes: int = 16384) -> list[str]:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - n_bytes))
-            return f.read().decode(errors="replace").splitlines()
-    except OSError:
-        return []
-
-
-class _Container:
-    def __init__(self, spec: WorkerSpec, name: str, image: str, popen: subprocess.Popen[bytes],
-                 started_at: float, files: dict[str, Path], ports: dict[int, int],
-                 freezer: Freezer) -> None:
-        self.spec = spec
-        self.name = name
-        self.image = image
-        self.popen = popen
-        self.started_at = started_at
-        self.files = files  # state, pull_log, env, auth
-        self.ports = ports
-        self.freezer = freezer
-        self.phase = "starting"  # starting | pulling | failed | running
-        self.parked = False
-        self.stopping = False
-        self.stopped_at: float | None = None
-        self._info: ProcessInfo | None = None
-
-    def _phase(self) -> str:
-        if self.phase in ("starting", "pulling"):
-            self.phase = _read(self.files["state"]).strip() or self.phase
-        return self.phase
-
-    def info(self) -> ProcessInfo:
-        code = self.popen.poll()
-        if code is not None and self.stopped_at is None:
-            self.stopped_at = time.time()
-        phase = self._phase()
-        state = EXITED if code is not None else (PARKED if self.parked else RUNNING)
-        progress = reason = None
-        if phase == "pulling" and code is None:
-            progress = pull_progress(self.image, _read(self.files["pull_log"]).splitlines())
-        cached = self._info
-        if cached is not None and cached.state == state and cached.exit_code == code \
-                and cached.progress == progress:
-            return cached
-        if code is not None and not self.stopping:
-            if phase == "failed":
-                reason = pull_failure(self.image, _read(self.files["pull_log"]).splitlines(), code)
-            elif phase == "running":
-                reason = run_failure(_tail_lines(self.spec.log_path), code)
-                command = [*self.spec.container.entrypoint, *self.spec.container.cmd]
-                if reason and command:
-                    reason += f" (command: {shlex.join(command)})"
-        self._info = ProcessInfo(
-            id=self.spec.id, state=state, pid=self.popen.pid, started_at=self.started_at,
-            exit_code=code, stopped_at=self.stopped_at, log_path=str(self.spec.log_path),
-            data={"runtime": "container", "container": self.name, "image": self.image,
-                  "pid": self.popen.pid, "started_at": self.started_at, "pgid": self.popen.pid,
-                  "gpus": list(self.spec.gpu_indices),
-                  "portMappings": {str(c): h for c, h in sorted(self.ports.items())},
-                  **http_data(self.spec)},
-            reason=reason, progress=progress,
-        )
-        return self._info
-
-
 class ContainerRuntime:
     """Starts, stops, pauses and watches container workers through one engine's CLI."""
 
@@ -170,13 +100,15 @@ class ContainerRuntime:
         # Labels: which server (data dir) owns a container, and which run of it started it.
         self.owner = hashlib.sha256(owner.encode()).hexdigest()[:16]
         self.run_id = uuid.uuid4().hex[:12]
-        self._containers: dict[str, _Container] = {}
+        self._containers: dict[str, Watched] = {}
         self._engine: Engine | None = None
         self._engine_error: EngineUnavailable | None = None
         # Images a container of this run started from: the next start skips the engine's
         # "is it here?" call (~0.1 s); one whose run fails is checked again.
         self._present: set[str] = set()
         self._lock = threading.Lock()
+        # The start-up's one look at which of this server's containers still run (``adopt``).
+        self._survivors: set[str] | None = None
 
     # -- engine ------------------------------------------------------------------------
 
@@ -194,8 +126,9 @@ class ContainerRuntime:
             return self._engine
 
     def cleanup_orphans(self) -> list[str]:
-        """Remove containers a previous run of this server left (its workers died with it);
-        returns their names. Containers of this run, or of other servers, are left alone."""
+        """Remove containers a previous run of this server left and this run did not take
+        over (``adopt``: parked ones, ones the store no longer lists); returns their names.
+        Containers of this run, adopted ones included, or of other servers are left alone."""
         try:
             engine = self.engine()
         except EngineUnavailable:
@@ -207,6 +140,42 @@ class ContainerRuntime:
         if stale:
             run_cli([engine.binary, "rm", "--force", *stale], timeout=120)
         return stale
+
+    def adopt(self, spec: WorkerSpec, data: dict[str, object]) -> ProcessInfo | None:
+        """Take back a container a previous run of this server started (``data``: its recorded
+        ``ProcessInfo.data``) if the engine still runs it, as if this run had started it: a
+        follower (``container_adopt.follow``) relays its output to the worker's log again and
+        exits with its exit code; stop, park, resume and forget work as on any other. None
+        when it is gone or there is no engine (its jobs are then retried)."""
+        name = data.get("container")
+        if not isinstance(name, str) or not name or spec.id in self._containers:
+            return None
+        try:
+            engine = self.engine()
+        except EngineUnavailable:
+            return None
+        if self._survivors is None:  # one engine call for the whole start-up
+            self._survivors = running_containers(engine.binary, self.owner)
+        if name not in self._survivors:
+            return None
+        mappings = data.get("portMappings")
+        ports = {int(c): int(h) for c, h in mappings.items()} \
+            if isinstance(mappings, dict) else {}
+        started = data.get("started_at")
+        # Its launch files, if the dead run left any (the env file holds the worker's key):
+        # removed when it stops or is forgotten, as if started here.
+        files = {k: self.run_dir / f"{spec.id}.{k}" for k in ("state", "pull_log", "env", "plan")}
+        popen = follow(engine.binary, name, spec.log_path, output_start(files["state"]),
+                       _engine_env())
+        c = Watched(spec, name, str(data.get("image") or spec.image), popen,
+                    float(started) if isinstance(started, (int, float)) else time.time(),
+                    files, ports, Freezer(engine.binary, name), phase="running")
+        self._containers[spec.id] = c
+        return c.info()
+
+    def takeover_done(self) -> None:
+        """The start-up's adopts are over: a later ``adopt`` asks the engine afresh."""
+        self._survivors = None
 
     def check_image(self, image: str) -> Path:
         parse_reference(image)
@@ -287,7 +256,7 @@ class ContainerRuntime:
             popen = subprocess.Popen(
                 launcher, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, env=_engine_env())
-        c = _Container(spec, name, image, popen, time.time(), files, port_map,
+        c = Watched(spec, name, image, popen, time.time(), files, port_map,
                        Freezer(engine.binary, name))
         self._containers[spec.id] = c
         return c.info()
@@ -301,7 +270,7 @@ class ContainerRuntime:
         c.stopping = True
         engine = self._engine
         if c.popen.poll() is None:
-            if c._phase() == "running" and engine is not None:
+            if c.current_phase() == "running" and engine is not None:
                 if c.parked:
                     with contextlib.suppress(subprocess.CalledProcessError):  # stopping anyway
                         await asyncio.to_thread(c.freezer.thaw)
@@ -360,7 +329,7 @@ class ContainerRuntime:
             self._clean_files(c, everything=True)
             del self._containers[worker_id]
 
-    def _clean_files(self, c: _Container, everything: bool = False) -> None:
+    def _clean_files(self, c: Watched, everything: bool = False) -> None:
         """Secrets go as soon as the container is stopped; its state once it is forgotten."""
         for key, path in c.files.items():
             if key == "auth":

@@ -13,7 +13,9 @@ The plan (written by the runtime, mode 0600) holds:
 (variables pointing the engine at a credentials file, if any), ``auth`` (files to delete once
 pulled), ``state`` and ``pull_log`` (where the phase and the pull's output go), ``run`` and
 ``run_env`` (variables ``run`` names with ``--env NAME``: values with newlines).
-The state file holds one word: ``pulling``, ``failed`` or ``running``.
+The state file holds one word: ``pulling``, ``failed`` or ``running``; ``running`` is
+followed by the size of the log when the container's own output starts there (a restarted
+server's follower, ``container_follow.py``, counts the lines relayed since from it).
 """
 
 from __future__ import annotations
@@ -73,8 +75,12 @@ def main() -> None:
     run = plan["run"]
     if plan.get("accelerator"):
         run = _with_accelerator(run, plan)
-    _put(state, "running")
     sys.stdout.flush()
+    try:  # stdout is the worker's log (opened to append): its size is where the container's starts
+        start = os.fstat(sys.stdout.fileno()).st_size
+    except OSError:
+        start = 0
+    _put(state, f"running {start}")
     # Values an env file cannot hold go to the engine client as its own variables
     # (``--env NAME`` in ``run``), never on its command line.
     os.execvpe(run[0], run, {**os.environ, **plan.get("run_env", {})})

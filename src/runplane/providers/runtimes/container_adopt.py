@@ -1,0 +1,82 @@
+"""Taking over a container a previous server run started (``ContainerRuntime.adopt``).
+
+The container outlived its engine client (killed with the server by the parent-death
+signal): the engine still runs it. Which of this server's containers still run is one
+``ps`` for the whole start-up (``running_containers``); each one taken over gets a follower
+(``container_follow.py``) in its dead client's place: the container's output to the worker's
+log again, from where the old client stopped, and its exit code.
+
+podman and docker take the same commands here (``ps --all --filter label=... --format``,
+``wait``, ``logs --follow``); only podman is tested (docs/containers.md).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from runplane.providers.runtimes.container_engine import run_cli
+from runplane.providers.runtimes.process import _setpriv
+
+FOLLOWER = Path(__file__).with_name("container_follow.py")
+
+
+def parse_ps(output: str) -> dict[str, str]:
+    """``{name: state}`` from ``ps --format '{{.Names}}\\t{{.State}}'``, the state lower-cased:
+    docker prints a word (``running``, ``paused``), podman 4.3 its status (``up 3 minutes
+    ago``, ``paused``, ``exited (0) ...``)."""
+    out = {}
+    for line in output.splitlines():
+        name, _, state = line.strip().partition("\t")
+        if name:
+            out[name] = state.strip().lower()
+    return out
+
+
+def running_containers(binary: str, owner: str) -> set[str]:
+    """Names of the containers labelled with this server's ``owner`` that run (not paused:
+    the engine's pause is only used for parked workers, which are not taken over)."""
+    done = run_cli([binary, "ps", "--all", "--filter", f"label=runplane.owner={owner}",
+                    "--format", "{{.Names}}\t{{.State}}"], timeout=60)
+    if done.returncode != 0:
+        return set()
+    return {name for name, state in parse_ps(done.stdout).items()
+            if state == "running" or state.startswith("up")}
+
+
+def output_start(state_file: Path) -> int | None:
+    """Where the container's own output starts in the worker's log, as the launcher recorded
+    it in its state file (``running <offset>``); None when it did not (an older launcher)."""
+    try:
+        words = state_file.read_text().split()
+    except OSError:
+        return None
+    return int(words[1]) if len(words) > 1 and words[0] == "running" and words[1].isdigit() \
+        else None
+
+
+def follow(binary: str, name: str, log_path: Path, start: int | None,
+           env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start the follower of container ``name``, appending to ``log_path`` what it prints that
+    the log does not hold yet (``container_follow.py``); like the launcher it dies with the
+    server (parent-death signal) and leads its own process group."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    setpriv = _setpriv()
+    argv = [sys.executable, "-I", "-S", str(FOLLOWER), binary, name, str(log_path),
+            "" if start is None else str(start), setpriv or ""]
+    if setpriv:
+        argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
+    with open(log_path, "a+b") as log:
+        # On a line of its own: a line the dead client relayed in part ends here.
+        log.seek(0, os.SEEK_END)
+        broken = False
+        if log.tell():
+            log.seek(-1, os.SEEK_END)
+            broken = log.read(1) != b"\n"
+        log.write((b"\n" if broken else b"") + f"--- runplane: server restarted: following "
+                  f"container {name} again\n".encode())
+        log.flush()
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
