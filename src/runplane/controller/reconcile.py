@@ -315,10 +315,10 @@ class Controller:
         if worker_id is not None:
             self.rows.reuse(worker_id)  # its previous run's row
         worker_id, token = self.registry.register(
-            ep.id, manual=False, worker_id=worker_id, machine_id=placed.machine_id, gpu_type_id=placed.gpu_type_id,
-            gpu_count=len(placed.gpu_indices), vcpu_count=int(placed.vcpu_count),
-            memory_in_gb=placed.memory_in_gb, cost_per_hr=placed.cost_per_hr,
-            endpoint_version=ep.version)
+            ep.id, manual=False, worker_id=worker_id, machine_id=placed.machine_id,
+            gpu_type_id=placed.gpu_type_id, gpu_count=len(placed.gpu_indices),
+            vcpu_count=int(placed.vcpu_count), memory_in_gb=placed.memory_in_gb,
+            cost_per_hr=placed.cost_per_hr, endpoint_version=ep.version)
         env = self.launcher.environment(
             t, VolumeMount(volume, "/runpod-volume"),
             self.registry.worker_env(ep.id, worker_id, token, gpu=placed.gpu_type_id or ""),

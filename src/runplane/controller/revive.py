@@ -143,8 +143,9 @@ class Revivals:
         record = self.records.get(worker_id)
         why = may_restart(record, endpoint_id, now, self.keep_s)
         if why is not None or record is None:
-            log.info("strict-resume of worker %s of %s refused: %s", worker_id, endpoint_id,
-                     why, extra={"worker_id": worker_id, "endpoint_id": endpoint_id})
+            # (debug: any caller may name any id; a refusal is a 404, not news)
+            log.debug("strict-resume of worker %s of %s refused: %s", worker_id, endpoint_id,
+                      why, extra={"worker_id": worker_id, "endpoint_id": endpoint_id})
             return False
         self.pending[worker_id] = Pending(record, now + wait_s)
         self._kick()
@@ -185,7 +186,13 @@ class Revivals:
     def _start_one(self, ep: Endpoint, p: Pending, now: float,
                    loads: list[MachineLoad]) -> None:
         wid = p.record.worker_id
-        problem = self._start(ep, now, loads, wid, p.record.machine_id)
+        try:
+            problem = self._start(ep, now, loads, wid, p.record.machine_id)
+        except Exception:  # (the id taken after all, the store refused): not every tick again
+            del self.pending[wid]
+            log.exception("worker %s of %s could not be started again", wid, ep.id,
+                          extra={"worker_id": wid, "endpoint_id": ep.id})
+            return
         if problem is None:
             del self.pending[wid]
             self.records.pop(wid, None)  # this run is new: it is resumable only if scaled down
@@ -209,6 +216,9 @@ class Revivals:
         async def wait() -> None:
             try:
                 p.settled = await settle()
+            except Exception:  # the store refused even an empty write: try again next tick
+                log.warning("waiting for the store before restarting worker %s failed",
+                            p.record.worker_id, exc_info=True)
             finally:
                 p.settling = False
                 self._kick()
