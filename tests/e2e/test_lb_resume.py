@@ -8,6 +8,7 @@ import json
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psutil
@@ -15,6 +16,8 @@ import pytest
 
 from tests.e2e.conftest import LiveServer
 from tests.e2e.scaling_kit import fast_server, wait_for
+from tests.e2e.test_container import IMAGE, _podman_ready
+from tests.e2e.test_lb_container import APP
 from tests.e2e.test_load_balancing import LB, LIMITS, live, make_lb
 
 pytestmark = pytest.mark.e2e
@@ -96,3 +99,31 @@ def test_another_users_worker_is_never_started(server: LiveServer) -> None:
     # Bob himself may wake it: it was resumable, only not by her.
     r = bob.get(f"/lb/{theirs}/hello", headers=pin("strict-resume", worker), timeout=90)
     assert r.status_code == 200 and r.headers["x-runpod-worker-id"] == worker
+
+
+def test_a_container_worker_is_started_again_under_its_id(tmp_path: Path) -> None:
+    """The same with a container on its own network: a new container under the old one's
+    name (the old one removed on its stop), its port published again."""
+    why = _podman_ready()
+    if why:
+        pytest.skip(why)
+    srv = fast_server(tmp_path, RUNPLANE_CONTAINER=json.dumps({"network": "bridge"}),
+                      RUNPLANE_LB=json.dumps(LB), RUNPLANE_LIMITS=LIMITS)
+    try:
+        with srv.client() as c:
+            r = c.post("/v2/serverless", json={
+                "name": "lb-container", "type": "LOAD_BALANCER", "image": IMAGE,
+                "ports": ["8000/http"], "env": {"LOAD_SECONDS": "0.5"}, "flashboot": "OFF",
+                "cpu": [{"id": "cpu3c", "vcpuCount": 2}],
+                "workers": {"min": 0, "max": 1, "idleTimeout": 1},
+                "scaling": {"type": "REQUEST_COUNT", "requestCount": 2}})
+            assert r.status_code == 201, r.text
+            ep, tpl = r.json()["id"], r.json()["templateId"]
+            assert c.patch(f"/v1/templates/{tpl}", json={
+                "dockerStartCmd": ["python", "-u", "-c", APP]}).status_code == 200
+            worker, _ = scaled_to_zero(c, ep)
+            r = c.get(f"/lb/{ep}/hello", headers=pin("strict-resume", worker), timeout=120)
+            assert r.status_code == 200, r.text
+            assert r.headers["x-runpod-worker-id"] == worker and r.json()["worker"] == worker
+    finally:
+        srv.stop()
