@@ -7,8 +7,9 @@ the caller's key (``Authorization: Bearer``, as everywhere; never passed on), th
 the per-key rate limit (``limits.job_route("lb")``), the body limit (30 MB), the worker
 (``lb.pool.LoadBalancer.acquire``: least in flight, ``X-Runpod-Worker-Id`` affinity, waiting
 up to 2 minutes, scaling from zero), then the request goes to that worker's own address (the
-provider's, never one the request names) with aiohttp, and its answer comes back chunk by
-chunk as it arrives (SSE, chunked streams), with ``X-Runpod-Worker-Id`` added. WebSockets
+provider's, never one the request names) over a kept-alive connection (``api.lb_client``),
+and its answer comes back in one piece when it is small and sized, else chunk by chunk as it
+arrives (SSE, chunked streams), with ``X-Runpod-Worker-Id`` added. WebSockets
 are ``api.lb_ws``. Errors are RunPod's load balancer's: ``{"error": "..."}``.
 """
 
@@ -16,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import orjson
 from starlette.types import Receive, Scope, Send
 
 from runplane.api.auth import client_address
+from runplane.api.lb_client import IDEMPOTENT, UpstreamError, WorkerClient
 from runplane.config import LoadBalancerSettings
 from runplane.lb import affinity as aff
 from runplane.lb.pool import LoadBalancer, NoWorkers, Route, WorkerGone, WorkerTimeout
@@ -38,6 +39,8 @@ WORKER_HEADER = b"x-runpod-worker-id"
 _DROP_REQUEST = frozenset({b"connection", b"keep-alive", b"proxy-authorization", b"te",
                            b"trailer", b"transfer-encoding", b"upgrade", b"host",
                            b"authorization", b"proxy-connection", WORKER_HEADER,
+                           # the body's framing is this hop's too (set from what it sends)
+                           b"content-length",
                            # 100-continue is this hop's: uvicorn answers it as the body is read.
                            b"expect"})
 # (``date`` and ``server``: this server's own are added to every answer.)
@@ -83,28 +86,18 @@ def header(scope: Scope, name: bytes) -> str | None:
 
 
 class LbProxy:
-    """See the module docstring; one per app, its HTTP client made on first use."""
+    """See the module docstring; one per app, with its keep-alive client to the workers."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
         self.lb: LoadBalancer = services.lb
         self.cfg: LoadBalancerSettings = services.settings.lb
-        self._session: aiohttp.ClientSession | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        """The keep-alive client to the workers (made inside the running loop)."""
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=None,
-                                               enable_cleanup_closed=True),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0),
-                auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent",))
-        return self._session
+        self.client = WorkerClient(connect_timeout_s=10.0)
+        self._hosts: dict[tuple[str, int], bytes] = {}
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        """Close the idle connections to the workers (the server is stopping)."""
+        self.client.close()
 
     # -- the checks every request passes (HTTP and WebSocket) ---------------------------
 
@@ -231,64 +224,101 @@ class LbProxy:
                        path: str, size: str | None, started: list[bool]) -> bool:
         """Send the request to the worker and its answer back; True when it answered."""
         limit = self.cfg.max_body_bytes
-        headers = []
-        host = chunked = None
+        address = route.address
+        method: str = scope["method"]
+        query = scope.get("query_string")
+        # The head as bytes straight from the scope's (uvicorn parsed and checked them).
+        parts = [method.encode("latin-1"), b" ",
+                 (path if path.startswith("/") else "/" + path).encode("latin-1"),
+                 b"?" + query if query else b"", b" HTTP/1.1\r\nHost: ", self._host(address.host, address.port),
+                 b"\r\n"]
+        host = None
+        chunked = False
         for k, v in scope["headers"]:
             if k not in _DROP_REQUEST:
-                headers.append((k.decode("latin-1"), v.decode("latin-1")))
+                parts += (k, b": ", v, b"\r\n")
             elif k == b"host":
-                host = v.decode("latin-1")
+                host = v
             elif k == b"transfer-encoding":
                 chunked = True
         client = scope.get("client")
         if client:
-            headers.append(("X-Forwarded-For", client[0]))
-        headers.append(("X-Forwarded-Proto", scope.get("scheme", "http")))
+            parts += (b"X-Forwarded-For: ", client[0].encode("latin-1"), b"\r\n")
+        parts += (b"X-Forwarded-Proto: ", scope.get("scheme", "http").encode("latin-1"),
+                  b"\r\n")
         if host:
-            headers.append(("X-Forwarded-Host", host))
-        data: Any = None
-        if size is not None and int(size) <= _WHOLE and not chunked:
-            data = await _read_body(receive, limit) if int(size) else None
-        elif size is not None or chunked:
-            data = _StreamedBody(receive, limit)
-        url = route.address.target(path, (scope.get("query_string") or b"").decode("latin-1"))
+            parts += (b"X-Forwarded-Host: ", host, b"\r\n")
+        body = b""
+        stream = None
+        if chunked:
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+            stream = _streamed_body(receive, limit)
+        elif size is not None:
+            parts += (b"Content-Length: ", size.encode(), b"\r\n")
+            if int(size) > _WHOLE:
+                stream = _streamed_body(receive, limit)
+            elif size != "0":
+                body = await _read_body(receive, limit)
+        parts.append(b"\r\n")
         wid = route.worker.id.encode()
         try:
-            async with self.session().request(scope["method"], url, headers=headers, data=data,
-                                              allow_redirects=False) as resp:
-                out = [(k.lower(), v) for k, v in resp.raw_headers
-                       if k.lower() not in _DROP_RESPONSE]
-                out.append((WORKER_HEADER, wid))
-                length = resp.content_length
-                if length is not None and length > limit:
-                    raise ProxyError(502, f"the worker's response is over {limit} bytes",
-                                     [(WORKER_HEADER, wid)])
-                if length is not None and length <= _WHOLE:
-                    body = await resp.read()
-                    await send({"type": "http.response.start", "status": resp.status,
-                                "headers": out})
-                    await send({"type": "http.response.body", "body": body})
-                    return True
-                await send({"type": "http.response.start", "status": resp.status,
-                            "headers": out})
-                started[0] = True
-                sent = 0
-                async for chunk in resp.content.iter_any():
-                    sent += len(chunk)
-                    if sent > limit:  # RunPod's 30 MB: the stream is cut here
-                        break
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
-                return True
+            conn = await self.client.request(
+                address.host, address.port, b"".join(parts), body, stream, chunked,
+                retry=stream is None and method in IDEMPOTENT, head_only=method == "HEAD")
+        except UpstreamError as err:
+            raise ProxyError(502, f"the worker did not answer ({err})",
+                             [(WORKER_HEADER, wid)]) from None
         except BodyTooLarge:
             raise ProxyError(413, f"request body over {limit} bytes") from None
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as err:
-            if isinstance(data, _StreamedBody) and data.too_large:
-                raise ProxyError(413, f"request body over {limit} bytes") from None
-            if started[0]:
-                return True  # the worker went away mid-answer: the stream just ends
-            raise ProxyError(502, f"the worker did not answer ({type(err).__name__})",
-                             [(WORKER_HEADER, wid)]) from None
+        try:
+            out = []
+            length = None
+            for k, v in conn.headers:
+                k = k.lower()
+                if k not in _DROP_RESPONSE:
+                    out.append((k, v))
+                    if k == b"content-length":
+                        length = int(v)  # (llhttp accepts digits only)
+            out.append((WORKER_HEADER, wid))
+            if length is not None and length > limit:
+                raise ProxyError(502, f"the worker's response is over {limit} bytes",
+                                 [(WORKER_HEADER, wid)])
+            if length is not None and length <= _WHOLE:
+                try:
+                    data = await conn.read()
+                except UpstreamError as err:
+                    raise ProxyError(502, f"the worker did not answer ({err})",
+                                     [(WORKER_HEADER, wid)]) from None
+                await send({"type": "http.response.start", "status": conn.status,
+                            "headers": out})
+                await send({"type": "http.response.body", "body": data})
+                return True
+            await send({"type": "http.response.start", "status": conn.status, "headers": out})
+            started[0] = True
+            sent = 0
+            while True:
+                try:
+                    chunk = await conn.next_chunk()
+                except UpstreamError:
+                    return True  # the worker went away mid-answer: the stream just ends
+                if not chunk:
+                    break
+                sent += len(chunk)
+                if sent > limit:  # RunPod's 30 MB: the stream is cut here
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return True
+        finally:
+            self.client.release(conn)
+
+    def _host(self, host: str, port: int) -> bytes:
+        """The Host header a worker is sent: its own address (``host:port``)."""
+        value = self._hosts.get((host, port))
+        if value is None:
+            name = f"[{host}]" if ":" in host else host
+            value = self._hosts[(host, port)] = f"{name}:{port}".encode("latin-1")
+        return value
 
 
 def _disconnected(receive: Receive) -> Callable[[], Awaitable[None]]:
@@ -302,12 +332,13 @@ def _disconnected(receive: Receive) -> Callable[[], Awaitable[None]]:
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
+    """A small sized request body, whole (ProxyError 413 past ``limit``)."""
     parts = []
     total = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise asyncio.CancelledError()
+            raise ClientGone()
         body = message.get("body", b"")
         total += len(body)
         if total > limit:
@@ -317,28 +348,20 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(parts)
 
 
-class _StreamedBody:
-    """The request body as it arrives (an async iterable aiohttp sends chunked); past
-    ``limit`` it stops with ``BodyTooLarge`` and says so in ``too_large`` (aiohttp reports
-    the failed send as a connection error)."""
-
-    def __init__(self, receive: Receive, limit: int) -> None:
-        self._receive = receive
-        self._limit = limit
-        self.too_large = False
-
-    async def __aiter__(self):  # type: ignore[no-untyped-def]
-        total = 0
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                return
-            body = message.get("body", b"")
-            total += len(body)
-            if total > self._limit:
-                self.too_large = True
-                raise BodyTooLarge()
-            if body:
-                yield body
-            if not message.get("more_body", False):
-                return
+async def _streamed_body(receive: Receive, limit: int) -> AsyncIterator[bytes]:
+    """The request body as it arrives; past ``limit`` it stops with ``BodyTooLarge``, and
+    with ``ClientGone`` when the client hangs up (the worker's connection is then closed,
+    not handed a truncated body as if it were whole)."""
+    total = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        body = message.get("body", b"")
+        total += len(body)
+        if total > limit:
+            raise BodyTooLarge()
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
