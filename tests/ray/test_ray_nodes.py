@@ -118,7 +118,7 @@ def test_the_resources_an_actor_is_pinned_with() -> None:
         (None, None)
 
 
-def test_the_default_install_never_imports_ray(tmp_path) -> None:  # noqa: ANN001
+def test_the_default_install_never_imports_ray(tmp_path) -> None:
     """The local provider's server (and the Ray modules that need no Ray) load without it."""
     import subprocess
     import sys

@@ -21,8 +21,8 @@ pytest.importorskip("ray")
 RTX_4090 = "NVIDIA GeForce RTX 4090"
 
 
-def _supervisors_of(worker_id: str) -> list[int]:
-    """The worker's processes whose parent is not one of them: one per actor that runs it."""
+def _processes_of(worker_id: str) -> dict[int, int]:
+    """pid -> parent pid of every live process started as the worker (by its environment)."""
     mine = {}
     for p in psutil.process_iter(["pid", "ppid"]):
         try:
@@ -31,6 +31,12 @@ def _supervisors_of(worker_id: str) -> list[int]:
                 mine[p.pid] = p.info["ppid"]
         except psutil.Error:
             continue
+    return mine
+
+
+def _supervisors_of(worker_id: str) -> list[int]:
+    """The worker's processes whose parent is not one of them: one per actor that runs it."""
+    mine = _processes_of(worker_id)
     return [pid for pid, parent in mine.items() if parent not in mine]
 
 
@@ -80,7 +86,11 @@ def test_a_sigkilled_server_takes_its_ray_worker_over_and_kills_the_leftovers(
 
             # The parked worker's actor was a leftover: killed, its process with it, and its
             # GPU back to Ray, so the next GPU job gets a new worker on that node.
-            wait_for(lambda: not pid_alive(parked_pid), 60, "the leftover's process gone")
+            # Every process of it: the SDK's heartbeat process (forked, frozen with the worker)
+            # included, which the actor's death alone would leave behind.
+            wait_for(lambda: not _processes_of(first["workerId"]), 60,
+                     "the leftover's processes gone")
+            assert not pid_alive(parked_pid)
             again = final(c, flash, run(c, flash, {"echo": "again"}), 120)
             assert again["status"] == "COMPLETED", again
             assert again["workerId"] != first["workerId"] and again["output"]["cuda"] == "0"

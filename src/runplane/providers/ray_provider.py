@@ -63,6 +63,7 @@ log = logging.getLogger("runplane.providers.ray")
 
 _SLIVER = 0.001  # of a label-like resource (accelerator type, data center): pins, never fills
 _DESCRIBE_TIMEOUT_S = 10.0  # an actor that does not answer a take-over in this is not taken
+_LEFTOVER_GRACE_S = 1.0  # SIGTERM to SIGKILL for what a previous run left (its jobs moved on)
 
 
 def check_image_syntax(image: str) -> Path:
@@ -271,12 +272,22 @@ class RayProvider:
             return
         with self._pump.lock:
             mine = set(self._mine)
+        found: list[tuple[str, Any]] = []
         for namespace, name in leftovers(named, self._owner, mine):
             try:
-                ray.kill(ray.get_actor(name, namespace=namespace), no_restart=True)
-                log.info("killed Ray actor %s: left by a previous run, not taken over", name)
+                found.append((name, ray.get_actor(name, namespace=namespace)))
             except ValueError:
                 pass  # gone meanwhile
+        # Their process groups first (a parked one included): killing an actor kills its
+        # process through the parent-death signal, but not what that process forked (the
+        # SDK's heartbeat process), which the supervisor's group kill takes.
+        stops = [actor.stop.remote(_LEFTOVER_GRACE_S) for _, actor in found]
+        if stops:
+            ray.wait(stops, num_returns=len(stops), timeout=_LEFTOVER_GRACE_S + 5.0)
+        for name, actor in found:
+            try:
+                ray.kill(actor, no_restart=True)
+                log.info("killed Ray actor %s: left by a previous run, not taken over", name)
             except Exception as err:  # noqa: BLE001
                 log.warning("could not kill leftover Ray actor %s: %s", name, err)
 
