@@ -73,6 +73,11 @@ async def test_park_resume_and_stop_go_through_the_actor(ray_cluster: RayNodes,
         await provider.close()
 
 
+QUITTER = "import pathlib, time\nprint('waiting', flush=True)\n" \
+          "while not pathlib.Path('go').exists():\n    time.sleep(0.05)\n" \
+          "print('bye', flush=True)\nraise SystemExit(3)\n"
+
+
 def _ticks(text: str) -> list[int]:
     return [int(line.split()[1]) for line in text.splitlines() if line.startswith("tick ")]
 
@@ -95,17 +100,22 @@ async def test_a_restarted_provider_takes_the_actor_over_and_removes_the_leftove
     try:
         cpu = next(m for m in first.machines() if m.name == "cpu-node")
         pids, data = {}, {}
-        for wid in ("kept", "parked"):
-            first.start(WorkerSpec(wid, f"local:{app}", [sys.executable, "-u", "tick.py"], {},
+        (app / "quit.py").write_text(QUITTER)
+        for wid in ("kept", "parked", "quits"):
+            script = "quit.py" if wid == "quits" else "tick.py"
+            first.start(WorkerSpec(wid, f"local:{app}", [sys.executable, "-u", script], {},
                                    first.log_path(wid), (), cpu.id))
             pids[wid] = int(wait_for(lambda w=wid: first.get(w).data.get("node_pid"), 60, wid))
-            wait_for(lambda w=wid: "tick 3" in first.logs(w), 30, "output relayed")
+            wait_for(lambda w=wid: "tick 3" in first.logs(w) or "waiting" in first.logs(w), 30,
+                     "output relayed")
             data[wid] = first.get(wid).data
         first.park("parked")
         wait_for(lambda: _status(pids["parked"]) == psutil.STATUS_STOPPED, 30, "SIGSTOP")
         await first.close()
         assert not ray.is_initialized()
         seen = max(_ticks(first.logs("kept")))
+        (app / "go").touch()  # "quits" ends while no provider watches
+        wait_for(lambda: not pid_alive(pids["quits"]), 30, "the exit")
 
         second = RayProvider(MachineSettings(), tmp_path, build_catalog(),
                              address=ray_cluster.address)
@@ -120,10 +130,17 @@ async def test_a_restarted_provider_takes_the_actor_over_and_removes_the_leftove
         assert set(ticks) == set(range(max(ticks) + 1))
         assert "taken over by a restarted server" in second.logs("kept")
 
+        # One that exited meanwhile is not taken over; its last output and exit code are
+        # copied into its log.
+        assert second.adopt("quits", data["quits"], second.log_path("quits")) is None
+        assert "bye\n--- runplane: exited with code 3 while the server was down" \
+            in second.logs("quits")
+
         second.remove_leftovers()
         wait_for(lambda: not pid_alive(pids["parked"]), 30, "the parked worker's process gone")
-        with pytest.raises(ValueError):
-            ray.get_actor(data["parked"]["actor"], namespace="runplane")
+        for wid in ("parked", "quits"):
+            with pytest.raises(ValueError):
+                ray.get_actor(data[wid]["actor"], namespace="runplane")
         assert pid_alive(pids["kept"])
 
         # stop goes through the taken-over actor, which is then gone too.

@@ -104,7 +104,10 @@ class WorkerActor:
 
     async def poll(self, offset: int, wait_s: float) -> dict[str, Any]:
         """Output past ``offset`` as soon as there is some (or ``wait_s`` passed); ``exited``
-        with the exit code once the process is gone and everything it wrote was returned."""
+        with the exit code once the process is gone and the caller has everything it wrote
+        (``offset`` at the end: its last output came in an earlier answer). Only then is the
+        node's log deleted: an answer may never arrive (a poll the previous server sent
+        before it died), and the server that takes over asks for that output again."""
         self.asked = max(self.asked, offset)
         deadline = time.monotonic() + wait_s
         while True:
@@ -118,8 +121,7 @@ class WorkerActor:
             with open(self.log_path, "rb") as f:
                 f.seek(offset)
                 data = f.read(_CHUNK)
-        drained = offset + len(data) >= size
-        done = exited and drained
+        done = exited and size <= offset
         if done:
             try:
                 self.log_path.unlink()

@@ -240,6 +240,7 @@ class RayProvider:
         where = found["where"]
         if not where.get("pid"):
             return None  # never started its process
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         if found["exited"]:
             _copy_rest(actor, int(found["offset"]), log_path)
             with open(log_path, "ab") as f:
