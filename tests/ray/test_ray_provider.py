@@ -136,26 +136,24 @@ async def test_a_restarted_provider_takes_the_actor_over_and_removes_the_leftove
         assert "bye\n--- runplane: exited with code 3 while the server was down" \
             in second.logs("quits")
 
+        def actor_gone(wid: str) -> bool:
+            try:
+                ray.get_actor(data[wid]["actor"], namespace="runplane")
+            except ValueError:
+                return True
+            return False
+
         second.remove_leftovers()
         wait_for(lambda: not pid_alive(pids["parked"]), 30, "the parked worker's process gone")
         for wid in ("parked", "quits"):
-            with pytest.raises(ValueError):
-                ray.get_actor(data[wid]["actor"], namespace="runplane")
-        assert pid_alive(pids["kept"])
+            wait_for(lambda w=wid: actor_gone(w), 30, f"{wid}'s actor killed")
+        assert pid_alive(pids["kept"]) and not actor_gone("kept")
 
         # stop goes through the taken-over actor, which is then gone too.
         stopped = await second.stop("kept", 5.0)
         assert stopped is not None and (stopped.state, stopped.exit_code) == (EXITED, 128 + 15)
         assert not pid_alive(pids["kept"])
-
-        def actor_gone() -> bool:
-            try:
-                ray.get_actor(data["kept"]["actor"], namespace="runplane")
-            except ValueError:
-                return True
-            return False
-
-        wait_for(actor_gone, 30, "the actor killed")
+        wait_for(lambda: actor_gone("kept"), 30, "the actor killed")
         second.forget("kept")
         assert second.list() == []
     finally:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import threading
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -265,7 +266,20 @@ class RayProvider:
     def remove_leftovers(self) -> None:
         """Kill every actor of this server's owner that this run neither made nor took over
         (a previous run's pods, parked workers, workers the store no longer lists); their
-        processes die with them. Other servers' actors on the cluster are never touched."""
+        processes die with them. Other servers' actors on the cluster are never touched.
+        In the background: stopping them takes a grace period, which start-up need not wait
+        for (a new worker that needs a leftover's GPUs waits in Ray until it is freed)."""
+        def run() -> None:
+            try:
+                self._remove_leftovers()
+            except Exception:  # e.g. the provider closed meanwhile: the next start retries
+                log.warning("removing a previous run's Ray actors failed", exc_info=True)
+
+        threading.Thread(target=run, daemon=True, name="runplane-ray-leftovers").start()
+
+    def _remove_leftovers(self) -> None:
+        # This run's actors are read after the listing: one started meanwhile (added to
+        # ``_mine`` before it is created) is either not listed or known to be this run's.
         try:
             named = ray.util.list_named_actors(all_namespaces=True)
         except Exception as err:  # noqa: BLE001 - the cluster is unreachable: next start
