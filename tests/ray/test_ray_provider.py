@@ -11,7 +11,7 @@ import pytest
 
 from runplane.catalog.catalog import build_catalog
 from runplane.config import MachineSettings
-from runplane.providers.base import EXITED, PARKED, RUNNING, WorkerSpec
+from runplane.providers.base import EXITED, PARKED, RUNNING, HttpPorts, WorkerSpec
 from runplane.providers.ray_actor import START_FAILED
 from tests.e2e.scaling_kit import pid_alive, wait_for
 from tests.ray.conftest import RayNodes
@@ -103,8 +103,10 @@ async def test_a_restarted_provider_takes_the_actor_over_and_removes_the_leftove
         (app / "quit.py").write_text(QUITTER)
         for wid in ("kept", "parked", "quits"):
             script = "quit.py" if wid == "quits" else "tick.py"
+            # "kept" as a load-balancing worker: its ports are chosen on the node.
             first.start(WorkerSpec(wid, f"local:{app}", [sys.executable, "-u", script], {},
-                                   first.log_path(wid), (), cpu.id))
+                                   first.log_path(wid), (), cpu.id,
+                                   http=HttpPorts() if wid == "kept" else None))
             pids[wid] = int(wait_for(lambda w=wid: first.get(w).data.get("node_pid"), 60, wid))
             wait_for(lambda w=wid: "tick 3" in first.logs(w) or "waiting" in first.logs(w), 30,
                      "output relayed")
@@ -123,6 +125,8 @@ async def test_a_restarted_provider_takes_the_actor_over_and_removes_the_leftove
         assert info is not None and info.state == RUNNING
         assert info.data["node_pid"] == pids["kept"]
         assert info.data["actor"] == data["kept"]["actor"]
+        # Where the load balancer reaches it comes back with it.
+        assert info.data["http"] == data["kept"]["http"] and data["kept"]["http"]["port"]
         # Output goes on into the same log, what was written meanwhile included: no tick is
         # missing (the seam may repeat the last chunk read before the restart).
         wait_for(lambda: max(_ticks(second.logs("kept"))) > seen + 20, 30, "ticking on")
