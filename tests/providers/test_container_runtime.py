@@ -188,6 +188,11 @@ def _followers(name: str) -> list[int]:
     return found
 
 
+def _engine_log(name: str) -> str:
+    return subprocess.run(["podman", "logs", name], capture_output=True, text=True,
+                          check=False).stdout
+
+
 def _remove(names: list[str]) -> None:
     subprocess.run(["podman", "rm", "--force", *names], capture_output=True, check=False)
 
@@ -205,7 +210,8 @@ async def test_a_restarted_server_takes_over_its_running_containers(tmp_path: Pa
     first = LocalProvider(MachineSettings(), tmp_path / "a", container=config)
     script = ('echo ready; said=0; while [ ! -e /runpod-volume/end ]; do '
               'if [ -e /runpod-volume/say ] && [ $said = 0 ]; then echo "said meanwhile"; said=1; '
-              'fi; sleep 0.05; done; echo "after the restart"; exit 5')
+              'fi; if [ -e /runpod-volume/again ] && [ $said = 1 ]; then echo "said again"; '
+              'said=2; fi; sleep 0.05; done; echo "after the restart"; exit 5')
     polite = "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done"
     kept_id, stopped_id = (f"{what}-{tmp_path.name[-12:]}".lower() for what in ("kept", "stopped"))
     names = [f"runplane-{kept_id}", f"runplane-{stopped_id}"]
@@ -221,9 +227,7 @@ async def test_a_restarted_server_takes_over_its_running_containers(tmp_path: Pa
                     "the clients to die")
         assert [podman_state(n) for n in names] == ["running", "running"]
         (vol / "say").touch()  # printed while no client relays its output
-        await until(lambda: "said meanwhile" in subprocess.run(
-            ["podman", "logs", names[0]], capture_output=True, text=True, check=False).stdout,
-            "the container to print")
+        await until(lambda: "said meanwhile" in _engine_log(names[0]), "the container to print")
 
         again = LocalProvider(MachineSettings(), tmp_path / "a", container=config)
         kept = again.adopt(kept_id, recorded[kept_id].data, again.log_path(kept_id))
@@ -241,6 +245,20 @@ async def test_a_restarted_server_takes_over_its_running_containers(tmp_path: Pa
         await until(lambda: "said meanwhile" in again.logs(kept_id), "the output made meanwhile")
         assert again.logs(kept_id).count("ready") == 1  # what the dead client relayed, once
 
+        # The server dies again (its followers with it) and a third run takes over.
+        for info in (kept, stopped):
+            os.killpg(info.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        await until(lambda: all(i.state == EXITED for i in again.list()), "the followers to die")
+        (vol / "again").touch()
+        await until(lambda: "said again" in _engine_log(names[0]), "the container to print")
+        again = LocalProvider(MachineSettings(), tmp_path / "a", container=config)
+        assert again.adopt(kept_id, recorded[kept_id].data, again.log_path(kept_id)) is not None
+        assert again.adopt(stopped_id, recorded[stopped_id].data,
+                           again.log_path(stopped_id)) is not None
+        await until(lambda: "said again" in again.logs(kept_id), "the output made meanwhile")
+        output = [ln for ln in again.logs(kept_id).splitlines() if not ln.startswith("---")]
+        assert output == ["ready", "said meanwhile", "said again"], output
+
         again.park(kept_id)
         assert again.get(kept_id).state == PARKED and frozen(names[0])  # type: ignore[union-attr]
         again.resume(kept_id)
@@ -251,7 +269,7 @@ async def test_a_restarted_server_takes_over_its_running_containers(tmp_path: Pa
         await until(lambda: again.get(kept_id).state == EXITED, "its own exit")  # type: ignore[union-attr]
         done = again.get(kept_id)
         assert done is not None and done.exit_code == 5 and done.reason is None, done
-        assert again.logs(kept_id).endswith("said meanwhile\nafter the restart\n")
+        assert again.logs(kept_id).endswith("said again\nafter the restart\n")
         info = await again.stop(stopped_id, 30)
         assert info is not None and info.state == EXITED and info.exit_code == 0, info
         assert again.logs(stopped_id).endswith("again\ngot TERM\n")
