@@ -153,7 +153,8 @@ class RaySettings(BaseModel):
     # Empty: Ray's own choice (RAY_ADDRESS, else the cluster `ray start` made on this host,
     # else a new one-node Ray here).
     address: str = ""
-    # Ray namespace of runplane's worker actors (named runplane-<worker id>-<n>).
+    # Ray namespace of runplane's worker actors (detached, named runplane-<owner>-<worker id>-
+    # <run>-<n>: providers/ray_names.py).
     namespace: str = "runplane"
 
 
