@@ -70,8 +70,10 @@ def main() -> None:
                 sys.exit(code)
     finally:
         for path in plan.get("auth", ()):
-            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else (
-                os.path.exists(path) and os.remove(path))
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.exists(path):
+                os.remove(path)
     run = plan["run"]
     if plan.get("accelerator"):
         run = _with_accelerator(run, plan)
@@ -95,7 +97,7 @@ def _with_accelerator(run: list, plan: dict) -> list:
         probe = subprocess.run(
             [run[0], "image", "inspect", "--format", "{{json .Config.Env}}", plan["image"]],
             capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
-        image_env = []
+        image_env: list[str] = []
         if probe.returncode == 0:
             try:
                 image_env = json.loads(probe.stdout) or []
