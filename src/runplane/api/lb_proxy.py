@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from runplane.api.auth import client_address
 from runplane.api.lb_client import IDEMPOTENT, UpstreamError, WorkerClient
+from runplane.api.one_write import send_whole
 from runplane.config import LoadBalancerSettings
 from runplane.lb import affinity as aff
 from runplane.lb.pool import LoadBalancer, NoWorkers, Route, WorkerGone, WorkerTimeout
@@ -289,9 +290,7 @@ class LbProxy:
                 except UpstreamError as err:
                     raise ProxyError(502, f"the worker did not answer ({err})",
                                      [(WORKER_HEADER, wid)]) from None
-                await send({"type": "http.response.start", "status": conn.status,
-                            "headers": out})
-                await send({"type": "http.response.body", "body": data})
+                await send_whole(send, conn.status, out, data)
                 return True
             await send({"type": "http.response.start", "status": conn.status, "headers": out})
             started[0] = True
