@@ -16,9 +16,17 @@ times each:
    is written at once), a raw-socket client timing from the request to the first event's bytes,
    ``--ttfb`` requests each way.
 
-wrk comes from Debian (``apt-get install wrk``). Prints one table (medians over the rounds).
+The load comes from wrk (Debian's ``apt-get install wrk``) when it is installed, else from a
+lean built-in generator (``pyload``: raw keep-alive sockets on asyncio, one process per wrk
+thread), which costs more CPU than wrk on a small machine: compare ratios only within one run,
+and the table says which generator made them. Prints one table (medians over the rounds) with
+the load average before and after.
 
-    .venv/bin/python benchmarks/lb_proxy.py [--rounds 3] [--seconds 5] [--ttfb 50]
+To compare two versions of the server in the same conditions, run it once per source tree
+(``PYTHONPATH=/tmp/old/src``, e.g. ``git archive <commit> src | tar -x -C /tmp/old``: the
+server subprocess inherits it), alternately.
+
+    .venv/bin/python benchmarks/lb_proxy.py [--rounds 3] [--seconds 5] [--ttfb 50] [--pyload]
 """
 
 from __future__ import annotations
@@ -44,7 +52,73 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e.conftest import free_port, make_live_server
 
 WORKER_DIR = ROOT / "examples" / "lb_worker"
+USE_WRK = True  # (main: False with --pyload or without wrk)
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def load(url: str, key: str | None, threads: int, connections: int, seconds: int) -> dict:
+    """``GET url`` on ``connections`` keep-alive connections for ``seconds``: requests/s and
+    the latency percentiles (ms), from wrk, else from ``pyload``."""
+    if USE_WRK:
+        return wrk(url, key, threads, connections, seconds)
+    outs = [Path(tempfile.mkstemp(prefix="lb-pyload-", suffix=".json")[1])
+            for _ in range(min(threads, connections))]
+    procs = [subprocess.Popen(
+        [sys.executable, __file__, "--pyload-worker", json.dumps(
+            [url, key, connections // threads + (i < connections % threads), seconds,
+             str(out)])]) for i, out in enumerate(outs)]
+    for p in procs:
+        if p.wait() != 0:
+            raise RuntimeError(f"the load generator failed on {url}")
+    results = [json.loads(out.read_text()) for out in outs]
+    for out in outs:
+        out.unlink()
+    if any(r["failed"] for r in results):
+        raise RuntimeError(f"{sum(r['failed'] for r in results)} failed responses on {url}")
+    lat = sorted(x for r in results for x in r["latencies"])
+    return {"rps": sum(r["count"] for r in results) / seconds,
+            **{p: lat[min(len(lat) - 1, len(lat) * p // 100)] for p in (50, 75, 90, 99)}}
+
+
+def pyload_worker(url: str, key: str | None, connections: int, seconds: float,
+                  out_path: str) -> None:
+    """One generator process: its count, failures and latencies (ms) as JSON in
+    ``out_path`` (a file, not stdout: the event loop may leave stdout non-blocking)."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    parts = urlsplit(url)
+    auth = f"Authorization: Bearer {key}\r\n" if key else ""
+    request = (f"GET {parts.path}{'?' + parts.query if parts.query else ''} HTTP/1.1\r\n"
+               f"Host: {parts.netloc}\r\n{auth}\r\n").encode()
+    out = {"count": 0, "failed": 0, "latencies": []}
+
+    async def one(end: float) -> None:
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        clock = time.perf_counter
+        while clock() < end:
+            t0 = clock()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+            await reader.readexactly(length)
+            out["latencies"].append((clock() - t0) * 1000)
+            out["count"] += 1
+            if not head.startswith((b"HTTP/1.1 2", b"HTTP/1.1 3")):
+                out["failed"] += 1
+        writer.close()
+
+    async def run() -> None:
+        end = time.perf_counter() + seconds
+        await asyncio.gather(*(one(end) for _ in range(connections)))
+
+    asyncio.run(run())
+    Path(out_path).write_text(json.dumps(out))
 
 
 def wrk(url: str, key: str | None, threads: int, connections: int, seconds: int) -> dict:
@@ -121,9 +195,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--ttfb", type=int, default=50)
+    parser.add_argument("--pyload", action="store_true",
+                        help="the built-in load generator even where wrk is installed")
+    parser.add_argument("--pyload-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed (apt-get install wrk)")
+    if args.pyload_worker:
+        pyload_worker(*json.loads(args.pyload_worker))
+        return
+    global USE_WRK
+    USE_WRK = not args.pyload and shutil.which("wrk") is not None
+    load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="runplane-lb-bench-"))
     limits = {"job_api": {"lb": {"requests": 10_000_000, "window_s": 10, "concurrent": 0}},
               "rest_v2_per_minute": 100_000}
@@ -154,15 +235,15 @@ def main() -> None:
             "p50", "p99", "rps", "cpu_worker", "cpu_server", "ttfb")}
         wpid = worker_pid(srv.proc.pid)
         for _ in range(args.rounds):
-            b1 = wrk(f"{bare_url}/hello", None, 1, 1, args.seconds)
-            l1 = wrk(f"{lb_url}/hello", srv.user_key, 1, 1, args.seconds)
+            b1 = load(f"{bare_url}/hello", None, 1, 1, args.seconds)
+            l1 = load(f"{lb_url}/hello", srv.user_key, 1, 1, args.seconds)
             rows["p50"].append((b1[50], l1[50]))
             rows["p99"].append((b1[99], l1[99]))
             b0 = cpu_s(bare.pid)
-            bn = wrk(f"{bare_url}/hello", None, 2, 32, args.seconds)
+            bn = load(f"{bare_url}/hello", None, 2, 32, args.seconds)
             bare_cpu = (cpu_s(bare.pid) - b0) / (bn["rps"] * args.seconds) * 1e6
             s0, w0 = cpu_s(srv.proc.pid), cpu_s(wpid)
-            ln = wrk(f"{lb_url}/hello", srv.user_key, 2, 32, args.seconds)
+            ln = load(f"{lb_url}/hello", srv.user_key, 2, 32, args.seconds)
             n = ln["rps"] * args.seconds
             rows["rps"].append((bn["rps"], ln["rps"]))
             rows["cpu_worker"].append((bare_cpu, (cpu_s(wpid) - w0) / n * 1e6))
@@ -174,8 +255,12 @@ def main() -> None:
         med = {k: (statistics.median(b for b, _ in v), statistics.median(x for _, x in v))
                for k, v in rows.items()}
         cpu = os.cpu_count()
+        gen = "wrk" if USE_WRK else "pyload"
+        after = os.getloadavg()
         print(f"\nLoad-balancing proxy vs the bare worker ({args.rounds} rounds of "
-              f"{args.seconds} s, {cpu} CPUs shared by wrk, runplane and the workers)\n")
+              f"{args.seconds} s, {cpu} CPUs shared by {gen}, runplane and the workers; "
+              f"load average {load_before[0]:.1f} before, {after[0]:.1f} after; "
+              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n")
         print("| measure | bare worker | through runplane | added / ratio | goal |")
         print("|---|---:|---:|---:|---|")
         p50b, p50l = med["p50"]
