@@ -138,34 +138,50 @@ async def test_resuming_a_parked_worker_that_died_says_so(provider: LocalProvide
         provider.resume("d")
 
 
-def test_workers_die_with_the_process_that_started_them(tmp_path: Path) -> None:
-    """``outlive=False`` (inside a Ray actor), PR_SET_PDEATHSIG: a parent killed with SIGKILL
-    leaves no worker behind. (The local provider's workers outlive the server on purpose:
+@pytest.mark.parametrize("parked", [False, True])
+def test_workers_die_with_the_process_that_started_them(tmp_path: Path, parked: bool) -> None:
+    """``outlive=False`` (inside a Ray actor): a parent killed with SIGKILL leaves nothing of
+    the worker behind, neither the worker nor what it forked (the SDK's heartbeat process),
+    running or parked (frozen). (The local provider's workers outlive the server on purpose:
     tests/faults/test_restarts.py.)"""
     parent = textwrap.dedent(f"""
-        import os, sys
+        import os, sys, time
         from pathlib import Path
         from runplane.providers.base import WorkerSpec
         from runplane.providers.runtimes.process import ProcessRuntime
         d = Path({str(tmp_path)!r})
-        info = ProcessRuntime(outlive=False).start(WorkerSpec("w1", f"local:{{d}}", ["sleep", "300"], {{}},
-                                                 d / "w1.log"))
-        print(info.pid, flush=True)
+        runtime = ProcessRuntime(outlive=False)
+        info = runtime.start(WorkerSpec(
+            "w1", f"local:{{d}}", ["sh", "-c", "sleep 301 & echo $! > forked; exec sleep 300"],
+            {{}}, d / "w1.log"))
+        while not (d / "forked").exists() or not (d / "forked").read_text().strip():
+            time.sleep(0.01)
+        if {parked!r}:
+            runtime.park("w1")
+        print(info.pid, (d / "forked").read_text().strip(), flush=True)
         os.kill(os.getpid(), 9)
     """)
     out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True,
                          timeout=30, check=False)  # it SIGKILLs itself
-    pid = int(out.stdout.split()[0])
+    pids = [int(p) for p in out.stdout.split()]
+    assert len(pids) == 2, out.stdout + out.stderr
+    left = pids
     for _ in range(250):
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                break
-        except psutil.NoSuchProcess:
+        left = [p for p in pids if _alive(p)]
+        if not left:
             break
         time.sleep(0.02)
     else:
-        os.kill(pid, 9)
-        pytest.fail("the worker outlived the process that started it")
+        for pid in left:
+            os.kill(pid, 9)
+        pytest.fail(f"{left} outlived the process that started the worker {pids}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_a_missing_command_fails_to_start(provider: LocalProvider, tmp_path: Path) -> None:

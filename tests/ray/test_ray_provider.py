@@ -29,6 +29,21 @@ def _status(pid: int) -> str:
         return "gone"
 
 
+def _worker_status(supervisor: int) -> str:
+    """The state of what runs under the worker's supervisor (``node_pid``): "stopped" when
+    all of it is frozen, else one of its states; the supervisor itself is never frozen (it
+    must hear its actor's death: providers/runtimes/process.py)."""
+    try:
+        under = psutil.Process(supervisor).children(recursive=True)
+        states = {p.status() for p in under}
+    except psutil.NoSuchProcess:
+        return "gone"
+    if not states:
+        return "gone"
+    return psutil.STATUS_STOPPED if states == {psutil.STATUS_STOPPED} else \
+        next(iter(states - {psutil.STATUS_STOPPED}))
+
+
 async def test_park_resume_and_stop_go_through_the_actor(ray_cluster: RayNodes,
                                                          tmp_path: Path) -> None:
     from runplane.providers.ray_provider import RayProvider
@@ -47,10 +62,12 @@ async def test_park_resume_and_stop_go_through_the_actor(ray_cluster: RayNodes,
         wait_for(lambda: "tick 3" in provider.logs("ticker"), 30, "output relayed")
 
         provider.park("ticker")
-        wait_for(lambda: _status(pid) == psutil.STATUS_STOPPED, 30, "SIGSTOP on the node")
+        wait_for(lambda: _worker_status(pid) == psutil.STATUS_STOPPED, 30, "SIGSTOP on the node")
+        assert _status(pid) != psutil.STATUS_STOPPED  # the supervisor still waits
         assert provider.get("ticker").state == PARKED
         provider.resume("ticker")
-        wait_for(lambda: _status(pid) not in (psutil.STATUS_STOPPED, "gone"), 30, "SIGCONT")
+        wait_for(lambda: _worker_status(pid) not in (psutil.STATUS_STOPPED, "gone"), 30,
+                 "SIGCONT")
         seen = provider.logs("ticker").count("tick")
         wait_for(lambda: provider.logs("ticker").count("tick") > seen, 30, "ticking again")
 
@@ -112,7 +129,7 @@ async def test_a_restarted_provider_takes_the_actor_over_and_removes_the_leftove
                      "output relayed")
             data[wid] = first.get(wid).data
         first.park("parked")
-        wait_for(lambda: _status(pids["parked"]) == psutil.STATUS_STOPPED, 30, "SIGSTOP")
+        wait_for(lambda: _worker_status(pids["parked"]) == psutil.STATUS_STOPPED, 30, "SIGSTOP")
         await first.close()
         assert not ray.is_initialized()
         seen = max(_ticks(first.logs("kept")))

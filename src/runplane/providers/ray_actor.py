@@ -46,11 +46,14 @@ def node_log_dir() -> Path:
 class WorkerActor:
     """One worker process on this node. Create with ``num_gpus`` = the worker's GPU count."""
 
-    def __init__(self, worker_id: str, worker_user: str = "") -> None:
+    def __init__(self, worker_id: str, worker_user: str = "", name: str = "") -> None:
         self.worker_id = worker_id
         # Dies with its actor; as ``worker_user`` when the node's raylet is root (run_as.py).
         self.runtime = ProcessRuntime(outlive=False, worker_user=worker_user)
-        self.log_path = node_log_dir() / f"{worker_id}.log"
+        # Named after the actor, which is unique: a worker started again under its id
+        # (strict-resume) or a file an actor killed before it was drained left behind is
+        # never mistaken for this actor's output.
+        self.log_path = node_log_dir() / f"{name or worker_id}.log"
         self.error: str | None = None
         self.failed_at: float | None = None
         self.started_at = time.time()

@@ -165,7 +165,7 @@ class RayProvider:
                 num_gpus=len(spec.gpu_indices), resources=resources, max_restarts=0,
                 max_concurrency=64,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-            ).remote(spec.id, self._worker_user)
+            ).remote(spec.id, self._worker_user, name)
         except Exception as err:  # e.g. the cluster is unreachable
             raise OSError(f"Ray refused the worker's actor: {err}") from err
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ the supervisor and the worker with their parent (``PR_SET_PDEATHSIG`` through ``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import functools
 import os
@@ -44,6 +45,14 @@ _PR_SET_PDEATHSIG = 1
 # the worker's exit code is written atomically, then the group is killed.
 SUPERVISOR = ('trap ":" TERM INT; "$@"; code=$?; echo "$code" > "$0.tmp" && mv "$0.tmp" "$0"; '
               'trap - TERM INT; kill -KILL 0')
+# The same for a worker tied to its parent (``outlive=False``): the supervisor's parent-death
+# signal is HUP, which it traps to kill the whole group, so what the worker forked (the SDK's
+# heartbeat process) dies with the parent too, not only the worker. The worker runs in the
+# background because sh runs a trap only once its foreground command is done; ``wait`` is
+# interrupted by a trapped signal, so it is repeated while the worker lives.
+TIED_SUPERVISOR = ('trap ":" TERM INT; trap "kill -KILL 0" HUP; "$@" & w=$!; wait "$w"; code=$?; '
+                   'while kill -0 "$w" 2>/dev/null; do wait "$w"; code=$?; done; '
+                   'echo "$code" > "$0.tmp" && mv "$0.tmp" "$0"; trap - TERM INT; kill -KILL 0')
 
 
 def local_image_path(image: str, runner: str, where: str) -> Path:
@@ -74,7 +83,7 @@ def resolve_image(image: str) -> Path:
 
 def _set_pdeathsig() -> None:  # runs in the child between fork and exec
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGHUP)
     except (OSError, AttributeError):
         pass
 
@@ -229,13 +238,15 @@ class ProcessRuntime:
             _check_command(spec.command, cwd, env)
             exit_path = exit_file(spec.log_path)
             exit_path.unlink(missing_ok=True)
-            # Not outliving the server: the supervisor dies with its parent, and the worker
-            # with the supervisor.
+            # Not outliving the server: the supervisor hears of its parent's death (HUP) and
+            # kills its group; the worker also dies with the supervisor.
             launcher = None if self.outlive else _setpriv()
+            tied = [launcher, "--pdeathsig", "HUP", "--"] if launcher else []
             pdeath = [launcher, "--pdeathsig", "KILL", "--"] if launcher else []
             preexec = _set_pdeathsig if not self.outlive and not launcher \
                 and sys.platform.startswith("linux") else None
-            argv = [*pdeath, "/bin/sh", "-c", SUPERVISOR, str(exit_path), *pdeath, *drop,
+            supervisor = SUPERVISOR if self.outlive else TIED_SUPERVISOR
+            argv = [*tied, "/bin/sh", "-c", supervisor, str(exit_path), *pdeath, *drop,
                     *spec.command]
             popen = subprocess.Popen(
                 argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
@@ -280,6 +291,11 @@ class ProcessRuntime:
         """SIGSTOP the whole group: the SDK's heartbeat process is frozen with the worker."""
         proc = self._procs[worker_id]
         self._signal(proc, signal.SIGSTOP)
+        if not self.outlive:
+            # The tied supervisor only waits: it runs on, so that its parent's death (HUP; a
+            # stopped process would only hear SIGKILL) still kills the frozen group.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.popen.pid, signal.SIGCONT)
         proc.parked = True
 
     def resume(self, worker_id: str) -> None:
