@@ -24,6 +24,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from runplane.api.auth import client_address
+from runplane.api.deadlines import Deadlines
 from runplane.api.lb_client import IDEMPOTENT, UpstreamError, WorkerClient
 from runplane.api.one_write import send_whole
 from runplane.config import LoadBalancerSettings
@@ -94,6 +95,8 @@ class LbProxy:
         self.lb: LoadBalancer = services.lb
         self.cfg: LoadBalancerSettings = services.settings.lb
         self.client = WorkerClient(connect_timeout_s=10.0)
+        # The processing limit (5.5 min) swept once a second rather than a timer a request.
+        self.deadlines = Deadlines(tick_s=min(1.0, self.cfg.request_timeout_s / 4))
         self._hosts: dict[tuple[str, int], bytes] = {}
 
     async def close(self) -> None:
@@ -205,8 +208,9 @@ class LbProxy:
             route = await self.worker(scope, endpoint_id,
                                       _disconnected(receive) if bodiless else None)
             started_at = self.services.clock.now()
-            async with asyncio.timeout(self.cfg.request_timeout_s):
-                ok = await self._forward(scope, receive, send, route, path, size, started)
+            ok = await self.deadlines.watch(
+                self._forward(scope, receive, send, route, path, size, started),
+                self.cfg.request_timeout_s)
         except ProxyError as err:
             await send_error(send, err)
         except ClientGone:
