@@ -85,8 +85,9 @@ def test_describe(state: str | None, sdk: str | None, text: str) -> None:
 
 PROBE = """
 import json, os, sys
-from runpod.serverless.modules import rp_job, rp_scale
+from runpod.serverless.modules import rp_http, rp_job, rp_scale
 print(json.dumps({"patched": getattr(rp_scale.JobScaler, "runplane_accelerated", False),
+                  "resends": hasattr(rp_http._transmit, "__wrapped__"),
                   "url": rp_job.JOB_GET_URL, "chained": os.environ.get("CHAINED")}))
 """
 
@@ -95,6 +96,8 @@ def probe(tmp_path: Path, **env: str) -> tuple[dict, str]:
     """Start a real interpreter as runplane starts a worker and import the SDK's job loop."""
     run_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     run_env.update({"RUNPOD_WEBHOOK_GET_JOB": "http://127.0.0.1:1/v2/e/job-take/$ID?gpu=",
+                    "RUNPOD_WEBHOOK_POST_OUTPUT":
+                        "http://127.0.0.1:1/v2/e/job-done/$RUNPOD_POD_ID/$ID?gpu=",
                     "RUNPOD_POD_ID": "w1"})
     run_env.update(env)
     run_env = with_site(run_env, str(SITE_DIR))
@@ -106,14 +109,15 @@ def probe(tmp_path: Path, **env: str) -> tuple[dict, str]:
 
 def test_start_up_hook_patches_a_known_sdk_and_reports_it(tmp_path: Path) -> None:
     seen, stderr = probe(tmp_path)
-    assert seen["patched"] is True
+    assert seen["patched"] is True and seen["resends"] is True
     assert seen["url"].endswith(f"&runplane_accelerator=on&runplane_sdk={runpod.__version__}")
     assert "runplane accelerator: on" in stderr
 
 
 def test_start_up_hook_is_off_when_switched_off(tmp_path: Path) -> None:
     seen, stderr = probe(tmp_path, RUNPLANE_ACCELERATOR="0")
-    assert seen["patched"] is False and "runplane_accelerator" not in seen["url"]
+    assert seen["patched"] is False and seen["resends"] is False
+    assert "runplane_accelerator" not in seen["url"]
     assert "runplane accelerator" not in stderr
 
 
@@ -125,7 +129,7 @@ def test_start_up_hook_leaves_an_unknown_sdk_alone(tmp_path: Path) -> None:
     scale = tmp_path / "sdk" / "runpod" / "serverless" / "modules" / "rp_scale.py"
     scale.write_text(scale.read_text().replace("timeout=0.1", "timeout=0.2"))
     seen, stderr = probe(tmp_path, PYTHONPATH=str(tmp_path / "sdk"))
-    assert seen["patched"] is False
+    assert seen["patched"] is False and seen["resends"] is False
     assert seen["url"].endswith("&runplane_accelerator=off-unknown-sdk"
                                 f"&runplane_sdk={runpod.__version__}")
     assert "is not one runplane knows" in stderr

@@ -8,7 +8,9 @@ the SDK, for the first ``import runpod``; then it reads the SDK's job loop from 
 (``fingerprint.py``), and:
 
 - when the code is one it knows (``known.py``), it patches ``JobScaler`` as the SDK's
-  ``rp_scale`` module is executed (``loop.py``: events instead of the 1 s and 0.1 s waits);
+  ``rp_scale`` module is executed (``loop.py``: events instead of the 1 s and 0.1 s waits),
+  and ``rp_http``'s result post (``delivery.py``: a result that cannot reach the server, as
+  while it restarts, is sent again instead of dropped);
 - otherwise it leaves the SDK alone and says so in one line on stderr (the worker's log).
 
 Either way it tells the server through a query parameter on the job-take URL
@@ -25,6 +27,7 @@ from typing import Any
 
 SWITCH = "RUNPLANE_ACCELERATOR"
 _SCALE = "runpod.serverless.modules.rp_scale"
+_HTTP = "runpod.serverless.modules.rp_http"
 _OFF_VALUES = ("0", "off", "false", "no")
 
 
@@ -59,10 +62,11 @@ def _report(state: str, sdk: str) -> None:
 
 
 class _PatchingLoader:
-    """Runs the SDK's own loader for ``rp_scale``, then patches the module it made."""
+    """Runs the SDK's own loader for one of its modules, then patches the module it made."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, fullname: str) -> None:
         self._inner = inner
+        self._fullname = fullname
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -72,6 +76,14 @@ class _PatchingLoader:
 
     def exec_module(self, module: Any) -> None:
         self._inner.exec_module(module)
+        if self._fullname == _HTTP:
+            try:
+                from runplane_accelerator import delivery
+
+                delivery.install(module)
+            except Exception as exc:  # noqa: BLE001 - never break the worker
+                _say(f"results are posted once, as the SDK does ({exc!r})")
+            return
         try:
             from runplane_accelerator import loop
 
@@ -90,7 +102,8 @@ class _Finder:
 
     def __init__(self) -> None:
         self.decided = False
-        self.patch = False
+        # The SDK's modules still to patch as they are loaded (known SDKs only).
+        self.patch: set[str] = set()
 
     def _others(self, fullname: str, path: Any, target: Any) -> Any:
         for finder in sys.meta_path:
@@ -108,11 +121,11 @@ class _Finder:
             if spec is not None and spec.submodule_search_locations:
                 self._decide(next(iter(spec.submodule_search_locations)))
             return None  # the usual finders load it
-        if fullname == _SCALE and self.patch:
-            self.patch = False
+        if fullname in self.patch:
+            self.patch.discard(fullname)
             spec = self._others(fullname, path, target)
             if spec is not None and spec.loader is not None:
-                spec.loader = _PatchingLoader(spec.loader)
+                spec.loader = _PatchingLoader(spec.loader, fullname)
             return spec
         return None
 
@@ -127,9 +140,10 @@ class _Finder:
         except OSError:
             print_ = None
         if print_ in KNOWN:
-            self.patch = True
+            self.patch = {_SCALE, _HTTP}
             _report("on", sdk)
-            _say(f"on (runpod {sdk}: its job loop waits on events, not timers)")
+            _say(f"on (runpod {sdk}: its job loop waits on events, not timers, and a result "
+                 "is sent again while the server restarts)")
         else:
             _report("off-unknown-sdk", sdk)
             _say(f"off: the job loop of runpod {sdk} is not one runplane knows "
