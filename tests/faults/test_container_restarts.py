@@ -93,10 +93,9 @@ def test_a_restart_keeps_the_running_container_and_its_job(tmp_path: Path, how: 
         with srv.client() as c:
             eid, volume = _endpoint(c)
             state = srv.data_dir / "volumes" / volume["dataCenterId"] / volume["id"]
-            # Long enough to end well after the restart: the SDK drops a result it cannot
-            # send, and one sent at once to the new server on a connection the dead one
-            # left (the same for process workers, tests/faults/test_restarts.py).
-            job = run(c, eid, {"sleep": 20, "echo": "kept"})
+            # Ends around the restart: a result that meets the server down, or the kept-alive
+            # connection to the dead one, is sent again (the SDK accelerator's delivery).
+            job = run(c, eid, {"sleep": 4, "echo": "kept"})
             held = wait_for(lambda: (s := status(c, eid, job))["status"] == "IN_PROGRESS"
                             and attempts(state, job) == 1 and s, 120, "the job to run")
         name = f"runplane-{held['workerId']}".lower()
