@@ -22,6 +22,7 @@ from runplane import __version__
 from runplane.api.body_limit import BodyLimitMiddleware
 from runplane.api.errors import install_error_handlers
 from runplane.api.lb_proxy import LbProxy
+from runplane.api.lb_tunnel import is_tunnel_path, tunnel_route
 from runplane.api.lb_ws import websocket
 from runplane.api.rest_v2 import RESOURCES, build_control_app
 from runplane.api.routes import include_routers
@@ -66,6 +67,9 @@ class RunplaneApp:
                 return
         elif kind == "websocket":
             if self.lb_domain and await self._by_host(scope, receive, send):
+                return
+            if is_tunnel_path(scope["path"]):  # a manual load-balancing worker dials in
+                await tunnel_route(self.services, scope, receive, send)
                 return
             if scope["path"].startswith(PATH_PREFIX):
                 await self._lb(scope, receive, send, *split_lb_path(scope))

@@ -228,6 +228,8 @@ class LbProxy:
     async def _forward(self, scope: Scope, receive: Receive, send: Send, route: Route,
                        path: str, size: str | None, started: list[bool]) -> bool:
         """Send the request to the worker and its answer back; True when it answered."""
+        if route.tunnel is not None:  # a manual worker: through the tunnel it opened
+            return await route.tunnel.forward(scope, receive, send, path, started)
         limit = self.cfg.max_body_bytes
         address = route.address
         method: str = scope["method"]

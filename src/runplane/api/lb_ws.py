@@ -59,6 +59,9 @@ async def websocket(proxy: LbProxy, scope: Scope, receive: Receive, send: Send,
 
 
 async def _connect(proxy: LbProxy, scope: Scope, route: Route, path: str) -> ClientConnection:
+    if route.tunnel is not None:  # a manual worker's tunnel carries HTTP only
+        raise ProxyError(501, "WebSockets to a manual worker (runplane worker run) are not "
+                              "supported", [(WORKER_HEADER, route.worker.id.encode())])
     query = scope.get("query_string") or b""
     url = route.address.url(path + ("?" + query.decode("latin-1") if query else ""))
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]

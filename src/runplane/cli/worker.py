@@ -4,10 +4,17 @@ It registers a manual worker through the server (``POST /v2/{endpointId}/workers
 user's API key), then runs the command with the RUNPOD_* environment an unmodified SDK worker
 needs and a fresh worker credential. When the command exits (or on Ctrl-C / SIGTERM, which
 are passed on to it), the worker is retired so its unfinished jobs go back to the queue.
+
+For a load-balancing endpoint the command is an HTTP server: it gets free local ports in
+``PORT`` / ``PORT_HEALTH`` and the endpoint's ``HEALTH_CHECK_PATH``, and its requests come
+through a WebSocket this command opens to the server (``cli.lb_tunnel``): the server never
+connects to an address a user names.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,6 +26,7 @@ import typer
 from rich.console import Console
 
 from runplane.accelerator import SITE_DIR, with_site
+from runplane.cli import lb_tunnel
 
 worker_app = typer.Typer(help="Run a worker by hand against a live endpoint.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -43,7 +51,11 @@ def run(
     gpu: Annotated[str, typer.Option("--gpu", help="GPU type id to report to the handler.")] = "",
 ) -> None:
     """Run COMMAND (after --) as a worker of ENDPOINT, e.g.
-    ``runplane worker run --endpoint ID -- python handler.py``."""
+    ``runplane worker run --endpoint ID -- python handler.py``.
+
+    For a load-balancing endpoint COMMAND is an HTTP server: it listens on $PORT (a free
+    local port), answers its health check on $PORT_HEALTH at $HEALTH_CHECK_PATH, and its
+    requests come through a WebSocket this command opens to the server."""
     command = list(ctx.args)
     if command and command[0] == "--":
         command = command[1:]
@@ -74,7 +86,12 @@ def run(
     # RUNPLANE_ACCELERATOR=0 is set here or by the server.
     # The handler gets its worker credential, never the user's API key (nor the CLI's config).
     own = {k: v for k, v in os.environ.items() if k not in _USER_SECRETS}
-    proc = subprocess.Popen(command, env=with_site({**own, **body["env"]}, str(SITE_DIR)))
+    env = {**own, **body["env"]}
+    lb = body.get("loadBalancer")
+    if lb:
+        port = lb_tunnel.free_port()
+        env.update(PORT=str(port), PORT_HEALTH=str(port), HEALTH_CHECK_PATH=lb["healthCheckPath"])
+    proc = subprocess.Popen(command, env=with_site(env, str(SITE_DIR)))
 
     def forward(signum: int, _frame: object) -> None:
         if proc.poll() is None:
@@ -82,10 +99,30 @@ def run(
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    code = proc.wait()
+    if lb:
+        code = asyncio.run(_serve_lb(proc, lb_tunnel.tunnel_url(base, endpoint, worker_id),
+                                     body["token"], port, lb["healthCheckPath"]))
+    else:
+        code = proc.wait()
     try:
         httpx.delete(f"{base}/v2/{endpoint}/workers/{worker_id}", headers=headers, timeout=10)
     except httpx.HTTPError:
         pass
     err.print(f"worker {worker_id} exited with {code}")
     sys.exit(code if code >= 0 else 128 - code)
+
+
+async def _serve_lb(proc: subprocess.Popen[bytes], url: str, token: str, port: int,
+                    health_path: str) -> int:
+    """Serve the tunnel while the command runs; its exit code (the tunnel closes with it)."""
+    tunnel = asyncio.create_task(lb_tunnel.serve(url, token, port, port, health_path))
+    exited = asyncio.create_task(asyncio.to_thread(proc.wait))
+    await asyncio.wait((tunnel, exited), return_when=asyncio.FIRST_COMPLETED)
+    if tunnel.done() and not tunnel.cancelled() and tunnel.exception() is not None:
+        err.print(f"[red]error:[/] the tunnel was refused: {tunnel.exception()}")
+        if proc.poll() is None:
+            proc.terminate()
+    tunnel.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await tunnel
+    return await exited

@@ -24,6 +24,7 @@ from runplane.clock import Clock
 from runplane.lb.affinity import Affinity
 from runplane.lb.balance import OUT, PARKED, READY, STARTING, Candidate, choose
 from runplane.lb.health import ProbeState
+from runplane.lb.tunnel import TunnelLink
 from runplane.providers.http_ports import HttpAddress
 from runplane.worker_state import EXITED, RUNNING, UNHEALTHY
 
@@ -54,6 +55,9 @@ class Route:
     health_path: str = "/ping"
     probe: ProbeState = field(default_factory=ProbeState)
     next_probe_at: float = 0.0
+    # A manual worker's tunnel (``lb.tunnel``): its requests go through it, never to
+    # ``address``, and its health is what it reports there, not probed.
+    tunnel: TunnelLink | None = None
 
     @property
     def state(self) -> str:
@@ -218,9 +222,10 @@ class LoadBalancer:
     # -- workers (the prober's) -------------------------------------------------------------
 
     def track(self, endpoint_id: str, worker: Worker, address: HttpAddress,
-              health_path: str) -> Route:
-        """Start routing to ``worker`` at ``address`` once its health checks say so."""
-        route = Route(endpoint_id, worker, address, health_path)
+              health_path: str, tunnel: TunnelLink | None = None) -> Route:
+        """Start routing to ``worker`` at ``address`` (or through ``tunnel``) once its
+        health checks say so."""
+        route = Route(endpoint_id, worker, address, health_path, tunnel=tunnel)
         self.routes.setdefault(endpoint_id, {})[worker.id] = route
         self._by_worker[worker.id] = route
         return route

@@ -89,7 +89,11 @@ class HealthProber:
         missing = []
         for w in self._registry.all():
             ep = self._endpoint_of(w.endpoint_id)
-            if ep is None or not ep.load_balancer or w.manual:
+            if ep is None or not ep.load_balancer:
+                continue
+            if w.manual:  # routed only through its own tunnel (``api.lb_tunnel``)
+                if lb.route_of(w.id) is not None:
+                    live.add(w.id)
                 continue
             live.add(w.id)
             route = lb.route_of(w.id)
@@ -116,7 +120,7 @@ class HealthProber:
         """Check every route that is due, concurrently."""
         now = self._clock.now()
         due = [r for r in self._lb.all_routes()
-               if not r.worker.parked and r.next_probe_at <= now]
+               if r.tunnel is None and not r.worker.parked and r.next_probe_at <= now]
         if due:
             await asyncio.gather(*(self._probe(r) for r in due))
 

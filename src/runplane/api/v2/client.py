@@ -27,6 +27,7 @@ from runplane.api.v2.wire import (
 from runplane.broker.broker import Broker
 from runplane.broker.models import FAILED, IN_QUEUE, TIMED_OUT, Job, WorkerView
 from runplane.errors import RateLimited, Unauthorized
+from runplane.lb.prober import health_path
 from runplane.services.users import Principal
 from runplane.worker_state import WorkerState
 
@@ -294,7 +295,13 @@ async def workers(req: Req) -> None:
         raise ApiError(400, "gpu: must be a string", "gpu")
     worker_id, token = registry.register(endpoint_id, manual=True, gpu_type_id=gpu or None)
     env = registry.worker_env(endpoint_id, worker_id, token, gpu)
-    await send_json(req.send, {"id": worker_id, "token": token, "env": env}, 201)
+    answer: dict[str, Any] = {"id": worker_id, "token": token, "env": env}
+    endpoint = req.services.endpoints.get(endpoint_id)
+    if endpoint is not None and endpoint.load_balancer:
+        # The CLI serves it through a tunnel it opens (api.lb_tunnel): what it needs to.
+        answer["loadBalancer"] = {"healthCheckPath": health_path(endpoint),
+                                  "tunnel": f"/v2/{endpoint_id}/workers/{worker_id}/tunnel"}
+    await send_json(req.send, answer, 201)
 
 
 async def worker_delete(req: Req) -> None:
