@@ -181,3 +181,49 @@ def test_registration_names_the_tunnel_and_it_checks_the_endpoint(server: LiveSe
         connect(url, additional_headers={"Authorization": r.json()["token"]}, open_timeout=10)
     assert refused.value.response.status_code == 403
     c.delete(f"/v2/{ep}/workers/{r.json()['id']}")
+
+
+def test_bad_health_takes_it_out_of_rotation(server: LiveServer, tmp_path: Path) -> None:
+    """Its app's health check answering 500 (reported over the tunnel) takes the manual
+    worker out of rotation: with no other worker, requests get RunPod's 503."""
+    c = server.client()
+    ep = make_lb(c)
+    cli = start_cli(server, ep, tmp_path / "cli.log")
+    try:
+        wait_for(lambda: [w for w in manual_workers(c, ep) if w["status"] == "IDLE"], 60,
+                 "the manual worker ready")
+        assert c.post(f"/lb/{ep}/sick").status_code == 200
+        r = wait_for(lambda: (r := c.get(f"/lb/{ep}/hello")).status_code == 503 and r, 60,
+                     "the sick worker out of rotation")
+        assert r.json() == {"error": "no workers available"}
+    finally:
+        os.killpg(cli.pid, signal.SIGTERM)
+        cli.wait(timeout=30)
+
+
+def test_the_tunnel_opens_again_after_a_server_restart(tmp_path: Path) -> None:
+    """The server restarts under a running manual worker: the CLI opens its tunnel again and
+    the worker serves again under its id."""
+    srv = fast_server(tmp_path / "srv", RUNPLANE_LB=json.dumps(LB), RUNPLANE_LIMITS=LIMITS)
+    cli = None
+    try:
+        c = srv.client()
+        ep = make_lb(c)
+        cli = start_cli(srv, ep, tmp_path / "cli.log")
+        worker = wait_for(lambda: [w["id"] for w in manual_workers(c, ep)
+                                   if w["status"] == "IDLE"], 60, "the manual worker ready")[0]
+        assert c.get(f"/lb/{ep}/hello").headers["x-runpod-worker-id"] == worker
+        assert srv.proc is not None
+        srv.proc.send_signal(signal.SIGTERM)  # the server only: the CLI and its app stay
+        srv.proc.wait(timeout=30)
+        srv.start()
+        c = srv.client()
+        r = wait_for(lambda: (r := c.get(f"/lb/{ep}/hello")).status_code == 200 and r, 60,
+                     "the manual worker serving again")
+        assert r.headers["x-runpod-worker-id"] == worker
+        assert cli.poll() is None
+    finally:
+        if cli is not None and cli.poll() is None:
+            os.killpg(cli.pid, signal.SIGTERM)
+            cli.wait(timeout=30)
+        srv.stop()
