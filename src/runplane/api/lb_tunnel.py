@@ -58,7 +58,10 @@ class WorkerTunnel:
         if self.closed:
             raise ConnectionError("tunnel closed")
         async with self._lock:
-            await self._send({"type": "websocket.send", "bytes": data})
+            try:
+                await self._send({"type": "websocket.send", "bytes": data})
+            except (OSError, RuntimeError) as err:  # uvicorn's: the socket is gone
+                raise ConnectionError(f"tunnel closed ({type(err).__name__})") from err
 
     def deliver(self, frame: t.Frame) -> None:
         """A frame of a request's answer (one no longer waited for is dropped)."""
