@@ -300,18 +300,33 @@ class LbProxy:
                 return True
             await send({"type": "http.response.start", "status": conn.status, "headers": out})
             started[0] = True
-            sent = 0
-            while True:
-                try:
-                    chunk = await conn.next_chunk()
-                except UpstreamError:
-                    return True  # the worker went away mid-answer: the stream just ends
-                if not chunk:
-                    break
-                sent += len(chunk)
-                if sent > limit:  # RunPod's 30 MB: the stream is cut here
-                    break
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            # A client that hangs up ends the stream here and on the worker (an endless SSE
+            # stream would otherwise hold the worker until the processing limit).
+            live = [True]
+
+            def hung_up(_: object) -> None:
+                if live[0]:  # (not once the stream is over: conn may serve another by then)
+                    conn.abort()
+
+            watch = asyncio.ensure_future(_disconnected(receive)())
+            watch.add_done_callback(hung_up)
+            try:
+                sent = 0
+                while True:
+                    try:
+                        chunk = await conn.next_chunk()
+                    except UpstreamError:
+                        return True  # the worker (or the client) went: the stream just ends
+                    if not chunk:
+                        break
+                    sent += len(chunk)
+                    if sent > limit:  # RunPod's 30 MB: the stream is cut here
+                        break
+                    await send({"type": "http.response.body", "body": chunk,
+                                "more_body": True})
+            finally:
+                live[0] = False
+                watch.cancel()
             await send({"type": "http.response.body", "body": b""})
             return True
         finally:
