@@ -105,6 +105,30 @@ async def test_a_kept_connection_the_worker_closed_is_retried_once_when_idempote
     client.close()
 
 
+async def test_a_kept_connection_the_worker_closes_is_forgotten(
+        worker) -> None:  # type: ignore[no-untyped-def]
+    """A worker that stops (or times out its idle connections): nothing of it stays kept."""
+    async def answer_and_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                               _: int) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await asyncio.sleep(0.05)  # then closes, the connection idle in the client's pool
+
+    port, _ = await worker(answer_and_close)
+    client = WorkerClient()
+    conn = await client.request("127.0.0.1", port, get())
+    assert await conn.read() == b"ok"
+    client.release(conn)
+    assert client._idle == {("127.0.0.1", port): [conn]}
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if conn.closed:
+            break
+    assert conn.closed and client._idle == {}
+    client.close()
+
+
 async def test_head_chunked_and_unsized_answers(worker) -> None:  # type: ignore[no-untyped-def]
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         while True:

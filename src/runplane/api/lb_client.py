@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 
 import httptools
 
@@ -46,6 +46,8 @@ class Upstream(asyncio.Protocol):
         self.closed = False
         self.reused = False
         self.idle_since = 0.0
+        # Set while the connection waits in the pool: the pool forgets it once it closes.
+        self.on_idle_lost: Callable[[Upstream], None] | None = None
         self._drain: asyncio.Future[None] | None = None
         self._write_paused = False
         self.reset(head_only=False)
@@ -85,6 +87,9 @@ class Upstream(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        forget, self.on_idle_lost = self.on_idle_lost, None
+        if forget is not None:  # (a worker that stopped: nothing keeps its connections)
+            forget(self)
         if not self.complete:
             if self.head_done and self._until_eof:
                 self.complete = True  # an answer without a length ends with its connection
@@ -284,7 +289,15 @@ class WorkerClient:
             return
         conn.reused = True
         conn.idle_since = conn.loop.time()
+        conn.on_idle_lost = self._forget
         self._idle.setdefault(conn.key, []).append(conn)
+
+    def _forget(self, conn: Upstream) -> None:
+        pool = self._idle.get(conn.key)
+        if pool is not None and conn in pool:
+            pool.remove(conn)
+            if not pool:
+                del self._idle[conn.key]
 
     async def _connection(self, key: tuple[str, int]) -> Upstream:
         pool = self._idle.get(key)
@@ -292,6 +305,7 @@ class WorkerClient:
             now = asyncio.get_running_loop().time()
             while pool:
                 conn = pool.pop()  # the most recently used: the least likely to time out
+                conn.on_idle_lost = None
                 if not conn.closed and now - conn.idle_since < self.idle_s:
                     if not pool:
                         del self._idle[key]
@@ -308,7 +322,7 @@ class WorkerClient:
 
     def close(self) -> None:
         """Close every idle connection (the server is stopping)."""
-        for pool in self._idle.values():
-            for conn in pool:
+        pools, self._idle = list(self._idle.values()), {}
+        for pool in pools:
+            for conn in list(pool):
                 conn.abort()
-        self._idle.clear()
