@@ -24,9 +24,8 @@ from runplane.api.auth import client_address
 from runplane.broker.models import Worker
 from runplane.errors import RateLimited
 from runplane.lb import tunnel as t
-from runplane.lb.health import judge
 from runplane.lb.pool import Route
-from runplane.lb.prober import health_path
+from runplane.lb.prober import health_path, record_health
 from runplane.system import Services
 
 log = logging.getLogger("runplane.lb")
@@ -247,24 +246,10 @@ async def tunnel_route(services: Services, scope: Scope, receive: Receive, send:
 
 
 def _health(services: Services, route: Route, status: int | None) -> None:
-    """The worker's own health check said ``status``: the prober's rules, minus the
-    UNHEALTHY verdict (a manual worker is not replaced; it just stays out of rotation)."""
-    w = route.worker
-    if services.workers.get(w.id) is not w:
-        return  # retired (its user stopped it)
-    now = services.clock.now()
-    was_ready = route.probe.healthy
-    verdict = judge(route.probe, status, now, services.settings.lb.unhealthy_after)
-    services.workers.seen(w, now)
-    if verdict.initializing:
-        w.initializing_at = now
-    if verdict.became_ready:
-        services.workers.first_take(w)
-    if verdict.unhealthy:
-        log.warning("manual worker %s of %s: %s", w.id, route.endpoint_id, verdict.why,
-                    extra={"worker_id": w.id, "endpoint_id": route.endpoint_id})
-    if route.probe.healthy and not was_ready:
-        services.lb.wake(route.endpoint_id)
+    """The worker's own health check said ``status``: the prober's rules for a manual worker
+    (``lb.prober.record_health``)."""
+    record_health(services.workers, services.lb, route, status, services.clock.now(),
+                  services.settings.lb.unhealthy_after, manual=True)
 
 
 class _Refused(Exception):

@@ -135,25 +135,44 @@ class HealthProber:
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
             what = f"did not answer ({type(err).__name__})"
         now = self._clock.now()
-        w = route.worker
-        if self._registry.get(w.id) is not w:
+        if not record_health(self._registry, self._lb, route, status, now,
+                             self._cfg.unhealthy_after, what):
             return  # retired (or started again under its id) while it was checked
-        was_ready = route.probe.healthy
-        verdict = judge(route.probe, status, now, self._cfg.unhealthy_after, what)
-        if status is not None:
-            self._registry.seen(w, now)
-        if verdict.initializing:
-            w.initializing_at = now
-        if verdict.became_ready:
-            self._registry.first_take(w)
-        if verdict.unhealthy:
-            log.warning("worker %s of %s: %s", w.id, route.endpoint_id, verdict.why,
-                        extra={"worker_id": w.id, "endpoint_id": route.endpoint_id})
-            self._registry.report_unhealthy(w, route.health_path, verdict.why)
-        if route.probe.healthy and not was_ready:
-            self._lb.wake(route.endpoint_id)
         route.next_probe_at = now + (self._cfg.health_interval_s if route.probe.healthy
                                      else self._cfg.health_interval_starting_s)
+
+
+def record_health(registry: WorkerRegistry, lb: LoadBalancer, route: Route, status: int | None,
+                  now: float, unhealthy_after: int, what: str = "", *,
+                  manual: bool = False) -> bool:
+    """One health check's answer (``status``; None: no answer, ``what`` says why) applied to
+    the route and its worker by RunPod's rules (``lb.health.judge``): seen, ready on the first
+    200 (the controller's cold start), UNHEALTHY after ``unhealthy_after`` failures (the
+    controller replaces it), and the endpoint's waiting requests woken when it turns ready.
+    ``manual``: a manual worker reported it through its tunnel: it is alive whatever its app
+    answered, and is not made UNHEALTHY (nothing would replace it; it only stays out of
+    rotation until its app answers 200 again). False when the route's worker is no longer the
+    registry's (retired, or started again under its id)."""
+    w = route.worker
+    if registry.get(w.id) is not w:
+        return False
+    was_ready = route.probe.healthy
+    verdict = judge(route.probe, status, now, unhealthy_after, what)
+    if status is not None or manual:
+        registry.seen(w, now)
+    if verdict.initializing:
+        w.initializing_at = now
+    if verdict.became_ready:
+        registry.first_take(w)
+    if verdict.unhealthy:
+        log.warning("%sworker %s of %s: %s", "manual " if manual else "", w.id,
+                    route.endpoint_id, verdict.why,
+                    extra={"worker_id": w.id, "endpoint_id": route.endpoint_id})
+        if not manual:
+            registry.report_unhealthy(w, route.health_path, verdict.why)
+    if route.probe.healthy and not was_ready:
+        lb.wake(route.endpoint_id)
+    return True
 
 
 def health_path(ep: Endpoint) -> str:
