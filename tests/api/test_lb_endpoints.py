@@ -96,6 +96,8 @@ async def fake_worker() -> AsyncIterator[tuple[int, list[dict[str, Any]]]]:
                      "body": body})
         if request.path == "/fail":
             return web.Response(status=500, text="boom")
+        if request.path == "/claims":  # a worker claiming to be another
+            return web.Response(text="ok", headers={"X-Runpod-Worker-Id": "someone-else"})
         return web.Response(body=body or b"ok", headers={"X-From": "worker"})
 
     app = web.Application()
@@ -140,6 +142,9 @@ async def test_forwarding_to_the_workers_own_address(
         r = await c.get(f"/lb/{ep}/fail")
         assert r.status_code == 500 and r.text == "boom"
         assert r.headers["x-runpod-worker-id"] == wid
+        # The header says who served it: a worker's own is not passed on.
+        r = await c.get(f"/lb/{ep}/claims")
+        assert r.headers.get_list("x-runpod-worker-id") == [wid]
         # In-flight counts are back to zero, and the worker idles from its last request.
         w = server.services.workers.get(wid)
         assert w is not None and w.requests == 0 and w.idle_since is not None

@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from runplane.api.auth import client_address
 from runplane.api.deadlines import Deadlines
 from runplane.api.lb_client import IDEMPOTENT, UpstreamError, WorkerClient
+from runplane.api.lb_headers import DROP_REQUEST, DROP_RESPONSE, WORKER_HEADER
 from runplane.api.one_write import send_whole
 from runplane.config import LoadBalancerSettings
 from runplane.lb import affinity as aff
@@ -35,20 +36,8 @@ from runplane.system import Services
 
 log = logging.getLogger("runplane.lb")
 
-WORKER_HEADER = b"x-runpod-worker-id"
-# Hop-by-hop headers (RFC 9110 7.6.1) and what this hop sets itself; the caller's key never
-# reaches the worker.
-_DROP_REQUEST = frozenset({b"connection", b"keep-alive", b"proxy-authorization", b"te",
-                           b"trailer", b"transfer-encoding", b"upgrade", b"host",
-                           b"authorization", b"proxy-connection", WORKER_HEADER,
-                           # the body's framing is this hop's too (set from what it sends)
-                           b"content-length",
-                           # 100-continue is this hop's: uvicorn answers it as the body is read.
-                           b"expect"})
-# (``date`` and ``server``: this server's own are added to every answer.)
-_DROP_RESPONSE = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"trailer",
-                            b"transfer-encoding", b"upgrade", b"te", b"proxy-connection",
-                            b"date", b"server"})
+# The body's framing is this hop's too (set from what it sends).
+_DROP_REQUEST = DROP_REQUEST | {b"content-length"}
 # Bodies up to this size are read whole and sent in one piece; larger or unsized ones stream.
 _WHOLE = 256 * 1024
 
@@ -282,7 +271,7 @@ class LbProxy:
             length = None
             for k, v in conn.headers:
                 k = k.lower()
-                if k not in _DROP_RESPONSE:
+                if k not in DROP_RESPONSE:
                     out.append((k, v))
                     if k == b"content-length":
                         length = int(v)  # (llhttp accepts digits only)

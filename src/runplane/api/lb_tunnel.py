@@ -21,6 +21,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from runplane.api.auth import client_address
+from runplane.api.lb_headers import DROP_REQUEST, DROP_RESPONSE, WORKER_HEADER
 from runplane.broker.models import Worker
 from runplane.errors import RateLimited
 from runplane.lb import tunnel as t
@@ -30,14 +31,6 @@ from runplane.system import Services
 
 log = logging.getLogger("runplane.lb")
 
-WORKER_HEADER = b"x-runpod-worker-id"
-# Hop-by-hop headers, this hop's own, and the caller's key: never sent down the tunnel.
-_DROP_REQUEST = frozenset({b"connection", b"keep-alive", b"proxy-authorization", b"te",
-                           b"trailer", b"transfer-encoding", b"upgrade", b"host",
-                           b"authorization", b"proxy-connection", WORKER_HEADER, b"expect"})
-_DROP_RESPONSE = frozenset({"connection", "keep-alive", "proxy-authenticate", "trailer",
-                            "transfer-encoding", "upgrade", "te", "proxy-connection", "date",
-                            "server", WORKER_HEADER.decode()})
 _CLOSED = t.Frame(t.ERROR, 1, b"the worker's tunnel closed")
 
 
@@ -105,8 +98,8 @@ class WorkerTunnel:
             except t.BadFrame as err:
                 await _error(send, 502, f"the worker's answer is malformed ({err})", wid)
                 return False
-            headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                       for k, v in answer.headers if k.lower() not in _DROP_RESPONSE]
+            named = ((k.lower().encode("latin-1"), v) for k, v in answer.headers)
+            headers = [(k, v.encode("latin-1")) for k, v in named if k not in DROP_RESPONSE]
             length = next((v for k, v in headers if k == b"content-length"), None)
             if length is not None and (not length.isdigit() or int(length) > self._limit):
                 await _error(send, 502, f"the worker's response is over {self._limit} bytes",
@@ -165,7 +158,7 @@ def _request_head(scope: Scope, path: str) -> t.RequestHead:
             has_body = True
         elif k == b"content-length":
             has_body = has_body or v not in (b"0", b"")
-        if k not in _DROP_REQUEST:
+        if k not in DROP_REQUEST:
             headers.append((k.decode("latin-1"), v.decode("latin-1")))
     client = scope.get("client")
     if client:

@@ -20,7 +20,8 @@ import websockets
 from starlette.types import Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
 
-from runplane.api.lb_proxy import WORKER_HEADER, LbProxy, ProxyError
+from runplane.api.lb_headers import WORKER_HEADER
+from runplane.api.lb_proxy import LbProxy, ProxyError
 from runplane.lb.pool import Route
 
 log = logging.getLogger("runplane.lb")
