@@ -1,6 +1,7 @@
 """Soak benchmark: mixed job load for a while, with a worker or the server killed at random.
 
     .venv/bin/python benchmarks/soak.py [--minutes 30] [--kill-every 120] [--rate 4]
+        [--kills all|server] [--accelerator on|off]
 
 A real ``runplane serve`` (SQLite, the controller on, workers outliving it) and its
 autoscaled real runpod SDK workers (a generator handler that sleeps 0.05-1.5 s per job and
@@ -8,7 +9,9 @@ logs every execution beside the server) take a mix of /run (polled with /status)
 /stream and /run-then-/cancel from clients that resend a request whose answer was lost with
 the same Idempotency-Key, as a careful client does. Every ``--kill-every`` seconds (with
 jitter) one of: SIGKILL of a worker's handler process, SIGKILL of the server then a start,
-SIGTERM of the server then a start. At the end every acknowledged job is waited for, then
+SIGTERM of the server then a start (``--kills server``: only the server's). ``--accelerator
+off`` runs the workers on the SDK's own loop and result post (what a restart costs without
+the accelerator's resent results: docs/workers.md). At the end every acknowledged job is waited for, then
 one table:
 
 - acknowledged: jobs a client got an id for; completed, cancelled, failed (with reasons);
@@ -72,8 +75,10 @@ SETTINGS = {
 
 
 class Soak:
-    def __init__(self, srv: LiveServer, state: Path, endpoint: str) -> None:
+    def __init__(self, srv: LiveServer, state: Path, endpoint: str,
+                 kills: tuple[str, ...]) -> None:
         self.srv = srv
+        self.kinds = kills
         self.state = state
         self.ep = endpoint
         self.headers = {"Authorization": f"Bearer {srv.admin_key}"}
@@ -147,7 +152,7 @@ class Soak:
             await asyncio.sleep(random.uniform(0.5, 1.5) * every)
             if time.time() > until - 10:
                 return
-            what = random.choice(["worker SIGKILL", "server SIGKILL", "server SIGTERM"])
+            what = random.choice(self.kinds)
             if what == "worker SIGKILL":
                 handlers = [p for p in worker_processes_of(self.srv.port) if _is_handler(p)]
                 if not handlers:
@@ -206,6 +211,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=4.0, help="jobs submitted per second")
     ap.add_argument("--workers-max", type=int, default=3)
     ap.add_argument("--details", type=Path, help="write every job's record here (JSON)")
+    ap.add_argument("--kills", choices=["all", "server"], default="all")
+    ap.add_argument("--accelerator", choices=["on", "off"], default="on")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="runplane-soak-"))
     srv = make_live_server(tmp, **SETTINGS)
@@ -222,14 +229,17 @@ def main() -> None:
             t = c.post("/v1/templates", json={
                 "name": "soak", "imageName": f"local:{app}", "isServerless": True,
                 "dockerStartCmd": [sys.executable, "-u", "handler.py"],
-                "env": {"STATE_DIR": str(state), "RUNPOD_LOG_LEVEL": "WARN"}})
+                "env": {"STATE_DIR": str(state), "RUNPOD_LOG_LEVEL": "WARN",
+                        "RUNPLANE_ACCELERATOR": "1" if args.accelerator == "on" else "0"}})
             assert t.status_code == 200, t.text
             t = t.json()
             ep = c.post("/v1/endpoints", json={
                 "name": "soak", "templateId": t["id"], "computeType": "CPU", "vcpuCount": 1,
                 "workersMin": 1, "workersMax": args.workers_max, "idleTimeout": 30,
                 "scalerType": "QUEUE_DELAY", "scalerValue": 2, "flashboot": False}).json()["id"]
-        soak = Soak(srv, state, ep)
+        kinds = ("server SIGKILL", "server SIGTERM") if args.kills == "server" \
+            else ("worker SIGKILL", "server SIGKILL", "server SIGTERM")
+        soak = Soak(srv, state, ep, kinds)
         started = time.time()
         until = started + args.minutes * 60
 
@@ -254,7 +264,8 @@ def main() -> None:
     retried = sum(int(r.get("retries") or 0) for r in acked.values())
     print(f"# soak — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
           f"{args.minutes:g} min, ~{args.rate:g} jobs/s submitted, a kill every "
-          f"~{args.kill_every:g} s ({len(soak.kills)} kills), workersMax {args.workers_max}")
+          f"~{args.kill_every:g} s ({len(soak.kills)} kills: {args.kills}), workersMax "
+          f"{args.workers_max}, accelerator {args.accelerator}")
     print()
     print("| measure | value |")
     print("|---|---:|")
@@ -266,6 +277,9 @@ def main() -> None:
     for reason, n in reasons.most_common(5):
         print(f"| failed: {reason or '(no error)'} | {n:,} |")
     print(f"| retries counted | {retried:,} |")
+    restarts = sum(1 for _, what in soak.kills if what.startswith("server"))
+    if restarts:
+        print(f"| retries counted per server restart | {retried / restarts:.1f} |")
     print(f"| lost (goal 0) | {lost:,} |")
     print(f"| run twice without a counted retry (goal 0) | {twice:,} |")
     print(f"| orphan processes left (goal 0) | {orphans:,} |")
