@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from runplane.api.auth import client_address
+from runplane.api.auth import bearer, client_address
 from runplane.api.deadlines import Deadlines
 from runplane.api.lb_client import IDEMPOTENT, UpstreamError, WorkerClient
 from runplane.api.lb_headers import DROP_REQUEST, DROP_RESPONSE, WORKER_HEADER
@@ -97,11 +97,7 @@ class LbProxy:
     def admit(self, scope: Scope, endpoint_id: str) -> tuple[Principal, Any]:
         """The caller and the rate limiter's in-flight slot (to release), or ProxyError."""
         services = self.services
-        key = header(scope, b"authorization")
-        if key is not None:
-            key = key.strip()
-            if key[:7].lower() == "bearer ":
-                key = key[7:].strip()
+        key = bearer(header(scope, b"authorization"))
         if not key:
             raise ProxyError(401, "missing API key: send 'Authorization: Bearer <key>'")
         principal = services.users.authenticate(key, client_address(scope))

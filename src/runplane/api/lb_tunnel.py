@@ -20,8 +20,10 @@ import logging
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from runplane.api.auth import client_address
+from runplane.api.auth import worker_by_credential
+from runplane.api.errors import ApiError
 from runplane.api.lb_headers import DROP_REQUEST, DROP_RESPONSE, WORKER_HEADER
+from runplane.api.lb_proxy import header
 from runplane.broker.models import Worker
 from runplane.errors import RateLimited
 from runplane.lb import tunnel as t
@@ -252,23 +254,12 @@ class _Refused(Exception):
 
 
 def _authorize(services: Services, scope: Scope, endpoint_id: str, worker_id: str) -> Worker:
-    token = None
-    for k, v in scope["headers"]:
-        if k == b"authorization":
-            token = v.decode("latin-1").strip()
-            if token[:7].lower() == "bearer ":
-                token = token[7:].strip()
-    w = services.workers.authenticate(token)
-    if w is None:
-        limits = services.limits
-        try:
-            limits.check(limits.failed_auth, client_address(scope),
-                         "failed authentications from this address")
-        except RateLimited as err:  # still a refusal, with its own status
-            raise _Refused(429, str(err)) from None
-        raise _Refused(401, "missing or invalid worker credential")
-    if w.endpoint_id != endpoint_id:
-        raise _Refused(403, "this worker credential is not valid for this endpoint")
+    try:
+        w = worker_by_credential(services, scope, header(scope, b"authorization"), endpoint_id)
+    except RateLimited as err:  # still a refusal, with its own status
+        raise _Refused(429, str(err)) from None
+    except ApiError as err:
+        raise _Refused(err.status, err.message) from None
     if w.id != worker_id:
         raise _Refused(403, "this worker credential belongs to another worker")
     endpoint = services.endpoints.get(endpoint_id)

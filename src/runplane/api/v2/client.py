@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from runplane.api.auth import client_address
+from runplane.api.auth import bearer, client_address
 from runplane.api.errors import ApiError, not_found
 from runplane.api.responses import dumps
 from runplane.api.v2.http import Req, parse_json, send_json
@@ -36,9 +36,7 @@ def _principal(req: Req) -> Principal:
     header = req.header(b"authorization")
     if not header:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    key = header.strip()
-    if key[:7].lower() == "bearer ":
-        key = key[7:].strip()
+    key = bearer(header)
     principal = req.services.users.authenticate(key, client_address(req.scope)) if key else None
     if principal is None:
         raise Unauthorized("invalid or revoked API key")

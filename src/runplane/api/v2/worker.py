@@ -9,7 +9,7 @@ from __future__ import annotations
 import orjson
 
 from runplane.accelerator import REPORT_SDK, REPORT_STATE
-from runplane.api.auth import client_address
+from runplane.api.auth import worker_by_credential
 from runplane.api.errors import ApiError
 from runplane.api.v2.http import Req, send_empty, send_json
 from runplane.api.v2.results import BadResult, parse_result
@@ -19,18 +19,8 @@ _OK = b'{"status":"ok"}'
 
 
 def _worker(req: Req) -> Worker:
-    header = req.header(b"authorization")
-    token = header.strip() if header else None
-    if token and token[:7].lower() == "bearer ":
-        token = token[7:].strip()
-    w = req.services.workers.authenticate(token)
-    if w is None:
-        limits = req.services.limits
-        limits.check(limits.failed_auth, client_address(req.scope),
-                     "failed authentications from this address")
-        raise ApiError(401, "missing or invalid worker credential")
-    if w.endpoint_id != req.parts[0]:
-        raise ApiError(403, "this worker credential is not valid for this endpoint")
+    w = worker_by_credential(req.services, req.scope, req.header(b"authorization"),
+                             req.parts[0])
     if len(req.parts) > 2:
         # Lenient about unsubstituted templates ($RUNPOD_POD_ID) and '&' glued to the segment.
         segment = req.parts[2].split("&", 1)[0]
