@@ -154,7 +154,7 @@ class RaySettings(BaseModel):
     # else a new one-node Ray here).
     address: str = ""
     # Ray namespace of runplane's worker actors (detached, named runplane-<owner>-<worker id>-
-    # <run>-<n>: providers/ray_names.py).
+    # <run>-<n>: providers/ray/names.py).
     namespace: str = "runplane"
 
 

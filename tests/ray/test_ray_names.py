@@ -1,11 +1,11 @@
-"""Whose a detached worker actor is (ray_names.py): the decision that keeps two servers on one
+"""Whose a detached worker actor is (providers/ray/names.py): the decision that keeps two servers on one
 Ray cluster from taking over or killing each other's actors. Pure; no cluster needed."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from runplane.providers.ray_names import actor_name, is_owned, leftovers, owner_of
+from runplane.providers.ray.names import actor_name, is_owned, leftovers, owner_of
 
 
 def test_the_owner_token_is_kept_in_the_data_dir_and_differs_between_data_dirs(

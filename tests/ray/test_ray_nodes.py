@@ -11,7 +11,7 @@ import pytest
 
 from runplane.catalog.catalog import build_catalog
 from runplane.config import MachineSettings
-from runplane.providers.ray_nodes import (
+from runplane.providers.ray.nodes import (
     accelerator_resource,
     data_center_resource,
     machine_id_for,
@@ -127,7 +127,7 @@ def test_the_default_install_never_imports_ray(tmp_path) -> None:
         "import sys\n"
         "from runplane.config import load_settings\n"
         "from runplane.server import build_services\n"
-        "import runplane.cli, runplane.providers.ray_nodes, runplane.providers.ray_actor\n"
+        "import runplane.cli, runplane.providers.ray.nodes, runplane.providers.ray.actor\n"
         f"services = build_services(load_settings(data_dir={str(tmp_path)!r}))\n"
         "assert services.provider.name == 'local'\n"
         "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"

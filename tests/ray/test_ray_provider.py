@@ -12,7 +12,7 @@ import pytest
 from runplane.catalog.catalog import build_catalog
 from runplane.config import MachineSettings
 from runplane.providers.base import EXITED, PARKED, RUNNING, HttpPorts, WorkerSpec
-from runplane.providers.ray_actor import START_FAILED
+from runplane.providers.ray.actor import START_FAILED
 from tests.e2e.scaling_kit import pid_alive, wait_for
 from tests.ray.conftest import RayNodes
 
@@ -46,7 +46,7 @@ def _worker_status(supervisor: int) -> str:
 
 async def test_park_resume_and_stop_go_through_the_actor(ray_cluster: RayNodes,
                                                          tmp_path: Path) -> None:
-    from runplane.providers.ray_provider import RayProvider
+    from runplane.providers.ray.provider import RayProvider
 
     app = tmp_path / "app"
     app.mkdir()
@@ -107,7 +107,7 @@ async def test_a_restarted_provider_takes_the_actor_over_and_removes_the_leftove
     kills what it did not take over (a parked worker's actor) with its process."""
     import ray
 
-    from runplane.providers.ray_provider import RayProvider
+    from runplane.providers.ray.provider import RayProvider
 
     app = tmp_path / "app"
     app.mkdir()

@@ -20,7 +20,7 @@ def make_provider(settings: Settings, catalog: Catalog) -> Provider:
 def _ray_provider(settings: Settings, catalog: Catalog) -> Provider:
     """The Ray provider (docs/ray.md), imported only when chosen: ray is an optional extra."""
     try:
-        from runplane.providers.ray_provider import RayProvider
+        from runplane.providers.ray.provider import RayProvider
     except ImportError as err:
         raise RuntimeError("provider = \"ray\" needs Ray: pip install 'runplane[ray]' "
                            f"({err})") from err

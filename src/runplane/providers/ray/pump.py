@@ -26,8 +26,8 @@ from runplane.catalog.catalog import Catalog
 from runplane.catalog.machines import Machine
 from runplane.config import MachineSettings
 from runplane.providers.base import EXITED, RUNNING, ProcessInfo, WorkerSpec
-from runplane.providers.ray_actor import probe_node
-from runplane.providers.ray_nodes import node_machine
+from runplane.providers.ray.actor import probe_node
+from runplane.providers.ray.nodes import node_machine
 
 log = logging.getLogger("runplane.providers.ray")
 

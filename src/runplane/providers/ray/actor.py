@@ -10,7 +10,7 @@ and its output drained) and appends it to the server's per-worker log.
 It is an async actor: every method runs on the actor's one event-loop thread, which lives as
 long as the actor, so the parent-death signal the runtime sets on the child (tied to the thread
 that started it) fires only when the actor itself dies: a killed actor or a lost node takes
-the worker process with it. The actor is detached (ray_names.py): the server that made it may
+the worker process with it. The actor is detached (names.py): the server that made it may
 die or restart, and its next run takes the actor over (``describe``, then ``poll`` from the
 offset the previous run last asked for).
 

@@ -1,7 +1,7 @@
 """The Ray provider: workers and pods as Ray actors on the nodes of a Ray cluster.
 
 runplane connects to the cluster as a driver (``ray.init(address=...)``). Every live node that
-offers CPUs or GPUs is a machine (``ray_nodes.node_machine``: Ray's resources, the operator's
+offers CPUs or GPUs is a machine (``nodes.node_machine``: Ray's resources, the operator's
 labels and custom resources, and a probe task that reads NVML on the node). The scheduler
 places a worker on one of those machines, as it does locally, so its reasons stay visible;
 the provider then starts a ``WorkerActor`` pinned to that node (hard node affinity,
@@ -9,7 +9,7 @@ the provider then starts a ``WorkerActor`` pinned to that node (hard node affini
 ``runplane-dc:<ID>`` resources when it declares them), which runs the template's command
 through the process runtime with the GPUs Ray assigned.
 
-A background thread (the *pump*, ray_pump.py) keeps one ``poll`` call outstanding per worker:
+A background thread (the *pump*, pump.py) keeps one ``poll`` call outstanding per worker:
 it appends the worker's output to ``<data_dir>/logs/<id>.log`` (so logs work as for local
 workers) and learns the exit code. A worker whose actor dies, or whose node leaves the
 cluster, is reported exited (exit code None, ``data["lost"]`` saying why): the controller then
@@ -17,7 +17,7 @@ retires it, which re-queues its jobs, and the scheduler places its replacement o
 that remain. The same thread refreshes the node list every ``refresh_s``; ``machines()`` and ``list()`` only
 read what it gathered, so the reconcile loop never waits on Ray.
 
-Worker actors are detached and named after the server's owner token (ray_names.py): they
+Worker actors are detached and named after the server's owner token (names.py): they
 outlive the server, so a restarted server takes them over by name (``adopt``) and kills the
 rest of what its previous run left (``remove_leftovers``). A server stopped with its workers
 kept leaves them running; ``stop`` (a drain, a scale-down) kills the actor once its process
@@ -51,13 +51,13 @@ from runplane.providers.base import (
     ProcessInfo,
     WorkerSpec,
 )
-from runplane.providers.ray_actor import WorkerActor
-from runplane.providers.ray_names import actor_name, is_owned, leftovers, owner_of
-from runplane.providers.ray_nodes import (
+from runplane.providers.ray.actor import WorkerActor
+from runplane.providers.ray.names import actor_name, is_owned, leftovers, owner_of
+from runplane.providers.ray.nodes import (
     accelerator_resource,
     data_center_resource,
 )
-from runplane.providers.ray_pump import RayPump, RayWorker
+from runplane.providers.ray.pump import RayPump, RayWorker
 from runplane.providers.runtimes.process import local_image_path, read_tail
 
 log = logging.getLogger("runplane.providers.ray")
