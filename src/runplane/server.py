@@ -40,7 +40,7 @@ from runplane.observability.hub import Observability
 from runplane.providers.make import make_provider
 from runplane.services.availability import Availability
 from runplane.services.batches import BatchService
-from runplane.services.billing import BillingService
+from runplane.services.billing.records import BillingService
 from runplane.services.endpoint_templates import EndpointTemplates
 from runplane.services.endpoints import EndpointService
 from runplane.services.host_access import LocalImagePolicy

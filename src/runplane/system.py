@@ -26,7 +26,7 @@ from runplane.observability.hub import Observability
 from runplane.providers.base import Provider
 from runplane.services.availability import Availability
 from runplane.services.batches import BatchService
-from runplane.services.billing import BillingService
+from runplane.services.billing.records import BillingService
 from runplane.services.endpoint_templates import EndpointTemplates
 from runplane.services.endpoints import EndpointService
 from runplane.services.pods import PodService

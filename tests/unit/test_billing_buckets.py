@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runplane.services.billing_buckets import Usage, aggregate, floor_bucket, next_bucket
+from runplane.services.billing.buckets import Usage, aggregate, floor_bucket, next_bucket
 
 
 def ts(text: str) -> float:

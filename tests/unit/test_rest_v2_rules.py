@@ -15,7 +15,7 @@ from runplane.clock import Clock
 from runplane.controller.scheduler import MachineLoad
 from runplane.errors import Invalid
 from runplane.services.availability import Availability, Scope, level
-from runplane.services.billing_v2 import resolve_window
+from runplane.services.billing.breakdowns import resolve_window
 from runplane.services.releases import diff
 from runplane.services.ssh_keys import normalized
 

@@ -20,7 +20,7 @@ from runplane.errors import Conflict, Invalid, NotFound
 from runplane.ids import new_template_id
 from runplane.schemas.volumes import NetworkVolume, NetworkVolumeCreate, NetworkVolumeUpdate
 from runplane.services.access import can_see, owned_by
-from runplane.services.billing import BillingService
+from runplane.services.billing.records import BillingService
 from runplane.services.users import Principal
 from runplane.store.tables import endpoint_volumes, network_volumes
 

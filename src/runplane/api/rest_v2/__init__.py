@@ -29,7 +29,7 @@ from runplane.api.rest_v2 import (
 from runplane.api.rest_v2.common import RateLimitHeaders
 from runplane.api.rest_v2.problems import install_problem_handlers, problem
 from runplane.catalog.pools import GpuPools
-from runplane.services.billing_v2 import BillingBreakdowns
+from runplane.services.billing.breakdowns import BillingBreakdowns
 from runplane.system import Services
 
 # The spec's resource names: the first path segment after /v2/ that this app serves.

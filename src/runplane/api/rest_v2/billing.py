@@ -1,5 +1,5 @@
 """/v2/billing and its breakdowns (pods, serverless, endpoints, network volumes, clusters),
-from the same usage records as /v1/billing (``services.billing_v2``)."""
+from the same usage records as /v1/billing (``services.billing.breakdowns``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from runplane.api.rest_v2.common import User, V2Route, ok, services
-from runplane.services.billing_v2 import BillingBreakdowns, empty, resolve_window
+from runplane.services.billing.breakdowns import BillingBreakdowns, empty, resolve_window
 
 router = APIRouter(prefix="/v2/billing", tags=["billing"], route_class=V2Route)
 

@@ -12,8 +12,8 @@ from starlette.responses import Response
 from runplane.api.responses import json_response
 from runplane.api.v1 import ERRORS, JsonBodyRoute, caller, services
 from runplane.schemas.billing import BillingQuery, BucketSize, EndpointGrouping, PodGrouping
-from runplane.services.billing import BillingService
-from runplane.services.billing_query import build_query
+from runplane.services.billing.records import BillingService
+from runplane.services.billing.query import build_query
 from runplane.services.users import Principal
 
 router = APIRouter(

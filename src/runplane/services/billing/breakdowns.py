@@ -15,9 +15,9 @@ from typing import Any
 
 from runplane.clock import Clock
 from runplane.errors import Invalid
-from runplane.services.billing import BillingService
-from runplane.services.billing_buckets import MAX_BUCKETS, aggregate, floor_bucket, next_bucket
-from runplane.services.billing_query import DEFAULT_WINDOW_S
+from runplane.services.billing.records import BillingService
+from runplane.services.billing.buckets import MAX_BUCKETS, aggregate, floor_bucket, next_bucket
+from runplane.services.billing.query import DEFAULT_WINDOW_S
 from runplane.services.users import Principal
 
 # The v2 kind of each usage kind, and its id field.

@@ -8,7 +8,7 @@ from runplane.catalog.catalog import Catalog
 from runplane.errors import Invalid
 from runplane.schemas.billing import BillingQuery
 from runplane.schemas.common import split_commas
-from runplane.services.billing_buckets import MAX_BUCKETS, bucket_count
+from runplane.services.billing.buckets import MAX_BUCKETS, bucket_count
 
 # Without startTime a report covers the last 30 days.
 DEFAULT_WINDOW_S = 30 * 86400

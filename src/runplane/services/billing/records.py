@@ -13,7 +13,7 @@ from sqlalchemy import Connection, CursorResult, Engine, and_, insert, or_, sele
 
 from runplane.clock import Clock
 from runplane.schemas.billing import BillingQuery
-from runplane.services.billing_buckets import Usage, aggregate
+from runplane.services.billing.buckets import Usage, aggregate
 from runplane.services.users import Principal
 from runplane.store.tables import usage_records
 
