@@ -25,9 +25,8 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 # (uvicorn's is 5 s), so the worker rarely closes one just as a request is sent on it.
 IDLE_S = 4.0
 # The answer's body buffered here from a worker faster than its client: past HIGH the
-# worker's socket is not read until the client has taken it down to LOW.
+# worker's socket is not read until the client has taken what was buffered.
 HIGH = 256 * 1024
-LOW = 64 * 1024
 
 
 class UpstreamError(Exception):

@@ -80,7 +80,6 @@ class Writer:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="runplane-writer", daemon=True)
         self._closed = False
-        self.commits = 0
         # SQLite through the stdlib driver: hot statements run on the DB-API connection.
         self._raw = engine.dialect.name == "sqlite" and engine.dialect.driver == "pysqlite"
         self._conn: Connection | None = None
@@ -168,7 +167,6 @@ class Writer:
         must-land ones the store refused, to be retried."""
         try:
             self._transaction([op for item in items for op in item.ops])
-            self.commits += 1
             _resolve(items, None)
             return []
         except Exception as exc:

@@ -64,12 +64,6 @@ class Catalog:
     cpu_flavors: list[str]
     default_data_centers: list[str] = field(default_factory=list)
 
-    def unknown_gpu_types(self, ids: list[str]) -> list[str]:
-        return [g for g in ids if g not in self.gpu_types]
-
-    def unknown_data_centers(self, ids: list[str]) -> list[str]:
-        return [d for d in ids if d not in self.data_centers]
-
     def is_cpu_instance_id(self, instance_id: str) -> bool:
         """CPU instance ids are ``<flavor>-<vcpus>-<memoryGb>``, e.g. ``cpu3c-8-16``."""
         parts = instance_id.split("-")

@@ -216,7 +216,7 @@ class Controller:
         m = self.queues.queue_metrics(ep.id)
         if verdicts.is_quiet(len(views), ep.workersMin, m.in_queue, m.in_progress,
                              breaker.failures):
-            state.reason, state.throttled, state.desired, state.updated_at = None, 0, 0, now
+            state.reason, state.throttled, state.desired = None, 0, 0
             state.decision = "no jobs, no workers"
             return
         # Decide and act per worker first: one stopped now is not capacity for the autoscaler.
@@ -237,7 +237,7 @@ class Controller:
         decision = asc.decide(scaler_settings(ep, self.cfg.max_parked_s),
                               queue_stats(m, policy, self.queues, ep.id), capacity, now,
                               breaker.blocked(now), policy.target if policy else None)
-        state.decision, state.desired, state.updated_at = decision.reason, decision.desired, now
+        state.decision, state.desired = decision.reason, decision.desired
         # Act: stop, park/resume, start, then say why jobs wait.
         for wid, why in decision.stop:
             if wid in self.tracked:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 from runplane.controller.scheduler import Placement
 
@@ -55,8 +55,6 @@ class EndpointState:
     throttled: int = 0
     decision: str = ""
     desired: int = 0
-    updated_at: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ControllerObserver(Protocol):

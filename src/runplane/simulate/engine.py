@@ -17,7 +17,7 @@ import functools
 import math
 import random
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runplane.broker.models import Worker
@@ -342,7 +342,3 @@ def simulate(trace: Trace, candidate: Candidate, setup: Setup) -> Ledger:
     """Replay ``trace`` through the controller with ``candidate``'s settings."""
     return asyncio.run(Run(trace, candidate, setup).run())
 
-
-def with_value(candidate: Candidate, **changes: object) -> Candidate:
-    """``candidate`` with some settings changed (and its label saying so)."""
-    return replace(candidate, **changes)  # type: ignore[arg-type]
