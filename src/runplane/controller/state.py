@@ -47,7 +47,8 @@ class Blocked:
 
 @dataclass
 class EndpointState:
-    """What the controller says about an endpoint: shown in the endpoint and /health."""
+    """What the controller says about an endpoint: ``reason`` and ``throttled`` are shown in
+    the endpoint and /health (``Controller.endpoint_status``), ``desired`` in the metrics."""
 
     reason: str | None = None  # why jobs wait (no fit, crash loop, bad image); None when fine
     # Workers wanted but not running because their capacity is taken or the breaker is

@@ -11,7 +11,7 @@ What the container gets (docs/containers.md):
   ``dockerStartCmd`` replacing its CMD; neither set: the image's own;
 - env: the template's, the endpoint's and the RUNPOD_* worker variables (PROTOCOL.md 5),
   through an env file (mode 0600) so the worker's key is not on a command line;
-- the network named by ``container_network`` (``host`` by default: the worker reaches the
+- the network named by ``[container] network`` (``host`` by default: the worker reaches the
   server on loopback, and a pod's ports are the host's);
 - only its allocated GPUs: CDI ``--device nvidia.com/gpu=N`` with podman, ``--gpus
   '"device=N,M"'`` with docker; none for CPU workers;
