@@ -1,6 +1,7 @@
 """The import structure of runplane, read from the code (scripts/architecture.py): no cycle
-between modules, no import that points up the layers, no module over the size limit, and the
-picture in docs/architecture.md drawn from the code as it is."""
+between modules, no import that points up the layers, no module over the size limit, no
+file-name prefix back where a package replaced it, and the picture in docs/architecture.md
+drawn from the code as it is."""
 
 from __future__ import annotations
 
@@ -66,6 +67,35 @@ def test_no_module_is_too_long() -> None:
     long = {name: n for name, path in arch.modules().items()
             if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+# File-name prefixes that stood in for folders, now packages: (folder, glob of the old
+# files, the package that replaced them). Extend as more move: api/lb_*.py (-> api/lb/) and
+# providers/runtimes/container*.py (-> providers/runtimes/container/) still exist and are
+# moved by their own changes; each adds its row then.
+OLD_PREFIXES = [
+    ("providers", "ray_*.py", "providers/ray/"),
+    ("services", "billing*.py", "services/billing/"),
+]
+
+
+def _prefixed(package: Path) -> list[str]:
+    return sorted(str(path.relative_to(package)) for folder, pattern, _ in OLD_PREFIXES
+                  for path in (package / folder).glob(pattern))
+
+
+def test_no_old_prefix_comes_back() -> None:
+    found = _prefixed(arch.PACKAGE)
+    assert found == [], f"{found}: these belong in their packages ({OLD_PREFIXES})"
+
+
+def test_the_prefix_check_finds_one(tmp_path: Path) -> None:
+    (tmp_path / "providers").mkdir()
+    (tmp_path / "services" / "billing").mkdir(parents=True)
+    for name in ("providers/ray_pump.py", "providers/local.py", "services/billing_v2.py",
+                 "services/billing/records.py"):
+        (tmp_path / name).touch()
+    assert _prefixed(tmp_path) == ["providers/ray_pump.py", "services/billing_v2.py"]
 
 
 def test_the_documented_picture_is_the_code(graph: dict[str, set[str]]) -> None:
