@@ -7,12 +7,13 @@ environment variables, the TOML config file (``--config``, ``RUNPLANE_CONFIG`` o
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -227,8 +228,22 @@ class Settings(BaseSettings):
     extra_data_centers: list[str] = Field(default_factory=list)
     extra_gpu_types: list[CustomGpuType] = Field(default_factory=list)
 
-    # Request limits; a connection that sends no request head for head_timeout_s is closed.
+    # Request limits (docs/security.md#connections): a connection that sends no request head
+    # for head_timeout_s is closed.
     head_timeout_s: float = 10.0
+    # A request's body must come at body_min_bytes_per_s on average once body_grace_s has
+    # passed, and be in within body_timeout_s (20 MB at ~35 KB/s); time the server itself
+    # stops reading (its app has not taken what came) is not counted. Else: 408 and closed.
+    body_grace_s: float = Field(default=10.0, ge=0)
+    body_min_bytes_per_s: int = Field(default=10_000, ge=0)
+    body_timeout_s: float = Field(default=600.0, gt=0)
+    # Open connections from one address (0: no cap); past it a new one is answered 429 and
+    # closed unread. The server's own workers on this host share the loopback address.
+    max_connections_per_address: int = Field(default=256, ge=0)
+    # Reverse proxies whose X-Forwarded-For/-Proto are believed (addresses or networks, "*":
+    # any); empty: no forwarded header is (docs/operator.md#behind-a-reverse-proxy). They are
+    # exempt from the connection cap, which the proxy applies per client instead.
+    trusted_proxies: list[str] = Field(default_factory=list)
     max_v1_body_bytes: int = 1_000_000
     max_run_body_bytes: int = 10_000_000
     max_runsync_body_bytes: int = 20_000_000
@@ -256,6 +271,18 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     lb: LoadBalancerSettings = Field(default_factory=LoadBalancerSettings)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"trusted_proxies: {entry!r} is not an address, a network "
+                                     "(10.0.0.0/8) or '*'") from None
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from runplane import __version__
+from runplane.api.auth import key_first
 from runplane.api.body_limit import BodyLimitMiddleware
 from runplane.api.errors import install_error_handlers
 from runplane.api.lb_proxy import LbProxy
@@ -119,7 +120,9 @@ def build_app(services: Services, lifespan: Lifespan) -> RunplaneApp:
     )
     rest.state.services = services  # what the /v1 routers' dependencies read
     install_error_handlers(rest)
-    rest.add_middleware(BodyLimitMiddleware, limit_for=limit)
+    # Every /v1 route needs a key: checked before a body is read (api/body_limit.py).
+    rest.add_middleware(BodyLimitMiddleware, limit_for=limit,
+                        authenticate=key_first(services, "/v1/"))
     include_routers(rest)
     return RunplaneApp(services, rest, V2App(services, limit), build_control_app(services))
 

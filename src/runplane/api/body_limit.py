@@ -1,4 +1,12 @@
-"""Refuse oversized request bodies with 413 before they are read into memory."""
+"""Refuse request bodies before they are read into memory: those of callers without a valid
+key (401) and oversized ones (413).
+
+The key is checked first, from the headers alone, for the routes that all need one (/v1's
+and REST v2's: ``api.auth.key_first``): FastAPI reads a body before it resolves a route's
+dependencies, so a caller without a key could otherwise make the server read and hold up to
+the route's limit per connection, as slowly as it liked. The answer does not wait for the
+body; the connection is closed shortly after it (``cli/connections.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,34 +16,48 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runplane.api.errors import error_response
+from runplane.api.errors import domain_status, error_headers, error_response
+from runplane.errors import DomainError
 
 
 class BodyLimitMiddleware:
     """Pure ASGI middleware: ``limit_for(path)`` gives the byte limit for a request path;
-    ``answer(status, message)`` the refusal's response (RunPod's JSON shape by default)."""
+    ``answer(status, message, headers=...)`` the refusal's response (RunPod's JSON shape by
+    default); ``authenticate(scope)``, when given, is run before a request with a body is
+    read and refuses it by raising a domain error (``api.auth.key_first``)."""
 
     def __init__(self, app: ASGIApp, limit_for: Callable[[str], int],
-                 answer: Callable[[int, str], Response] = error_response) -> None:
+                 answer: Callable[..., Response] = error_response,
+                 authenticate: Callable[[Scope], None] | None = None) -> None:
         self.app = app
         self.limit_for = limit_for
         self.answer = answer
+        self.authenticate = authenticate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope["path"])
+        declared, chunked = 0, False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > limit:
-                    await self.answer(413, _message(limit))(scope, receive, send)
-                    return
-                break
+            elif name == b"transfer-encoding":
+                chunked = True
+        if self.authenticate is not None and (declared > 0 or chunked):
+            try:
+                self.authenticate(scope)
+            except DomainError as exc:
+                await self.answer(domain_status(exc), exc.message,
+                                  headers=error_headers(exc))(scope, receive, send)
+                return
+        limit = self.limit_for(scope["path"])
+        if declared > limit:
+            await self.answer(413, _message(limit))(scope, receive, send)
+            return
 
         received = 0
         started = False

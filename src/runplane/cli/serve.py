@@ -3,7 +3,8 @@
 What only a serving process does lives here, not in the composition root: the garbage
 collector's tuning, a SIGTERM/SIGINT handler that answers every held long-poll first (or,
 with ``[controller] shutdown = "drain"``, runs the warm shutdown while still listening),
-the deadline for idle connections and the open-files limit (``cli/connections.py``).
+the deadlines and caps of connections, the proxies whose forwarded addresses are believed
+and the open-files limit (``cli/connections.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from runplane.cli.connections import guarded_protocol, raise_open_files_limit
+from runplane.cli.connections import http_options, raise_open_files_limit
 from runplane.cli.options import ConfigFile, DataDir
 from runplane.config import load_settings
 from runplane.observability.logging import logging_config
@@ -166,8 +167,9 @@ def serve(
         # (uvicorn's default is 5 s) races that reuse and the result is lost. Outlive the
         # clients' pools instead.
         timeout_keep_alive=75,
-        # Connections that send no request are closed (cli/connections.py).
-        http=guarded_protocol(settings.head_timeout_s),
+        # Deadlines for a request's head and body, a cap per address, and forwarded
+        # addresses believed only from the operator's proxies (cli/connections.py).
+        **http_options(settings),
     )
     raise_open_files_limit()
     run_serving(server_config, services)
