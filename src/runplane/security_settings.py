@@ -56,6 +56,20 @@ class LimitSettings(BaseModel):
     rest_v2_per_minute: int = 60
     rest_v2_per_hour: int = 3000
     rest_v2_per_day: int = 50_000
+    # /graphql per API key; a document's size and tokens, refused before it is parsed (the
+    # SDK's largest is ~1 KB and ~50 tokens; a template's env is inlined at ~10 per entry).
+    graphql_per_minute: int = 300
+    graphql_max_document_bytes: int = Field(default=65_536, ge=1024)
+    graphql_max_tokens: int = Field(default=5_000, ge=100)
+    # GET /v1/endpoints/{id}/whatif per API key (and one in flight per key, whatif_concurrent
+    # in all), and the bounds of its replay (simulate/whatif.py); a result is reused for
+    # whatif_cache_s.
+    whatif_per_minute: int = 6
+    whatif_concurrent: int = Field(default=2, ge=1)
+    whatif_max_span_s: float = Field(default=3600.0, gt=0)
+    whatif_max_jobs: int = Field(default=2000, ge=1)
+    whatif_max_steps: int = Field(default=150_000, ge=1000)
+    whatif_cache_s: float = Field(default=60.0, ge=0)
 
 
 class SecuritySettings(BaseModel):

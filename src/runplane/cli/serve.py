@@ -29,6 +29,7 @@ from runplane.config import load_settings
 from runplane.observability.logging import logging_config
 from runplane.server import build_services, create_app, drain
 from runplane.services.demo import curl_line, ensure_demo
+from runplane.simulate.budget import cancel_all
 from runplane.system import Services
 
 console = Console(stderr=True)
@@ -182,11 +183,15 @@ def run_serving(config: uvicorn.Config, services: Services) -> None:
 
     settings = services.settings.controller
 
+    def release() -> None:
+        services.broker.begin_shutdown()
+        cancel_all()  # what-if replays: uvicorn waits for their requests before stopping
+
     def started() -> None:
         tune_gc()
         warm = settings.shutdown == "drain"
         release_long_polls_on_signal(
-            services.broker.begin_shutdown,
+            release,
             (lambda: drain(services, settings.drain_timeout_s)) if warm else None)
 
     _Server(config, started).run()

@@ -160,6 +160,9 @@ class RateLimits:
     - ``job_route(op)``: the /v2 job API route ``op`` ("run", "runsync", "status", ...), keyed
       by ``(api key id, endpoint id)``; None for a route without a limit or when disabled.
     - ``creates``, ``registrations``, ``failed_auth``: per client address.
+    - ``graphql``, ``whatif``: per API key; ``whatif_inflight`` one what-if at a time per key
+      and ``whatif_concurrent`` in all (``whatif_total``, keyed by ``ALL``), even when the
+      rate limits are off: a what-if replay is CPU-bound.
     - ``check(limiter, key)`` raises ``RateLimited`` (the API's 429); a None limiter allows.
     """
 
@@ -175,6 +178,10 @@ class RateLimits:
                                       settings.enabled)
         self.failed_auth = _limiter(settings.failed_auth_per_minute, 60.0, clock,
                                     settings.enabled)
+        self.graphql = _limiter(settings.graphql_per_minute, 60.0, clock, settings.enabled)
+        self.whatif = _limiter(settings.whatif_per_minute, 60.0, clock, settings.enabled)
+        self.whatif_inflight = ConcurrencyLimiter(1)
+        self.whatif_total = ConcurrencyLimiter(settings.whatif_concurrent)
         # REST v2, per user: (window name, limiter) for each window that is on.
         self.rest_v2: list[tuple[str, RateLimiter]] = [
             (name, limiter) for name, quota, window_s in (
@@ -182,6 +189,8 @@ class RateLimits:
                 ("hour", settings.rest_v2_per_hour, 3600.0),
                 ("day", settings.rest_v2_per_day, 86400.0))
             if (limiter := _limiter(quota, window_s, clock, settings.enabled)) is not None]
+
+    ALL = "all"  # the key of a limiter counted across every caller
 
     def job_route(self, op: str) -> RouteLimiters | None:
         return self._routes.get(op)

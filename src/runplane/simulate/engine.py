@@ -32,6 +32,7 @@ from runplane.controller.reconcile import Controller
 from runplane.schemas.endpoints import Endpoint
 from runplane.schemas.templates import Template
 from runplane.schemas.volumes import NetworkVolume
+from runplane.simulate.budget import Budget
 from runplane.simulate.timing import Duration
 from runplane.simulate.trace import Trace
 from runplane.simulate.world import (
@@ -145,8 +146,10 @@ class _Nothing:
 class Run:
     """One trace through one candidate (``simulate`` below runs it)."""
 
-    def __init__(self, trace: Trace, candidate: Candidate, setup: Setup) -> None:
+    def __init__(self, trace: Trace, candidate: Candidate, setup: Setup,
+                 budget: Budget | None = None) -> None:
         self.trace, self.candidate, self.setup = trace, candidate, setup
+        self.budget = budget or Budget()
         self.clock = ManualClock(START)
         self.ledger = Ledger()
         self.events = Events()
@@ -289,7 +292,9 @@ class Run:
         next_tick = START
         kick = self.controller.wake  # the live loop's wake-up event, read the same way
         same_time = 0
+        step = self.budget.step  # one per event and per tick: where a cancel or the cap stops it
         while True:
+            step()
             t_event = self.events.next_at()
             if t_event is not None and t_event < next_tick:
                 self.clock.advance(t_event - self.clock.now())
@@ -338,7 +343,9 @@ class _Recorder:
         return None
 
 
-def simulate(trace: Trace, candidate: Candidate, setup: Setup) -> Ledger:
-    """Replay ``trace`` through the controller with ``candidate``'s settings."""
-    return asyncio.run(Run(trace, candidate, setup).run())
+def simulate(trace: Trace, candidate: Candidate, setup: Setup,
+             budget: Budget | None = None) -> Ledger:
+    """Replay ``trace`` through the controller with ``candidate``'s settings, its steps
+    counted against ``budget`` (which raises ``Cancelled`` or ``Exhausted`` to stop it)."""
+    return asyncio.run(Run(trace, candidate, setup, budget).run())
 

@@ -9,16 +9,20 @@ from runplane.simulate.trace import Trace, TraceJob, make_trace
 from runplane.store.tables import jobs, workers
 
 
-def endpoint_trace(engine: Engine, endpoint_id: str, since: float) -> Trace:
+def endpoint_trace(engine: Engine, endpoint_id: str, since: float,
+                   limit: int | None = None) -> Trace:
     """The endpoint's jobs submitted since ``since`` (epoch seconds) that ran, as a trace
-    (arrival: submission; execution: what the worker took). Jobs whose results the retention
-    already deleted are not in the store, so not in the trace."""
+    (arrival: submission; execution: what the worker took), the newest ``limit`` of them
+    when given. Jobs whose results the retention already deleted are not in the store, so
+    not in the trace."""
+    query = (select(jobs.c.created_at, jobs.c.execution_ms)
+             .where(jobs.c.endpoint_id == endpoint_id, jobs.c.created_at >= since,
+                    jobs.c.execution_ms.is_not(None))
+             .order_by(jobs.c.created_at.desc()))
+    if limit is not None:
+        query = query.limit(limit)
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(jobs.c.created_at, jobs.c.execution_ms)
-            .where(jobs.c.endpoint_id == endpoint_id, jobs.c.created_at >= since,
-                   jobs.c.execution_ms.is_not(None))
-            .order_by(jobs.c.created_at)).all()
+        rows = conn.execute(query).all()
     return make_trace(f"endpoint {endpoint_id}",
                       [TraceJob(r.created_at, r.execution_ms / 1000.0, endpoint_id) for r in rows])
 

@@ -9,10 +9,12 @@ workers run one at a time) and runplane's ADAPTIVE (the same delay target as QUE
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import product
 
+from runplane.simulate.budget import Budget, Exhausted
 from runplane.simulate.engine import Candidate, Setup, simulate
 from runplane.simulate.outcome import Outcome, outcome_of
 from runplane.simulate.trace import Trace
@@ -74,11 +76,13 @@ def cheapest(outcomes: Iterable[Outcome], target_s: float) -> Outcome | None:
 
 
 def evaluate(trace: Trace, candidates: Sequence[Candidate], setup: Setup, target_s: float,
-             progress: Callable[[int, int], None] | None = None) -> list[tuple[Outcome, Ledger]]:
-    """Each candidate's outcome on ``trace`` (and its ledger, for plots), in order."""
+             progress: Callable[[int, int], None] | None = None,
+             budget: Budget | None = None) -> list[tuple[Outcome, Ledger]]:
+    """Each candidate's outcome on ``trace`` (and its ledger, for plots), in order; every
+    run's steps counted against ``budget``."""
     out = []
     for i, c in enumerate(candidates):
-        ledger = simulate(trace, c, setup)
+        ledger = simulate(trace, c, setup, budget)
         out.append((outcome_of(c.label, ledger, target_s), ledger))
         if progress is not None:
             progress(i + 1, len(candidates))
@@ -88,12 +92,39 @@ def evaluate(trace: Trace, candidates: Sequence[Candidate], setup: Setup, target
 def suggest(trace: Trace, current: Candidate, setup: Setup, target_s: float,
             scaler_types: Sequence[str] = ("QUEUE_DELAY", "REQUEST_COUNT", "ADAPTIVE"),
             idle_timeouts: Iterable[int] = SWEEP_IDLE, workers_min: Iterable[int] = SWEEP_MIN,
-            ) -> tuple[Outcome, Outcome | None, Candidate | None]:
+            budget: Budget | None = None) -> Suggestion:
     """The current settings' outcome, and the cheapest swept one meeting the target (with
-    its settings), None when none does. Only the scalers an endpoint can be set to."""
-    now = evaluate(trace, [named(current, with_settings=True)], setup, target_s)[0][0]
+    its settings), None when none does. Only the scalers an endpoint can be set to.
+
+    With a ``budget``: a grid run that exhausts it ends the sweep, and the suggestion is the
+    cheapest of the candidates finished before (``tried`` of ``grid``); the current settings'
+    run exhausting it raises ``Exhausted``."""
+    now = evaluate(trace, [named(current, with_settings=True)], setup, target_s,
+                   budget=budget)[0][0]
     grid = sweep_candidates(current, scaler_types, idle_timeouts, workers_min)
-    runs = evaluate(trace, grid, setup, target_s)
-    best = cheapest([o for o, _ in runs], target_s)
-    chosen = next((c for c, (o, _) in zip(grid, runs, strict=True) if o is best), None)
-    return now, best, chosen
+    # A spread order, so that a sweep the budget ends early has sampled every scaler and
+    # setting rather than the grid's first rows; ties go to the grid's order as before.
+    order = list(range(len(grid)))
+    random.Random(0).shuffle(order)
+    done: list[tuple[int, Outcome]] = []
+    try:
+        for i in order:
+            done.append((i, evaluate(trace, [grid[i]], setup, target_s, budget=budget)[0][0]))
+    except Exhausted:
+        pass
+    ok = [(i, o) for i, o in done if meets(o, target_s)]
+    pick = min(ok, key=lambda r: (round(r[1].usd, 6), r[1].gpu_s, r[1].p95_s, r[0]), default=None)
+    best, chosen = (pick[1], grid[pick[0]]) if pick else (None, None)
+    return Suggestion(now, best, chosen, len(done), len(grid))
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """``suggest``'s answer: the current outcome, the best swept one and its settings, and
+    how many of the grid's candidates ran."""
+
+    current: Outcome
+    best: Outcome | None
+    chosen: Candidate | None
+    tried: int
+    grid: int

@@ -9,9 +9,10 @@ that message. Anything else is logged and answered as ``internal server error``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from functools import lru_cache
 from inspect import isawaitable
 from pathlib import Path
 from types import CoroutineType
@@ -46,6 +47,9 @@ SDL_PATH = Path(__file__).with_name("schema.graphql")
 # ~40 and a full introspection query ~220; aliases and fragment spreads could otherwise make a
 # small body ask for millions of lists.
 MAX_FIELDS = 1_000
+# The most fields one document may write, checked before validation (whose cost grows with
+# the square of the fields selected side by side): a full introspection query writes 67.
+MAX_WRITTEN_FIELDS = 300
 RESOLVER_MODULES = (account, templates, endpoints, pods)
 log = logging.getLogger("runplane.graphql")
 
@@ -90,14 +94,18 @@ def _all_resolvers() -> dict[str, dict[str, Callable[..., Any]]]:
 SCHEMA = build(_all_resolvers())
 
 
-@lru_cache(maxsize=512)
-def _document(source: str) -> DocumentNode | list[GraphQLError]:
-    """The parsed, validated document, or its errors. Cached: the SDK's queries are the same
-    text every call."""
+def prepare(source: str, max_tokens: int) -> DocumentNode | list[GraphQLError]:
+    """The parsed, validated document, or its errors (run in a thread: see ``run``). Parsing
+    stops past ``max_tokens``; validation, whose overlapping-fields rule is quadratic in the
+    fields of one selection, waits until the document's fields as written are counted."""
     try:
-        document = parse(source)
+        document = parse(source, max_tokens=max_tokens)
     except GraphQLError as err:
         return [err]
+    written = written_fields(document)
+    if written > MAX_WRITTEN_FIELDS:
+        return [GraphQLError(f"the document has {written} fields; at most "
+                             f"{MAX_WRITTEN_FIELDS} are served per request")]
     errors = validate(SCHEMA, document)
     if errors:
         return list(errors)
@@ -106,6 +114,56 @@ def _document(source: str) -> DocumentNode | list[GraphQLError]:
         return [GraphQLError(f"the document selects {fields} fields, fragments expanded; at most "
                              f"{MAX_FIELDS} are served per request")]
     return document
+
+
+class Documents:
+    """Valid documents by their text: those of at most ``max_source`` characters, the newest
+    first, ``max_chars`` of text in all (an AST is ~100 bytes a character: 256 K characters
+    hold ~25 MB). The SDK sends the same few texts every call. Refused documents are never
+    kept (their errors hold the whole AST)."""
+
+    def __init__(self, max_chars: int = 262_144, max_source: int = 4096) -> None:
+        self.max_chars, self.max_source = max_chars, max_source
+        self.chars = 0
+        self._docs: OrderedDict[str, DocumentNode] = OrderedDict()
+
+    def get(self, source: str) -> DocumentNode | None:
+        document = self._docs.get(source)
+        if document is not None:
+            self._docs.move_to_end(source)
+        return document
+
+    def put(self, source: str, document: DocumentNode) -> None:
+        if len(source) > self.max_source or source in self._docs:
+            return
+        self._docs[source] = document
+        self.chars += len(source)
+        while self.chars > self.max_chars:
+            oldest, _ = self._docs.popitem(last=False)
+            self.chars -= len(oldest)
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+
+DOCUMENTS = Documents()
+
+
+def written_fields(document: DocumentNode) -> int:
+    """The fields of ``document`` as written (fragments not expanded)."""
+    total = 0
+    stack: list[SelectionSetNode | None] = [
+        d.selection_set for d in document.definitions
+        if isinstance(d, OperationDefinitionNode | FragmentDefinitionNode)]
+    while stack:
+        selection_set = stack.pop()
+        for node in selection_set.selections if selection_set else ():
+            if isinstance(node, FieldNode):
+                total += 1
+                stack.append(node.selection_set)
+            elif isinstance(node, InlineFragmentNode):
+                stack.append(node.selection_set)
+    return total
 
 
 def field_count(document: DocumentNode) -> int:
@@ -134,11 +192,17 @@ def field_count(document: DocumentNode) -> int:
 
 
 async def run(source: str, context: Context, variables: dict[str, Any] | None = None,
-              operation: str | None = None) -> dict[str, Any]:
-    """Execute one GraphQL request; the response body (``data`` and/or ``errors``)."""
-    document = _document(source)
-    if isinstance(document, list):
-        return {"errors": [format_error(e) for e in document]}
+              operation: str | None = None, max_tokens: int = 5_000) -> dict[str, Any]:
+    """Execute one GraphQL request; the response body (``data`` and/or ``errors``). A
+    document not already known is parsed and validated in a thread: even capped, that is
+    milliseconds of CPU the event loop (every worker's job-take) should not wait for."""
+    document = DOCUMENTS.get(source)
+    if document is None:
+        prepared = await asyncio.to_thread(prepare, source, max_tokens)
+        if isinstance(prepared, list):
+            return {"errors": [format_error(e) for e in prepared]}
+        DOCUMENTS.put(source, prepared)
+        document = prepared
     result = execute(SCHEMA, document, context_value=context, variable_values=variables,
                      operation_name=operation, is_awaitable=_is_coroutine)
     if isawaitable(result):
