@@ -4,7 +4,6 @@ parsed, while the job API goes on answering; refused documents leave no memory b
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -33,9 +32,7 @@ def test_a_large_document_is_refused_before_parsing_and_the_job_api_is_not_held(
     assert len(_huge(0).encode()) > 800_000
     with ThreadPoolExecutor(4) as pool:
         big = [pool.submit(_post, live.url, live.user_key, _huge(n)) for n in range(3)]
-        started = time.monotonic()
         health = alice.get(f"/v2/{ep}/health")
-        health_s = time.monotonic() - started
         answers = [f.result() for f in big]
     assert health.status_code == 200, health.text
     for r in answers:
@@ -43,9 +40,8 @@ def test_a_large_document_is_refused_before_parsing_and_the_job_api_is_not_held(
         (error,) = r.json()["errors"]
         assert error["extensions"] == {"code": "PAYLOAD_TOO_LARGE", "status": 413}
         assert str(SHIPPED_BYTES) in error["message"]
-    # Parsed on the event loop, each document held every request for 5-11 s; refused
-    # before parsing, they hold none. A generous bound, far from either.
-    assert health_s < 4.0, health_s
+    # That parsing never holds the event loop is tests/unit/test_graphql_documents.py's
+    # (a ticker runs while an uncached document is parsed): speed is not asserted here.
 
 
 def test_refused_documents_leave_no_memory_behind(live: LiveServer, alice: httpx.Client) -> None:

@@ -295,7 +295,7 @@ def test_another_users_endpoint_is_not_found(srv: LiveServer, template_id: str,
     assert not page.errors, page.errors
 
 
-def test_endpoint_page_runs_the_what_if_on_its_last_day(srv: LiveServer, template_id: str,
+def test_endpoint_page_runs_the_what_if_on_its_newest_hour(srv: LiveServer, template_id: str,
                                                         browser: Any) -> None:
     eid = make_endpoint(srv, template_id, name="what-if")
     page = open_page(browser, srv, srv.user_key, f"/#/endpoints/{eid}")

@@ -1,4 +1,4 @@
-// What-if autoscaling on the endpoint page: the last 24 h of jobs replayed through the
+// What-if autoscaling on the endpoint page: the newest hour of jobs replayed through the
 // autoscaler with the current settings and the cheapest ones meeting a queue-wait target
 // (GET /v1/endpoints/{id}/whatif, docs/autoscaling.md). Run on demand: it takes seconds.
 import { api, ApiError } from "../api.js";
@@ -21,7 +21,7 @@ function settingsText(s) {
 
 export function whatifPanel(id) {
   const target = h("input#whatif-target", { type: "number", min: "0.1", step: "0.5", value: "10" });
-  const note = h("p.small.muted#whatif-note", "Replays the last 24 h of this endpoint's jobs through the autoscaler.");
+  const note = h("p.small.muted#whatif-note", "Replays this endpoint's newest jobs (up to the last hour) through the autoscaler.");
   const body = h("div#whatif-result");
   const button = h("button.small#whatif-run", { type: "button", onclick: run }, "Run what-if");
 
@@ -32,11 +32,13 @@ export function whatifPanel(id) {
     try {
       const r = await api(`/v1/endpoints/${esc(id)}/whatif?window=86400&target=${Number(target.value) || 10}`);
       if (!r.current) {
-        text(note, "No finished jobs in the last 24 h: nothing to replay.");
+        text(note, "No finished jobs in the last hour: nothing to replay.");
         return;
       }
-      text(note, `${num(r.jobs)} jobs; cold start ${r.coldStart}` +
-        (r.coldStartMeasured ? "" : " (assumed: none measured here yet)") + ".");
+      const partial = r.candidatesTried < r.candidates
+        ? ` ${num(r.candidatesTried)} of ${num(r.candidates)} settings tried within the replay's budget.` : "";
+      text(note, `${num(r.jobs)} jobs of the last ${num(Math.round(r.replayedS / 60))} min; cold start ${r.coldStart}` +
+        (r.coldStartMeasured ? "" : " (assumed: none measured here yet)") + "." + partial);
       const best = r.suggested;
       fill(body,
         h("table.table.small#whatif-table",
@@ -54,6 +56,6 @@ export function whatifPanel(id) {
   }
 
   return h("section.card#whatif",
-    h("header.card-head", h("h3", "What-if (last 24 h)")),
+    h("header.card-head", h("h3", "What-if (last hour)")),
     h("label.inline.small", "p95 wait target (s) ", target), " ", button, note, body);
 }
