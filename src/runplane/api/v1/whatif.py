@@ -81,7 +81,8 @@ async def endpoint_what_if(
     except Cancelled:
         raise Unavailable("the what-if replay was stopped: the client left or the server is "
                           "stopping") from None
-    _remember(key, body)
+    if body.get("current") is not None:  # nothing to replay costs nothing: never kept, so
+        _remember(key, body)             # the first jobs after it are replayed at once
     return json_response(body)
 
 
