@@ -21,7 +21,6 @@ from runplane.errors import DomainError, Invalid
 from runplane.ids import new_id
 from runplane.schemas.endpoints import QUEUE, Endpoint, EndpointCreate, EndpointKind, EndpointUpdate
 from runplane.schemas.templates import Template, TemplateCreate, TemplateUpdate
-from runplane.services.access import can_see
 from runplane.services.endpoints import EndpointService
 from runplane.services.templates import TemplateService
 from runplane.services.users import Principal
@@ -47,7 +46,8 @@ class EndpointTemplates:
         or a new template of it and the inline ``container`` settings."""
         made: Template | None = None
         if container:
-            base = self._base(principal, template_id, principal.user_id) if template_id else None
+            base = (self._endpoints.usable_template(template_id, principal.user_id)
+                    if template_id else None)
             made = self._copy(principal, base, str(fields.get("name") or "endpoint"), container)
             template_id = made.id
         elif template_id is None:
@@ -70,7 +70,7 @@ class EndpointTemplates:
             fields = {**fields, "templateId": template_id}
         if container:
             base_id = template_id or current.templateId
-            base = self._base(principal, base_id, current.userId)
+            base = self._endpoints.usable_template(base_id, current.userId)
             if base_id == current.templateId and self._templates.endpoint_count(base_id) <= 1:
                 changes = {k: v for k, v in container.items() if getattr(base, k) != v}
                 if changes:  # in place: the template's change is the endpoint's release
@@ -83,12 +83,6 @@ class EndpointTemplates:
                 fields = {**fields, "templateId": made.id}
         return self._endpoints.update(principal, endpoint_id,
                                       EndpointUpdate.model_validate(fields))
-
-    def _base(self, principal: Principal, template_id: str, owner_id: str) -> Template:
-        template = self._templates.get(template_id)
-        if template is None or not (template.userId == owner_id or can_see(principal, template.userId)):
-            raise Invalid(f"templateId: no template {template_id!r}", "templateId")
-        return template
 
     def _copy(self, principal: Principal, base: Template | None, endpoint_name: str,
               container: dict[str, Any], owner_id: str | None = None) -> Template:
