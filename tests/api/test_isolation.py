@@ -117,3 +117,94 @@ async def test_owner_of_is_cached_and_invalidated(client: httpx.AsyncClient, ser
     assert svc.owner_of("missing") is None
     await client.delete(f"/v1/endpoints/{e['id']}")
     assert svc.owner_of(e["id"]) is None
+
+
+# -- the template an endpoint may run: one rule on every surface -------------------------
+
+V2_BASE = {"name": "e", "type": "QUEUE", "gpu": {"pools": ["ADA_24"]},
+           "scaling": {"type": "QUEUE_DELAY", "queueDelay": 3}}
+
+
+async def _template(c: httpx.AsyncClient, name: str, **kw: object) -> str:
+    r = await c.post("/v1/templates", json={"name": name, "imageName": "runplane/local:.",
+                                            "isServerless": True, "env": {"OWNER": name}, **kw})
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+async def _create(c: httpx.AsyncClient, surface: str, template_id: str) -> tuple[int, str | None]:
+    """(status, the field blamed) of an endpoint create on ``template_id`` through one surface."""
+    if surface == "graphql":
+        doc = f'mutation {{ saveEndpoint(input: {{name: "e", templateId: "{template_id}"}}) {{ id }} }}'
+        body = (await c.post("/graphql", json={"query": doc})).json()
+        if "errors" not in body:
+            return 200, None
+        ext = body["errors"][0]["extensions"]
+        return ext["status"], ext.get("field")
+    if surface == "v1":
+        r = await c.post("/v1/endpoints", json={"templateId": template_id})
+        return r.status_code, r.json().get("field") if r.status_code >= 400 else None
+    inline = {"image": "runplane/local:inline"} if surface == "v2 inline" else {}
+    r = await c.post("/v2/serverless", json={**V2_BASE, "templateId": template_id, **inline})
+    field = r.json()["errors"][0].split(":")[0] if r.status_code >= 400 else None
+    return (200 if r.status_code == 201 else r.status_code), field
+
+
+async def _repoint(c: httpx.AsyncClient, surface: str, endpoint_id: str,
+                   template_id: str) -> tuple[int, str | None]:
+    """(status, the field blamed) of pointing an endpoint at ``template_id``."""
+    if surface == "graphql":
+        doc = (f'mutation {{ updateEndpointTemplate(input: {{endpointId: "{endpoint_id}", '
+               f'templateId: "{template_id}"}}) {{ id }} }}')
+        body = (await c.post("/graphql", json={"query": doc})).json()
+        if "errors" not in body:
+            return 200, None
+        ext = body["errors"][0]["extensions"]
+        return ext["status"], ext.get("field")
+    if surface == "v1":
+        r = await c.patch(f"/v1/endpoints/{endpoint_id}", json={"templateId": template_id})
+        return r.status_code, r.json().get("field") if r.status_code >= 400 else None
+    inline = {"disk": 9} if surface == "v2 inline" else {}
+    r = await c.patch(f"/v2/serverless/{endpoint_id}", json={"templateId": template_id, **inline})
+    return r.status_code, r.json()["errors"][0].split(":")[0] if r.status_code >= 400 else None
+
+
+SURFACES = ("v1", "graphql", "v2", "v2 inline")
+REFUSED = (400, "templateId")
+
+
+@pytest.mark.parametrize("surface", SURFACES)
+async def test_the_template_an_endpoint_may_run_is_one_rule_on_every_surface(
+    surface: str, client: httpx.AsyncClient, bob: httpx.AsyncClient, admin: httpx.AsyncClient,
+) -> None:
+    """A serverless template of the endpoint's owner, and nothing else, through v1, GraphQL
+    and REST v2 alike. REST v2 with inline container settings (which copy the template) used
+    to take an admin's reach (anyone's template, its env copied to another user's endpoint)
+    and Pod templates."""
+    alices = await _template(client, "alice-1")
+    alices_other = await _template(client, "alice-2")
+    alices_pod = await _template(client, "alice-pod", isServerless=False)
+    bobs_public = await _template(bob, "bob-public", isPublic=True)
+    admins = await _template(admin, "admin-1")
+    ep = await create_endpoint(client)
+
+    before = [await _list(c) for c in (client, bob, admin)]
+    assert await _create(client, surface, alices_pod) == REFUSED
+    assert await _create(client, surface, bobs_public) == REFUSED
+    assert await _create(admin, surface, alices) == REFUSED  # an admin's own endpoint
+    assert await _repoint(admin, surface, ep["id"], bobs_public) == REFUSED  # alice's endpoint
+    assert await _repoint(admin, surface, ep["id"], admins) == REFUSED
+    assert await _repoint(client, surface, ep["id"], alices_pod) == REFUSED
+    # Refusals change nothing: no template was copied, the endpoint still runs its own.
+    assert [await _list(c) for c in (client, bob, admin)] == before
+    got = (await client.get(f"/v1/endpoints/{ep['id']}?includeTemplate=true")).json()
+    assert (got["templateId"], got["version"]) == (ep["templateId"], 0)
+    assert "OWNER" not in got["env"]
+    # What the rule allows, it allows everywhere: the owner's own, whoever asks.
+    assert (await _create(client, surface, alices))[0] == 200
+    assert (await _repoint(admin, surface, ep["id"], alices_other))[0] == 200
+
+
+async def _list(c: httpx.AsyncClient) -> list[str]:
+    r = await c.get("/v1/templates", params={"includeEndpointBoundTemplates": "true"})
+    return sorted(t["id"] for t in r.json())

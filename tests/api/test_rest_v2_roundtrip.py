@@ -155,3 +155,29 @@ async def test_oversized_body_is_a_413_problem(client: httpx.AsyncClient) -> Non
     assert r.status_code == 413
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["title"] == "Request Entity Too Large" and "limit" in r.json()["detail"]
+
+
+async def test_v2_endpoint_bodies_are_validated_once_in_v2_names(
+        client: httpx.AsyncClient) -> None:
+    """What broke v1's rules after v2's used to be an internal error (500) or a refusal in
+    v1's names; now each rule runs once and answers in the body's own names."""
+    ep = (await client.post("/v2/serverless", json=V2_CREATE)).json()
+    templates = len((await client.get("/v2/templates")).json()["templates"])
+    for change, status, lead in [
+        ({"ports": ["80/udp"]}, 422, "ports: '80/udp' is not"),
+        ({"dataCenterIds": ["US-TX-3", "US-TX-3"]}, 422, "dataCenterIds: 'US-TX-3' is listed twice"),
+        ({"args": " ".join(["a"] * 257)}, 400, "args: 257 words"),
+        ({"networkVolumes": ["nope"]}, 400, "networkVolumes[0]: no network volume 'nope'"),
+        ({"workers": {"min": 3, "max": 1}}, 400, "workers.min: 3 is more than"),
+        ({"registry": "nope"}, 400, "registry: no container registry auth 'nope'"),
+    ]:
+        for r in (await client.post("/v2/serverless", json={**V2_CREATE, **change}),
+                  await client.patch(f"/v2/serverless/{ep['id']}", json=change)):
+            assert r.status_code == status, (change, r.text)
+            assert r.json()["errors"][0].startswith(lead), (change, r.json())
+    # Refused, they changed nothing.
+    assert len((await client.get("/v2/templates")).json()["templates"]) == templates
+    assert (await client.get(f"/v2/serverless/{ep['id']}")).json() == ep
+    # The longest name an endpoint may have still leaves room for its template's.
+    r = await client.post("/v2/serverless", json={**V2_CREATE, "name": "n" * 191})
+    assert r.status_code == 201, r.text

@@ -33,7 +33,8 @@ def split_commas(value: Any) -> Any:
     return value
 
 
-def _no_duplicates(values: list[str]) -> list[str]:
+def no_duplicates(values: list[str]) -> list[str]:
+    """Refuse a list naming something twice (v1's ``NameList``, REST v2's name lists)."""
     seen: set[str] = set()
     for value in values:
         if value in seen:
@@ -46,7 +47,7 @@ def _no_duplicates(values: list[str]) -> list[str]:
 NameList = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=200)]],
     BeforeValidator(split_commas),
-    AfterValidator(_no_duplicates),
+    AfterValidator(no_duplicates),
     Field(max_length=200),
 ]
 
@@ -101,4 +102,5 @@ def _printable(text: str) -> str:
 
 
 # Free text a user names something with.
-Name = Annotated[str, Field(min_length=1, max_length=191), AfterValidator(_printable)]
+NAME_MAX = 191
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX), AfterValidator(_printable)]

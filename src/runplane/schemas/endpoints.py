@@ -33,10 +33,11 @@ QUEUE: Final = "QUEUE"
 LOAD_BALANCER: Final = "LOAD_BALANCER"
 
 
-class EndpointCreate(InputModel):
-    """POST /v1/endpoints (spec: EndpointCreateInput)."""
+class EndpointSettings(InputModel):
+    """An endpoint create's settings, ``templateId`` optional: what REST v2 sends when the
+    container comes inline and the template is made from it (``EndpointTemplates``)."""
 
-    templateId: ResourceId
+    templateId: ResourceId | None = None
     name: Name | None = None
     computeType: ComputeType = "GPU"
     gpuTypeIds: NameList | None = None
@@ -58,6 +59,12 @@ class EndpointCreate(InputModel):
     scalerValue: ScalerValue = 4
     workersMax: Workers = 3
     workersMin: Workers = 0
+
+
+class EndpointCreate(EndpointSettings):
+    """POST /v1/endpoints (spec: EndpointCreateInput)."""
+
+    templateId: ResourceId  # first, as the spec lists it (a redeclared field keeps its place)
 
 
 class EndpointUpdate(InputModel):

@@ -6,19 +6,31 @@ false), so unknown fields are refused here, as in v1's strict models; the API an
 with a 422 naming the field. Ranges are the spec's; catalog names (GPU pools and types, data
 centers, CPU flavors) are checked by the services against the server's catalog. Response
 bodies are built from the services' models by ``runplane.api.rest_v2``.
+
+A body is validated once, here, under its v2 names: these models also hold what v1's models
+would refuse in the fields they become (ports as ``<port>/http|tcp``, no name listed twice,
+CUDA versions v1's length), so the typed v1 inputs ``api.rest_v2.serverless_wire`` builds
+from a valid body are valid as they are and are not validated again
+(``tests/unit/test_rest_v2_inputs.py`` keeps the two in step).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from runplane.schemas.common import Env, InputModel, Name
+from runplane.schemas.common import Env, InputModel, Name, no_duplicates
+from runplane.schemas.templates import check_ports
 
 Cuda = Annotated[str, Field(pattern=r"^\d+\.\d+$")]
 Ident = Annotated[str, Field(min_length=1, max_length=200)]
-Names = Annotated[list[Ident], Field(max_length=200)]
+Names = Annotated[list[Ident], Field(max_length=200), AfterValidator(no_duplicates)]
+# An endpoint's or a pod's CUDA set (v1's allowedCudaVersions: names of 200 at most, no repeats).
+CudaList = Annotated[list[Annotated[Cuda, Field(max_length=200)]], Field(max_length=64),
+                     AfterValidator(no_duplicates)]
+# Ports of an endpoint's inline settings, which become its template's: v1's rule.
+TemplatePorts = Annotated[list[str], Field(max_length=64), AfterValidator(check_ports)]
 EndpointType = Literal["QUEUE", "LOAD_BALANCER"]
 FlashBoot = Literal["OFF", "FLASHBOOT", "PRIORITY_FLASHBOOT"]
 
@@ -45,7 +57,7 @@ class EndpointGpu(InputModel):
     excludedTypes: Annotated[list[Annotated[str, Field(pattern=r"^\s*[^-\s]")]],
                              Field(max_length=200)] = None  # type: ignore[assignment]
     count: Annotated[int, Field(ge=1, le=16)] = None  # type: ignore[assignment]
-    allowedCudaVersions: Annotated[list[Cuda], Field(max_length=64)] = None  # type: ignore[assignment]
+    allowedCudaVersions: CudaList = None  # type: ignore[assignment]
     minCudaVersion: Annotated[str, Field(pattern=r"^$|^\d+\.\d+$")] = None  # type: ignore[assignment]
 
 
@@ -83,6 +95,7 @@ class EndpointCreateV2(ContainerFields):
     name: Name
     type: EndpointType
     scaling: Scaling
+    ports: TemplatePorts = None  # type: ignore[assignment]
     templateId: Ident | None = None
     gpu: EndpointGpu | None = None
     cpu: Annotated[list[CpuConfig], Field(min_length=1, max_length=32)] | None = None
@@ -102,6 +115,7 @@ class EndpointCreateV2(ContainerFields):
 class EndpointUpdateV2(ContainerFields):
     """``UpdateEndpointRequest``: only the fields sent change."""
 
+    ports: TemplatePorts = None  # type: ignore[assignment]
     name: Name = None  # type: ignore[assignment]
     templateId: Ident = None  # type: ignore[assignment]
     gpu: EndpointGpu = None  # type: ignore[assignment]
@@ -171,7 +185,7 @@ class PodGpu(InputModel):
 
     id: Ident
     count: Annotated[int, Field(ge=1, le=16)] = 1
-    allowedCudaVersions: Annotated[list[Cuda], Field(max_length=64)] = None  # type: ignore[assignment]
+    allowedCudaVersions: CudaList = None  # type: ignore[assignment]
     minCudaVersion: Cuda = None  # type: ignore[assignment]
 
 

@@ -12,7 +12,8 @@ from runplane.schemas.common import Env, InputModel, Name, split_commas
 _PORT = re.compile(r"^(\d{1,5})/(http|tcp)$")
 
 
-def _check_ports(ports: list[str]) -> list[str]:
+def check_ports(ports: list[str]) -> list[str]:
+    """``<1-65535>/http|tcp`` each, no port twice (templates and pods, v1 and REST v2)."""
     seen: set[str] = set()
     for port in ports:
         match = _PORT.match(port)
@@ -34,10 +35,12 @@ def _check_mount_path(path: str) -> str:
 
 
 Ports = Annotated[
-    list[str], BeforeValidator(split_commas), AfterValidator(_check_ports), Field(max_length=64)
+    list[str], BeforeValidator(split_commas), AfterValidator(check_ports), Field(max_length=64)
 ]
 MountPath = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_check_mount_path)]
-Argv = Annotated[list[Annotated[str, Field(max_length=32_768)]], Field(max_length=256)]
+# A command's words; REST v2's ``args`` string is split into these (``MAX_ARGV`` at most).
+MAX_ARGV = 256
+Argv = Annotated[list[Annotated[str, Field(max_length=32_768)]], Field(max_length=MAX_ARGV)]
 ImageName = Annotated[str, Field(min_length=1, max_length=1024)]
 # Container disk: the spec gives no range; 1 GB to 4 TB, the network volume's bounds.
 ContainerDisk = Annotated[int, Field(ge=1, le=4000)]

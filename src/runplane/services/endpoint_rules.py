@@ -1,5 +1,5 @@
-"""Pure checks and derivations for endpoint settings (no I/O): catalog names, ranges that
-span fields, volume placement, CPU instance ids.
+"""Pure checks and derivations for endpoint settings (no I/O): the template an endpoint may
+run, catalog names, ranges that span fields, volume placement, CPU instance ids.
 
 Every function takes the complete settings (defaults applied, an update merged onto the
 stored endpoint) and raises ``Invalid`` (a 400 on the wire) naming the field at fault.
@@ -11,6 +11,7 @@ from typing import Any
 
 from runplane.catalog.catalog import Catalog
 from runplane.errors import Invalid
+from runplane.schemas.templates import Template
 
 # Memory per vCPU of RunPod's CPU flavors: "c" compute-optimised 2 GB, "g" general 4 GB.
 _GB_PER_VCPU = {"c": 2, "g": 4}
@@ -29,6 +30,25 @@ def gb_per_vcpu(flavor: str) -> int:
 def instance_ids(flavors: list[str], vcpus: int) -> list[str]:
     """RunPod's CPU instance ids, ``<flavor>-<vcpus>-<memoryGb>`` (``cpu3c-8-16``)."""
     return [f"{f}-{vcpus}-{vcpus * _GB_PER_VCPU.get(f[-1], 2)}" for f in flavors]
+
+
+def usable_template(template: Template | None, template_id: str, owner_id: str) -> Template:
+    """The one rule for the template an endpoint runs, whatever the surface (v1, GraphQL,
+    REST v2 with or without inline container settings, which copy it): a serverless
+    template of the endpoint's owner. The owner, not the caller: an admin changing another
+    user's endpoint picks among that user's templates, as for its volumes and registry
+    credentials, so no user's environment or credentials reach another's workers. Another
+    user's template, public or not, reads as a missing one (``template`` None: no such id).
+    """
+    if template is None or template.userId != owner_id:
+        raise Invalid(f"templateId: no template {template_id!r}", "templateId")
+    if not template.isServerless:
+        raise Invalid(
+            f"templateId: template {template_id} is a Pod template; endpoints need a "
+            "template created with isServerless: true",
+            "templateId",
+        )
+    return template
 
 
 def _unknown(field: str, values: list[str], allowed: list[str] | dict[str, Any], what: str) -> None:

@@ -4,7 +4,10 @@ v1 endpoints always run a template the user made; v2 lets a client send ``image`
 ``disk``, ``ports`` and ``registry`` on the endpoint itself, with or without a ``templateId``
 (body fields override the template's). runplane keeps one model: those settings live in a
 serverless template of the endpoint's owner, so v1 reads the same endpoint with a
-``templateId`` and every rule of templates applies.
+``templateId`` and every rule of templates applies: a field's own by REST v2's model, which
+holds v1's too (the settings arrive valid), the rest (registry credentials, local images)
+by ``TemplateService``. A given ``templateId`` obeys the one rule of every surface
+(``EndpointService.usable_template``).
 
 - On create, inline settings make a new template (the given template's settings, if any,
   with the body's on top) named after the endpoint.
@@ -19,9 +22,16 @@ from typing import Any
 
 from runplane.errors import DomainError, Invalid
 from runplane.ids import new_id
-from runplane.schemas.endpoints import QUEUE, Endpoint, EndpointCreate, EndpointKind, EndpointUpdate
+from runplane.schemas.common import NAME_MAX
+from runplane.schemas.endpoints import (
+    QUEUE,
+    Endpoint,
+    EndpointCreate,
+    EndpointKind,
+    EndpointSettings,
+    EndpointUpdate,
+)
 from runplane.schemas.templates import Template, TemplateCreate, TemplateUpdate
-from runplane.services.access import can_see
 from runplane.services.endpoints import EndpointService
 from runplane.services.templates import TemplateService
 from runplane.services.users import Principal
@@ -31,64 +41,66 @@ CONTAINER_FIELDS = ("imageName", "dockerStartCmd", "containerDiskInGb", "ports",
                     "containerRegistryAuthId")
 _COPIED = (*CONTAINER_FIELDS, "dockerEntrypoint", "env", "volumeInGb", "volumeMountPath",
            "category", "readme")
+# A made template's name: the endpoint's, cut to leave room for this tail.
+_TAIL = " (endpoint template {})"
+_TAIL_LEN = len(_TAIL.format("x" * 6))  # new_id(6)
 
 
 class EndpointTemplates:
     """Creates and updates endpoints whose container settings may come inline (see the
-    module docstring); everything else is ``EndpointService``'s."""
+    module docstring); everything else is ``EndpointService``'s.
+
+    Its inputs are typed and valid as they come (the surface validated them once, REST v2
+    under its own names): they are passed on and combined, not validated again.
+    """
 
     def __init__(self, templates: TemplateService, endpoints: EndpointService) -> None:
         self._templates = templates
         self._endpoints = endpoints
 
-    def create(self, principal: Principal, template_id: str | None, container: dict[str, Any],
-               fields: dict[str, Any], kind: EndpointKind = QUEUE) -> Endpoint:
-        """Create an endpoint from ``fields`` (``EndpointCreate``'s) running ``template_id``,
-        or a new template of it and the inline ``container`` settings."""
+    def create(self, principal: Principal, settings: EndpointSettings,
+               container: TemplateUpdate, kind: EndpointKind = QUEUE) -> Endpoint:
+        """Create an endpoint of ``settings`` running their ``templateId``, or a new template
+        of it (if any) and the inline ``container`` settings (the fields sent)."""
         made: Template | None = None
-        if container:
-            base = self._base(principal, template_id, principal.user_id) if template_id else None
-            made = self._copy(principal, base, str(fields.get("name") or "endpoint"), container)
+        template_id = settings.templateId
+        inline = container.given()
+        if inline:
+            base = (self._endpoints.usable_template(template_id, principal.user_id)
+                    if template_id else None)
+            made = self._copy(principal, base, settings.name or "endpoint", inline)
             template_id = made.id
         elif template_id is None:
             raise Invalid("image: required unless templateId is set", "image")
+        body = EndpointCreate.model_construct(
+            _fields_set=settings.model_fields_set | {"templateId"},
+            **{**dict(settings), "templateId": template_id})
         try:
-            return self._endpoints.create(
-                principal, EndpointCreate.model_validate({**fields, "templateId": template_id}),
-                kind)
+            return self._endpoints.create(principal, body, kind)
         except DomainError:
             if made is not None:  # the endpoint was refused: its template goes too
                 self._templates.delete(principal, made.id)
             raise
 
-    def update(self, principal: Principal, endpoint_id: str, template_id: str | None,
-               container: dict[str, Any], fields: dict[str, Any]) -> Endpoint:
-        """Apply ``fields`` (``EndpointUpdate``'s), ``template_id`` and inline ``container``
-        settings to the caller's endpoint."""
+    def update(self, principal: Principal, endpoint_id: str, changes: EndpointUpdate,
+               container: TemplateUpdate) -> Endpoint:
+        """Apply ``changes`` (their ``templateId`` included) and the inline ``container``
+        settings (the fields sent) to the caller's endpoint."""
         current = self._endpoints.get_for(principal, endpoint_id)
-        if template_id is not None:
-            fields = {**fields, "templateId": template_id}
-        if container:
-            base_id = template_id or current.templateId
-            base = self._base(principal, base_id, current.userId)
+        inline = container.given()
+        if inline:
+            base_id = changes.templateId or current.templateId
+            base = self._endpoints.usable_template(base_id, current.userId)
             if base_id == current.templateId and self._templates.endpoint_count(base_id) <= 1:
-                changes = {k: v for k, v in container.items() if getattr(base, k) != v}
-                if changes:  # in place: the template's change is the endpoint's release
-                    self._templates.update(principal, base_id,
-                                           TemplateUpdate.model_validate(changes))
-                fields.pop("templateId", None)
+                differ = {k: v for k, v in inline.items() if getattr(base, k) != v}
+                if differ:  # in place: the template's change is the endpoint's release
+                    self._templates.update(principal, base_id, TemplateUpdate.model_construct(
+                        _fields_set=set(differ), **differ))
             else:
-                made = self._copy(principal, base, fields.get("name") or current.name,
-                                  container, current.userId)
-                fields = {**fields, "templateId": made.id}
-        return self._endpoints.update(principal, endpoint_id,
-                                      EndpointUpdate.model_validate(fields))
-
-    def _base(self, principal: Principal, template_id: str, owner_id: str) -> Template:
-        template = self._templates.get(template_id)
-        if template is None or not (template.userId == owner_id or can_see(principal, template.userId)):
-            raise Invalid(f"templateId: no template {template_id!r}", "templateId")
-        return template
+                made = self._copy(principal, base, changes.name or current.name, inline,
+                                  current.userId)
+                changes = changes.model_copy(update={"templateId": made.id})
+        return self._endpoints.update(principal, endpoint_id, changes)
 
     def _copy(self, principal: Principal, base: Template | None, endpoint_name: str,
               container: dict[str, Any], owner_id: str | None = None) -> Template:
@@ -96,8 +108,9 @@ class EndpointTemplates:
         fields.update(container)
         if not fields.get("containerRegistryAuthId"):
             fields.pop("containerRegistryAuthId", None)
-        # Unique per user: the endpoint's name and a short random tail.
-        name = f"{endpoint_name[:170]} (endpoint template {new_id(6)})"
-        body = TemplateCreate.model_validate({**fields, "name": name, "isServerless": True})
+        # Unique per user: the endpoint's name and a short random tail, within a name's length.
+        fields["name"] = endpoint_name[:NAME_MAX - _TAIL_LEN] + _TAIL.format(new_id(6))
+        fields["isServerless"] = True
+        body = TemplateCreate.model_construct(_fields_set=set(fields), **fields)
         owner = principal if owner_id in (None, principal.user_id) else Principal(owner_id)
         return self._templates.create(owner, body)

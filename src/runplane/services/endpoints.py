@@ -1,8 +1,8 @@
 """Serverless endpoints: settings, their template and volumes, and the version that tells
 the controller to roll workers.
 
-Rules (docs/control-plane.md): the template must be the caller's own serverless template;
-volumes must be the caller's, in one of the endpoint's data centers, at most one per data
+Rules (docs/control-plane.md): the template must be a serverless template of the endpoint's
+owner (``endpoint_rules.usable_template``); volumes must be the owner's, in one of the endpoint's data centers, at most one per data
 center; without ``dataCenterIds`` an endpoint may run in every data center, or only in its
 volumes' data centers when it has volumes. Every change bumps ``version`` by one.
 """
@@ -25,6 +25,7 @@ from runplane.schemas.endpoints import (
     EndpointKind,
     EndpointUpdate,
 )
+from runplane.schemas.templates import Template
 from runplane.services import endpoint_rules as rules
 from runplane.services.access import can_see
 from runplane.services.releases import ReleaseLog
@@ -112,7 +113,7 @@ class EndpointService:
         """Validate against the catalog, the template and the volumes, then store. ``kind``
         (REST v2's ``type``; v1 has none) is fixed for the endpoint's life."""
         given = body.model_dump(exclude_unset=True)
-        template = self._template_for(principal, body.templateId)
+        template = self.usable_template(body.templateId, principal.user_id)
         s: dict[str, Any] = body.model_dump()
         s["type"] = kind
         gpu = body.computeType == "GPU"
@@ -152,7 +153,7 @@ class EndpointService:
         given = body.given()
         s = current.model_dump(exclude={"template"}) | given
         if "templateId" in given and given["templateId"] != current.templateId:
-            self._template_for(principal, given["templateId"], owner_id=current.userId)
+            self.usable_template(given["templateId"], current.userId)
         requested = rules.requested_volume_ids(given)
         if requested is None:
             volumes = self._volumes_for(current.userId, "networkVolumeIds", current.networkVolumeIds)
@@ -241,17 +242,10 @@ class EndpointService:
         rules.check_volume_placement(volume_field, volumes, s["dataCenterIds"])
         rules.apply_compute_type(self._catalog, s)
 
-    def _template_for(self, principal: Principal, template_id: str, owner_id: str | None = None):  # type: ignore[no-untyped-def]
-        template = self._templates.get(template_id)
-        if template is None or template.userId != (owner_id or principal.user_id):
-            raise Invalid(f"templateId: no template {template_id!r}", "templateId")
-        if not template.isServerless:
-            raise Invalid(
-                f"templateId: template {template_id} is a Pod template; endpoints need a "
-                "template created with isServerless: true",
-                "templateId",
-            )
-        return template
+    def usable_template(self, template_id: str, owner_id: str) -> Template:
+        """The template an endpoint of ``owner_id`` may run (``endpoint_rules.usable_template``,
+        the one rule every surface goes through); Invalid naming ``templateId`` otherwise."""
+        return rules.usable_template(self._templates.get(template_id), template_id, owner_id)
 
     def _volumes_for(self, owner_id: str, field: str, ids: list[str]) -> list[tuple[str, str]]:
         out = []

@@ -22,10 +22,11 @@ from runplane.api.rest_v2.common import (
 )
 from runplane.api.rest_v2.log_stream import SSE_HEADERS, log_events, parse_query
 from runplane.api.rest_v2.serverless_wire import (
-    container_fields,
-    create_fields,
+    container_settings,
+    create_settings,
     endpoint_view,
-    update_fields,
+    update_changes,
+    v2_field_names,
 )
 from runplane.clock import iso
 from runplane.errors import NotFound
@@ -56,9 +57,9 @@ async def list_endpoints(request: Request, user: User) -> Response:
 @router.post("")
 async def create_endpoint(request: Request, body: EndpointCreateV2, user: User) -> Response:
     parts = services(request)
-    endpoint = parts.endpoint_templates.create(
-        user, body.templateId, container_fields(body), create_fields(body, gpu_pools(request)),
-        body.type)
+    with v2_field_names():
+        endpoint = parts.endpoint_templates.create(
+            user, create_settings(body, gpu_pools(request)), container_settings(body), body.type)
     return created(_view(request, endpoint))
 
 
@@ -72,9 +73,9 @@ async def update_endpoint(request: Request, id: str, body: EndpointUpdateV2,
                           user: User) -> Response:
     parts = services(request)
     current = parts.endpoints.get_for(user, id)
-    fields = update_fields(body, current, gpu_pools(request))
-    endpoint = parts.endpoint_templates.update(user, id, body.templateId,
-                                               container_fields(body), fields)
+    with v2_field_names():
+        changes = update_changes(body, current, gpu_pools(request))
+        endpoint = parts.endpoint_templates.update(user, id, changes, container_settings(body))
     return ok(_view(request, endpoint))
 
 

@@ -8,19 +8,30 @@ v2 nests what v1 keeps flat: ``workers {min, max, idleTimeout}`` is ``workersMin
 PRIORITY_FLASHBOOT ``true`` (runplane has one kind of FlashBoot; it answers FLASHBOOT).
 Container fields (``image``, ``args``, ``disk``, ``ports``, ``registry``) are the template's
 (``services.endpoint_templates``), ``env`` the endpoint's own over its template's.
+
+A body is validated once: by its v2 model (``schemas.rest_v2``, every field's rule under its
+v2 name), then by the rules here that span v2 fields (exactly one of ``gpu`` and ``cpu``...).
+What this module builds from it, the services' typed inputs in v1 names (``EndpointSettings``,
+``EndpointUpdate``, the inline ``TemplateUpdate``), is constructed, not validated again, and a
+refusal of the services is answered in v2's names (``v2_field_names``).
 """
 
 from __future__ import annotations
 
 import shlex
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from runplane.catalog.pools import GpuPools
-from runplane.errors import Invalid
+from runplane.errors import DomainError, Invalid
 from runplane.lb.prober import health_path
 from runplane.lb.urls import base_url
-from runplane.schemas.endpoints import Endpoint
+from runplane.schemas.endpoints import Endpoint, EndpointSettings, EndpointUpdate
 from runplane.schemas.rest_v2 import ContainerFields, EndpointCreateV2, EndpointUpdateV2
+from runplane.schemas.templates import MAX_ARGV, TemplateUpdate
 from runplane.services.endpoint_rules import gb_per_vcpu
 
 # Job API routes of a QUEUE endpoint, by ``QueueBasedRequestUrls`` name.
@@ -83,9 +94,12 @@ def container_fields(body: ContainerFields) -> dict[str, Any]:
         out["imageName"] = given["image"]
     if "args" in given:
         try:
-            out["dockerStartCmd"] = shlex.split(given["args"])
+            argv = shlex.split(given["args"])
         except ValueError as err:
             raise Invalid(f"args: {err}", "args") from None
+        if len(argv) > MAX_ARGV:
+            raise Invalid(f"args: {len(argv)} words; a command has at most {MAX_ARGV}", "args")
+        out["dockerStartCmd"] = argv
     if "disk" in given:
         out["containerDiskInGb"] = given["disk"]
     if "ports" in given:
@@ -93,6 +107,12 @@ def container_fields(body: ContainerFields) -> dict[str, Any]:
     if "registry" in given:
         out["containerRegistryAuthId"] = given["registry"] or ""
     return out
+
+
+def container_settings(body: ContainerFields) -> TemplateUpdate:
+    """A body's inline container settings as the template change they are (only the fields
+    sent; none: no inline settings)."""
+    return _typed(TemplateUpdate, container_fields(body))
 
 
 def _gpu_fields(gpu: Any, pools: GpuPools, creating: bool) -> dict[str, Any]:
@@ -157,9 +177,13 @@ def _common_fields(body: EndpointCreateV2 | EndpointUpdateV2) -> dict[str, Any]:
     return out
 
 
-def create_fields(body: EndpointCreateV2, pools: GpuPools) -> dict[str, Any]:
-    """``EndpointCreate`` fields (v1 names) of a v2 create body; Invalid for what v2's rules
-    refuse beyond its schema (not exactly one of gpu and cpu, CUDA set and floor)."""
+def create_settings(body: EndpointCreateV2, pools: GpuPools) -> EndpointSettings:
+    """The endpoint settings of a v2 create body; Invalid for what v2's rules refuse beyond
+    its schema (not exactly one of gpu and cpu, CUDA set and floor)."""
+    return _typed(EndpointSettings, _create_fields(body, pools))
+
+
+def _create_fields(body: EndpointCreateV2, pools: GpuPools) -> dict[str, Any]:
     if (body.gpu is None) == (body.cpu is None):
         raise Invalid("send exactly one of gpu and cpu", "gpu")
     if body.type == "LOAD_BALANCER" and body.scaling.type != "REQUEST_COUNT":
@@ -177,11 +201,17 @@ def create_fields(body: EndpointCreateV2, pools: GpuPools) -> dict[str, Any]:
         out |= _gpu_fields(body.gpu, pools, creating=True)
     else:
         out |= _cpu_fields(body.cpu or [])
+    if body.templateId is not None:
+        out["templateId"] = body.templateId
     return out
 
 
-def update_fields(body: EndpointUpdateV2, current: Endpoint, pools: GpuPools) -> dict[str, Any]:
-    """``EndpointUpdate`` fields (v1 names) of a v2 PATCH body."""
+def update_changes(body: EndpointUpdateV2, current: Endpoint, pools: GpuPools) -> EndpointUpdate:
+    """The endpoint change of a v2 PATCH body (only the fields sent)."""
+    return _typed(EndpointUpdate, _update_fields(body, current, pools))
+
+
+def _update_fields(body: EndpointUpdateV2, current: Endpoint, pools: GpuPools) -> dict[str, Any]:
     if body.gpu is not None and body.cpu is not None:
         raise Invalid("send at most one of gpu and cpu", "gpu")
     out = _common_fields(body)
@@ -194,4 +224,57 @@ def update_fields(body: EndpointUpdateV2, current: Endpoint, pools: GpuPools) ->
         field = "gpu" if kind == "GPU" else "cpu"
         raise Invalid(f"{field}: an endpoint stays {current.computeType}; create a new endpoint "
                       f"to run on {kind}s", field)
+    if body.templateId is not None:
+        out["templateId"] = body.templateId
     return out
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _typed(model: type[Model], fields: dict[str, Any]) -> Model:
+    """``fields``, valid already (v2's model and the rules above), as ``model``: constructed,
+    not validated again; the fields sent are the fields set (PATCH semantics)."""
+    return model.model_construct(_fields_set=set(fields), **fields)
+
+
+# The services' v1 names for what a v2 endpoint body calls otherwise.
+_V2_NAMES = (
+    ("networkVolumeIds", "networkVolumes"), ("networkVolumeId", "networkVolumes"),
+    ("allowedCudaVersions", "gpu.allowedCudaVersions"), ("minCudaVersion", "gpu.minCudaVersion"),
+    ("gpuTypeIds", "gpu.pools"), ("gpuCount", "gpu.count"), ("cpuFlavorIds", "cpu"),
+    ("vcpuCount", "cpu[0].vcpuCount"), ("workersMin", "workers.min"),
+    ("workersMax", "workers.max"), ("idleTimeout", "workers.idleTimeout"),
+    ("scalerType", "scaling.type"), ("scalerValue", "scaling"),
+    ("executionTimeoutMs", "timeout"), ("imageName", "image"), ("dockerStartCmd", "args"),
+    ("containerDiskInGb", "disk"), ("containerRegistryAuthId", "registry"),
+)
+
+
+def v2_name(field: str) -> str:
+    """A service's field (``cpuFlavorIds[1]``) under its v2 name (``cpu[1].id``)."""
+    for v1, v2 in _V2_NAMES:
+        if field == v1 or field.startswith(v1 + "["):
+            index = field[len(v1):]
+            if v1 == "cpuFlavorIds":
+                return f"cpu{index}.id" if index else v2
+            if v1 == "gpuTypeIds":  # the types come from the pools: no index of the body's
+                return v2
+            return v2 + index
+    return field
+
+
+@contextmanager
+def v2_field_names() -> Iterator[None]:
+    """Answer a service's refusal of a v2 endpoint body in v2's field names: the field it
+    blames, and the message's lead that repeats it."""
+    try:
+        yield
+    except DomainError as err:
+        field = err.field
+        if field and v2_name(field) != field:
+            err.field = v2_name(field)
+            if err.message.startswith(field):
+                err.message = err.field + err.message[len(field):]
+                err.args = (err.message,)
+        raise
