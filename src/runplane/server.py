@@ -123,7 +123,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         billing=billing, launcher=launcher, allocations=allocations, rows=WorkerTable(engine),
         pods=pods, settle=_settled(broker.writer))
     worker_pods = WorkerPods(broker.workers, WorkerRowCache(engine), provider, endpoints.get,
-                             catalog, controller.progress_of)
+                             controller.progress_of)
     # Observability hears of every job and every controller action.
     observability = Observability(clock, endpoints, broker, broker.workers, controller)
     broker.add_job_listener(observability.on_job)
