@@ -6,8 +6,9 @@
 
 Every ``import`` of a runplane module is read with :mod:`ast` (those inside functions and
 ``if TYPE_CHECKING:`` blocks too: a type is a dependency). ``tests/unit/test_layers.py`` fails
-on a cycle between modules, on an import that points up the layers below, and on a picture in
-docs/architecture.md that no longer matches the code. Standard library only.
+on a cycle between modules, on an import that points up the layers below, on a picture in
+docs/architecture.md that no longer matches the code, and on RunPod's Pod JSON built anywhere
+but ``api/shapes/`` (:func:`writers_of`, :func:`wire_named`). Standard library only.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ DOC = ROOT / "docs" / "architecture.md"
 BEGIN, END = "<!-- packages:begin -->", "<!-- packages:end -->"
 
 # Lowest first. A module may import its own package and anything in a lower layer; packages
-# that share a layer may import each other only when they are one group (api and web are the
-# HTTP surface together). Top-level modules (runplane.clock, ...) are packages of their own.
+# that share a layer may import each other only when they are one group. Top-level modules
+# (runplane.clock, ...) are packages of their own.
 LAYERS: list[tuple[str, ...]] = [
     ("runplane", "clock", "ids", "errors", "worker_state", "config", "security_settings",
      "accelerator"),  # vocabulary
@@ -39,12 +40,13 @@ LAYERS: list[tuple[str, ...]] = [
     ("services",),  # the control plane's rules
     ("observability",),  # metrics and stats fed by the planes
     ("system",),  # the bundle of a server's parts
-    ("api", "web"),  # HTTP
+    ("web",),  # the dashboard's files (the api app serves them; they know nothing of it)
+    ("api",),  # HTTP: routes, wire formats, RunPod's JSON (api/shapes)
     ("server",),  # the composition root
     ("cli", "__main__"),  # the command line
 ]
 # config's [limits] and [security] groups live in security_settings (config imports them).
-GROUPS = [{"api", "web"}, {"cli", "__main__"}, {"config", "security_settings"}]
+GROUPS = [{"cli", "__main__"}, {"config", "security_settings"}]
 
 
 def package_of(module: str) -> str:
@@ -129,6 +131,43 @@ def upward(graph: dict[str, set[str]]) -> list[str]:
             elif b == a:
                 out.append(f"{module} -> {target} ({src} and {dst} share a layer)")
     return out
+
+
+def written_keys(tree: ast.AST) -> set[str]:
+    """The string keys a module writes: those of its dict displays (``{"id": ...}``) and of
+    its item assignments (``body["id"] = ...``); what it only reads does not count."""
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            out.update(k.value for k in node.keys
+                       if isinstance(k, ast.Constant) and isinstance(k.value, str))
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store) \
+                and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+            out.add(node.slice.value)
+    return out
+
+
+def writers_of(keys: set[str], at_least: int = 2) -> dict[str, set[str]]:
+    """Modules that write ``at_least`` of ``keys`` (a wire object's own field names), with
+    the ones they write: the modules that build that object."""
+    out = {}
+    for name, path in modules().items():
+        found = written_keys(ast.parse(path.read_text(), str(path))) & keys
+        if len(found) >= at_least:
+            out[name] = found
+    return out
+
+
+# A module named for rendering a wire format (``pod_view``, ``wire``, ``shapes``...).
+WIRE_NAMES = ("view", "wire", "shape")
+
+
+def wire_named(package: str | None = None) -> list[str]:
+    """Modules whose own name says they render a wire format, in ``package`` (every package
+    when None)."""
+    return sorted(name for name in modules()
+                  if (package is None or package_of(name) == package)
+                  and any(w in name.rsplit(".", 1)[-1] for w in WIRE_NAMES))
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:

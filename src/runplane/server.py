@@ -19,10 +19,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from runplane.api.app import RunplaneApp, build_app
-from runplane.api.responses import dumps
-from runplane.api.v2.wire import job_view
+from runplane.api.v2.webhooks import WebhookBodies
 from runplane.broker.broker import Broker
-from runplane.broker.models import Job
 from runplane.broker.webhook_guard import networks
 from runplane.broker.writer import Writer
 from runplane.catalog.catalog import build_catalog
@@ -95,10 +93,11 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     broker = Broker(engine, settings.broker, clock, settings.resolved_public_url,
                     owner_of=endpoints.owner_of,
                     execution_timeout_ms=endpoints.execution_timeout_ms,
-                    render_job=_render_job,
                     webhook_allow=networks(settings.security.webhook_allow_cidrs),
                     max_queued_jobs=settings.limits.max_queued_jobs_per_endpoint,
                     max_queued_bytes=settings.limits.max_queued_bytes_per_endpoint)
+    # Settled jobs' webhooks: the api layer renders the body, the broker's sender posts it.
+    broker.add_settled_listener(WebhookBodies(broker.webhooks))
     # Batch jobs run as the broker's jobs and hear of their ends from it.
     batches = BatchService(engine, broker, clock)
     # Worker plane: where processes run, what runs where, the one launch pipeline shared by
@@ -123,7 +122,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         billing=billing, launcher=launcher, allocations=allocations, rows=WorkerTable(engine),
         pods=pods, settle=_settled(broker.writer))
     worker_pods = WorkerPods(broker.workers, WorkerRowCache(engine), provider, endpoints.get,
-                             catalog, controller.progress_of)
+                             controller.progress_of)
     # Observability hears of every job and every controller action.
     observability = Observability(clock, endpoints, broker, broker.workers, controller)
     broker.add_job_listener(observability.on_job)
@@ -163,11 +162,6 @@ def _settled(writer: Writer) -> Callable[[], Awaitable[bool]]:
         return not writer.pending
 
     return settle
-
-
-def _render_job(job: Job) -> bytes:
-    """A job's webhook body: the job object of /status."""
-    return dumps(job_view(job))
 
 
 async def start(services: Services) -> None:

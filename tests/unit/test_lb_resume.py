@@ -243,8 +243,8 @@ async def test_a_scaled_down_worker_starts_again_under_its_id(rig: Rig, tmp_path
     assert wid not in r.controller.revivals.records
     # includeWorkers shows it again, with the new run's start.
     pods = r.srv.services.worker_pods([ep])[ep]
-    assert [p["id"] for p in pods] == [wid]
-    assert pods[0]["lastStartedAt"] is not None
+    assert [p.id for p in pods] == [wid]
+    assert pods[0].last_started_at  # shown as lastStartedAt
 
 
 async def test_what_is_not_started_again(rig: Rig, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from runplane.api.lb_tunnel import is_tunnel_path, tunnel_route
 from runplane.api.lb_ws import websocket
 from runplane.api.rest_v2 import RESOURCES, build_control_app
 from runplane.api.routes import include_routers
+from runplane.api.shapes.workers import WorkerShapes
 from runplane.api.v2 import V2App
 from runplane.config import Settings
 from runplane.lb.urls import PATH_PREFIX, endpoint_of_host
@@ -119,6 +120,7 @@ def build_app(services: Services, lifespan: Lifespan) -> RunplaneApp:
         lifespan=lifespan,
     )
     rest.state.services = services  # what the /v1 routers' dependencies read
+    rest.state.worker_shapes = WorkerShapes(services.catalog)
     install_error_handlers(rest)
     # Every /v1 route needs a key: checked before a body is read (api/body_limit.py).
     rest.add_middleware(BodyLimitMiddleware, limit_for=limit,

@@ -81,8 +81,8 @@ class Broker:
     """The job broker; see the module docstring.
 
     ``owner_of(endpoint_id)`` and ``execution_timeout_ms(endpoint_id)`` come from the control
-    plane's endpoints; ``render_job(job)`` is a job's wire object (for webhooks);
-    ``public_url`` is the server's address as workers reach it.
+    plane's endpoints; ``public_url`` is the server's address as workers reach it;
+    :attr:`webhooks` posts the bodies the api layer renders (it knows no wire format).
 
     For the controller: :meth:`queue_metrics`, :meth:`add_enqueue_listener` (called
     synchronously on every enqueue: new job, retry, re-queue of a lost job; e.g. to scale
@@ -92,8 +92,7 @@ class Broker:
 
     def __init__(self, engine: Engine, settings: BrokerSettings, clock: Clock, public_url: str,
                  owner_of: Callable[[str], str | None],
-                 execution_timeout_ms: Callable[[str], int],
-                 render_job: Callable[[Job], bytes], *,
+                 execution_timeout_ms: Callable[[str], int], *,
                  webhook_allow: Sequence[Network] = (),
                  max_queued_jobs: int = 0, max_queued_bytes: int = 0) -> None:
         self._engine = engine
@@ -112,9 +111,8 @@ class Broker:
                              run_retention_s=settings.run_result_retention_s,
                              runsync_retention_s=settings.runsync_result_retention_s)
         self._keys = IdempotencyKeys(engine, self.find)
-        self._webhooks = WebhookSender(render_job, settings.webhook_retry_delay_s,
-                                       self._webhook_allow)
-        self._applier = EffectApplier(self.writer, self.workers, self._webhooks.send)
+        self.webhooks = WebhookSender(settings.webhook_retry_delay_s, self._webhook_allow)
+        self._applier = EffectApplier(self.writer, self.workers)
         self._apply = self._applier.apply
         self._sweeper = Sweeper(self._book, engine, clock, settings.sweep_interval_s,
                                 execution_timeout_ms, self._apply, self.workers.sweep)
@@ -164,7 +162,7 @@ class Broker:
         """Release every long-poll at once (so the server stops promptly), stop the sweeps
         and webhooks and flush pending writes."""
         self.begin_shutdown()
-        await self._webhooks.aclose()
+        await self.webhooks.aclose()
         await asyncio.get_running_loop().run_in_executor(None, self.writer.flush)
 
     def close(self) -> None:
@@ -182,6 +180,10 @@ class Broker:
         """``callback(JobEvent)`` on submit, re-queue, take and final state, synchronously on
         the hot path: it must be O(1) and do no I/O. Its exceptions are logged, not raised."""
         self._applier.job_listeners.append(callback)
+
+    def add_settled_listener(self, callback: Callable[[Job], None]) -> None:
+        """``callback(job)`` once a final job's write committed (webhooks), as above."""
+        self._applier.settled_listeners.append(callback)
 
     def queue_metrics(self, endpoint_id: str) -> QueueMetrics:
         return self._book.queues.metrics(endpoint_id)

@@ -5,8 +5,8 @@ counters and worker holds. Everything else they need done is returned as :class:
 and carried out by :class:`EffectApplier`, in this order: workers whose holds changed get
 their state (IDLE/RUNNING) recomputed, holders of ended jobs are told to stop them, the
 enqueue and job listeners hear of it, and the writes go to the group-commit writer; jobs that
-reached a final state are *settled* (what ``/runsync`` waits for) and their webhook sent once
-that write committed.
+reached a final state are *settled* (what ``/runsync`` waits for) once that write committed,
+and the settled listeners hear of them then (the api layer's webhooks, ``api/v2/webhooks.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ log = logging.getLogger("runplane.broker")
 T = TypeVar("T")
 JobListener = Callable[[JobEvent], None]
 EnqueueListener = Callable[[str], None]
+SettledListener = Callable[[Job], None]
 
 
 @dataclass(slots=True, eq=False)
@@ -39,7 +40,8 @@ class Effects:
     stops: list[tuple[str, str]] = field(default_factory=list)
     # Workers whose holds changed: their IDLE/RUNNING state follows.
     workers: list[Worker] = field(default_factory=list)
-    # Jobs that reached a final state: settled (and webhook sent) once the writes commit.
+    # Jobs that reached a final state: settled (and their listeners told) once the writes
+    # commit.
     finals: list[Job] = field(default_factory=list)
     # Endpoints that had a job queued (scale from zero without waiting for a tick).
     enqueued: list[str] = field(default_factory=list)
@@ -62,13 +64,13 @@ class WorkerSide(Protocol):
 class EffectApplier:
     """Carries out :class:`Effects` (see the module docstring)."""
 
-    def __init__(self, writer: Writer, workers: WorkerSide,
-                 on_settled: Callable[[Job], None]) -> None:
+    def __init__(self, writer: Writer, workers: WorkerSide) -> None:
         self._writer = writer
         self._workers = workers
-        self._on_settled = on_settled  # a final job's write committed (webhooks)
         self.job_listeners: list[JobListener] = []
         self.enqueue_listeners: list[EnqueueListener] = []
+        # A final job's write committed (the api layer sends its webhook).
+        self.settled_listeners: list[SettledListener] = []
 
     def apply(self, fx: Effects) -> asyncio.Future | None:
         """Carry out ``fx``; returns the future of its writes (None when there were none, or
@@ -89,7 +91,7 @@ class EffectApplier:
         fut = self._writer.write_nowait(*fx.writes)
         finals = fx.finals
         if finals:
-            if fut is None:  # written at once: settled, but no webhook (the server is closing)
+            if fut is None:  # written at once: settled, but not told (the server is closing)
                 for job in finals:
                     job.settled = True
                     job.notify()
@@ -103,7 +105,8 @@ class EffectApplier:
         for job in finals:
             job.settled = True
             job.notify()
-            self._on_settled(job)
+            if self.settled_listeners:
+                _tell(self.settled_listeners, job)
 
 
 async def landed(fut: asyncio.Future | None, timeout_s: float, what: str) -> None:

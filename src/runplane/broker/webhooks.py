@@ -1,4 +1,8 @@
-"""Webhook delivery: POST the final job object (as /status shows it) to ``webhook``.
+"""Webhook delivery: POST a settled job's body to its ``webhook``.
+
+The body is the final job object as /status shows it, rendered by the api layer (which hears
+of settled jobs, ``api/v2/webhooks.py``) and handed here as bytes: the broker knows no wire
+format.
 
 RunPod expects a 200 and retries twice more, 10 s apart (``webhook_retry_delay_s``). Any 2xx
 counts as delivered. Delivery is best-effort and in memory: a server restart between the
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import httpx
 
@@ -28,32 +32,29 @@ ATTEMPTS = 3
 
 
 class WebhookSender:
-    """Sends each settled job's webhook in the background; ``render(job)`` is the body (the
-    job object of the job API's wire format, which the broker does not know)."""
+    """Sends each settled job's webhook in the background, with the body it is given."""
 
-    def __init__(self, render: Callable[[Job], bytes], retry_delay_s: float,
-                 allow: Sequence[Network] = ()) -> None:
-        self._render = render
+    def __init__(self, retry_delay_s: float, allow: Sequence[Network] = ()) -> None:
         self._allow = tuple(allow)
         self._retry_delay_s = retry_delay_s
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[bool]] = set()
         self._closed = False
 
-    def send(self, job: Job) -> None:
-        """Deliver ``job``'s webhook, if it has one, in the background (unless closed)."""
+    def send(self, job: Job, body: bytes) -> None:
+        """Deliver ``body`` to ``job``'s webhook, if it has one, in the background (unless
+        closed)."""
         if not job.webhook or self._closed:
             return
-        task = asyncio.get_running_loop().create_task(self.deliver(job))
+        task = asyncio.get_running_loop().create_task(self.deliver(job, body))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def deliver(self, job: Job) -> bool:
-        """Up to :data:`ATTEMPTS` POSTs; True once one was answered 2xx."""
+    async def deliver(self, job: Job, body: bytes) -> bool:
+        """Up to :data:`ATTEMPTS` POSTs of ``body``; True once one was answered 2xx."""
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=10.0, follow_redirects=False,
                                              trust_env=False)
-        body = self._render(job)
         for attempt in range(ATTEMPTS):
             if attempt:
                 await asyncio.sleep(self._retry_delay_s)

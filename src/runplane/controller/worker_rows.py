@@ -1,11 +1,11 @@
 """The controller's side of the ``workers`` table: its writes (``WorkerTable``), and live
-workers' rows and Pod objects kept in memory for ``includeWorkers`` (``WorkerRowCache``).
+workers' rows and records kept in memory for ``includeWorkers`` (``WorkerRowCache``).
 
 The job protocol (the broker's writer) owns the columns it changes (status, heartbeats, the
 credential); every column the controller changes is written through ``WorkerTable`` only.
 
 A worker's row is complete once it was started (or attached by hand): from then on the
-columns the Pod view reads (machine, GPUs, cost, image's port mappings, log path, endpoint
+columns a worker's record reads (machine, GPUs, cost, image's port mappings, log path, endpoint
 version) do not change while it lives; what does change (status, desired status, when the
 status changed) is read from the worker registry instead. So each live worker's row is read
 from SQL once, not on every GET of its endpoint.
@@ -21,6 +21,7 @@ from sqlalchemy import Engine, bindparam, delete, select, update
 
 from runplane.controller.scheduler import Placement
 from runplane.providers.base import ProcessInfo
+from runplane.schemas.pod_records import WorkerRecord
 from runplane.store.tables import workers
 from runplane.worker_state import WorkerState
 
@@ -86,17 +87,16 @@ class WorkerRowCache:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._rows: dict[str, Any] = {}
-        self._pods: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        self._records: dict[str, tuple[tuple[Any, ...], WorkerRecord]] = {}
 
-    def pod(self, worker_id: str, key: tuple[Any, ...]) -> dict[str, Any] | None:
-        """The worker's Pod object built for ``key`` (its state), if that is still current.
-        Callers must not modify it."""
-        hit = self._pods.get(worker_id)
+    def record(self, worker_id: str, key: tuple[Any, ...]) -> WorkerRecord | None:
+        """The worker's record built for ``key`` (its state), if that is still current."""
+        hit = self._records.get(worker_id)
         return hit[1] if hit is not None and hit[0] == key else None
 
-    def keep_pod(self, worker_id: str, key: tuple[Any, ...], body: dict[str, Any]) -> None:
+    def keep_record(self, worker_id: str, key: tuple[Any, ...], record: WorkerRecord) -> None:
         if worker_id in self._rows:  # only for complete rows, like the rows themselves
-            self._pods[worker_id] = (key, body)
+            self._records[worker_id] = (key, record)
 
     def fresh(self, worker_id: str) -> Any:
         """One worker's row as stored now (live or not; None if there is none), uncached."""
@@ -114,7 +114,7 @@ class WorkerRowCache:
                 row = self._rows.get(i)
                 if row is not None and i in created and row.created_at != created[i]:
                     del self._rows[i]
-                    self._pods.pop(i, None)
+                    self._records.pop(i, None)
         missing = [i for i in wanted if i not in self._rows]
         fetched: dict[str, Any] = {}
         if missing:
@@ -127,5 +127,5 @@ class WorkerRowCache:
             # Bounded: drop rows of workers that are gone (callers ask for the live ones).
             keep = set(wanted)
             self._rows = {k: v for k, v in self._rows.items() if k in keep}
-            self._pods = {k: v for k, v in self._pods.items() if k in keep}
+            self._records = {k: v for k, v in self._records.items() if k in keep}
         return [r for i in wanted if (r := self._rows.get(i) or fetched.get(i)) is not None]

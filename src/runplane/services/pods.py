@@ -14,15 +14,15 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, delete, insert, select, update
 
 from runplane.catalog.catalog import Catalog
-from runplane.clock import Clock, iso
+from runplane.clock import Clock
 from runplane.controller.allocations import Allocations
 from runplane.controller.launcher import Launcher, VolumeMount
-from runplane.controller.pod_view import pod_object
 from runplane.controller.ports import TemplateSource, UsageRecorder
 from runplane.controller.scheduler import NoFit, Placement
 from runplane.errors import Conflict, DomainError, Invalid, NotFound
 from runplane.ids import new_id
 from runplane.providers.base import EXITED, ImageError, ProcessInfo, Provider
+from runplane.schemas.pod_records import PodFilter, PodRecord
 from runplane.schemas.pods import PodCreate, PodUpdate
 from runplane.services.access import can_see, owned_by
 from runplane.services.users import Principal
@@ -82,18 +82,16 @@ class PodService:
             raise NotFound("pod", pod_id)
         return row
 
-    def get_for(self, principal: Principal, pod_id: str) -> dict[str, Any]:
-        return self.view(self._row(principal, pod_id))
+    def get_for(self, principal: Principal, pod_id: str) -> PodRecord:
+        return self._record(self._row(principal, pod_id))
 
-    def list_for(self, principal: Principal, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    def list_for(self, principal: Principal, narrow: PodFilter | None = None) -> list[PodRecord]:
+        """The pods ``principal`` may see, oldest first, narrowed by ``narrow``."""
         with self._engine.connect() as conn:
             rows = conn.execute(select(pods).where(owned_by(principal, pods))
                                 .order_by(pods.c.created_at, pods.c.id)).all()
-        out = [self.view(r) for r in rows]
-        for key, value in filters.items():
-            if value is not None:
-                out = [p for p in out if _matches(p, key, value)]
-        return out
+        out = [self._record(r) for r in rows]
+        return out if narrow is None else [p for p in out if narrow.matches(p)]
 
     def placements(self) -> list[Placement]:
         """What every running pod holds."""
@@ -107,34 +105,34 @@ class PodService:
                 pods.c.stopped_at.is_(None), pods.c.provider_data.is_not(None))).all()
         return [row.provider_data or {} for row in rows]
 
-    def view(self, row: Any) -> dict[str, Any]:
+    def _record(self, row: Any) -> PodRecord:
+        """A ``pods`` row as what it reports, with the machine it runs on."""
         spec = row.spec
-        machine = next((m for m in self._provider.machines() if m.id == row.machine_id), None)
-        body = pod_object(
-            pod_id=row.id, name=row.name, user_id=row.user_id, desired_status=row.desired_status,
-            image=spec.get("imageName", ""), env=spec.get("env", {}), machine=machine,
-            catalog=self._catalog, gpu_type_id=row.gpu_type_id, gpu_count=row.gpu_count,
-            cost_per_hr=row.cost_per_hr, vcpu_count=row.vcpu_count,
-            memory_in_gb=row.memory_in_gb, last_started_at=row.last_started_at,
-            last_status_change=row.last_status_change, template_id=row.template_id,
+        data = row.provider_data or {}
+        return PodRecord(
+            id=row.id, name=row.name, user_id=row.user_id, desired_status=row.desired_status,
+            image=spec.get("imageName", ""), env=spec.get("env", {}),
+            machine=next((m for m in self._provider.machines() if m.id == row.machine_id),
+                         None),
+            gpu_type_id=row.gpu_type_id, gpu_count=row.gpu_count, cost_per_hr=row.cost_per_hr,
+            vcpu_count=row.vcpu_count, memory_in_gb=row.memory_in_gb,
+            last_started_at=row.last_started_at, last_status_change=row.last_status_change,
+            template_id=row.template_id, network_volume_id=spec.get("networkVolumeId") or None,
             volume_mount_path=spec.get("volumeMountPath"), ports=spec.get("ports") or [],
-            network_volume=({"id": spec["networkVolumeId"]} if spec.get("networkVolumeId")
-                            else None),
-            cpu_flavor_id=(row.provider_data or {}).get("cpuFlavorId"),
+            # Published ports only while it runs: a stopped pod's are gone.
+            port_mappings=(data.get("portMappings") or {}) if row.stopped_at is None else {},
+            cpu_flavor_id=data.get("cpuFlavorId"),
             interruptible=spec.get("interruptible", False), locked=spec.get("locked", False),
-            container_disk_in_gb=spec.get("containerDiskInGb"), volume_in_gb=spec.get("volumeInGb"),
-            docker_entrypoint=spec.get("dockerEntrypoint", []),
-            docker_start_cmd=spec.get("dockerStartCmd", []),
-            registry_auth_id=spec.get("containerRegistryAuthId"),
-            port_mappings=(row.provider_data or {}).get("portMappings") if row.stopped_at is None
-            else None,
-        )
-        body["createdAt"] = iso(row.created_at)  # beyond v1's Pod: REST v2 answers it
-        return body
+            container_disk_in_gb=spec.get("containerDiskInGb"),
+            volume_in_gb=spec.get("volumeInGb"),
+            docker_entrypoint=spec.get("dockerEntrypoint") or [],
+            docker_start_cmd=spec.get("dockerStartCmd") or [],
+            registry_auth_id=spec.get("containerRegistryAuthId") or None,
+            created_at=row.created_at)
 
     # -- writes -------------------------------------------------------------------
 
-    def create(self, principal: Principal, body: PodCreate) -> dict[str, Any]:
+    def create(self, principal: Principal, body: PodCreate) -> PodRecord:
         """Resolve the template, check the image, place and start; 400/409 with the reason."""
         spec = body.model_dump()
         if body.templateId:
@@ -171,7 +169,7 @@ class PodService:
             raise
         return self.get_for(principal, pod_id)
 
-    def update(self, principal: Principal, pod_id: str, body: PodUpdate) -> dict[str, Any]:
+    def update(self, principal: Principal, pod_id: str, body: PodUpdate) -> PodRecord:
         row = self._row(principal, pod_id)
         given = body.given()
         spec = {**row.spec, **given}
@@ -189,7 +187,7 @@ class PodService:
             await self._halt(pod_id, "Restarted to apply an update")
             self._launch(pod_id)
 
-    async def stop(self, principal: Principal, pod_id: str) -> dict[str, Any]:
+    async def stop(self, principal: Principal, pod_id: str) -> PodRecord:
         row = self._row(principal, pod_id)
         if row.spec.get("locked"):
             raise Conflict("pod is locked: unlock it (PATCH locked=false) before stopping it")
@@ -197,13 +195,13 @@ class PodService:
         self._set(pod_id, desired_status=POD_EXITED)
         return self.get_for(principal, pod_id)
 
-    async def start(self, principal: Principal, pod_id: str) -> dict[str, Any]:
+    async def start(self, principal: Principal, pod_id: str) -> PodRecord:
         self._row(principal, pod_id)
         if not self._allocations.pod_runs(pod_id):
             self._launch(pod_id)
         return self.get_for(principal, pod_id)
 
-    async def restart(self, principal: Principal, pod_id: str, why: str) -> dict[str, Any]:
+    async def restart(self, principal: Principal, pod_id: str, why: str) -> PodRecord:
         row = self._row(principal, pod_id)
         if row.spec.get("locked") and why.startswith("Reset"):
             raise Conflict("pod is locked: unlock it before resetting it")
@@ -319,14 +317,3 @@ class PodService:
         with self._engine.begin() as conn:
             conn.execute(update(pods).where(pods.c.id == pod_id).values(**values))
 
-
-def _matches(pod: dict[str, Any], key: str, value: Any) -> bool:
-    if key == "gpuTypeId":
-        return bool(pod["gpu"]) and pod["gpu"]["id"] == value
-    if key == "dataCenterId":
-        return bool(pod["machine"]) and pod["machine"]["dataCenterId"] == value
-    if key == "computeType":
-        return (pod["gpu"] is not None) == (value == "GPU")
-    if key == "imageName":
-        return pod["image"] == value
-    return pod.get(key) == value

@@ -3,7 +3,8 @@
 The page is plain HTML, CSS and ES modules (no build step); it logs in with an API key kept in
 the browser and reads everything through the public ``/v1`` and ``/v2`` APIs, so these routes
 carry no data and need no key. Only files under ``static/`` are served: anything else,
-``..`` included, is a 404 in the API's JSON error shape.
+``..`` included, is a 404 (Starlette's ``HTTPException``, which the app's error handlers answer
+in the API's JSON error shape: web/ sits below api/ and imports nothing of it).
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter
+from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, Response
-
-from runplane.api.errors import ApiError
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -54,5 +54,5 @@ async def index() -> Response:
 async def static_file(path: str) -> Response:
     target = (STATIC / path).resolve()
     if not target.is_relative_to(STATIC) or not target.is_file():
-        raise ApiError(404, f"no such dashboard file: {path}")
+        raise HTTPException(404, f"no such dashboard file: {path}")
     return _file(target)

@@ -9,13 +9,13 @@ named (and refused as unknown otherwise). ``cloudType: ALL`` means either kind o
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Any
 
 from graphql import GraphQLResolveInfo
 
 from runplane.api.graphql import wire
 from runplane.api.graphql.context import Json, context, parts
+from runplane.api.shapes.graphql import pod_out
 from runplane.catalog.catalog import Catalog
 from runplane.errors import Invalid
 from runplane.schemas.pods import PodCreate
@@ -28,60 +28,6 @@ RENAMES = {"dockerStartCmd": "dockerArgs", "gpuTypeIds": "gpuTypeId",
            "minVCPUPerGPU": "minVcpuCount", "minRAMPerGPU": "minMemoryInGb",
            "minDownloadMbps": "minDownload", "minUploadMbps": "minUpload",
            "cpuFlavorIds": "instanceId", "vcpuCount": "instanceId"}
-
-
-def pod_out(pod: Json, now: float) -> Json:
-    """A pod (REST v1's Pod object, ``PodService.view``) in RunPod's GraphQL shape."""
-    running = pod["desiredStatus"] == "RUNNING" and pod["lastStartedAt"] is not None
-    uptime = max(0, int(now - datetime.fromisoformat(pod["lastStartedAt"]).timestamp())) \
-        if running else 0
-    machine = pod["machine"]
-    gpu = pod["gpu"]
-    return {
-        "id": pod["id"],
-        "name": pod["name"],
-        "imageName": pod["image"],
-        "env": [f"{k}={v}" for k, v in pod["env"].items()],
-        "desiredStatus": pod["desiredStatus"],
-        "lastStatusChange": pod["lastStatusChange"],
-        "podType": "ON_DEMAND",
-        "machineId": pod["machineId"],
-        "machine": {
-            "gpuDisplayName": machine["gpuDisplayName"] if machine else None,
-            "podHostId": None,
-            "dataCenterId": machine["dataCenterId"] if machine else None,
-            "location": machine["location"] if machine else None,
-            "secureCloud": machine["secureCloud"] if machine else None,
-        },
-        "gpuCount": gpu["count"] if gpu else 0,
-        "vcpuCount": pod["vcpuCount"],
-        "memoryInGb": pod["memoryInGb"],
-        "costPerHr": pod["costPerHr"],
-        "containerDiskInGb": pod["containerDiskInGb"],
-        "volumeInGb": pod["volumeInGb"],
-        "volumeMountPath": pod["volumeMountPath"],
-        "dockerArgs": wire.argv_out(pod["dockerStartCmd"]),
-        "dockerId": None,
-        "ports": wire.commas(pod["ports"]),
-        "port": None,
-        "uptimeSeconds": uptime,
-        "templateId": pod["templateId"],
-        "networkVolumeId": (pod["networkVolume"] or {}).get("id"),
-        "runtime": {"uptimeInSeconds": uptime, "ports": _ports(pod)} if running else None,
-    }
-
-
-def _ports(pod: Json) -> list[Json]:
-    """The pod's ports with where the runtime published them (processes: the same port)."""
-    mapped = pod["portMappings"] or {}
-    out = []
-    for spec in pod["ports"]:
-        number, _, kind = spec.partition("/")
-        if not number.isdigit():
-            continue
-        out.append({"ip": None, "isIpPublic": False, "privatePort": int(number),
-                    "publicPort": mapped.get(number, int(number)), "type": kind or "tcp"})
-    return out
 
 
 def _common(values: Json) -> Json:
@@ -116,7 +62,7 @@ def _create(info: GraphQLResolveInfo, fields: Json) -> Json:
     body = wire.validated(PodCreate, fields, RENAMES)
     context(info).count_create()
     created = services.pods.create(principal, body)
-    return pod_out(created, services.clock.now())
+    return pod_out(created, services.catalog, services.clock.now())
 
 
 def deploy_gpu_pod(_: Any, info: GraphQLResolveInfo, input: Json) -> Json:
@@ -154,13 +100,15 @@ def _instance(instance: str, catalog: Catalog) -> Json:
 
 async def stop_pod(_: Any, info: GraphQLResolveInfo, input: Json) -> Json:
     services, principal = parts(info)
-    return pod_out(await services.pods.stop(principal, input["podId"]), services.clock.now())
+    return pod_out(await services.pods.stop(principal, input["podId"]), services.catalog,
+                   services.clock.now())
 
 
 async def resume_pod(_: Any, info: GraphQLResolveInfo, input: Json) -> Json:
     """Start a stopped pod again, with the GPU count it was created with."""
     services, principal = parts(info)
-    return pod_out(await services.pods.start(principal, input["podId"]), services.clock.now())
+    return pod_out(await services.pods.start(principal, input["podId"]), services.catalog,
+                   services.clock.now())
 
 
 async def terminate_pod(_: Any, info: GraphQLResolveInfo, input: Json) -> None:
@@ -170,15 +118,16 @@ async def terminate_pod(_: Any, info: GraphQLResolveInfo, input: Json) -> None:
 
 def get_pod(_: Any, info: GraphQLResolveInfo, input: Json) -> Json:
     services, principal = parts(info)
-    return pod_out(services.pods.get_for(principal, input["podId"]), services.clock.now())
+    return pod_out(services.pods.get_for(principal, input["podId"]), services.catalog,
+                   services.clock.now())
 
 
 def my_pods(_: Any, info: GraphQLResolveInfo) -> list[Json]:
     """The caller's own pods, oldest first."""
     services, principal = parts(info)
     now = services.clock.now()
-    return [pod_out(p, now) for p in services.pods.list_for(principal, {})
-            if p["consumerUserId"] == principal.user_id]
+    return [pod_out(p, services.catalog, now) for p in services.pods.list_for(principal)
+            if p.user_id == principal.user_id]
 
 
 RESOLVERS = {

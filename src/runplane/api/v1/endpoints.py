@@ -1,4 +1,7 @@
-"""/v1/endpoints: create, list, get, update (PATCH and POST .../update), delete."""
+"""/v1/endpoints: create, list, get, update (PATCH and POST .../update), delete.
+
+``includeWorkers``: the controller's records of the live workers, as Pod objects
+(``api/shapes/workers.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from runplane.api.context import worker_shapes
 from runplane.api.responses import json_response
 from runplane.api.v1 import ERRORS, JsonBodyRoute, Responses, caller, no_content, services
 from runplane.schemas.endpoints import Endpoint, EndpointCreate, EndpointUpdate
@@ -36,9 +40,10 @@ async def list_endpoints(
 ) -> Response:
     parts = services(request)
     found = parts.endpoints.list_for(user)
-    workers = parts.worker_pods([e.id for e in found]) if includeWorkers and found else {}
+    records = parts.worker_pods([e.id for e in found]) if includeWorkers and found else {}
+    shapes = worker_shapes(request)
     return json_response(
-        [e.wire(includeTemplate, workers.get(e.id, []) if includeWorkers else None)
+        [e.wire(includeTemplate, shapes(records.get(e.id, [])) if includeWorkers else None)
          | _status(parts, e.id) for e in found]
     )
 
@@ -53,7 +58,8 @@ async def get_endpoint(
 ) -> Response:
     parts = services(request)
     found = parts.endpoints.get_for(user, endpointId)
-    workers = parts.worker_pods([endpointId]).get(endpointId, []) if includeWorkers else None
+    workers = (worker_shapes(request)(parts.worker_pods([endpointId]).get(endpointId, []))
+               if includeWorkers else None)
     return json_response(found.wire(includeTemplate, workers) | _status(parts, endpointId))
 
 

@@ -1,4 +1,7 @@
-"""/v1/pods: create, list, get, update, delete, start, stop, reset, restart, and logs."""
+"""/v1/pods: create, list, get, update, delete, start, stop, reset, restart, and logs.
+
+PodService answers records; each is rendered as the spec's Pod object here
+(``api/shapes/pod.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import PlainTextResponse, Response
 
 from runplane.api.responses import json_response
+from runplane.api.shapes.pod import pod
 from runplane.api.v1 import ERRORS, caller, no_content, services
+from runplane.schemas.pod_records import PodFilter, PodRecord
 from runplane.schemas.pods import PodCreate, PodUpdate
 from runplane.services.users import Principal
 
@@ -20,9 +25,13 @@ def _pods(request: Request):  # type: ignore[no-untyped-def]
     return services(request).pods
 
 
+def _answer(request: Request, record: PodRecord, status: int = 200) -> Response:
+    return json_response(pod(record, services(request).catalog), status=status)
+
+
 @router.post("", summary="Create a pod", status_code=201)
 async def create_pod(request: Request, body: PodCreate, user: User) -> Response:
-    return json_response(_pods(request).create(user, body), status=201)
+    return _answer(request, _pods(request).create(user, body), 201)
 
 
 @router.get("", summary="List pods")
@@ -38,15 +47,16 @@ async def list_pods(
     imageName: Annotated[str | None, Query()] = None,
     id: Annotated[str | None, Query()] = None,
 ) -> Response:
-    filters = dict(computeType=computeType, gpuTypeId=gpuTypeId, dataCenterId=dataCenterId,
-                   desiredStatus=desiredStatus, name=name, templateId=templateId,
-                   imageName=imageName, id=id)
-    return json_response(_pods(request).list_for(user, filters))
+    narrow = PodFilter(compute_type=computeType, gpu_type_id=gpuTypeId,
+                       data_center_id=dataCenterId, desired_status=desiredStatus, name=name,
+                       template_id=templateId, image=imageName, id=id)
+    catalog = services(request).catalog
+    return json_response([pod(p, catalog) for p in _pods(request).list_for(user, narrow)])
 
 
 @router.get("/{podId}", summary="Get a pod")
 async def get_pod(request: Request, podId: str, user: User) -> Response:
-    return json_response(_pods(request).get_for(user, podId))
+    return _answer(request, _pods(request).get_for(user, podId))
 
 
 @router.get("/{podId}/logs", summary="The pod's output (runplane extension)")
@@ -60,7 +70,7 @@ async def update_pod(request: Request, podId: str, body: PodUpdate, user: User) 
     svc = _pods(request)
     svc.update(user, podId, body)
     await svc.apply_update(user, podId)
-    return json_response(svc.get_for(user, podId))
+    return _answer(request, svc.get_for(user, podId))
 
 
 @router.delete("/{podId}", summary="Delete a pod", status_code=204)
@@ -71,19 +81,19 @@ async def delete_pod(request: Request, podId: str, user: User) -> Response:
 
 @router.post("/{podId}/start", summary="Start a pod")
 async def start_pod(request: Request, podId: str, user: User) -> Response:
-    return json_response(await _pods(request).start(user, podId))
+    return _answer(request, await _pods(request).start(user, podId))
 
 
 @router.post("/{podId}/stop", summary="Stop a pod")
 async def stop_pod(request: Request, podId: str, user: User) -> Response:
-    return json_response(await _pods(request).stop(user, podId))
+    return _answer(request, await _pods(request).stop(user, podId))
 
 
 @router.post("/{podId}/restart", summary="Restart a pod")
 async def restart_pod(request: Request, podId: str, user: User) -> Response:
-    return json_response(await _pods(request).restart(user, podId, "Restarted by user"))
+    return _answer(request, await _pods(request).restart(user, podId, "Restarted by user"))
 
 
 @router.post("/{podId}/reset", summary="Reset a pod")
 async def reset_pod(request: Request, podId: str, user: User) -> Response:
-    return json_response(await _pods(request).restart(user, podId, "Reset by user"))
+    return _answer(request, await _pods(request).restart(user, podId, "Reset by user"))

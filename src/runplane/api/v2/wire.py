@@ -6,8 +6,8 @@ and optionally ``webhook`` (http(s) URL), ``policy`` (``executionTimeout`` ms 5 
 ``s3Config`` (an object). Every top-level field is handed to the worker unchanged.
 
 Refusals here are the route's own 400s and 404s, so they are ``ApiError``s (HTTP-only);
-nothing below ``runplane.api`` imports this module: the broker's webhooks get their body from
-a render function the composition root hands them (``server._render_job``).
+nothing below ``runplane.api`` imports this module (a webhook's body is rendered in the api
+layer too: ``api/v2/webhooks.py``).
 """
 
 from __future__ import annotations
