@@ -24,6 +24,7 @@ from runplane.config import ControllerSettings
 from runplane.controller.allocations import Allocations
 from runplane.controller.launcher import Launcher
 from runplane.controller.reconcile import Controller
+from runplane.controller.records import WorkerHold
 from runplane.controller.worker_rows import WorkerTable
 from runplane.services.host_access import LocalImagePolicy
 from runplane.services.pods import PodService
@@ -280,6 +281,26 @@ async def test_a_started_worker_gets_its_environment_row_and_placement(rig: Rig,
         row = conn.execute(select(workers).where(workers.c.id == wid)).one()
     assert row.reason == "server shut down" and row.desired_status == "EXITED"
 
+
+async def test_its_records_are_read_only_to_its_readers(rig: Rig, tmp_path: Path) -> None:
+    """The tracked workers and endpoint states have one writer, the controller (issue 24):
+    whoever holds it reads a live read-only mapping or its narrow readings."""
+    ep = await create_endpoint(rig.alice, template={
+        "imageName": f"local:{tmp_path}", "dockerStartCmd": [sys.executable, "handler.py"]},
+        gpuTypeIds=[A40], workersMin=1)
+    await rig.tick()
+
+    (wid,) = rig.provider.specs
+    c = rig.controller
+    tracked = c.tracked
+    with pytest.raises(TypeError):
+        tracked[wid] = tracked[wid]  # type: ignore[index]
+    machine_id = rig.provider.machines()[0].id
+    r = c.readings
+    assert r.worker_holds() == [WorkerHold(wid, ep["id"], machine_id, (0,), parked=False)]
+    assert r.parked_since(wid) is None and r.parked_since("nobody") is None
+    assert r.desired_workers(ep["id"]) == 1 and r.desired_workers("nobody") == 0
+    assert list(r.throttled_workers()) == []
 
 async def test_a_worker_of_an_endpoint_with_a_network_volume_sees_it(rig: Rig,
                                                                     tmp_path: Path) -> None:

@@ -11,15 +11,16 @@ if TYPE_CHECKING:
 def machines_report(controller: Controller) -> list[dict[str, Any]]:
     """Each machine as discovered/declared, plus what workers and pods hold on it now."""
     out = []
+    holds = controller.readings.worker_holds()
     for load in controller.loads():
         m = load.machine
         body = m.as_dict()
         holders: dict[int, str] = {}
-        workers = [w for w in controller.tracked.values() if w.placement.machine_id == m.id]
+        workers = [w for w in holds if w.machine_id == m.id]
         for w in workers:
-            for i in w.placement.gpu_indices:
+            for i in w.gpu_indices:
                 holders[i] = (f"worker {w.id} ({w.endpoint_id}"
-                              f"{', parked' if w.parked_at is not None else ''})")
+                              f"{', parked' if w.parked else ''})")
         pods = [p for p in controller.allocations.pod_placements() if p.machine_id == m.id]
         for p in pods:
             for i in p.gpu_indices:

@@ -3,17 +3,17 @@
 ``reap`` finds the exited processes of the workers this controller started and words the
 exit (asked to stop, killed while parked, or a crash: counted against the endpoint's breaker,
 quoting the worker's last error line); ``finish`` records it everywhere once: the worker
-registry (its jobs re-queued, its credential revoked), the ``workers`` row, the placement's
-allocation, FlashBoot, and the bill for its last running interval.
+registry (its jobs re-queued, its credential revoked), the ``workers`` row, the controller's
+records (no longer tracked, its placement's allocation released), FlashBoot, and the bill for
+its last running interval.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from runplane.controller import verdicts
-from runplane.controller.allocations import Allocations
 from runplane.controller.breaker import Breaker
 from runplane.controller.flashboot import FlashBoot
 from runplane.controller.ports import WorkerRegistryPort
@@ -25,18 +25,19 @@ log = logging.getLogger("runplane.controller")
 
 
 class Exits:
-    """See the module docstring. ``tracked``: the controller's live workers by id (a finished
-    one is removed); ``breaker(endpoint_id)``: that endpoint's crash-loop breaker."""
+    """See the module docstring. ``tracked``: the controller's live workers by id, read only
+    here; ``forget(worker_id)``: the controller drops a finished one from its records;
+    ``breaker(endpoint_id)``: that endpoint's crash-loop breaker."""
 
     def __init__(self, *, provider: Provider, registry: WorkerRegistryPort, rows: WorkerTable,
-                 allocations: Allocations, flashboot: FlashBoot, tracked: dict[str, Tracked],
-                 breaker: Callable[[str], Breaker]) -> None:
+                 flashboot: FlashBoot, tracked: Mapping[str, Tracked],
+                 forget: Callable[[str], None], breaker: Callable[[str], Breaker]) -> None:
         self._provider = provider
         self._registry = registry
         self._rows = rows
-        self._allocations = allocations
         self._flashboot = flashboot
         self._tracked = tracked
+        self._forget = forget
         self._breaker = breaker
 
     def reap(self, now: float, infos: list[ProcessInfo] | None = None) -> None:
@@ -65,8 +66,7 @@ class Exits:
 
     def finish(self, w: Tracked, end: float, exit_code: int | None, reason: str) -> None:
         """``w`` is gone (exited at ``end``, or never started): record it everywhere."""
-        self._tracked.pop(w.id, None)
-        self._allocations.release_worker(w.id)
+        self._forget(w.id)
         self._flashboot.forget(w)
         try:
             self._registry.retire(w.id, reason)

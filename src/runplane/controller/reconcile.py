@@ -29,6 +29,7 @@ from runplane.controller.flashboot import FlashBoot
 from runplane.controller.inputs import queue_stats, scaler_settings
 from runplane.controller.launcher import Launcher, VolumeMount
 from runplane.controller.policies import EndpointPolicies
+from runplane.controller.records import Readings, Records
 from runplane.controller.ports import (
     EndpointSource,
     JobQueues,
@@ -78,9 +79,13 @@ class Controller:
         self.allocations = allocations
         self.rows = rows
         self.pods = pods
-        self.tracked: dict[str, Tracked] = {}
+        # Its tracked workers and endpoint states (controller/records.py): written only
+        # through ``_records``; its parts read ``tracked`` (live, read-only), everyone else
+        # ``readings``.
+        self._records = Records(allocations)
+        self.tracked = self._records.tracked
+        self.readings: Readings = self._records
         self.breakers: dict[str, Breaker] = {}
-        self.states: dict[str, EndpointState] = {}
         self.policies = EndpointPolicies()  # scalers other than RunPod's rules, per endpoint
         self.tick_count = 0
         self.last_tick_ms = 0.0
@@ -95,8 +100,8 @@ class Controller:
             workers=self.tracked, data_center_of=allocations.data_center_of, stop=self._stop,
             kick=self.kick, scaled=self.observers.scaled, spawn=self._spawn)
         self.exits = Exits(provider=provider, registry=registry, rows=rows,  # exited workers
-                           allocations=allocations, flashboot=self.flashboot,
-                           tracked=self.tracked, breaker=self._breaker)
+                           flashboot=self.flashboot, tracked=self.tracked,
+                           forget=self._records.forget, breaker=self._breaker)
         self.revivals = Revivals(  # scaled-down workers started again by strict-resume
             registry=registry, tracked=self.tracked, start=self._start_worker, settle=settle,
             spawn=self._spawn, kick=self.kick, scaled=self.observers.scaled,
@@ -189,8 +194,7 @@ class Controller:
             views.setdefault(rw.endpoint_id, []).append(self.registry.view(rw))
         for ep in endpoints.values():
             self._reconcile_endpoint(ep, now, loads, views.get(ep.id, ()))
-        for gone in set(self.states) - set(endpoints):
-            del self.states[gone]
+        self._records.keep_states(endpoints)
         self.policies.keep(endpoints)
         self.tick_count += 1
         self.last_tick_ms = (time.perf_counter() - t0) * 1000
@@ -211,7 +215,7 @@ class Controller:
     def _reconcile_endpoint(self, ep: Endpoint, now: float, loads: list[MachineLoad],
                             views: Sequence[WorkerView]) -> None:
         # Gather.
-        state = self.states.get(ep.id) or self.states.setdefault(ep.id, EndpointState())
+        state = self._records.state_of(ep.id)
         breaker = self._breaker(ep.id)
         m = self.queues.queue_metrics(ep.id)
         if verdicts.is_quiet(len(views), ep.workersMin, m.in_queue, m.in_progress,
@@ -324,8 +328,7 @@ class Controller:
             self.registry.worker_env(ep.id, worker_id, token, gpu=placed.gpu_type_id or ""),
             defaults={"RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true"})  # no internet assumed
         tracked = Tracked(worker_id, ep.id, ep.userId, ep.version, now, placed)
-        self.tracked[worker_id] = tracked
-        self.allocations.hold_worker(worker_id, placed)
+        self._records.track(tracked)
         try:
             started = self.launcher.start(worker_id, t, placed, env, ep.load_balancer)
         except (OSError, ImageError) as err:
@@ -358,7 +361,7 @@ class Controller:
     def take_over_previous_run(self) -> None:
         """Track the previous run's workers that still run, retire the rest (restart.py)."""
         take_over_previous_run(self.rows, self.pods, self.registry, self.provider,
-                               self.allocations, self.tracked, self.clock.now())
+                               self._records.track, self.clock.now())
 
     # -- views ----------------------------------------------------------------------
 
@@ -368,16 +371,8 @@ class Controller:
 
     def endpoint_reason(self, endpoint_id: str) -> str | None:
         """Why an endpoint's jobs wait, or None; for the endpoint, /health and queued jobs."""
-        state = self.states.get(endpoint_id)
-        return state.reason if state else None
+        return self._records.endpoint_reason(endpoint_id)
 
     def endpoint_status(self, endpoint_id: str) -> dict[str, Any]:
         """``reason`` and ``throttled`` (RunPod's THROTTLED workers) when set; read by /health."""
-        state = self.states.get(endpoint_id)
-        out: dict[str, Any] = {}
-        if state is not None and state.reason:
-            out["reason"] = state.reason
-        if state is not None and state.throttled:
-            out["throttled"] = state.throttled
-        return out
-
+        return self._records.endpoint_status(endpoint_id)

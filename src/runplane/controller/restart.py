@@ -18,10 +18,10 @@ they reconnect by themselves.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runplane.controller.allocations import Allocations
 from runplane.controller.ports import PodProcesses, WorkerRegistryPort
 from runplane.controller.scheduler import Placement
 from runplane.controller.state import Tracked
@@ -33,9 +33,9 @@ log = logging.getLogger("runplane.controller")
 
 def take_over_previous_run(workers: WorkerTable, pods: PodProcesses,
                            registry: WorkerRegistryPort, provider: Provider,
-                           allocations: Allocations, tracked: dict[str, Tracked],
-                           now: float) -> None:
-    """Run once at start-up, after the broker rebuilt its index and before the first tick."""
+                           adopt: Callable[[Tracked], None], now: float) -> None:
+    """Run once at start-up, after the broker rebuilt its index and before the first tick.
+    ``adopt(w)``: the controller tracks ``w`` as its own, holding its placement."""
     from runplane.providers.runtimes.process import exit_file, kill_orphan, read_exit_code
 
     for data in pods.unfinished_process_data():
@@ -50,9 +50,7 @@ def take_over_previous_run(workers: WorkerTable, pods: PodProcesses,
         info = provider.adopt(row.id, data, log_path) \
             if registered is not None and not registered.parked else None
         if info is not None and info.state != EXITED:
-            w = _tracked(row, data)
-            tracked[row.id] = w
-            allocations.hold_worker(row.id, w.placement)
+            adopt(_tracked(row, data))
             adopted.add(row.id)
             log.info("worker %s of %s still runs: taken over", row.id, row.endpoint_id,
                      extra={"worker_id": row.id, "endpoint_id": row.endpoint_id})

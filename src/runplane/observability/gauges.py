@@ -46,12 +46,11 @@ class LiveState:
             if counts is None:
                 counts = out[w.endpoint_id] = [0] * len(WORKER_STATES)
             counts[i] += 1
-        for endpoint_id, endpoint_state in self.controller.states.items():
-            if endpoint_state.throttled:
-                counts = out.get(endpoint_id)
-                if counts is None:
-                    counts = out[endpoint_id] = [0] * len(WORKER_STATES)
-                counts[_THROTTLED] = endpoint_state.throttled
+        for endpoint_id, throttled in self.controller.readings.throttled_workers():
+            counts = out.get(endpoint_id)
+            if counts is None:
+                counts = out[endpoint_id] = [0] * len(WORKER_STATES)
+            counts[_THROTTLED] = throttled
         return out
 
     def machine_usage(self) -> list[MachineUsage]:

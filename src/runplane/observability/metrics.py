@@ -239,6 +239,7 @@ class StateCollector(Collector):
                                     "Workers the autoscaler wants now.", labels=["endpoint_id"])
         broker = live.broker
         controller = live.controller
+        readings = controller.readings
         now = live.clock.now()
         by_state = live.workers_by_endpoint()
         zeros = [0] * len(WORKER_STATES)
@@ -250,8 +251,7 @@ class StateCollector(Collector):
             oldest.add_metric([ep], age)
             for state, n in zip(WORKER_STATES, by_state.get(ep, zeros), strict=True):
                 workers.add_metric([ep, state], n)
-            st = controller.states.get(ep)
-            desired.add_metric([ep], st.desired if st is not None else 0)
+            desired.add_metric([ep], readings.desired_workers(ep))
         yield from (depth, in_progress, oldest, workers, desired)
         yield from _machine_families(live)
         ticks = CounterMetricFamily("runplane_controller_ticks",

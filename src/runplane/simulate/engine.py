@@ -273,10 +273,10 @@ class Run:
         parked_until = math.inf
         for w in workers:
             if w.parked:
-                tracked = self.controller.tracked.get(w.id)
-                if tracked is not None and tracked.parked_at is not None:
+                parked_at = self.controller.readings.parked_since(w.id)
+                if parked_at is not None:
                     parked_until = min(parked_until,
-                                       tracked.parked_at + self.setup.controller.max_parked_s)
+                                       parked_at + self.setup.controller.max_parked_s)
             elif not w.jobs or w.first_take_at is None:
                 return None  # idle or starting: its timeout is counted in ticks
         nxt = self.events.next_at()
