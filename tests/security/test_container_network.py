@@ -52,11 +52,11 @@ def probe(what, host, port):
 threads = [threading.Thread(target=probe, args=t) for t in targets]
 [t.start() for t in threads]
 [t.join() for t in threads]
+print("PROBE=" + json.dumps(out, sort_keys=True), flush=True)
 held = socket.socket()
 held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 held.bind(("0.0.0.0", hold))
 held.listen(8)
-print("PROBE=" + json.dumps(out, sort_keys=True), flush=True)
 while True:
     conn, _ = held.accept()
     conn.sendall(b"HTTP/1.0 200 OK\r\ncontent-length: 3\r\n\r\nbob")
