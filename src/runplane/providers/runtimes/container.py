@@ -185,7 +185,7 @@ class ContainerRuntime:
                     files, ports, Freezer(engine.binary, name), phase="running")
         network, door = data.get("network"), data.get("forward")
         if isinstance(network, str) and network:
-            c.cleanup = [[engine.binary, "network", "rm", "--force", network]]
+            c.cleanup = [[engine.binary, "network", "rm", network]]
             c.data["network"] = network
         if isinstance(door, dict):
             # Its door to the server died with the previous run: this run opens it again.

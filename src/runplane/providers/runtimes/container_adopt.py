@@ -106,10 +106,12 @@ def remove_leftovers(binary: str, owner: str, run_id: str, in_use: set[str]) -> 
     """Remove the networks and secrets this server's previous runs left (podman): networks
     of its containers that are gone, secrets a launcher killed half-way did not remove."""
     nets = run_cli([binary, "network", "ls", "--filter", f"label=runplane.owner={owner}",
-                    "--format", "{{.Name}}"], timeout=60)
-    stale = [n for n in nets.stdout.split() if n not in in_use]
+                    "--format", "{{.Name}}\t{{.Labels}}"], timeout=60)
+    # Not this run's: a worker starting now has made its network before its container.
+    stale = [name for name, _, labels in (ln.partition("\t") for ln in nets.stdout.splitlines())
+             if name and name not in in_use and f"runplane.run={run_id}" not in labels]
     if nets.returncode == 0 and stale:
-        run_cli([binary, "network", "rm", "--force", *stale], timeout=120)
+        run_cli([binary, "network", "rm", *stale], timeout=120)
     # podman 4.3 lists secrets by name only: their labels are read with inspect.
     names = run_cli([binary, "secret", "ls", "--filter", "name=runplane-", "--format",
                      "{{.Name}}"], timeout=60).stdout.split()

@@ -118,11 +118,12 @@ def launch_plan(engine: Engine, config: ContainerSettings, spec: WorkerSpec, ima
             "forward": door.plan(str(FORWARDER)) if door is not None else None,
         }
         # What outlives the container unless removed: secrets a launcher killed half-way
-        # left, its network.
+        # left, its network (never --force: that would remove a container still on it, one
+        # whose client died without it).
         if secrets:
             launch.cleanup.append([engine.binary, "secret", "rm", *(s for s, _ in secrets)])
         if private:
-            launch.cleanup.append([engine.binary, "network", "rm", "--force", network])
+            launch.cleanup.append([engine.binary, "network", "rm", network])
             launch.data["network"] = network
         if door is not None:
             launch.data["forward"] = {"host": door.host, "port": door.port, "inside": door.inside}
