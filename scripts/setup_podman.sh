@@ -9,6 +9,7 @@
 # 2. /etc/containers/containers.conf: `default_ulimits = []` (the packaged default asks for a
 #    nofile limit this kind of sandboxed kernel refuses) and runc as the OCI runtime (crun fails
 #    on this kernel's cgroups). Written only when absent; an existing file is left alone.
+#    A warning when podman's network backend is not netavark (private networks need it).
 # 3. The test base image, with no registry: a minimal Debian root filesystem with python3 made
 #    by debootstrap from the host's Debian mirror, cached as a tarball under
 #    ~/.cache/runplane-test/ keyed by its parameters, then `podman import`ed.
@@ -88,6 +89,15 @@ default_ulimits = []
 runtime = "runc"
 EOF
     say "wrote /etc/containers/containers.conf"
+fi
+
+# runplane's default [container] network = "private" (a network per worker) needs netavark,
+# podman 4's default backend (CNI cannot isolate networks from each other).
+backend=$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null || true)
+if [ "$backend" != netavark ]; then
+    say "podman's network backend is '${backend:-unknown}', not netavark: the default" \
+        "[container] network = \"private\" needs it (network_backend = \"netavark\" in" \
+        "containers.conf), or choose network = \"host\" (docs/containers.md)"
 fi
 
 # -- 3. base image -------------------------------------------------------------------------

@@ -131,13 +131,16 @@ class ContainerSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
     # Which engine runs them ("auto" = podman, else docker, whichever answers; "none" refuses
-    # them), the network containers join ("host": workers reach the server on loopback and a
-    # pod's ports are the host's), arguments added to every `run` (e.g. ["--runtime",
-    # "runc"]) and to every pull (e.g. ["--tls-verify=false"] for a plain-HTTP registry of
-    # your own), the address other networks publish ports on, and --init (a PID 1 that passes
-    # the stop signal on, so stops are graceful).
+    # them), the network containers join ("private": each worker on a network of its own
+    # that reaches the outside world and the server's port, not the host's loopback nor
+    # other workers, podman only; "host": the host's network, shared by every container, the
+    # operator's explicit choice; any other name: that engine network), arguments added to
+    # every `run` (e.g. ["--runtime", "runc"]) and to every pull (e.g.
+    # ["--tls-verify=false"] for a plain-HTTP registry of your own), the address ports are
+    # published on off the host network, and --init (a PID 1 that passes the stop signal
+    # on, so stops are graceful).
     engine: Literal["auto", "podman", "docker", "none"] = "auto"
-    network: str = "host"
+    network: str = "private"
     run_args: list[str] = Field(default_factory=list)
     pull_args: list[str] = Field(default_factory=list)
     publish_ip: str = "0.0.0.0"

@@ -6,7 +6,9 @@ file), so tests know the keys without scraping the server's output.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -86,6 +88,7 @@ class LiveServer:
                 self.kill()
         self.kill()
         kill_workers_of(self.port)
+        remove_networks_of(self.data_dir)
 
     def worker_processes(self) -> list[int]:
         """Pids of every process started as a worker of this server (by its environment)."""
@@ -118,6 +121,20 @@ def worker_processes_of(port: int) -> list[int]:
         except psutil.Error:
             continue
     return found
+
+
+def remove_networks_of(data_dir: Path) -> None:
+    """Remove the podman networks of the server's containers (each worker has its own, which
+    the server removes when it stops one, not when it leaves it running on purpose)."""
+    if not (data_dir / "containers").is_dir() or shutil.which("podman") is None:
+        return
+    owner = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
+    names = subprocess.run(["podman", "network", "ls", "--filter", f"label=runplane.owner={owner}",
+                            "--format", "{{.Name}}"], capture_output=True, text=True,
+                           timeout=60, check=False).stdout.split()
+    if names:
+        subprocess.run(["podman", "network", "rm", "--force", *names], capture_output=True,
+                       timeout=120, check=False)
 
 
 def kill_workers_of(port: int) -> None:

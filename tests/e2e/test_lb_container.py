@@ -1,6 +1,7 @@
 """Load-balancing workers as containers (podman, the e2e test image, which has FastAPI and
 uvicorn with the runpod SDK): on the host network the worker gets free host ports in PORT;
-on a container network it keeps its own PORT, published on a free host port."""
+on a network of its own (the default) or a shared container network it keeps its own PORT,
+published on a free host port."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.e2e
 APP = (Path(__file__).resolve().parents[2] / "examples" / "lb_worker" / "app.py").read_text()
 
 
-@pytest.mark.parametrize("network", ["host", "bridge"])
+@pytest.mark.parametrize("network", ["private", "host", "bridge"])
 def test_a_container_worker_serves_through_the_proxy(network: str, tmp_path: Path) -> None:
     why = _podman_ready()
     if why:

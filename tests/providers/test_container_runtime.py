@@ -51,6 +51,7 @@ def provider(tmp_path: Path) -> Iterator[LocalProvider]:
     for info in p.list():
         if info.state != EXITED:
             asyncio.run(p.stop(info.id, 0))
+        p.forget(info.id)  # what it made goes with it (a private network)
 
 
 def spec(p: LocalProvider, wid: str, script: str, env: dict[str, str] | None = None,

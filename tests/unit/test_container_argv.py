@@ -25,8 +25,10 @@ from runplane.providers.runtimes.container_image import (
 
 PODMAN = Engine("podman", "/usr/bin/podman")
 DOCKER = Engine("docker", "/usr/bin/docker")
-BASE = ["run", "--rm", "--name", "runplane-w1", "--pull", "never",
+# podman makes the container (the launcher starts it); docker runs it.
+BASE = ["create", "--rm", "--name", "runplane-w1", "--pull", "never",
         "--security-opt", "no-new-privileges"]
+DBASE = ["run", *BASE[1:]]
 
 
 def argv(engine: Engine = PODMAN, **kw: object) -> list[str]:
@@ -37,50 +39,60 @@ def argv(engine: Engine = PODMAN, **kw: object) -> list[str]:
 
 @pytest.mark.parametrize(("kw", "engine", "expected"), [
     # The image's own ENTRYPOINT and CMD, on the host network.
-    ({}, PODMAN, [*BASE, "--network", "host", "--env-file", "/r/w1.env", "img:1"]),
+    ({}, PODMAN, [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--", "img:1"]),
     # dockerStartCmd replaces CMD only.
     ({"options": ContainerOptions(cmd=("python", "-u", "h.py"))}, PODMAN,
-     [*BASE, "--network", "host", "--env-file", "/r/w1.env", "img:1", "python", "-u", "h.py"]),
+     [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--", "img:1", "python", "-u", "h.py"]),
     # dockerEntrypoint: its first word is --entrypoint, the rest lead the arguments.
+    # (one word with its value, so a value starting with "-" is never an option.)
     ({"options": ContainerOptions(entrypoint=("bash", "-c"), cmd=("echo hi",))}, DOCKER,
-     [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--entrypoint", "bash", "img:1",
-      "-c", "echo hi"]),
+     [*DBASE, "--network", "host", "--env-file", "/r/w1.env", "--entrypoint=bash", "--",
+      "img:1", "-c", "echo hi"]),
     # --init and labels.
     ({"init": True, "labels": {"b": "2", "a": "1"}}, PODMAN,
      [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--init", "--label", "a=1",
-      "--label", "b=2", "img:1"]),
+      "--label", "b=2", "--", "img:1"]),
     # GPUs: CDI devices for podman, one quoted device list for docker.
     ({"gpu_indices": (0, 2)}, PODMAN,
      [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--device", "nvidia.com/gpu=0",
-      "--device", "nvidia.com/gpu=2", "img:1"]),
+      "--device", "nvidia.com/gpu=2", "--", "img:1"]),
     ({"gpu_indices": (1, 3)}, DOCKER,
-     [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--gpus", '"device=1,3"', "img:1"]),
-    # The network volume, and values an env file cannot hold.
-    # (by name only: the value is in the engine client's environment, not on its argv).
-    ({"volume": ("/data/v1", "/runpod-volume"), "extra_env": ("K",)}, PODMAN,
-     [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--env", "K",
-      "--volume", "/data/v1:/runpod-volume", "img:1"]),
+     [*DBASE, "--network", "host", "--env-file", "/r/w1.env", "--gpus", '"device=1,3"', "--", "img:1"]),
+    # The network volume, and values an env file cannot hold: podman secrets the launcher
+    # makes from its stdin (never the engine client's environment, nor its argv).
+    ({"volume": ("/data/v1", "/runpod-volume"), "secrets": (("runplane-w1-env-0", "K"),)},
+     PODMAN,
+     [*BASE, "--network", "host", "--env-file", "/r/w1.env",
+      "--secret", "runplane-w1-env-0,type=env,target=K",
+      "--volume", "/data/v1:/runpod-volume", "--", "img:1"]),
     # The placed size as cgroup limits, and the pid cap.
     ({"options": ContainerOptions(cpus=2, memory_gb=4.5), "pids_limit": 4096}, PODMAN,
      [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--cpus", "2", "--memory",
-      "4608m", "--pids-limit", "4096", "img:1"]),
+      "4608m", "--pids-limit", "4096", "--", "img:1"]),
     # Ports on the host network: nothing to publish (the container uses the host's).
     ({"port_map": {8888: 8888}}, PODMAN,
-     [*BASE, "--network", "host", "--env-file", "/r/w1.env", "img:1"]),
+     [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--", "img:1"]),
     # Another network: a hostname, and each port published on its host port.
     ({"network": "bridge", "port_map": {8888: 40001, 53: 40002}, "port_protos": {53: "udp"},
       "publish_ip": "127.0.0.1"}, PODMAN,
      [*BASE, "--network", "bridge", "--env-file", "/r/w1.env", "--hostname", "runplane-w1",
-      "--publish", "127.0.0.1:40002:53/udp", "--publish", "127.0.0.1:40001:8888/tcp", "img:1"]),
+      "--publish", "127.0.0.1:40002:53/udp", "--publish", "127.0.0.1:40001:8888/tcp", "--",
+      "img:1"]),
+    # A load-balancing worker's port on loopback, the template's other ports at publish_ip.
+    ({"network": "runplane-w1", "port_map": {8000: 40001, 8888: 40002},
+      "port_hosts": {8000: "127.0.0.1"}}, PODMAN,
+     [*BASE, "--network", "runplane-w1", "--env-file", "/r/w1.env", "--hostname",
+      "runplane-w1", "--publish", "127.0.0.1:40001:8000/tcp",
+      "--publish", "0.0.0.0:40002:8888/tcp", "--", "img:1"]),
     # containerDiskInGb only where the engine's storage enforces it.
     ({"options": ContainerOptions(disk_gb=20)}, PODMAN,
-     [*BASE, "--network", "host", "--env-file", "/r/w1.env", "img:1"]),
+     [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--", "img:1"]),
     ({"options": ContainerOptions(disk_gb=20)}, Engine("podman", "podman", disk_quota=True),
      [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--storage-opt", "size=20G",
-      "img:1"]),
+      "--", "img:1"]),
     # The operator's extra arguments go before the image.
     ({"run_args": ("--runtime", "runc")}, PODMAN,
-     [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--runtime", "runc", "img:1"]),
+     [*BASE, "--network", "host", "--env-file", "/r/w1.env", "--runtime", "runc", "--", "img:1"]),
 ])
 def test_run_argv(kw: dict, engine: Engine, expected: list[str]) -> None:
     assert argv(engine, **kw) == [engine.binary, *expected]
@@ -98,7 +110,10 @@ def test_short_names_are_qualified_as_docker_reads_them(image: str, qualified: s
     assert qualify(image) == qualified
 
 
-@pytest.mark.parametrize("image", ["", "Not an image!", "UPPER/case", "a//b", "img:"])
+@pytest.mark.parametrize("image", ["", "Not an image!", "UPPER/case", "a//b", "img:",
+                                   # an engine's option, never a reference
+                                   "--privileged", "--privileged/img", "-x/img:1",
+                                   "-registry.io/img"])
 def test_bad_references_are_refused_with_a_reason(image: str) -> None:
     with pytest.raises(ImageError, match="is not a container image reference"):
         qualify(image)
@@ -119,8 +134,15 @@ def test_auth_config_names_the_images_registry() -> None:
 def test_ports_and_env_file() -> None:
     assert container_ports(["8888/http", "22/tcp", "53/udp", "8000", "bad/tcp"]) == [
         (8888, "tcp"), (22, "tcp"), (53, "udp"), (8000, "tcp")]
-    text, rest = env_file_text({"A": "1", "B": "x=y z", "C": "two\nlines"})
-    assert text == "A=1\nB=x=y z\n" and rest == {"C": "two\nlines"}
+    text, rest = env_file_text({"A": "1", "B": "x=y z", "C": "two\nlines", "D": "cr\r"})
+    assert text == "A=1\nB=x=y z\n" and rest == {"C": "two\nlines", "D": "cr\r"}
+
+
+@pytest.mark.parametrize("name", ["A\n", "\nA", "A B", "A=B", "", "1A", "A,target=B", "A\r"])
+def test_an_env_name_an_env_file_would_misread_is_refused(name: str) -> None:
+    # "NAME" alone on a line makes the engine copy its own variable into the container.
+    with pytest.raises(ImageError, match="not a valid environment variable name"):
+        env_file_text({name: "v"})
 
 
 # Real output: `podman pull` (4.3, not a terminal) and `docker pull` (28).

@@ -27,12 +27,15 @@ class LocalProvider:
 
     def __init__(self, settings: MachineSettings, data_dir: Path, catalog: Catalog | None = None,
                  machine: Machine | None = None, container: ContainerSettings | None = None,
-                 worker_user: str = "") -> None:
+                 worker_user: str = "", server_url: str = "") -> None:
         self.machine = machine or discover_local_machine(settings, data_dir, catalog)
         self.log_dir = data_dir / "logs"
         self.runtime = ProcessRuntime(worker_user=worker_user)
+        # server_url: where workers reach the server (public_url); a container on a network of
+        # its own reaches it through a door to that address (container_network).
         self.containers = ContainerRuntime(container or ContainerSettings(), data_dir / "containers",
-                                           owner=str(Path(data_dir).resolve()))
+                                           owner=str(Path(data_dir).resolve()),
+                                           server_url=server_url)
 
     def _runtime(self, worker_id: str) -> ProcessRuntime | ContainerRuntime:
         return self.containers if self.containers.has(worker_id) else self.runtime

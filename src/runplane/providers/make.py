@@ -14,7 +14,8 @@ def make_provider(settings: Settings, catalog: Catalog) -> Provider:
         return _ray_provider(settings, catalog)
     return LocalProvider(settings.machine, settings.data_dir, catalog,
                          container=settings.container,
-                         worker_user=settings.security.worker_user)
+                         worker_user=settings.security.worker_user,
+                         server_url=settings.resolved_public_url)
 
 
 def _ray_provider(settings: Settings, catalog: Catalog) -> Provider:

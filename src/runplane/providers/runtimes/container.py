@@ -1,18 +1,23 @@
 """Container runtime: a template's image run through podman or docker (their CLI).
 
 Every ``imageName`` that is not a ``local:``/``file://`` directory is a container image. A
-worker is one ``<engine> run`` of that image, started through a small launcher
+worker is one container of that image, started through a small launcher
 (``container_launch.py``) that first pulls the image when it is missing, so the pull's progress
-shows while the worker is Initializing and a failed pull is a reason, not an exit code.
+shows while the worker is Initializing and a failed pull is a reason, not an exit code; then
+(podman) makes the container, its network and its door to the server and starts it attached,
+or (docker) runs it attached.
 
 What the container gets (docs/containers.md):
 
 - the image, with ``dockerEntrypoint`` replacing its ENTRYPOINT (and CMD, as Docker does) and
   ``dockerStartCmd`` replacing its CMD; neither set: the image's own;
 - env: the template's, the endpoint's and the RUNPOD_* worker variables (PROTOCOL.md 5),
-  through an env file (mode 0600) so the worker's key is not on a command line;
-- the network named by ``[container] network`` (``host`` by default: the worker reaches the
-  server on loopback, and a pod's ports are the host's);
+  through an env file (mode 0600) so the worker's key is not on a command line; a value a
+  file cannot hold (a newline) as a podman secret. Never through the environment of an engine
+  command: those get the server's own (``_engine_env``), nothing of a user's;
+- the network named by ``[container] network``: ``private`` by default, a network of its own
+  that reaches the server's port through a door and not the host's loopback nor other
+  workers (``container_network``); ``host`` or an engine network when the operator says so;
 - only its allocated GPUs: CDI ``--device nvidia.com/gpu=N`` with podman, ``--gpus
   '"device=N,M"'`` with docker; none for CPU workers;
 - ``containerDiskInGb`` as ``--storage-opt size=NG`` where the engine's storage can enforce it
@@ -26,12 +31,14 @@ What the container gets (docs/containers.md):
 ``resume`` freeze and thaw its cgroup (``container_freezer``). Containers outlive the server
 (only their engine client dies with it): a restarted server takes each running one back
 (``adopt``, through ``container_adopt``) and removes the rest its previous run left, labelled
-with its data dir (``cleanup_orphans``).
+with its data dir (``cleanup_orphans``), their networks and secrets included.
 
 This module drives the processes; the rest lives beside it: ``container_engine`` (which
-engine, the operator's settings), ``container_argv`` (the ``run`` command line and what its exit
-says), ``container_image`` (references, registry auth, pull progress and failures) and
-``container_watch`` (one container's state as a ``ProcessInfo``).
+engine, the operator's settings), ``container_plan`` (what the launcher is told to do),
+``container_argv`` (the ``create``/``run`` command line and what its exit says),
+``container_network`` (private networks and the door to the server), ``container_image``
+(references, registry auth, pull progress and failures) and ``container_watch`` (one
+container's state as a ``ProcessInfo``).
 """
 
 from __future__ import annotations
@@ -51,27 +58,26 @@ import time
 import uuid
 from pathlib import Path
 
-from runplane.accelerator import CONTAINER_DIR, SITE_DIR, enabled
 from runplane.config import ContainerSettings
-from runplane.providers.base import ProcessInfo, WorkerSpec
+from runplane.providers.base import EXITED, ProcessInfo, WorkerSpec
 from runplane.providers.runtimes.container_adopt import (
     follow,
     output_start,
+    remove_leftovers,
+    reopen_door,
     running_containers,
-)
-from runplane.providers.runtimes.container_argv import (
-    RunSpec,
-    container_ports,
-    env_file_text,
-    run_argv,
 )
 from runplane.providers.runtimes.container_engine import (
     Engine,
     EngineUnavailable,
     probe_engine,
+    remove,
+    remove_async,
     run_cli,
 )
 from runplane.providers.runtimes.container_freezer import Freezer
+from runplane.providers.runtimes.container_network import Door, loopback_address
+from runplane.providers.runtimes.container_plan import Where, launch_plan, with_registry_auth
 from runplane.providers.runtimes.container_image import (
     auth_config,
     parse_reference,
@@ -81,8 +87,7 @@ from runplane.providers.runtimes.container_watch import Watched
 from runplane.providers.runtimes.process import _setpriv
 
 LAUNCHER = Path(__file__).with_name("container_launch.py")
-# Where a network volume appears inside a worker (RunPod's path); pods use volumeMountPath.
-WORKER_VOLUME_MOUNT = "/runpod-volume"
+Argvs = list[list[str]]  # engine command lines (the class's ``list`` method shadows the name)
 
 
 def _free_port() -> int:
@@ -94,9 +99,14 @@ def _free_port() -> int:
 class ContainerRuntime:
     """Starts, stops, pauses and watches container workers through one engine's CLI."""
 
-    def __init__(self, config: ContainerSettings, run_dir: Path, owner: str) -> None:
+    def __init__(self, config: ContainerSettings, run_dir: Path, owner: str,
+                 server_url: str = "") -> None:
         self.config = config
         self.run_dir = run_dir
+        # The server as workers reach it (public_url): on loopback, a private network's
+        # container gets a door to it (container_network).
+        self.server_url = server_url
+        self._server = loopback_address(server_url)
         # Labels: which server (data dir) owns a container, and which run of it started it.
         self.owner = hashlib.sha256(owner.encode()).hexdigest()[:16]
         self.run_id = uuid.uuid4().hex[:12]
@@ -139,6 +149,9 @@ class ContainerRuntime:
         stale = [n.strip() for n in out.stdout.splitlines() if n.strip() and n.strip() not in mine]
         if stale:
             run_cli([engine.binary, "rm", "--force", *stale], timeout=120)
+        if engine.name == "podman":
+            remove_leftovers(engine.binary, self.owner, self.run_id,
+                             {str(c.data.get("network")) for c in self._containers.values()})
         return stale
 
     def adopt(self, spec: WorkerSpec, data: dict[str, object]) -> ProcessInfo | None:
@@ -170,6 +183,16 @@ class ContainerRuntime:
         c = Watched(spec, name, str(data.get("image") or spec.image), popen,
                     float(started) if isinstance(started, (int, float)) else time.time(),
                     files, ports, Freezer(engine.binary, name), phase="running")
+        network, door = data.get("network"), data.get("forward")
+        if isinstance(network, str) and network:
+            c.cleanup = [[engine.binary, "network", "rm", network]]
+            c.data["network"] = network
+        if isinstance(door, dict):
+            # Its door to the server died with the previous run: this run opens it again.
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                d = Door(str(door["host"]), int(door["port"]), int(door["inside"]))
+                c.forwarder = reopen_door(engine.binary, name, d, spec.log_path, _engine_env())
+                c.data["forward"] = {"host": d.host, "port": d.port, "inside": d.inside}
         self._containers[spec.id] = c
         return c.info()
 
@@ -191,46 +214,17 @@ class ContainerRuntime:
             raise RuntimeError(f"worker {spec.id} is already running")
         engine = self.engine()
         image = qualify(spec.image) if engine.name == "podman" else spec.image
+        parse_reference(image)  # never an engine's option, whatever reached here
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         files = {k: self.run_dir / f"{spec.id}.{k}" for k in ("state", "pull_log", "env", "plan")}
         for f in files.values():
             f.unlink(missing_ok=True)
-        env = dict(spec.env)
-        volume = None
-        host_dir = env.pop("RUNPLANE_VOLUME_PATH", None)
-        mount = env.pop("RUNPLANE_VOLUME_MOUNT_PATH", None)
-        if host_dir:
-            volume = (host_dir, mount or WORKER_VOLUME_MOUNT)
-        accelerate = enabled(env)
-        # The accelerator's PYTHONPATH is set by the launcher, which reads the image's own.
-        own_pythonpath = env.pop("PYTHONPATH", None) if accelerate else None
-        text, extra_env = env_file_text(env)
-        _write_private(files["env"], text)
-        ports = container_ports(spec.container.ports)
-        if self.config.network == "host":
-            port_map = {p: p for p, _ in ports}
-        else:
-            port_map = {p: _free_port() for p, _ in ports}
-        name = f"runplane-{spec.id}".lower()
-        argv = run_argv(RunSpec(
-            engine=engine, name=name, image=image, env_file=str(files["env"]),
-            options=spec.container, gpu_indices=spec.gpu_indices, network=self.config.network,
-            volume=volume, port_map=port_map, port_protos=dict(ports),
-            publish_ip=self.config.publish_ip,
-            labels={"runplane.owner": self.owner, "runplane.run": self.run_id,
-                    "runplane.worker": spec.id},
-            run_args=tuple(self.config.run_args), init=self.config.init,
-            extra_env=tuple(extra_env), pids_limit=self.config.pids_limit))
-        plan: dict[str, object] = {
-            "image": image, "state": str(files["state"]), "pull_log": str(files["pull_log"]),
-            "exists": None if image in self._present
-            else [engine.binary, "image", "inspect", "--format", "{{.Id}}", image],
-            "pull": [engine.binary, "pull", *self.config.pull_args, image], "run": argv,
-            "auth": [], "run_env": extra_env,
-        }
-        if accelerate:
-            plan["accelerator"] = {"mount": f"{SITE_DIR}:{CONTAINER_DIR}:ro", "dir": CONTAINER_DIR,
-                                   "pythonpath": own_pythonpath, "image_at": argv.index(image)}
+        labels = {"runplane.owner": self.owner, "runplane.run": self.run_id,
+                  "runplane.worker": spec.id}
+        launch = launch_plan(engine, self.config, spec, image, Where(
+            files, labels, self.server_url, self._server, image in self._present), _free_port)
+        name, plan = launch.name, launch.plan
+        _write_private(files["env"], launch.env_text)
         if spec.container.registry_auth is not None:
             user, password = spec.container.registry_auth
             auth_dir = self.run_dir / f"{spec.id}.auth"
@@ -238,12 +232,7 @@ class ContainerRuntime:
             _write_private(auth_dir / "config.json",
                            json.dumps(auth_config(image, user, password)))
             files["auth"] = auth_dir
-            plan["auth"] = [str(auth_dir)]
-            if engine.name == "podman":
-                plan["pull"] = [engine.binary, "pull", "--authfile", str(auth_dir / "config.json"),
-                                *self.config.pull_args, image]
-            else:
-                plan["pull_env"] = {"DOCKER_CONFIG": str(auth_dir)}
+            with_registry_auth(plan, engine, self.config, image, auth_dir)
         _write_private(files["plan"], json.dumps(plan))
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(spec.log_path, "ab") as log:
@@ -256,8 +245,9 @@ class ContainerRuntime:
             popen = subprocess.Popen(
                 launcher, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, env=_engine_env())
-        c = Watched(spec, name, image, popen, time.time(), files, port_map,
-                       Freezer(engine.binary, name))
+        c = Watched(spec, name, image, popen, time.time(), files, launch.port_map,
+                    Freezer(engine.binary, name))
+        c.cleanup, c.data = launch.cleanup, launch.data
         self._containers[spec.id] = c
         return c.info()
 
@@ -289,6 +279,9 @@ class ContainerRuntime:
                 while c.popen.poll() is None:
                     await asyncio.sleep(0.01)
         self._clean_files(c)
+        if not c.cleaned and engine is not None:
+            c.cleaned = True
+            await remove_async(self._leftovers(c, engine))
         return c.info()
 
     def park(self, worker_id: str) -> None:
@@ -310,6 +303,8 @@ class ContainerRuntime:
                 c.freezer.prepare()
             elif info.reason is not None:
                 self._present.discard(c.image)
+            if info.state == EXITED and not c.stopping:  # ended by itself: its network goes
+                self._clean_up_later(c)
             out.append(info)
         return out
 
@@ -328,6 +323,29 @@ class ContainerRuntime:
         if c is not None and c.popen.poll() is not None:
             self._clean_files(c, everything=True)
             del self._containers[worker_id]
+            self._clean_up_later(c)
+
+    def _clean_up_later(self, c: Watched) -> None:
+        """``_leftovers`` of an exited container, once, in a thread (engine calls, off the
+        caller's loop)."""
+        if c.cleaned or self._engine is None:
+            return
+        c.cleaned = True
+        leftovers = self._leftovers(c, self._engine)
+        if leftovers:
+            threading.Thread(target=remove, args=(leftovers,), daemon=True,
+                             name="runplane-container-leftovers").start()
+
+    def _leftovers(self, c: Watched, engine: Engine) -> Argvs:
+        """The engine commands that remove what an exited container leaves: a container
+        made but never started (its launcher stopped half-way), then its network and any
+        secrets (``Watched.cleanup``). Its door, if a restarted server opened it, closes."""
+        if c.forwarder is not None and c.forwarder.poll() is None:
+            c.forwarder.kill()
+            c.forwarder.wait()
+        started = c.current_phase() == "running"
+        out = [] if started else [[engine.binary, "rm", "--force", c.name]]
+        return out + c.cleanup
 
     def _clean_files(self, c: Watched, everything: bool = False) -> None:
         """Secrets go as soon as the container is stopped; its state once it is forgotten."""
@@ -345,7 +363,8 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _engine_env() -> dict[str, str]:
-    """The engine client's environment: the host's, minus the server's own settings."""
+    """The engine client's environment: the host's, minus the server's own settings. Nothing
+    of a user's is ever added to it (their env reaches the container through files)."""
     return {k: v for k, v in os.environ.items() if not k.startswith("RUNPLANE_")}
 
 

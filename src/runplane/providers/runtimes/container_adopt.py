@@ -4,7 +4,10 @@ The container outlived its engine client (killed with the server by the parent-d
 signal): the engine still runs it. Which of this server's containers still run is one
 ``ps`` for the whole start-up (``running_containers``); each one taken over gets a follower
 (``container_follow.py``) in its dead client's place: the container's output to the worker's
-log again, from where the old client stopped, and its exit code.
+log again, from where the old client stopped, and its exit code. A container on a network
+of its own gets its door to the server back (``reopen_door``: the forwarder died with the old
+run), and what runs of this server left behind besides containers, networks and secrets,
+goes once the take-over is done (``remove_leftovers``).
 
 podman and docker take the same commands here (``ps --all --filter label=... --format``,
 ``wait``, ``logs --follow``); only podman is tested (docs/containers.md).
@@ -18,9 +21,11 @@ import sys
 from pathlib import Path
 
 from runplane.providers.runtimes.container_engine import run_cli
+from runplane.providers.runtimes.container_network import Door
 from runplane.providers.runtimes.process import _setpriv
 
 FOLLOWER = Path(__file__).with_name("container_follow.py")
+FORWARDER = Path(__file__).with_name("container_forward.py")
 
 
 def parse_ps(output: str) -> dict[str, str]:
@@ -80,3 +85,41 @@ def follow(binary: str, name: str, log_path: Path, start: int | None,
         log.flush()
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, env=env)
+
+
+def reopen_door(binary: str, name: str, door: Door, log_path: Path,
+                env: dict[str, str]) -> subprocess.Popen[bytes] | None:
+    """Open container ``name``'s door to the server again (``container_forward.py``, as the
+    launcher did; it dies with this server); None when the container has no process."""
+    pid = run_cli([binary, "inspect", "--format", "{{.State.Pid}}", name]).stdout.strip()
+    if not pid.isdigit() or pid == "0":
+        return None
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-I", "-S", str(FORWARDER), f"/proc/{pid}/ns/net", pid,
+             str(os.getpid()), door.host, str(door.inside), door.host, str(door.port)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, env=env)
+
+
+def remove_leftovers(binary: str, owner: str, run_id: str, in_use: set[str]) -> None:
+    """Remove the networks and secrets this server's previous runs left (podman): networks
+    of its containers that are gone, secrets a launcher killed half-way did not remove."""
+    nets = run_cli([binary, "network", "ls", "--filter", f"label=runplane.owner={owner}",
+                    "--format", "{{.Name}}\t{{.Labels}}"], timeout=60)
+    # Not this run's: a worker starting now has made its network before its container.
+    stale = [name for name, _, labels in (ln.partition("\t") for ln in nets.stdout.splitlines())
+             if name and name not in in_use and f"runplane.run={run_id}" not in labels]
+    if nets.returncode == 0 and stale:
+        run_cli([binary, "network", "rm", *stale], timeout=120)
+    # podman 4.3 lists secrets by name only: their labels are read with inspect.
+    names = run_cli([binary, "secret", "ls", "--filter", "name=runplane-", "--format",
+                     "{{.Name}}"], timeout=60).stdout.split()
+    if not names:
+        return
+    labels = run_cli([binary, "secret", "inspect", "--format",
+                      "{{.Spec.Name}}\t{{.Spec.Labels}}", *names], timeout=60)
+    mine = [line.split("\t")[0] for line in labels.stdout.splitlines()
+            if f"runplane.owner:{owner}" in line and f"runplane.run:{run_id}" not in line]
+    if mine:
+        run_cli([binary, "secret", "rm", *mine], timeout=60)

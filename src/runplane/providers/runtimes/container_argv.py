@@ -1,5 +1,10 @@
-"""The ``podman run`` / ``docker run`` command line of one worker or pod (pure), and what the
-engine's exit says about it (``run_failure``). What goes into it is in container.py's docstring."""
+"""The ``podman create`` / ``docker run`` command line of one worker or pod (pure), and what the
+engine's exit says about it (``run_failure``). What goes into it is in container.py's docstring.
+
+Nothing a user sent is read by the engine as one of its options: the image follows ``--``,
+``--entrypoint`` takes its value in the same word, and the env reaches the container through
+a file (``env_file_text``) or, for a value a file cannot hold, a podman secret the launcher
+creates from its standard input; never through the engine client's environment."""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from runplane.providers.base import ContainerOptions
+from runplane.providers.base import ContainerOptions, ImageError
 from runplane.providers.runtimes.container_engine import Engine
 
 # Exit codes of `podman run` / `docker run` for their own failures (not the container's).
@@ -57,17 +62,22 @@ class RunSpec:
     labels: dict[str, str] = field(default_factory=dict)
     run_args: tuple[str, ...] = ()
     init: bool = True
-    # Names of variables an env file cannot hold (newlines): ``--env NAME`` takes the value
-    # from the engine client's environment, so no value is on a command line.
-    extra_env: tuple[str, ...] = ()
+    # (secret, variable) of each value an env file cannot hold (a newline): podman secrets the
+    # launcher creates, set as the variable in the container (``--secret S,type=env,target=V``).
+    secrets: tuple[tuple[str, str], ...] = ()
     pids_limit: int = 0
+    # Container ports published on another address than ``publish_ip`` (a load-balancing
+    # worker's: only the server reaches them, on loopback).
+    port_hosts: dict[int, str] = field(default_factory=dict)
 
 
 def run_argv(r: RunSpec) -> list[str]:
-    """The ``podman run`` / ``docker run`` command line of one worker or pod (attached: its
-    output is the launcher's, its exit code the container's)."""
+    """The command line that makes the container: ``podman create`` (the launcher then
+    initialises it, opens its door to the server and starts it attached: its output is the
+    launcher's, its exit code the container's) or ``docker run`` (attached)."""
+    verb = "create" if r.engine.name == "podman" else "run"
     # no-new-privileges: nothing inside gains privileges through setuid binaries.
-    argv = [r.engine.binary, "run", "--rm", "--name", r.name, "--pull", "never",
+    argv = [r.engine.binary, verb, "--rm", "--name", r.name, "--pull", "never",
             "--security-opt", "no-new-privileges", "--network", r.network,
             "--env-file", r.env_file]
     if r.init:
@@ -83,8 +93,8 @@ def run_argv(r: RunSpec) -> list[str]:
         argv += ["--hostname", r.name]
     for key, value in sorted(r.labels.items()):
         argv += ["--label", f"{key}={value}"]
-    for name in r.extra_env:
-        argv += ["--env", name]
+    for secret, variable in r.secrets:
+        argv += ["--secret", f"{secret},type=env,target={variable}"]
     argv += gpu_args(r.engine.name, r.gpu_indices)
     if r.options.disk_gb and r.engine.disk_quota:
         argv += ["--storage-opt", f"size={int(r.options.disk_gb)}G"]
@@ -93,24 +103,35 @@ def run_argv(r: RunSpec) -> list[str]:
     if r.network != "host":
         for cport, hport in sorted(r.port_map.items()):
             proto = r.port_protos.get(cport, "tcp")
-            argv += ["--publish", f"{r.publish_ip}:{hport}:{cport}/{proto}"]
+            host = r.port_hosts.get(cport, r.publish_ip)
+            argv += ["--publish", f"{host}:{hport}:{cport}/{proto}"]
     argv += list(r.run_args)
     args: list[str] = list(r.options.cmd)
     if r.options.entrypoint:
         # --entrypoint takes one executable (docker); the rest of dockerEntrypoint goes first
         # in the arguments. Overriding the entrypoint drops the image's CMD, as in Docker.
-        argv += ["--entrypoint", r.options.entrypoint[0]]
+        # One word with its value: a value starting with "-" is never read as an option.
+        argv.append(f"--entrypoint={r.options.entrypoint[0]}")
         args = [*r.options.entrypoint[1:], *r.options.cmd]
-    argv.append(r.image)
+    # "--": the options end here, whatever the image's name looks like.
+    argv += ["--", r.image]
     argv += args
     return argv
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def env_file_text(env: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """(env file contents, the variables that cannot go in one: values with newlines, which
-    the launcher hands the engine client in its environment)."""
+    """(env file contents, the variables that cannot go in one: values with a newline, which
+    reach the container as podman secrets). A name that is not a plain variable name is
+    refused (ImageError): a line without ``=`` would make the engine copy its own variable."""
     lines, rest = [], {}
     for key, value in env.items():
+        if not _ENV_NAME.fullmatch(key):
+            raise ImageError(f"env name {key!r} is not a valid environment variable name")
+        if "\0" in value:
+            raise ImageError(f"env {key}: the value may not contain NUL")
         if "\n" in value or "\r" in value:
             rest[key] = value
         else:

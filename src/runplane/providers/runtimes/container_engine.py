@@ -2,12 +2,17 @@
 
 ``probe_engine`` asks the configured engine (or, with ``auto``, podman then docker) for its
 version and storage driver; the answer says whether ``--storage-opt size=`` is enforced.
+``run_cli`` runs one engine command, ``remove``/``remove_async`` those that remove what a
+container leaves (its network, secrets).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 
 from runplane.config import ContainerSettings
@@ -33,6 +38,37 @@ class EngineUnavailable(ImageError):
 def run_cli(argv: list[str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
                           stdin=subprocess.DEVNULL)
+
+
+def _tries(argv: list[str]) -> int:
+    """A network is removed again while its container is still being removed (the engine
+    refuses then); the rest once (a secret is usually gone already)."""
+    return 3 if argv[1:3] == ["network", "rm"] else 1
+
+
+def remove(argvs: list[list[str]]) -> None:
+    """Run engine commands that remove things, in order; a failure is not an error."""
+    for argv in argvs:
+        for _ in range(_tries(argv)):
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                if run_cli(argv, timeout=60).returncode == 0:
+                    break
+            time.sleep(0.5)
+
+
+async def remove_async(argvs: list[list[str]]) -> None:
+    """``remove``, awaited on the event loop."""
+    for argv in argvs:
+        for _ in range(_tries(argv)):
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+            try:
+                if await asyncio.wait_for(proc.wait(), 60) == 0:
+                    break
+            except TimeoutError:
+                proc.kill()
+            await asyncio.sleep(0.5)
 
 
 def probe_engine(config: ContainerSettings) -> Engine:

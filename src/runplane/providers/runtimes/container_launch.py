@@ -1,5 +1,5 @@
-"""The launcher of one container worker: pull the image if it is missing, then become
-``podman run`` / ``docker run``.
+"""The launcher of one container worker: pull the image if it is missing, make the container,
+then become its attached engine client.
 
 Run by the container runtime as ``python -I -S container_launch.py <plan.json>`` (standard
 library only: it starts in ~10 ms and never imports the server). Its stdout/stderr is the
@@ -7,15 +7,23 @@ worker's log, so the pull's output and then the container's own output land ther
 It keeps the pid the runtime started (``exec``), so the parent-death signal set on it and the
 runtime's ``waitpid`` carry over to the engine's client, whose exit code is the container's.
 
-The plan (written by the runtime, mode 0600) holds:
+Every engine command runs with this process's own environment, the server's (less its
+settings), and nothing of the user's: their env reaches the container through the env file
+and, for values a file cannot hold, podman secrets made from this process's standard input.
+
+The plan (written by the runtime, mode 0600, deleted once read) holds:
 ``exists`` (argv answering 0 when the image is present; null when the runtime knows it is),
-``pull`` (argv), ``pull_env``
-(variables pointing the engine at a credentials file, if any), ``auth`` (files to delete once
-pulled), ``state`` and ``pull_log`` (where the phase and the pull's output go), ``run`` and
-``run_env`` (variables ``run`` names with ``--env NAME``: values with newlines).
-The state file holds one word: ``pulling``, ``failed`` or ``running``; ``running`` is
-followed by the size of the log when the container's own output starts there (a restarted
-server's follower, ``container_follow.py``, counts the lines relayed since from it).
+``pull`` (argv), ``pull_env`` (runplane's variables pointing the engine at a credentials
+file, if any), ``auth`` (files to delete once pulled), ``state`` and ``pull_log`` (where the
+phase and the pull's output go), ``env_file``, ``run`` (the ``docker run`` or ``podman
+create`` argv) and, with podman, ``podman``: the worker's own network to create first (argv or
+null), the ``secrets`` to create and remove once the container is initialised, and the door to
+the server to open in the container's network (``forward``: ``container_forward.py``) before
+it is started (``podman start --attach``).
+The state file holds one word: ``pulling``, ``failed``, ``creating`` or ``running``;
+``running`` is followed by the size of the log when the container's own output starts there
+(a restarted server's follower, ``container_follow.py``, counts the lines relayed since from
+it).
 """
 
 from __future__ import annotations
@@ -82,20 +90,95 @@ def main() -> None:
         start = os.fstat(sys.stdout.fileno()).st_size
     except OSError:
         start = 0
+    podman = plan.get("podman")
+    if podman is None:  # docker: one attached run
+        _put(state, f"running {start}")
+        os.execv(run[0], run)
+    _put(state, "creating")
+    _create(plan, podman, run)
+    sys.stdout.flush()
+    try:
+        start = os.fstat(sys.stdout.fileno()).st_size
+    except OSError:
+        start = 0
     _put(state, f"running {start}")
-    # Values an env file cannot hold go to the engine client as its own variables
-    # (``--env NAME`` in ``run``), never on its command line.
-    os.execvpe(run[0], run, {**os.environ, **plan.get("run_env", {})})
+    os.execv(run[0], [run[0], "start", "--attach", podman["name"]])
+
+
+def _step(argv: list, stdin: str | None = None) -> int:
+    """Run one engine command; its errors go to the log (the worker's reason reads them),
+    what it prints on success (an id) does not."""
+    done = subprocess.run(argv, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          stdin=None if stdin is not None else subprocess.DEVNULL, text=True,
+                          errors="replace", check=False)
+    if done.returncode != 0:
+        sys.stdout.write(done.stderr)
+        sys.stdout.flush()
+    return done.returncode
+
+
+def _create(plan: dict, podman: dict, run: list) -> None:
+    """Make the container (podman): its network, its secrets, ``create``, ``init`` (its
+    namespaces exist, its command has not started), the door to the server in its network.
+    A failure removes what was made and exits with the engine's code and its error."""
+    binary, name = run[0], podman["name"]
+    network = podman.get("network")
+    if network and _step(network) != 0:
+        # Already there (a worker id started again, a leftover): used as it is.
+        if _step([binary, "network", "exists", network[-1]]) != 0:
+            sys.exit(125)
+    secrets = [s for s, _ in podman.get("secrets", ())]
+    code = 0
+    try:
+        for secret, value in podman.get("secrets", ()):
+            code = code or _step([*podman["secret_create"], secret, "-"], stdin=value)
+        code = code or _step(run) or _step([binary, "init", name])
+    finally:
+        # The values are in the container's own config once it is initialised.
+        if secrets:
+            _step([binary, "secret", "rm", *secrets])
+    if code == 0 and podman.get("forward"):
+        code = _forward(binary, name, podman["forward"])
+    if code != 0:
+        _step([binary, "rm", "--force", name])
+        sys.exit(code)
+
+
+def _forward(binary: str, name: str, forward: dict) -> int:
+    """Start ``container_forward.py`` on the container's network and wait until it listens."""
+    pid = subprocess.run([binary, "inspect", "--format", "{{.State.Pid}}", name],
+                         capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                         check=False).stdout.strip()
+    if not pid.isdigit() or pid == "0":
+        print(f"Error: runplane: container {name} has no process to open the server's port in",
+              flush=True)
+        return 125
+    read, write = os.pipe()
+    subprocess.Popen(
+        [sys.executable, "-I", "-S", forward["script"], f"/proc/{pid}/ns/net", pid,
+         str(os.getpid()), forward["host"], str(forward["inside"]), forward["host"],
+         str(forward["port"]), str(write)],
+        stdin=subprocess.DEVNULL, pass_fds=(write,))
+    os.close(write)
+    with os.fdopen(read, "rb") as r:
+        said = r.read(4096).decode(errors="replace")
+    if said != "ready":
+        print(f"Error: runplane: the server's port in container {name}: "
+              f"{said or 'the forwarder exited'}", flush=True)
+        return 125
+    return 0
 
 
 def _with_accelerator(run: list, plan: dict) -> list:
     """``run`` with runplane's SDK accelerator mounted and first on PYTHONPATH, before the
-    template's PYTHONPATH or, without one, the image's own (read from the image)."""
+    template's PYTHONPATH or, without one, the image's own (read from the image). The value
+    goes into the env file (a podman secret when it has a newline), never on a command line."""
     acc = plan["accelerator"]
     base = acc.get("pythonpath")
     if base is None:
         probe = subprocess.run(
-            [run[0], "image", "inspect", "--format", "{{json .Config.Env}}", plan["image"]],
+            [run[0], "image", "inspect", "--format", "{{json .Config.Env}}", "--",
+             plan["image"]],
             capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
         image_env: list[str] = []
         if probe.returncode == 0:
@@ -106,7 +189,19 @@ def _with_accelerator(run: list, plan: dict) -> list:
         base = next((e.split("=", 1)[1] for e in image_env if e.startswith("PYTHONPATH=")), "")
     path = f"{acc['dir']}:{base}" if base else acc["dir"]
     at = acc["image_at"]
-    return [*run[:at], "--volume", acc["mount"], "--env", f"PYTHONPATH={path}", *run[at:]]
+    extra = ["--volume", acc["mount"]]
+    if ("\n" in path or "\r" in path) and plan.get("podman") is None:
+        print("Error: runplane: the image's PYTHONPATH has a newline, which docker cannot pass",
+              flush=True)
+        sys.exit(125)
+    if "\n" in path or "\r" in path:
+        secret = f"{plan['podman']['name']}-pythonpath"
+        plan["podman"].setdefault("secrets", []).append([secret, path])
+        extra += ["--secret", f"{secret},type=env,target=PYTHONPATH"]
+    else:
+        with open(plan["env_file"], "a") as f:  # a later line wins over the template's
+            f.write(f"PYTHONPATH={path}\n")
+    return [*run[:at], *extra, *run[at:]]
 
 
 if __name__ == "__main__":

@@ -53,15 +53,22 @@ class Watched:
         self.files = files  # state, pull_log, env, auth
         self.ports = ports
         self.freezer = freezer
-        self.phase = phase  # starting | pulling | failed | running
+        self.phase = phase  # starting | pulling | failed | creating | running
         self.parked = False
         self.stopping = False
         self.stopped_at: float | None = None
         self._info: ProcessInfo | None = None
+        # Engine commands removing what the container leaves (its network, secrets), run once
+        # it has exited (``cleaned``); what ``data`` records besides (its network, its door to
+        # the server) and the door's process when this server opened it (``adopt``).
+        self.cleanup: list[list[str]] = []
+        self.cleaned = False
+        self.data: dict[str, object] = {}
+        self.forwarder: subprocess.Popen[bytes] | None = None
 
     def current_phase(self) -> str:
         """Where the launcher is (it writes its state file); an adopted one is running."""
-        if self.phase in ("starting", "pulling"):
+        if self.phase in ("starting", "pulling", "creating"):
             self.phase = (_read(self.files["state"]).split() or [self.phase])[0]
         return self.phase
 
@@ -81,7 +88,7 @@ class Watched:
         if code is not None and not self.stopping:
             if phase == "failed":
                 reason = pull_failure(self.image, _read(self.files["pull_log"]).splitlines(), code)
-            elif phase == "running":
+            elif phase in ("creating", "running"):
                 reason = run_failure(_tail_lines(self.spec.log_path), code)
                 command = [*self.spec.container.entrypoint, *self.spec.container.cmd]
                 if reason and command:
@@ -93,7 +100,7 @@ class Watched:
                   "pid": self.popen.pid, "started_at": self.started_at, "pgid": self.popen.pid,
                   "gpus": list(self.spec.gpu_indices),
                   "portMappings": {str(c): h for c, h in sorted(self.ports.items())},
-                  **http_data(self.spec)},
+                  **http_data(self.spec), **self.data},
             reason=reason, progress=progress,
         )
         return self._info
