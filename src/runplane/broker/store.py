@@ -230,11 +230,12 @@ def load_active(engine: Engine) -> list[Job]:
         counts: dict[str, int] = {}
         ids = [j.id for j in out if j.status == IN_PROGRESS]
         for i in range(0, len(ids), 500):
-            counts.update(conn.execute(
+            for job_id, next_seq in conn.execute(
                 select(job_chunks.c.job_id, func.max(job_chunks.c.seq) + 1)
                 .where(job_chunks.c.job_id.in_(ids[i : i + 500]))
                 .group_by(job_chunks.c.job_id)
-            ).tuples().all())
+            ):
+                counts[job_id] = next_seq
     for job in out:
         job.size = len(orjson.dumps(job.payload))
         job.nchunks = counts.get(job.id, 0)
