@@ -1,8 +1,12 @@
 """The held-bytes budgets and the cache of just-finished jobs (runplane.broker.budget) through
-the job book's transitions: what each counts, when it is released, and what leaves memory.
-No writer, registry or event loop: the book is pure state."""
+the job book's transitions: what each counts, when it is released, and what leaves memory
+(no writer, registry or event loop: the book is pure state); and a webhook's body, counted
+while it is posted (a real HTTP listener on loopback)."""
 
 from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -10,6 +14,8 @@ from runplane.broker.book import JobBook
 from runplane.broker.budget import HeldBytes
 from runplane.broker.models import COMPLETED, FAILED, Job, Worker
 from runplane.broker.queues import JobQueues
+from runplane.broker.webhook_guard import networks
+from runplane.broker.webhooks import WebhookSender
 from runplane.errors import RateLimited, TooLarge
 from runplane.worker_state import WorkerState
 
@@ -102,3 +108,40 @@ def test_a_result_is_never_refused_by_a_full_budget() -> None:
         book.held.check("ep1", "u", 1)
     fx = book.report(job, w, FAILED, None, "e" * 5000, NOW, 5000)
     assert job.status == FAILED and fx.finals == [job] and book.held.endpoints == {}
+
+
+async def test_a_webhook_body_counts_while_posted_and_one_over_the_budget_is_not_sent() -> None:
+    hits: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            hits.append(self.rfile.read(int(self.headers["content-length"])))
+            during.append(dict(held.users))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    held = HeldBytes(per_user=1000)
+    during: list[dict[str, int]] = []
+
+    def render(job: Job) -> bytes:
+        return b"w" * job.size
+
+    sender = WebhookSender(render, 0.0, networks(["127.0.0.0/8"]), held, lambda _: None)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        small, big = _job(1, 600), _job(2, 1001)
+        small.webhook = big.webhook = url
+        assert await sender.deliver(small) is True and hits == [b"w" * 600]
+        assert during == [{"u": 600}]  # counted while it was posted
+        # Over the user's budget: no attempt is made; later ones read the job again (gone).
+        assert await sender.deliver(big) is False and len(hits) == 1
+        assert held.users == {} and held.endpoints == {}
+    finally:
+        await sender.aclose()
+        server.shutdown()
+        server.server_close()

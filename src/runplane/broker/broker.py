@@ -119,7 +119,8 @@ class Broker:
         self.stream_take = reads.stream_take
         self._keys = IdempotencyKeys(engine, self.find)
         self._webhooks = WebhookSender(render_job, settings.webhook_retry_delay_s,
-                                       self._webhook_allow)
+                                       self._webhook_allow, self.held,
+                                       lambda job_id: self.find(job_id))
         self._applier = EffectApplier(self.writer, self.workers, self._settled)
         self._apply = self._applier.apply
         self._sweeper = Sweeper(self._book, engine, clock, settings.sweep_interval_s,

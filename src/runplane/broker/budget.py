@@ -4,7 +4,7 @@ What a user can make the server hold counts against two budgets at once, their e
 and their own (``[broker] max_held_bytes_per_endpoint`` / ``_per_user``, 0: none): the
 inputs of their queued and running jobs (``Job.size``), the stream chunks and progress
 outputs of running jobs kept in memory. A job's count is ``Job.held``; it is released when
-the job ends or is deleted.
+the job ends or is deleted. A webhook's body counts while its deliveries are under way.
 
 Past a budget only what would add to it *on request* is refused: a new submission (429, or
 413 when it alone is over the budget: it could never be admitted) and a progress update
@@ -60,17 +60,23 @@ class HeldBytes:
         """Count ``n`` more bytes held for ``job``."""
         if n:
             job.held += n
-            ep, user = job.endpoint_id, job.user_id
-            self.endpoints[ep] = self.endpoints.get(ep, 0) + n
-            self.users[user] = self.users.get(user, 0) + n
+            self.hold(job.endpoint_id, job.user_id, n)
 
     def release(self, job: Job, n: int | None = None) -> None:
         """No longer count ``n`` of ``job``'s bytes (all of them by default)."""
         n = job.held if n is None else min(n, job.held)
         if n:
             job.held -= n
-            _sub(self.endpoints, job.endpoint_id, n)
-            _sub(self.users, job.user_id, n)
+            self.unhold(job.endpoint_id, job.user_id, n)
+
+    def hold(self, endpoint_id: str, user_id: str, n: int) -> None:
+        """Count ``n`` bytes held for the endpoint and user, of no job (a webhook's body)."""
+        self.endpoints[endpoint_id] = self.endpoints.get(endpoint_id, 0) + n
+        self.users[user_id] = self.users.get(user_id, 0) + n
+
+    def unhold(self, endpoint_id: str, user_id: str, n: int) -> None:
+        _sub(self.endpoints, endpoint_id, n)
+        _sub(self.users, user_id, n)
 
 
     def to_store(self, job: Job) -> None:
