@@ -123,6 +123,14 @@ class BrokerSettings(BaseModel):
     accelerator: bool = True
     # How long a result or cancel waits for a store that cannot write before a 503.
     store_wait_s: float = 5.0
+    # Bytes of jobs the server holds in memory for one endpoint and for one user (inputs of
+    # queued and running jobs, stream chunks and progress kept in memory; 0: no budget):
+    # past them a submission is 429 (413 when it alone is over), a chunk is kept in the
+    # store only. Finished jobs' results leave memory once stored but for a cache of the
+    # just-finished ones, of result_cache_bytes in all (docs/security.md).
+    max_held_bytes_per_endpoint: int = Field(default=1_000_000_000, ge=0)
+    max_held_bytes_per_user: int = Field(default=2_000_000_000, ge=0)
+    result_cache_bytes: int = Field(default=64_000_000, ge=0)
 
 
 class ContainerSettings(BaseModel):

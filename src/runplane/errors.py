@@ -44,6 +44,11 @@ class Conflict(DomainError):
     """The resource's current state forbids the change (in use, already exists, ...)."""
 
 
+class TooLarge(DomainError):
+    """One item larger than a limit could ever admit (413): sending it again cannot help,
+    unlike :class:`RateLimited`; it must be made smaller or split."""
+
+
 class RateLimited(DomainError):
     """Too many requests, or a quota reached: 429 with ``Retry-After`` (whole seconds)."""
 

@@ -27,6 +27,7 @@ from runplane.errors import (
     Invalid,
     NotFound,
     RateLimited,
+    TooLarge,
     Unauthorized,
     Unavailable,
 )
@@ -38,6 +39,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    TooLarge: 413,
     RateLimited: 429,
     Unavailable: 503,
 }

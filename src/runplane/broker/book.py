@@ -15,8 +15,11 @@ registry or event loop (tests/unit/test_book.py). Time is a parameter.
 - ``admit``: a new job (its row already committed) is queued.
 - ``confirm`` / ``untake``: a job-take response was written (the jobs are taken) / could not
   be written (back to the head of the queue, no retry counted).
-- ``finalize``: COMPLETED, FAILED, CANCELLED or TIMED_OUT; counted, kept among the recent
-  final jobs for a fast ``/status``, written, settled once committed.
+- ``finalize``: COMPLETED, FAILED, CANCELLED or TIMED_OUT; counted, written, settled once
+  committed; its bytes leave the held-bytes budgets (:mod:`.budget`) at once.
+- ``keep``: a settled final job stays in memory among the just-finished ones (a fast
+  ``/status``) while the cache's count and bytes allow; the oldest leave it (memory), and are
+  read back from the store.
 - ``lose``: its worker lost it; re-queued at the head counting a retry, FAILED past
   ``max_retries``. ``delete``: TTL expiry, gone in any state. ``time_out``: past its
   execution timeout. ``cancel``, ``purge``, ``requeue`` (a user's retry), ``report``
@@ -26,11 +29,11 @@ registry or event loop (tests/unit/test_book.py). Time is a parameter.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from runplane.broker import store as sql
+from runplane.broker.budget import HeldBytes, JustFinished
 from runplane.broker.effects import Effects, event
 from runplane.broker.models import (
     CANCELLED,
@@ -50,24 +53,28 @@ from runplane.broker.queues import JobQueues
 
 log = logging.getLogger("runplane.broker")
 
-# Final jobs kept in memory for fast /status; older ones are read from the store.
+# Final jobs kept in memory for fast /status, at most this many and (inputs, outputs and
+# chunks) this many bytes; older ones are read from the store.
 RECENT_FINAL_JOBS = 20_000
+RESULT_CACHE_BYTES = 64_000_000
 
 
 class JobBook:
-    """See the module docstring. ``worker_of`` finds a registered worker by id."""
+    """See the module docstring. ``worker_of`` finds a registered worker by id; ``held``
+    counts the bytes of queued and running jobs (no budget by default)."""
 
     def __init__(self, queues: JobQueues, worker_of: Callable[[str], Worker | None], *,
                  max_retries: int, run_retention_s: float, runsync_retention_s: float,
-                 recent_final: int = RECENT_FINAL_JOBS) -> None:
+                 recent_final: int = RECENT_FINAL_JOBS, held: HeldBytes | None = None,
+                 cache_bytes: int = RESULT_CACHE_BYTES) -> None:
         self.jobs: dict[str, Job] = {}
         self.queues = queues
+        self.held = held if held is not None else HeldBytes()
         self._worker_of = worker_of
         self._max_retries = max_retries
         self._run_retention_s = run_retention_s
         self._runsync_retention_s = runsync_retention_s
-        self._recent_final = recent_final
-        self._final_order: deque[str] = deque()
+        self.finished = JustFinished(recent_final, cache_bytes)
 
     # -- into the queue ------------------------------------------------------------------
 
@@ -75,6 +82,8 @@ class JobBook:
         """A new job, whose row is committed: queue it."""
         fx = Effects()
         self.jobs[job.id] = job
+        if not job.held:  # (the broker counts it before its row is written)
+            self.held.add(job, job.size)
         self._enqueue(fx, job)
         fx.events.append(event(JOB_SUBMITTED, job, now))
         return fx
@@ -84,14 +93,19 @@ class JobBook:
         id, old result gone; :meth:`requeue` queues it."""
         if self.jobs.get(job.id) is not job:
             self.jobs[job.id] = job
+        self.finished.drop(job)
         job.status = IN_QUEUE
         job.settled = False
         job.output = job.error = None
         job.worker_id = None
         job.started_at = job.finished_at = job.retain_until = None
         job.chunks = []
-        job.stream_delivered = 0
+        job.stream_delivered = job.nchunks = 0
+        job.chunks_in_store = False
+        job.chunk_bytes = job.output_bytes = 0
         job.missing_since = None
+        self.held.release(job)
+        self.held.add(job, job.size)
 
     def requeue(self, job: Job, now: float) -> Effects:
         """Queue a job :meth:`reset` for a retry."""
@@ -107,6 +121,7 @@ class JobBook:
         yet."""
         fx = Effects()
         self.jobs[job.id] = job
+        self.held.add(job, job.size)
         if job.status == IN_PROGRESS and holder is not None:
             self.queues.of(job.endpoint_id).in_progress += 1
             self._hold(holder, job)
@@ -160,12 +175,13 @@ class JobBook:
                 self.queues.push(job, front=True)
 
     def report(self, job: Job, worker: Worker, status: str, output: Any, error: str | None,
-               now: float) -> Effects:
-        """``worker``'s final result for ``job`` (COMPLETED or FAILED). If the job was
-        handed to another worker meanwhile, the first result wins and that one stops."""
+               now: float, size: int = 0) -> Effects:
+        """``worker``'s final result for ``job`` (COMPLETED or FAILED), ``size`` bytes as
+        posted. If the job was handed to another worker meanwhile, the first result wins and
+        that one stops."""
         holder = job.worker_id if job.status == IN_PROGRESS else job.reserved_by
         fx = Effects()
-        self._finalize(fx, job, status, output, error, now)
+        self._finalize(fx, job, status, output, error, now, size)
         if holder and holder != worker.id:
             fx.stops.append((holder, job.id))
         return fx
@@ -262,6 +278,8 @@ class JobBook:
             fx.stops.append((holder, job.id))
         job.deleted = True
         self.jobs.pop(job.id, None)
+        self.held.release(job)
+        self.finished.drop(job)
         job.notify()
         log.info("job %s deleted: %s", job.id, reason,
                  extra={"job_id": job.id, "endpoint_id": job.endpoint_id})
@@ -276,10 +294,19 @@ class JobBook:
             job = self.jobs.get(job_id)
             if job is not None and job.final:
                 del self.jobs[job_id]
+                self.finished.drop(job)
                 job.deleted = True
             fx.writes.append((sql.DELETE_JOB, {"_id": job_id}))
             fx.writes.append((sql.DELETE_CHUNKS, {"_id": job_id}))
         return fx
+
+    # -- what memory holds ---------------------------------------------------------------
+
+    def keep(self, job: Job) -> None:
+        """``job``'s final state is stored: kept among the just-finished jobs while the
+        cache allows (:class:`~runplane.broker.budget.JustFinished`)."""
+        if self.jobs.get(job.id) is job:
+            self.finished.keep(job, self.jobs)
 
     # -- the steps -----------------------------------------------------------------------
 
@@ -305,13 +332,16 @@ class JobBook:
         job.reserved_by = None
 
     def _finalize(self, fx: Effects, job: Job, status: str, output: Any, error: str | None,
-                  now: float) -> None:
+                  now: float, size: int = 0) -> None:
         if job.final:
             return
         self._leave_running(fx, job, now)
         self.queues.remove(job)
+        # Out of the budgets: a result is never refused; memory keeps it only in the cache.
+        self.held.release(job)
         job.status = status
         job.output = output
+        job.output_bytes = size
         job.error = error
         job.finished_at = now
         job.settled = False
@@ -323,12 +353,6 @@ class JobBook:
         elif status in (FAILED, TIMED_OUT):
             q.failed += 1
         fx.events.append(event(JOB_FINAL, job, now))
-        self._final_order.append(job.id)
-        jobs = self.jobs
-        while len(self._final_order) > self._recent_final:
-            old = jobs.get(self._final_order.popleft())
-            if old is not None and old.final:
-                del jobs[old.id]
         fx.writes.append((sql.FINISH_JOB, sql.finish_params(job)))
         fx.finals.append(job)
 

@@ -17,7 +17,8 @@ The parts, built here in dependency order and each given only what it uses: the 
 its transitions (:mod:`.book`), the applier of their effects (:mod:`.effects`), the time
 limits (:mod:`.sweeps`), the worker-route operations (:mod:`.handoff`), webhooks
 (:mod:`.webhooks`), the start-up rebuild (:mod:`.rebuild`) and the group-commit writer
-(:mod:`.writer`). Everything runs on the server's event loop thread; SQL writes go through
+(:mod:`.writer`); the held-bytes budgets and the cache of just-finished jobs
+(:mod:`.budget`). Everything runs on the server's event loop thread; SQL writes go through
 the writer. Time comes from the injected clock so :meth:`Broker.sweep` can be driven by tests.
 """
 
@@ -31,15 +32,18 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine
 
 from runplane.broker import store as sql
 from runplane.broker.book import JobBook
+from runplane.broker.budget import HeldBytes
 from runplane.broker.effects import EffectApplier, EnqueueListener, JobListener, landed
 from runplane.broker.handoff import JobHandoff
 from runplane.broker.idempotency import IdempotencyKeys
-from runplane.broker.models import FINAL_STATES, IN_QUEUE, Job, QueueMetrics
+from runplane.broker.models import Job, QueueMetrics
 from runplane.broker.queues import JobQueues
+from runplane.broker.reads import JobReads
 from runplane.broker.rebuild import StartupQuiet, rebuild
 from runplane.broker.sweeps import Sweeper
 from runplane.broker.webhook_guard import Network, check_url
@@ -50,10 +54,6 @@ from runplane.clock import Clock
 from runplane.config import BrokerSettings
 from runplane.errors import Conflict, RateLimited, Unavailable
 
-# At most this many extra rows are read to make up for rows whose job is in memory.
-_MAX_OVERFETCH = 5000
-
-
 def new_job_id() -> str:
     """A job id as /run makes them (``<uuid4>-u1``), for a job submitted later under it
     (:meth:`Broker.submit_many`)."""
@@ -62,7 +62,8 @@ def new_job_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
-    """One job of :meth:`Broker.submit_many`: its id, the request body as sent, its policy."""
+    """One job of :meth:`Broker.submit_many`: its id, the request body as sent, its policy,
+    its bytes (0: those of ``payload`` as JSON)."""
 
     id: str
     payload: dict[str, Any]
@@ -70,11 +71,7 @@ class NewJob:
     execution_timeout_ms: int | None
     low_priority: bool
     webhook: str | None
-
-
-def _retained(job: Job, now: float) -> bool:
-    """A row past its TTL or result retention is being deleted: /status answers 404."""
-    return job.expires_at > now and (job.retain_until is None or job.retain_until > now)
+    size: int = 0
 
 
 class Broker:
@@ -107,12 +104,26 @@ class Broker:
         queues = JobQueues()
         self.workers = WorkerRegistry(engine, clock, self.writer, settings, public_url, owner_of,
                                       release_waiters=queues.release, lose_jobs=self._lose)
+        self.held = HeldBytes(settings.max_held_bytes_per_endpoint,
+                              settings.max_held_bytes_per_user)
         self._book = JobBook(queues, self.workers.get, max_retries=settings.job_max_retries,
                              run_retention_s=settings.run_result_retention_s,
-                             runsync_retention_s=settings.runsync_result_retention_s)
+                             runsync_retention_s=settings.runsync_result_retention_s,
+                             held=self.held, cache_bytes=settings.result_cache_bytes)
+        reads = JobReads(engine, self._book, clock, self.writer)
+        # (Reads of memory and the store: .reads.)
+        self.find = reads.find
+        self.jobs_of = reads.jobs_of
+        self.chunks = reads.chunks
+        self.stream_take = reads.stream_take
         self._keys = IdempotencyKeys(engine, self.find)
-        self.webhooks = WebhookSender(settings.webhook_retry_delay_s, self._webhook_allow)
+        self.webhooks = WebhookSender(settings.webhook_retry_delay_s, self._webhook_allow,
+                                      self.held)
         self._applier = EffectApplier(self.writer, self.workers)
+        # First of the settled listeners: a final job's write committed, so it joins the
+        # cache of just-finished jobs (from which it leaves memory); the api layer's
+        # webhooks come after (server.py).
+        self._applier.settled_listeners.append(self._book.keep)
         self._apply = self._applier.apply
         self._sweeper = Sweeper(self._book, engine, clock, settings.sweep_interval_s,
                                 execution_timeout_ms, self._apply, self.workers.sweep)
@@ -215,8 +226,9 @@ class Broker:
         idempotency_key: str | None = None,
     ) -> Job:
         """Store a new job (committed before this returns) and queue it. ``size``: the
-        request's bytes, counted against the endpoint's queued-bytes cap. A webhook to a
-        refused address is ``Invalid``; a full queue is ``RateLimited``. A retained job of
+        request's bytes, counted against the endpoint's queued-bytes cap and the held-bytes
+        budgets. A webhook to a refused address is ``Invalid``; a full queue or budget is
+        ``RateLimited`` (``TooLarge`` when ``size`` alone is over). A retained job of
         ``user_id`` submitted with the same ``idempotency_key`` is returned instead of a new
         one (:mod:`.idempotency`; ``Conflict`` when it is another endpoint's)."""
         if self._draining:
@@ -237,6 +249,7 @@ class Broker:
             check_url(webhook, self._webhook_allow)
         self._book.queues.check_room(endpoint_id, 1, size, self._max_queued_jobs,
                                      self._max_queued_bytes)
+        self.held.check(endpoint_id, user_id, size)
         now = self._clock.now()
         # A version-4 UUID from the OS's CSPRNG (secrets): every route checks the endpoint's
         # owner, but an id no one can predict leaks nothing even where a check is missed.
@@ -249,16 +262,22 @@ class Broker:
             low_priority=low_priority, execution_timeout_ms=execution_timeout_ms, webhook=webhook,
             size=size, idempotency_key=idempotency_key,
         )
-        if key is None:
-            await self.writer.write((sql.INSERT_JOB, sql.job_row(job)))
-        else:
-            self._keys.claim(key)
-            stored = None
-            try:
-                await self.writer.write(*stale, (sql.INSERT_JOB, sql.job_row(job)))
-                stored = job
-            finally:
-                self._keys.release(key, stored)
+        # Counted from now on (concurrent submissions see it), released if not stored.
+        self.held.add(job, size)
+        try:
+            if key is None:
+                await self.writer.write((sql.INSERT_JOB, sql.job_row(job)))
+            else:
+                self._keys.claim(key)
+                stored = None
+                try:
+                    await self.writer.write(*stale, (sql.INSERT_JOB, sql.job_row(job)))
+                    stored = job
+                finally:
+                    self._keys.release(key, stored)
+        except BaseException:
+            self.held.release(job)
+            raise
         fx = self._book.admit(job, now)
         self._sweeper.watch_ttl(job)
         self._apply(fx)
@@ -271,33 +290,35 @@ class Broker:
     async def submit_many(self, endpoint_id: str, user_id: str, new: Sequence[NewJob],
                           *also: Op) -> list[Job]:
         """Store the jobs ``new`` and the writes ``also`` in one transaction (all or none),
-        then queue them: a batch's finalize, whose own state change is ``also``."""
+        then queue them: a batch's finalize, whose own state change is ``also``. Their bytes
+        count as one submission's against the queue's cap and the budgets (``submit``)."""
         for n in new:
             if n.webhook is not None:
                 check_url(n.webhook, self._webhook_allow)
-        self._book.queues.check_room(endpoint_id, len(new), 0, self._max_queued_jobs, 0)
+        sizes = [n.size or len(orjson.dumps(n.payload)) for n in new]
+        total = sum(sizes)
+        self._book.queues.check_room(endpoint_id, len(new), total, self._max_queued_jobs,
+                                     self._max_queued_bytes)
+        self.held.check(endpoint_id, user_id, total, f"these {len(new):,} jobs")
         now = self._clock.now()
         jobs = [Job(id=n.id, endpoint_id=endpoint_id, user_id=user_id,
                     payload={**n.payload, "id": n.id}, created_at=now,
                     expires_at=now + n.ttl_ms / 1000.0, low_priority=n.low_priority,
-                    execution_timeout_ms=n.execution_timeout_ms, webhook=n.webhook)
-                for n in new]
-        await self.writer.write(*[(sql.INSERT_JOB, sql.job_row(j)) for j in jobs], *also)
+                    execution_timeout_ms=n.execution_timeout_ms, webhook=n.webhook, size=size)
+                for n, size in zip(new, sizes, strict=True)]
+        for job in jobs:
+            self.held.add(job, job.size)
+        try:
+            await self.writer.write(*[(sql.INSERT_JOB, sql.job_row(j)) for j in jobs], *also)
+        except BaseException:
+            for job in jobs:
+                self.held.release(job)
+            raise
         for job in jobs:
             fx = self._book.admit(job, now)
             self._sweeper.watch_ttl(job)
             self._apply(fx)
         return jobs
-
-    def find(self, job_id: str) -> Job | None:
-        """A job by id from memory, else from the store (final jobs); None if gone."""
-        job = self._book.jobs.get(job_id)
-        if job is not None:
-            return None if job.deleted else job
-        job = sql.load_job(self._engine, job_id)
-        if job is None or not _retained(job, self._clock.now()):
-            return None  # expired; its row is being deleted
-        return job
 
     async def wait_final(self, job: Job, timeout: float) -> None:
         """Wait until ``job`` is final (and committed) or deleted, at most ``timeout`` s."""
@@ -328,7 +349,11 @@ class Broker:
         return job
 
     async def retry(self, job: Job) -> Job:
-        """Re-queue a FAILED or TIMED_OUT job under the same id (old result removed)."""
+        """Re-queue a FAILED or TIMED_OUT job under the same id (old result removed): a
+        submission again, refused as ``submit`` refuses one past the budgets."""
+        if not job.size:  # (read back from the store: its size is that of its input)
+            job.size = len(orjson.dumps(job.payload))
+        self.held.check(job.endpoint_id, job.user_id, job.size)
         # Stored first: a retry the store refused changes nothing (503).
         await self.writer.write((sql.RESET_JOB, {"_id": job.id}),
                                 (sql.DELETE_CHUNKS, {"_id": job.id}))
@@ -345,51 +370,6 @@ class Broker:
         await landed(self._apply(fx), self.handoff.store_wait_s,
                      f"the purge of {removed} queued jobs was taken")
         return removed
-
-    def jobs_of(self, endpoint_id: str, status: str | None, limit: int,
-                with_payload: bool) -> list[Job]:
-        """The endpoint's retained jobs, newest first (IN_QUEUE: oldest first, queue order).
-
-        Memory is the truth for queued and running jobs (every one is there) and holds the
-        most recent final ones; older final jobs are read from the store until their
-        retention ends. A job in memory wins over its row, which may lag a write behind.
-        """
-        oldest_first = status == IN_QUEUE
-        now = self._clock.now()
-        mine = [j for j in list(self._book.jobs.values())
-                if j.endpoint_id == endpoint_id and not j.deleted]
-        found = [j for j in mine if status is None or j.status == status]
-        wanted_final = tuple(FINAL_STATES) if status is None else (
-            (status,) if status in FINAL_STATES else ())
-        if wanted_final:
-            in_memory = {j.id for j in mine}
-            rows = sql.list_jobs(
-                self._engine, endpoint_id, wanted_final,
-                limit + min(len(in_memory), _MAX_OVERFETCH), oldest_first=oldest_first,
-                with_payload=with_payload)
-            found += [j for j in rows if j.id not in in_memory and _retained(j, now)]
-        found.sort(key=lambda j: (j.created_at, j.id), reverse=not oldest_first)
-        return found[:limit]
-
-    def chunks(self, job: Job, start: int = 0) -> list[Any]:
-        """The stream chunks of ``job`` from the ``start``-th on, without moving
-        ``/stream``'s cursor."""
-        if self._book.jobs.get(job.id) is job:
-            return job.chunks[start:]
-        return sql.load_chunks(self._engine, job.id, start)
-
-    def stream_take(self, job: Job) -> list[Any]:
-        """Chunks not handed out yet (each chunk is handed out once)."""
-        if self._book.jobs.get(job.id) is job:
-            new = job.chunks[job.stream_delivered:]
-        else:  # a final job read from the store
-            new = sql.load_chunks(self._engine, job.id, job.stream_delivered)
-        if new:
-            job.stream_delivered += len(new)
-            self.writer.write_nowait(
-                (sql.STREAM_CURSOR, {"_id": job.id, "stream_delivered": job.stream_delivered})
-            )
-        return new
 
     # -- what the registry reports -------------------------------------------------------
 

@@ -5,6 +5,11 @@ them taken (:meth:`~JobHandoff.confirm`) or puts them back at the head of the qu
 (:meth:`~JobHandoff.untake`); :meth:`~JobHandoff.done` and :meth:`~JobHandoff.stream_chunk`
 take a worker's results and :meth:`~JobHandoff.ping` its heartbeats. The state changes are
 the job book's transitions; their effects are carried out by ``apply``.
+
+What a worker posts counts against its job's held-bytes budgets (:mod:`.budget`) only while
+it is kept in memory: a result is always taken (it leaves the budgets), a stream chunk over
+them is stored and read from the store from then on, and only a progress update over them
+is refused (429: the job goes on, its result will be taken).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from runplane.broker.sweeps import Sweeper
 from runplane.broker.workers import WorkerRegistry
 from runplane.broker.writer import Writer
 from runplane.clock import Clock
-from runplane.errors import Forbidden, Unavailable
+from runplane.errors import Forbidden, RateLimited, Unavailable
 
 log = logging.getLogger("runplane.broker.handoff")
 
@@ -96,9 +101,11 @@ class JobHandoff:
         the queue."""
         self._book.untake(jobs, worker)
 
-    async def done(self, worker: Worker, job_id: str, body: Any, is_stream: bool) -> str:
-        """A job-done post: progress update or final result. Returns what was done with it
-        (``progress``, ``completed``, ``failed``, ``ignored``) for the response."""
+    async def done(self, worker: Worker, job_id: str, body: Any, is_stream: bool,
+                   size: int = 0) -> str:
+        """A job-done post (``size`` bytes): progress update or final result. Returns what
+        was done with it (``progress``, ``completed``, ``failed``, ``ignored``) for the
+        response."""
         self._workers.seen(worker)
         if not isinstance(body, dict):
             body = {"output": body}
@@ -120,14 +127,15 @@ class JobHandoff:
         if body.get("status") == IN_PROGRESS:
             if job.status != IN_PROGRESS or job.worker_id != worker.id:
                 return "ignored"
-            job.output = body.get("output")
-            await self._writer.write((sql.PROGRESS_JOB, {"_id": job.id, "output": job.output}))
+            output = body.get("output")
+            self._hold_progress(job, output, size)
+            await self._writer.write((sql.PROGRESS_JOB, {"_id": job.id, "output": output}))
             return "progress"
         error = body.get("error")
         text = (error if isinstance(error, str) else orjson.dumps(error).decode()) if error \
             else None
         fut = self._apply(self._book.report(job, worker, FAILED if text else COMPLETED,
-                                            body.get("output"), text, self._clock.now()))
+                                            body.get("output"), text, self._clock.now(), size))
         await landed(fut, self.store_wait_s, f"the result of job {job.id} was taken")
         return "failed" if text else "completed"
 
@@ -147,8 +155,26 @@ class JobHandoff:
             except TimeoutError:
                 pass
 
-    async def stream_chunk(self, worker: Worker, job_id: str, body: Any) -> str:
-        """A streamed output chunk of a running job (``/job-stream``)."""
+    def _hold_progress(self, job: Job, output: Any, size: int) -> None:
+        """Count a progress output (replacing the last) in memory, or refuse it (429)."""
+        held = self._book.held
+        if not size and output is not None:
+            size = len(orjson.dumps(output))
+        more = size - job.output_bytes
+        if more > 0 and not held.fits(job.endpoint_id, job.user_id, more):
+            raise RateLimited(5.0, f"progress update of job {job.id} refused: the jobs held "
+                                   "for its endpoint or user are at their byte budget (its "
+                                   "result will be taken)")
+        if more > 0:
+            held.add(job, more)
+        else:
+            held.release(job, -more)
+        job.output = output
+        job.output_bytes = size
+
+    async def stream_chunk(self, worker: Worker, job_id: str, body: Any, size: int = 0) -> str:
+        """A streamed output chunk (``size`` bytes as posted) of a running job
+        (``/job-stream``): stored, and kept in memory while its budgets allow."""
         self._workers.seen(worker)
         job = self._book.jobs.get(job_id)
         if job is None or job.deleted or job.final or job.endpoint_id != worker.endpoint_id:
@@ -156,15 +182,29 @@ class JobHandoff:
         if not _holds(worker, job):
             _refuse(worker, job, "job-stream")
         chunk = body["output"] if isinstance(body, dict) and "output" in body else body
-        seq = len(job.chunks)
-        job.chunks.append(chunk)
+        held = self._book.held
+        if not size:
+            size = len(orjson.dumps(chunk))
+        seq = job.nchunks
+        job.nchunks += 1
+        kept = not job.chunks_in_store and held.fits(job.endpoint_id, job.user_id, size)
+        if kept:
+            job.chunks.append(chunk)
+            job.chunk_bytes += size
+            held.add(job, size)
+        elif not job.chunks_in_store:
+            held.to_store(job)
         try:
             await self._writer.write((sql.INSERT_CHUNK, {"job_id": job.id, "seq": seq,
                                                          "output": chunk}))
         except Unavailable:
             # Not stored, not acknowledged: the worker sends it again.
-            if len(job.chunks) == seq + 1 and job.chunks[seq] is chunk:
+            if job.nchunks == seq + 1:
+                job.nchunks = seq
+            if kept and job.chunks and job.chunks[-1] is chunk:
                 job.chunks.pop()
+                job.chunk_bytes -= size
+                held.release(job, size)
             raise
         job.notify()
         return "stored"

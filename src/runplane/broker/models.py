@@ -35,8 +35,15 @@ class Job:
     low_priority: bool = False
     execution_timeout_ms: int | None = None
     webhook: str | None = None
-    # The request's bytes (0 when unknown, e.g. rebuilt from the store): the queued-bytes cap.
+    # The request's bytes: the queued-bytes cap and the held-bytes budgets (broker.budget).
     size: int = 0
+    # Bytes counted against its endpoint's and user's budgets now (0 once it ended), and
+    # what of it the chunks and the output in memory are; a final job's cost in the cache of
+    # just-finished jobs (``JobBook.keep``; 0: not in it).
+    held: int = 0
+    chunk_bytes: int = 0
+    output_bytes: int = 0
+    cached: int = 0
     status: str = IN_QUEUE
     worker_id: str | None = None
     started_at: float | None = None
@@ -55,9 +62,13 @@ class Job:
     deleted: bool = False
     # Final and committed to the store (what runsync waits for).
     settled: bool = False
-    # Stream chunks (outputs) in arrival order and how many /stream handed out already.
+    # Stream chunks (outputs) in arrival order and how many /stream handed out already;
+    # ``nchunks`` were stored. Once ``chunks_in_store`` (over the budget) they are not kept
+    # in memory (``chunks`` stays empty): readers go to the store.
     chunks: list[Any] = field(default_factory=list)
     stream_delivered: int = 0
+    nchunks: int = 0
+    chunks_in_store: bool = False
     # Set (and replaced) whenever a chunk arrives or the job ends; SSE and runsync wait on it.
     changed: asyncio.Event | None = None
     # When this job was first missing from its worker's pings (heartbeat reconciliation).

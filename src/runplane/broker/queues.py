@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from runplane.broker.models import IN_QUEUE, Job, QueueMetrics, Worker
-from runplane.errors import RateLimited
+from runplane.errors import RateLimited, TooLarge
 
 
 @dataclass(eq=False)
@@ -68,7 +68,12 @@ class JobQueues:
     def check_room(self, endpoint_id: str, n: int, size: int, max_jobs: int,
                    max_bytes: int) -> None:
         """``RateLimited`` (429) unless ``n`` more jobs of ``size`` bytes fit in the
-        endpoint's queue; a cap of 0 is none."""
+        endpoint's queue, ``TooLarge`` (413) when they could never fit; a cap of 0 is none."""
+        if max_jobs and n > max_jobs:
+            raise TooLarge(f"{n:,} jobs at once are more than the queue holds ({max_jobs:,})")
+        if max_bytes and size > max_bytes:
+            raise TooLarge(f"{size:,} bytes of inputs are more than the queue holds "
+                           f"({max_bytes:,} bytes)")
         q = self._by_endpoint.get(endpoint_id)
         if q is None:
             return

@@ -34,7 +34,7 @@ def rebuild(engine: Engine, book: JobBook, workers: WorkerRegistry,
         q.completed = counts.get(COMPLETED, 0)
         q.failed = counts.get(FAILED, 0) + counts.get(TIMED_OUT, 0)
         q.retried = counts.get("retried", 0)
-    for job, _ in sql.load_active(engine):
+    for job in sql.load_active(engine):
         holder = workers.get(job.worker_id) if job.worker_id else None
         apply(book.restore(job, holder))
         sweeper.watch_ttl(job)

@@ -218,29 +218,29 @@ def load_chunks(engine: Engine, job_id: str, start: int) -> list[Any]:
     return [r[0] for r in rows]
 
 
-def load_active(engine: Engine) -> list[tuple[Job, int]]:
-    """Queued and running jobs, oldest first, each with its number of stream chunks."""
+def load_active(engine: Engine) -> list[Job]:
+    """Queued and running jobs, oldest first, each with its size (its input's JSON bytes:
+    the budgets count it again) and the seq its next stream chunk takes; the chunks themselves
+    stay in the store (``chunks_in_store``): memory holds none of them after a restart."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(jobs).where(jobs.c.status.in_([IN_QUEUE, IN_PROGRESS])).order_by(jobs.c.created_at)
         ).all()
-        out = []
-        for row in rows:
-            job = job_from_row(row)
-            out.append(job)
-        chunks: dict[str, list[Any]] = {}
-        if out:
-            ids = [j.id for j in out if j.status == IN_PROGRESS]
-            for i in range(0, len(ids), 500):
-                for r in conn.execute(
-                    select(job_chunks.c.job_id, job_chunks.c.output)
-                    .where(job_chunks.c.job_id.in_(ids[i : i + 500]))
-                    .order_by(job_chunks.c.job_id, job_chunks.c.seq)
-                ):
-                    chunks.setdefault(r[0], []).append(r[1])
+        out = [job_from_row(row) for row in rows]
+        counts: dict[str, int] = {}
+        ids = [j.id for j in out if j.status == IN_PROGRESS]
+        for i in range(0, len(ids), 500):
+            for job_id, next_seq in conn.execute(
+                select(job_chunks.c.job_id, func.max(job_chunks.c.seq) + 1)
+                .where(job_chunks.c.job_id.in_(ids[i : i + 500]))
+                .group_by(job_chunks.c.job_id)
+            ):
+                counts[job_id] = next_seq
     for job in out:
-        job.chunks = chunks.get(job.id, [])
-    return [(j, len(j.chunks)) for j in out]
+        job.size = len(orjson.dumps(job.payload))
+        job.nchunks = counts.get(job.id, 0)
+        job.chunks_in_store = bool(job.nchunks)
+    return out
 
 
 def load_counters(engine: Engine) -> dict[str, dict[str, int]]:

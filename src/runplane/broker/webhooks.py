@@ -12,6 +12,9 @@ Each attempt resolves the host again and POSTs to the checked address only
 (``webhook_guard.resolve``: public addresses, or the operator's allowed ranges), with the
 original Host header and TLS server name; redirects are never followed (a 3xx is a failed
 attempt), so a webhook cannot be bounced to an internal address either.
+
+A body counts against its job's held-bytes budgets (:mod:`.budget`) for as long as it is held
+(its attempts and the waits between them): one that does not fit is not sent (logged).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Sequence
 
 import httpx
 
+from runplane.broker.budget import HeldBytes
 from runplane.broker.models import Job
 from runplane.broker.webhook_guard import Network, resolve
 from runplane.errors import Invalid
@@ -32,9 +36,12 @@ ATTEMPTS = 3
 
 
 class WebhookSender:
-    """Sends each settled job's webhook in the background, with the body it is given."""
+    """Sends each settled job's webhook in the background, with the body it is given;
+    ``held`` counts the bodies while they are held."""
 
-    def __init__(self, retry_delay_s: float, allow: Sequence[Network] = ()) -> None:
+    def __init__(self, retry_delay_s: float, allow: Sequence[Network] = (),
+                 held: HeldBytes | None = None) -> None:
+        self._held = held if held is not None else HeldBytes()
         self._allow = tuple(allow)
         self._retry_delay_s = retry_delay_s
         self._client: httpx.AsyncClient | None = None
@@ -46,9 +53,17 @@ class WebhookSender:
         closed)."""
         if not job.webhook or self._closed:
             return
+        ep, user, size = job.endpoint_id, job.user_id, len(body)
+        if not self._held.fits(ep, user, size):
+            log.info("webhook for job %s not sent: its %d bytes are over the endpoint's or "
+                     "user's budget of bytes held", job.id, size,
+                     extra={"job_id": job.id, "endpoint_id": ep})
+            return
+        self._held.hold(ep, user, size)
         task = asyncio.get_running_loop().create_task(self.deliver(job, body))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._held.unhold(ep, user, size))
 
     async def deliver(self, job: Job, body: bytes) -> bool:
         """Up to :data:`ATTEMPTS` POSTs of ``body``; True once one was answered 2xx."""

@@ -8,7 +8,8 @@ streams go back as the OpenAI Server-Sent Events stream (``wire.openai_sse``) as
 arrive, ended by ``data: [DONE]``. The reply starts only with the first chunk, so a request
 that fails before it streams anything is answered with its error status, as OpenAI does.
 
-Same key, ownership and rate limits as the other job routes (``client.authorized_endpoint``).
+Same key, ownership and rate limits as the other job routes (``client.authorized_endpoint``);
+its bytes count against the queue's cap and the held-bytes budgets as a ``/run``'s do.
 A client that goes away before the end cancels its job: nobody could read its result.
 """
 
@@ -22,7 +23,7 @@ import orjson
 
 from runplane.api.errors import ApiError, bad_request
 from runplane.api.v2.client import authorized_endpoint
-from runplane.api.v2.http import Req, send_json
+from runplane.api.v2.http import Req, parse_json, send_json
 from runplane.api.v2.wire import (
     DEFAULT_TTL_MS,
     OPENAI_DONE,
@@ -48,17 +49,16 @@ async def openai(req: Req) -> None:
         raise ApiError(404, "no such route: the OpenAI-compatible routes are /openai/v1/...")
     route = "/" + "/".join(req.parts[2:])
     body: Any = {}
+    raw = await req.body()  # (a GET's is empty: the next receive() means a disconnect)
     if req.method == "POST":
-        body = await req.json()
+        body = parse_json(raw)
         if not isinstance(body, dict):
             raise bad_request("request body must be a JSON object")
-    else:
-        await req.body()  # (empty) so that the next receive() means a disconnect
     broker = req.services.broker
     job = await broker.submit(
         endpoint_id, principal.user_id, {"input": {"openai_route": route, "openai_input": body}},
         sync=True, ttl_ms=DEFAULT_TTL_MS, execution_timeout_ms=None, low_priority=False,
-        webhook=None,
+        webhook=None, size=len(raw) + len(route),
     )
     disconnect = req.disconnect_watcher()
     try:

@@ -113,27 +113,29 @@ async def job_done(req: Req) -> None:
     w = _worker(req)
     job_id = _job_id(req)
     handoff = req.services.handoff
+    raw = await req.body()
     try:
-        body = parse_result(await req.body())
+        body = parse_result(raw)
     except BadResult as exc:
         # Stored, it would break every read of the job: the job fails with the reason.
         message = f"the worker's result is not JSON every client can read: {exc}"
         await handoff.done(w, job_id, {"error": message}, False)
         raise ApiError(400, message) from None
     is_stream = (req.query("isStream") or "").lower() == "true"
-    result = await handoff.done(w, job_id, body, is_stream)
+    result = await handoff.done(w, job_id, body, is_stream, len(raw))
     await _ok(req, b'{"status":"' + result.encode() + b'"}')
 
 
 async def job_stream(req: Req) -> None:
     w = _worker(req)
     job_id = _job_id(req)
+    raw = await req.body()
     try:
-        body = parse_result(await req.body())
+        body = parse_result(raw)
     except BadResult as exc:
         raise ApiError(400, f"the streamed chunk is not JSON every client can read: {exc}") \
             from None
-    result = await req.services.handoff.stream_chunk(w, job_id, body)
+    result = await req.services.handoff.stream_chunk(w, job_id, body, len(raw))
     await _ok(req, b'{"status":"' + result.encode() + b'"}')
 
 
