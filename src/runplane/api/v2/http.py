@@ -16,6 +16,15 @@ from runplane.system import Services
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
+# The deepest a /v2 body may nest. What the server keeps and hands back wraps a body in a few
+# levels more (a job's stored payload, the OpenAI passthrough's input envelope, the list a
+# worker's take answers) and orjson writes at most 254: a deeper body would be taken, then
+# fail to store or to reach a worker. 128 leaves the wrappers ample room.
+MAX_DEPTH = 128
+# orjson.dumps refuses values nested past this many levels (its fixed recursion limit).
+_ORJSON_DEPTH = 254
+_TOO_DEEP = f"request body nested deeper than {MAX_DEPTH} levels"
+
 
 class Req:
     """One /v2 request: its ASGI channels, the path's parts after ``/v2`` and the server's
@@ -114,17 +123,43 @@ def parse_query(raw: bytes) -> dict[str, str]:
 
 
 def parse_json(raw: bytes, *, lenient: bool = False) -> Any:
+    """The body as JSON, or a 400: not JSON, or nested deeper than ``MAX_DEPTH``."""
     if not raw.strip():
         raise bad_request("request body is empty; expected JSON")
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        if lenient:
-            try:  # Python's encoder writes bare NaN/Infinity; stdlib json reads them back.
-                return json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                pass
-        raise bad_request(f"malformed JSON body: {exc}") from None
+        if "depth limit" in str(exc):  # orjson reads at most 1,024 levels
+            raise bad_request(_TOO_DEEP) from None
+        value = _lenient(raw) if lenient else None
+        if value is None:
+            raise bad_request(f"malformed JSON body: {exc}") from None
+    # Fewer brackets than the limit cannot nest past it: two C-speed counts, and the exact
+    # check only for bodies with that many containers.
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and too_deep(value, MAX_DEPTH):
+        raise bad_request(_TOO_DEEP)
+    return value
+
+
+def _lenient(raw: bytes) -> Any:
+    """What stdlib json reads that orjson does not (bare NaN/Infinity, which Python's encoder
+    writes), or None."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether ``value`` (as JSON decodes it) nests containers deeper than ``limit``: orjson
+    (C speed) writes it inside ``254 - limit`` more levels, or refuses it as too deep."""
+    for _ in range(_ORJSON_DEPTH - limit):
+        value = [value]
+    try:
+        orjson.dumps(value)
+    except TypeError as exc:  # orjson.JSONEncodeError
+        return "recursion" in str(exc).lower()
+    return False
 
 
 async def send_json(send: Send, body: Any, status: int = 200,
