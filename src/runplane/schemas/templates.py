@@ -7,15 +7,17 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from runplane.schemas.common import Env, InputModel, Name, split_commas
+from runplane.schemas.common import Env, ImageName, InputModel, Name, split_commas
 
-_PORT = re.compile(r"^(\d{1,5})/(http|tcp)$")
+# fullmatch, not ``$`` (which also matches before a final newline: "80/http\n" would pass).
+_PORT = re.compile(r"([0-9]{1,5})/(http|tcp)")
 
 
-def _check_ports(ports: list[str]) -> list[str]:
+def check_ports(ports: list[str]) -> list[str]:
+    """Each port is ``<1-65535>/http`` or ``<1-65535>/tcp``, none listed twice."""
     seen: set[str] = set()
     for port in ports:
-        match = _PORT.match(port)
+        match = _PORT.fullmatch(port)
         if not match or not 1 <= int(match.group(1)) <= 65535:
             raise ValueError(f"{port!r} is not '<1-65535>/http' or '<1-65535>/tcp'")
         if match.group(1) in seen:
@@ -34,11 +36,10 @@ def _check_mount_path(path: str) -> str:
 
 
 Ports = Annotated[
-    list[str], BeforeValidator(split_commas), AfterValidator(_check_ports), Field(max_length=64)
+    list[str], BeforeValidator(split_commas), AfterValidator(check_ports), Field(max_length=64)
 ]
 MountPath = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_check_mount_path)]
 Argv = Annotated[list[Annotated[str, Field(max_length=32_768)]], Field(max_length=256)]
-ImageName = Annotated[str, Field(min_length=1, max_length=1024)]
 # Container disk: the spec gives no range; 1 GB to 4 TB, the network volume's bounds.
 ContainerDisk = Annotated[int, Field(ge=1, le=4000)]
 VolumeSize = Annotated[int, Field(ge=0, le=4000)]

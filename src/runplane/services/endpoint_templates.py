@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from runplane.errors import DomainError, Invalid
 from runplane.ids import new_id
 from runplane.schemas.endpoints import QUEUE, Endpoint, EndpointCreate, EndpointKind, EndpointUpdate
@@ -56,7 +58,7 @@ class EndpointTemplates:
             return self._endpoints.create(
                 principal, EndpointCreate.model_validate({**fields, "templateId": template_id}),
                 kind)
-        except DomainError:
+        except (DomainError, ValidationError):
             if made is not None:  # the endpoint was refused: its template goes too
                 self._templates.delete(principal, made.id)
             raise

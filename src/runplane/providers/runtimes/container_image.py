@@ -8,11 +8,12 @@ import re
 
 from runplane.providers.base import ImageError
 
-# docker's reference grammar, loosely: [registry[:port]/]path[:tag][@digest], lowercase path.
+# docker's reference grammar, loosely: [registry[:port]/]path[:tag][@digest], lowercase path
+# (\Z: ``$`` would also match before a final newline).
 _REFERENCE = re.compile(
     r"^(?:(?P<registry>[a-zA-Z0-9.-]+(?::[0-9]+)?)/)?"
     r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>[a-z0-9]+:[a-fA-F0-9]{32,}))?$"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>[a-z0-9]+:[a-fA-F0-9]{32,}))?\Z"
 )
 
 
