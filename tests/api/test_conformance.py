@@ -126,8 +126,9 @@ async def test_openapi_and_docs_are_served(anon: httpx.AsyncClient) -> None:
     assert "ApiKey" in doc["components"]["securitySchemes"]
     docs = await anon.get("/v1/docs")
     assert docs.status_code == 200 and "text/html" in docs.headers["content-type"]
-    # Its scripts: the CDN's pinned by version and integrity hash, the start-up code ours.
-    assert "integrity=\"sha384-" in docs.text and "swagger-ui-dist@5." in docs.text
-    assert "script-src 'self' https://cdn.jsdelivr.net" in docs.headers["content-security-policy"]
+    # Its files all served from here (Swagger UI's from the installed package), none from a CDN.
+    assert 'src="/v1/docs/swagger-ui-bundle.js"' in docs.text and "https://" not in docs.text
+    assert "script-src 'self';" in docs.headers["content-security-policy"]
+    assert (await anon.get("/v1/docs/swagger-ui-bundle.js")).status_code == 200
     start = await anon.get("/v1/docs/start.js")
     assert start.status_code == 200 and "/v1/openapi.json" in start.text

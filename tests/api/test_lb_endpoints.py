@@ -191,3 +191,55 @@ async def test_a_waiting_request_is_demand_and_is_served_once_a_worker_is_ready(
         text = (await admin.get("/metrics")).text
     assert f'runplane_lb_requests_total{{endpoint_id="{ep}",outcome="answered"}} 1.0' in text
     assert f'runplane_lb_request_wait_seconds_count{{endpoint_id="{ep}"}} 1.0' in text
+
+
+async def test_the_callers_forwarded_headers_are_not_passed_on(
+        server: Server, fake_worker: tuple[int, list[dict[str, Any]]]) -> None:
+    """Only runplane's X-Forwarded-* reach the worker: a caller's own (a forged address)
+    were passed beside them."""
+    port, seen = fake_worker
+    ep = await make_lb(server)
+    route_to(server, ep, port)
+    async with client_for(server, server.user_key) as c:
+        r = await c.get(f"/lb/{ep}/x", headers=[
+            ("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-Host", "evil.example"),
+            ("X-Forwarded-Proto", "https"), ("Forwarded", "for=6.6.6.6"),
+            ("X-Real-IP", "6.6.6.6"), ("X-Forwarded-Port", "1")])
+    assert r.status_code == 200, r.text
+    got = seen[-1]["headers"]
+    assert got["x-forwarded-for"] == "127.0.0.1" and got["x-forwarded-proto"] == "http"
+    assert got["x-forwarded-host"] == "runplane.test"
+    assert not {"forwarded", "x-real-ip", "x-forwarded-port"} & set(got)
+
+
+async def test_a_worker_that_switches_protocols_is_a_502(server: Server) -> None:
+    """A 101 on a plain HTTP request is no answer to pass on (nor a connection to hand
+    over): 502 saying so."""
+    async def switch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\n\r\nnot http")
+        await writer.drain()
+        await reader.read()  # until the proxy hangs up
+        writer.close()
+
+    listener = await asyncio.start_server(switch, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        ep = await make_lb(server)
+        wid = route_to(server, ep, port)
+        async with client_for(server, server.user_key) as c:
+            r = await c.get(f"/lb/{ep}/x")
+        assert r.status_code == 502 and r.headers["x-runpod-worker-id"] == wid
+        assert "switched protocols" in r.json()["error"]
+    finally:
+        listener.close()
+        await listener.wait_closed()
+
+
+def test_a_websockets_handshake_drops_them_too() -> None:
+    """(The WebSocket proxy builds its own handshake, from the same list.)"""
+    from runplane.api import lb_ws
+    from runplane.api.lb_headers import FORWARDED
+
+    assert FORWARDED <= lb_ws._DROP

@@ -115,7 +115,7 @@ def build_app(services: Services, lifespan: Lifespan) -> RunplaneApp:
         version=__version__,
         description="Self-hosted serverless GPU platform speaking RunPod's REST v1 and job APIs.",
         openapi_url="/v1/openapi.json",
-        docs_url=None,  # api/docs_page.py serves /v1/docs, its scripts pinned
+        docs_url=None,  # api/docs_page.py serves /v1/docs, every file from here
         redoc_url=None,
         lifespan=lifespan,
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -148,8 +149,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _domain_error(_: Request, exc: DomainError) -> Response:
         return error_response(domain_status(exc), exc.message, exc.field, error_headers(exc))
 
+    # A model a service validates past the request's own (a REST v2 body mapped onto v1's
+    # models, an endpoint's template) refuses the same way: a 400, not an unhandled 500.
+    @app.exception_handler(ValidationError)
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+    async def _validation(_: Request, exc: RequestValidationError | ValidationError) -> Response:
         errors = list(exc.errors())
         message, field = describe_validation_error(errors[0]) if errors else ("invalid request", None)
         if len(errors) > 1:

@@ -83,6 +83,13 @@ class Upstream(asyncio.Protocol):
             self.error = UpstreamError(f"bad HTTP from the worker: {err}")
             self.abort()
             self._wake()
+        except httptools.HttpParserUpgrade:
+            # A 101 (or an Upgrade answer): a plain HTTP request never asked to switch
+            # protocols, and the caller's connection is not handed over (WebSockets are
+            # api.lb_ws's). Not an answer: the proxy says 502.
+            self.error = UpstreamError("the worker switched protocols on an HTTP request")
+            self.abort()
+            self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -166,11 +173,18 @@ class Upstream(asyncio.Protocol):
         finally:
             self._waiter = None
 
+    def _failure(self) -> UpstreamError:
+        """What ``error`` says, as the proxy's UpstreamError: its own words when it has
+        them, else the kind of failure (``ConnectionResetError``...)."""
+        if isinstance(self.error, UpstreamError):
+            return UpstreamError(str(self.error))
+        return UpstreamError(type(self.error).__name__)
+
     async def head(self) -> None:
         """Wait for the answer's status and headers (``status``, ``headers``)."""
         while not self.head_done:
             if self.error is not None:
-                raise UpstreamError(type(self.error).__name__)
+                raise self._failure()
             await self._wait()
 
     def content_length(self) -> int | None:
@@ -187,7 +201,7 @@ class Upstream(asyncio.Protocol):
         """The whole body (for answers known to be small)."""
         while not self.complete:
             if self.error is not None:
-                raise UpstreamError(type(self.error).__name__)
+                raise self._failure()
             await self._wait()
         chunks = self._chunks
         if len(chunks) == 1:
@@ -214,7 +228,7 @@ class Upstream(asyncio.Protocol):
             if self.complete:
                 return b""
             if self.error is not None:
-                raise UpstreamError(type(self.error).__name__)
+                raise self._failure()
             await self._wait()
 
     async def upload(self, body: AsyncIterable[bytes], chunked: bool) -> None:

@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from runplane.api.auth import worker_by_credential
 from runplane.api.errors import ApiError
-from runplane.api.lb_headers import DROP_REQUEST, DROP_RESPONSE, WORKER_HEADER
+from runplane.api.lb_headers import DROP_REQUEST, WORKER_HEADER, answer_header
 from runplane.api.lb_proxy import header
 from runplane.broker.models import Worker
 from runplane.errors import RateLimited
@@ -100,8 +100,11 @@ class WorkerTunnel:
             except t.BadFrame as err:
                 await _error(send, 502, f"the worker's answer is malformed ({err})", wid)
                 return False
-            named = ((k.lower().encode("latin-1"), v) for k, v in answer.headers)
-            headers = [(k, v.encode("latin-1")) for k, v in named if k not in DROP_RESPONSE]
+            if answer.status < 200:  # no protocol switch (or interim answer) for a caller
+                await _error(send, 502, f"the worker answered {answer.status}, which this "
+                             "hop cannot pass on", wid)
+                return False
+            headers = [h for h in (answer_header(k, v) for k, v in answer.headers) if h]
             length = next((v for k, v in headers if k == b"content-length"), None)
             if length is not None and (not length.isdigit() or int(length) > self._limit):
                 await _error(send, 502, f"the worker's response is over {self._limit} bytes",

@@ -20,17 +20,18 @@ import websockets
 from starlette.types import Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
 
-from runplane.api.lb_headers import WORKER_HEADER
+from runplane.api.lb_headers import FORWARDED, WORKER_HEADER
 from runplane.api.lb_proxy import LbProxy, ProxyError
 from runplane.lb.pool import Route
 
 log = logging.getLogger("runplane.lb")
 
-# The handshake's own headers, hop-by-hop ones and the caller's key stay here.
+# The handshake's own headers, hop-by-hop ones, the caller's key and its own X-Forwarded-*
+# (runplane sets X-Forwarded-For itself) stay here.
 _DROP = frozenset({b"host", b"authorization", b"connection", b"upgrade", b"sec-websocket-key",
                    b"sec-websocket-version", b"sec-websocket-extensions",
                    b"sec-websocket-protocol", b"sec-websocket-accept", WORKER_HEADER,
-                   b"content-length", b"transfer-encoding", b"keep-alive", b"te"})
+                   b"content-length", b"transfer-encoding", b"keep-alive", b"te", *FORWARDED})
 
 
 async def websocket(proxy: LbProxy, scope: Scope, receive: Receive, send: Send,

@@ -24,7 +24,7 @@ from runplane.web import routes as web
 
 def include_routers(app: FastAPI) -> None:
     app.include_router(health.router)
-    app.include_router(docs_page.router)  # /v1/docs with pinned, integrity-checked scripts
+    app.include_router(docs_page.router)  # /v1/docs, every file of it served from here
     for v1 in (templates, endpoints, networkvolumes, registry, billing, pods, machines):
         app.include_router(v1.router)
     app.include_router(workerlogs.router)  # GET /v1/workers/{id}/logs (runplane extension)

@@ -51,7 +51,8 @@ NameList = Annotated[
     Field(max_length=200),
 ]
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# fullmatch, not ``$``: ``$`` also matches before a final newline ("A\n" would pass).
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 # Variables the platform sets in workers and pods (the worker protocol's, PROTOCOL.md 5, and
@@ -80,7 +81,7 @@ def is_platform_env(name: str) -> bool:
 
 def _check_env(env: dict[str, str]) -> dict[str, str]:
     for key, value in env.items():
-        if not _ENV_NAME.match(key):
+        if not _ENV_NAME.fullmatch(key):
             raise ValueError(f"{key!r} is not a valid environment variable name")
         if is_platform_env(key):
             raise ValueError(f"{key} is set by the platform and cannot be set in env")
@@ -104,3 +105,14 @@ def _printable(text: str) -> str:
 # Free text a user names something with.
 NAME_MAX = 191
 Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX), AfterValidator(_printable)]
+
+
+def _check_image(image: str) -> str:
+    # The container engine reads an argument that starts with '-' as one of its options.
+    if image.startswith("-"):
+        raise ValueError("may not start with '-'")
+    return _printable(image)
+
+
+# What a template or pod runs: a container image reference or a ``local:`` directory.
+ImageName = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_check_image)]

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from runplane.schemas.common import Env, InputModel, Name, NameList
+from runplane.schemas.common import Env, ImageName, InputModel, Name, NameList
 from runplane.schemas.templates import MountPath
 
 Argv = Annotated[list[Annotated[str, Field(max_length=32_768)]], Field(max_length=256)]
@@ -18,7 +18,7 @@ class PodCreate(InputModel):
 
     name: Name = "my pod"
     templateId: str | None = None
-    imageName: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    imageName: ImageName | None = None
     dockerEntrypoint: Argv = Field(default_factory=list)
     dockerStartCmd: Argv = Field(default_factory=list)
     env: Env = Field(default_factory=dict)
@@ -55,7 +55,7 @@ class PodUpdate(InputModel):
     """PATCH /v1/pods/{id} (and POST .../update): a running pod restarts with the change."""
 
     name: Name = None  # type: ignore[assignment]
-    imageName: Annotated[str, Field(min_length=1, max_length=1024)] = None  # type: ignore[assignment]
+    imageName: ImageName = None  # type: ignore[assignment]
     dockerEntrypoint: Argv = None  # type: ignore[assignment]
     dockerStartCmd: Argv = None  # type: ignore[assignment]
     env: Env = None  # type: ignore[assignment]

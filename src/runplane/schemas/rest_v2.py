@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from runplane.schemas.common import Env, InputModel, Name, no_duplicates
+from runplane.schemas.common import Env, ImageName, InputModel, Name, no_duplicates
 from runplane.schemas.templates import check_ports
 
 Cuda = Annotated[str, Field(pattern=r"^\d+\.\d+$")]
@@ -38,11 +38,12 @@ FlashBoot = Literal["OFF", "FLASHBOOT", "PRIORITY_FLASHBOOT"]
 class ContainerFields(InputModel):
     """``ContainerConfig``: what runs, inline (or taken from ``templateId``)."""
 
-    image: Annotated[str, Field(min_length=1, max_length=1024)] = None  # type: ignore[assignment]
+    image: ImageName = None  # type: ignore[assignment]
     args: Annotated[str, Field(max_length=32_768)] = None  # type: ignore[assignment]
     disk: Annotated[int, Field(ge=1, le=4000)] = None  # type: ignore[assignment]
     env: Env = None  # type: ignore[assignment]
-    ports: Annotated[list[str], Field(max_length=64)] = None  # type: ignore[assignment]
+    ports: Annotated[list[str], Field(max_length=64),
+                     AfterValidator(check_ports)] = None  # type: ignore[assignment]
     registry: str | None = None
 
     def container(self) -> dict[str, Any]:
@@ -157,7 +158,7 @@ class TemplateCreateV2(ContainerFields):
     """``CreateTemplateRequest``."""
 
     name: Name
-    image: Annotated[str, Field(min_length=1, max_length=1024)]
+    image: ImageName
     allowedCudaVersions: Annotated[list[Cuda], Field(max_length=64)] = Field(default_factory=list)
     category: Literal["CPU", "NVIDIA", "AMD"] = "NVIDIA"
     mounts: TemplateMounts | None = None

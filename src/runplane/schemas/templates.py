@@ -7,16 +7,17 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from runplane.schemas.common import Env, InputModel, Name, split_commas
+from runplane.schemas.common import Env, ImageName, InputModel, Name, split_commas
 
-_PORT = re.compile(r"^(\d{1,5})/(http|tcp)$")
+# fullmatch, not ``$`` (which also matches before a final newline: "80/http\n" would pass).
+_PORT = re.compile(r"([0-9]{1,5})/(http|tcp)")
 
 
 def check_ports(ports: list[str]) -> list[str]:
     """``<1-65535>/http|tcp`` each, no port twice (templates and pods, v1 and REST v2)."""
     seen: set[str] = set()
     for port in ports:
-        match = _PORT.match(port)
+        match = _PORT.fullmatch(port)
         if not match or not 1 <= int(match.group(1)) <= 65535:
             raise ValueError(f"{port!r} is not '<1-65535>/http' or '<1-65535>/tcp'")
         if match.group(1) in seen:
@@ -41,7 +42,6 @@ MountPath = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(
 # A command's words; REST v2's ``args`` string is split into these (``MAX_ARGV`` at most).
 MAX_ARGV = 256
 Argv = Annotated[list[Annotated[str, Field(max_length=32_768)]], Field(max_length=MAX_ARGV)]
-ImageName = Annotated[str, Field(min_length=1, max_length=1024)]
 # Container disk: the spec gives no range; 1 GB to 4 TB, the network volume's bounds.
 ContainerDisk = Annotated[int, Field(ge=1, le=4000)]
 VolumeSize = Annotated[int, Field(ge=0, le=4000)]

@@ -24,7 +24,7 @@ from runplane.system import Services
 
 router = APIRouter(prefix="/v2/catalog", tags=["catalog"], route_class=V2Route)
 
-_CUDA = re.compile(r"^\d+\.\d+$")
+_CUDA = re.compile(r"[0-9]+\.[0-9]+")  # (fullmatch: ``$`` passes a final newline)
 _REGIONS = {"US": "NORTH_AMERICA", "CA": "NORTH_AMERICA", "EU": "EUROPE", "EUR": "EUROPE",
             "AP": "ASIA", "JP": "ASIA", "SEA": "ASIA", "OC": "OCEANIA", "AU": "OCEANIA",
             "SA": "SOUTH_AMERICA", "BR": "SOUTH_AMERICA", "ME": "MIDDLE_EAST", "AF": "AFRICA"}
@@ -69,13 +69,13 @@ def _gpu_scope(parts: Services, include: str | None, product: str | None, count:
         raise Invalid("minCudaVersion: cudaVersions and minCudaVersion are mutually exclusive",
                       "minCudaVersion")
     versions = _csv(cudas)
-    if any(not _CUDA.match(v) for v in versions):
+    if any(not _CUDA.fullmatch(v) for v in versions):
         raise Invalid("cudaVersions: each is major.minor, e.g. 12.8", "cudaVersions")
     if cloud not in (None, "SECURE", "COMMUNITY"):
         raise Invalid("cloud: SECURE or COMMUNITY", "cloud")
     # A data center's country is its id's first part: US-TX-3 is in the US.
     codes = _csv(countries)
-    if any(not re.match(r"^[A-Z]{2}$", c) for c in codes):
+    if any(not re.fullmatch(r"[A-Z]{2}", c) for c in codes):
         raise Invalid("countryCodes: ISO 3166-1 alpha-2 codes, uppercase", "countryCodes")
     dcs = frozenset(dc for dc in parts.catalog.data_centers if dc.split("-")[0].upper() in codes)
     return Scope(secure=cloud != "COMMUNITY", data_centers=dcs if codes else None,

@@ -6,6 +6,7 @@ Handlers only translate: parse (FastAPI + the models in runplane.schemas), autho
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from starlette.responses import Response
 
 from runplane.api.auth import count_create, require_user
 from runplane.api.context import services
+from runplane.api.errors import bad_request
 from runplane.services.users import Principal
 
 __all__ = ["ERRORS", "JsonBodyRoute", "Responses", "caller", "no_content", "services"]
@@ -98,6 +100,10 @@ class JsonBodyRoute(APIRoute):
 
 
 IGNORED_HEADER = "X-Runplane-Ignored-Fields"
+# An ignored field is named in that header, so its name must be one a header carries:
+# printable ASCII (no CR/LF, nothing past latin-1), and short. Any other is no field of any
+# client: refused before the handler runs, so the refusal changes nothing.
+_HEADER_SAFE_NAME = re.compile(r"[\x20-\x7e]{1,200}")
 
 
 async def _drop_unknown(request: Request, known: frozenset[str]) -> list[str]:
@@ -113,6 +119,10 @@ async def _drop_unknown(request: Request, known: frozenset[str]) -> list[str]:
     if not isinstance(data, dict):
         return []
     ignored = sorted(k for k in data if k not in known)
+    for name in ignored:
+        if not _HEADER_SAFE_NAME.fullmatch(name):
+            raise bad_request(f"unknown field {name[:50]!r}: a field name is printable ASCII, "
+                              "at most 200 characters")
     if ignored:
         request._body = orjson.dumps({k: v for k, v in data.items() if k in known})
     return ignored

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -15,6 +16,18 @@ from runplane.api.responses import dumps
 from runplane.system import Services
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
+
+# The deepest a /v2 body may nest. What the server keeps and hands back wraps a body in a few
+# levels more (a job's stored payload, the OpenAI passthrough's input envelope, the list a
+# worker's take answers) and orjson writes at most 254: a deeper body would be taken, then
+# fail to store or to reach a worker. 128 leaves the wrappers ample room.
+MAX_DEPTH = 128
+# orjson.dumps refuses values nested past this many levels (its fixed recursion limit).
+_ORJSON_DEPTH = 254
+_TOO_DEEP = f"request body nested deeper than {MAX_DEPTH} levels"
+# Up to this size counting a body's brackets costs less than the exact check (one orjson.dumps
+# inside 126 levels, ~1.5 µs before the body's own bytes).
+_COUNT_UP_TO = 4096
 
 
 class Req:
@@ -114,17 +127,66 @@ def parse_query(raw: bytes) -> dict[str, str]:
 
 
 def parse_json(raw: bytes, *, lenient: bool = False) -> Any:
+    """The body as JSON, or a 400: not JSON, or nested deeper than ``MAX_DEPTH``."""
     if not raw.strip():
         raise bad_request("request body is empty; expected JSON")
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        if lenient:
-            try:  # Python's encoder writes bare NaN/Infinity; stdlib json reads them back.
-                return json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                pass
-        raise bad_request(f"malformed JSON body: {exc}") from None
+        if "depth limit" in str(exc):  # orjson reads at most 1,024 levels
+            raise bad_request(_TOO_DEEP) from None
+        value = _lenient(raw) if lenient else None
+        if value is None:
+            raise bad_request(f"malformed JSON body: {exc}") from None
+    # Nesting past the limit takes at least 2 * (MAX_DEPTH + 1) bytes, and as many brackets:
+    # shorter bodies skip the check, and those of a few kB with fewer brackets (counted at C
+    # speed, cheaper than the check there; past that the check is the cheaper of the two).
+    size = len(raw)
+    if size > 2 * MAX_DEPTH and (size > _COUNT_UP_TO or raw.count(b"[") + raw.count(b"{")
+                                 > MAX_DEPTH) and too_deep(value):
+        raise bad_request(_TOO_DEEP)
+    return value
+
+
+def _lenient(raw: bytes) -> Any:
+    """What stdlib json reads that orjson does not (bare NaN/Infinity, which Python's encoder
+    writes), or None."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+
+
+class _Chain(threading.local):
+    """Lists nested ``254 - MAX_DEPTH`` deep (one set per thread), the innermost left empty
+    for the value being checked."""
+
+    def __init__(self) -> None:
+        self.outer: list[Any] = []
+        inner = self.outer
+        for _ in range(_ORJSON_DEPTH - MAX_DEPTH - 1):
+            inner.append([])
+            inner = inner[0]
+        self.inner = inner
+
+
+_CHAIN = _Chain()
+
+
+def too_deep(value: Any) -> bool:
+    """Whether ``value`` (as JSON decodes it) nests containers deeper than ``MAX_DEPTH``:
+    orjson (C speed, and fast on long strings, unlike a scan of the raw bytes) refuses to
+    write it inside the chain's levels. The chain is built once, so a check costs one
+    ``orjson.dumps``."""
+    chain = _CHAIN
+    chain.inner.append(value)
+    try:
+        orjson.dumps(chain.outer)
+    except TypeError as exc:  # orjson.JSONEncodeError
+        return "recursion" in str(exc).lower()
+    finally:
+        chain.inner.clear()
+    return False
 
 
 async def send_json(send: Send, body: Any, status: int = 200,

@@ -9,11 +9,12 @@ import re
 from runplane.providers.base import ImageError
 
 # docker's reference grammar, loosely: [registry[:port]/]path[:tag][@digest], lowercase path;
-# it starts with a letter or digit, so no reference reads as an engine's option.
+# it starts with a letter or digit, so no reference reads as an engine's option (\Z: ``$``
+# would also match before a final newline).
 _REFERENCE = re.compile(
     r"^(?:(?P<registry>[a-zA-Z0-9][a-zA-Z0-9.-]*(?::[0-9]+)?)/)?"
     r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>[a-z0-9]+:[a-fA-F0-9]{32,}))?$"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>[a-z0-9]+:[a-fA-F0-9]{32,}))?\Z"
 )
 
 
