@@ -14,8 +14,8 @@ from runplane.catalog.machines import Machine, discover_local_machine
 from runplane.config import ContainerSettings, MachineSettings
 from runplane.providers.base import HttpPorts, ProcessInfo, WorkerSpec
 from runplane.providers.http_ports import resolve as resolve_ports
-from runplane.providers.runtimes.container import ContainerRuntime
-from runplane.providers.runtimes.container_image import is_container_image
+from runplane.providers.runtimes.container.image import is_container_image
+from runplane.providers.runtimes.container.runtime import ContainerRuntime
 from runplane.providers.runtimes.process import ProcessRuntime, read_tail
 
 
