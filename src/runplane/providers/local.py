@@ -32,7 +32,7 @@ class LocalProvider:
         self.log_dir = data_dir / "logs"
         self.runtime = ProcessRuntime(worker_user=worker_user)
         # server_url: where workers reach the server (public_url); a container on a network of
-        # its own reaches it through a door to that address (container_network).
+        # its own reaches it through a door to that address (container.network).
         self.containers = ContainerRuntime(container or ContainerSettings(), data_dir / "containers",
                                            owner=str(Path(data_dir).resolve()),
                                            server_url=server_url)
