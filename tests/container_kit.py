@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from runplane.providers.runtimes.container_freezer import freezer_of
+from runplane.providers.runtimes.container.freezer import freezer_of
 
 
 def podman_state(name: str) -> str:

@@ -24,7 +24,7 @@ from runplane.providers.base import (
     WorkerSpec,
 )
 from runplane.providers.local import LocalProvider
-from runplane.providers.runtimes.container_engine import (
+from runplane.providers.runtimes.container.engine import (
     EngineUnavailable,
     probe_engine,
 )
@@ -182,7 +182,7 @@ def _followers(name: str) -> list[int]:
     found = []
     for p in psutil.process_iter(["pid", "cmdline"]):
         cmd = p.info["cmdline"] or []
-        if name in cmd and any("container_follow.py" in a or a in ("wait", "logs") for a in cmd):
+        if name in cmd and any(a.endswith("/follow.py") or a in ("wait", "logs") for a in cmd):
             with contextlib.suppress(psutil.Error):
                 if p.status() != psutil.STATUS_ZOMBIE:
                     found.append(p.pid)

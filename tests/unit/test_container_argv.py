@@ -7,15 +7,15 @@ import base64
 import pytest
 
 from runplane.providers.base import ContainerOptions, ImageError
-from runplane.providers.runtimes.container_argv import (
+from runplane.providers.runtimes.container.argv import (
     RunSpec,
     container_ports,
     env_file_text,
     run_argv,
     run_failure,
 )
-from runplane.providers.runtimes.container_engine import Engine
-from runplane.providers.runtimes.container_image import (
+from runplane.providers.runtimes.container.engine import Engine
+from runplane.providers.runtimes.container.image import (
     auth_config,
     is_container_image,
     pull_failure,

@@ -1,4 +1,4 @@
-"""The pure parts of taking over a container (container_adopt.py, container_follow.py): the
+"""The pure parts of taking over a container (container/adopt.py, container/follow.py): the
 engine's listing, its log files' two formats, and how many lines the worker's log holds."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runplane.providers.runtimes.container_adopt import output_start, parse_ps
-from runplane.providers.runtimes.container_follow import (
+from runplane.providers.runtimes.container.adopt import output_start, parse_ps
+from runplane.providers.runtimes.container.follow import (
     Relay,
     entry_text,
     exit_code_of,

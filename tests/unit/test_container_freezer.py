@@ -1,4 +1,4 @@
-"""Where a paused container's freezer is, from /proc/<pid>/cgroup (container_freezer)."""
+"""Where a paused container's freezer is, from /proc/<pid>/cgroup (container/freezer.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runplane.providers.runtimes.container_freezer import freezer_of
+from runplane.providers.runtimes.container.freezer import freezer_of
 
 ROOT = Path("/sys/fs/cgroup")
 V1 = """12:pids:/libpod_parent/libpod-abc

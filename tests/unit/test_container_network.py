@@ -1,4 +1,4 @@
-"""A private network's door to the server (container_network): where the server is, which
+"""A private network's door to the server (container/network.py): where the server is, which
 port it has inside the container, and the worker URLs when that port moved."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from runplane.providers.base import ImageError
-from runplane.providers.runtimes.container_network import (
+from runplane.providers.runtimes.container.network import (
     Door,
     check_engine,
     door_for,

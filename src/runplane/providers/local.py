@@ -14,8 +14,8 @@ from runplane.catalog.machines import Machine, discover_local_machine
 from runplane.config import ContainerSettings, MachineSettings
 from runplane.providers.base import HttpPorts, ProcessInfo, WorkerSpec
 from runplane.providers.http_ports import resolve as resolve_ports
-from runplane.providers.runtimes.container import ContainerRuntime
-from runplane.providers.runtimes.container_image import is_container_image
+from runplane.providers.runtimes.container.image import is_container_image
+from runplane.providers.runtimes.container.runtime import ContainerRuntime
 from runplane.providers.runtimes.process import ProcessRuntime, read_tail
 
 
@@ -32,7 +32,7 @@ class LocalProvider:
         self.log_dir = data_dir / "logs"
         self.runtime = ProcessRuntime(worker_user=worker_user)
         # server_url: where workers reach the server (public_url); a container on a network of
-        # its own reaches it through a door to that address (container_network).
+        # its own reaches it through a door to that address (container.network).
         self.containers = ContainerRuntime(container or ContainerSettings(), data_dir / "containers",
                                            owner=str(Path(data_dir).resolve()),
                                            server_url=server_url)

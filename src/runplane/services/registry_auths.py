@@ -15,7 +15,7 @@ from runplane.clock import Clock
 from runplane.errors import Conflict, Invalid, NotFound
 from runplane.ids import new_template_id
 from runplane.providers.base import ImageError
-from runplane.providers.runtimes.container_image import is_container_image, parse_reference
+from runplane.providers.runtimes.container.image import is_container_image, parse_reference
 from runplane.schemas.registry import RegistryAuth, RegistryAuthCreate, RegistryAuthUpdate
 from runplane.services.access import can_see, owned_by
 from runplane.services.users import Principal

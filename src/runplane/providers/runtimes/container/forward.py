@@ -7,8 +7,8 @@ loopback, so the ``http://127.0.0.1:<port>`` URLs the worker protocol hands it
 container's network namespace* and connects each connection to the same address *on the host*:
 the container reaches the server's port and no other port of the host's loopback.
 
-Run as ``python -I -S container_forward.py <netns> <watch> <parent> <listen host> <listen
-port> <host> <port> [<ready fd>]`` (standard library only, like the launcher):
+Run by path as ``python -I -S forward.py <netns> <watch> <parent> <listen host> <listen port>
+<host> <port> [<ready fd>]`` (standard library only, like the launcher):
 
 - ``netns``: the container's network namespace (``/proc/<pid>/ns/net``); the listening socket
   is made there (``setns``, then back: the process itself stays on the host's network, so

@@ -6,7 +6,7 @@ When the server dies, the launcher's engine client (``podman run --rm``, attache
 takes the container over (``ContainerRuntime.adopt``) starts this in the launcher's place, with
 the same parent-death signal and its stdout/stderr appended to the worker's log:
 
-    python -I -S container_follow.py <engine> <name> <log> <start> [<setpriv>]
+    python -I -S follow.py <engine> <name> <log> <start> [<setpriv>]
 
 It ends when the container does, and relays its output:
 

@@ -1,11 +1,11 @@
 """Container runtime: a template's image run through podman or docker (their CLI).
 
 Every ``imageName`` that is not a ``local:``/``file://`` directory is a container image. A
-worker is one container of that image, started through a small launcher
-(``container_launch.py``) that first pulls the image when it is missing, so the pull's progress
-shows while the worker is Initializing and a failed pull is a reason, not an exit code; then
-(podman) makes the container, its network and its door to the server and starts it attached,
-or (docker) runs it attached.
+worker is one container of that image, started through a small launcher (``launch.py``)
+that first pulls the image when it is missing, so the pull's progress shows while the worker
+is Initializing and a failed pull is a reason, not an exit code; then (podman) makes the
+container, its network and its door to the server and starts it attached, or (docker) runs it
+attached.
 
 What the container gets (docs/containers.md):
 
@@ -17,7 +17,7 @@ What the container gets (docs/containers.md):
   command: those get the server's own (``_engine_env``), nothing of a user's;
 - the network named by ``[container] network``: ``private`` by default, a network of its own
   that reaches the server's port through a door and not the host's loopback nor other
-  workers (``container_network``); ``host`` or an engine network when the operator says so;
+  workers (``network``); ``host`` or an engine network when the operator says so;
 - only its allocated GPUs: CDI ``--device nvidia.com/gpu=N`` with podman, ``--gpus
   '"device=N,M"'`` with docker; none for CPU workers;
 - ``containerDiskInGb`` as ``--storage-opt size=NG`` where the engine's storage can enforce it
@@ -28,17 +28,16 @@ What the container gets (docs/containers.md):
 - output relayed to the worker's log like a process's.
 
 ``stop`` is ``<engine> stop -t grace`` (the image's stop signal, then SIGKILL); ``park`` and
-``resume`` freeze and thaw its cgroup (``container_freezer``). Containers outlive the server
-(only their engine client dies with it): a restarted server takes each running one back
-(``adopt``, through ``container_adopt``) and removes the rest its previous run left, labelled
-with its data dir (``cleanup_orphans``), their networks and secrets included.
+``resume`` freeze and thaw its cgroup (``freezer``). Containers outlive the server (only
+their engine client dies with it): a restarted server takes each running one back (``adopt``,
+through the ``adopt`` module) and removes the rest its previous run left, labelled with its
+data dir (``cleanup_orphans``), their networks and secrets included.
 
-This module drives the processes; the rest lives beside it: ``container_engine`` (which
-engine, the operator's settings), ``container_plan`` (what the launcher is told to do),
-``container_argv`` (the ``create``/``run`` command line and what its exit says),
-``container_network`` (private networks and the door to the server), ``container_image``
-(references, registry auth, pull progress and failures) and ``container_watch`` (one
-container's state as a ``ProcessInfo``).
+This module drives the processes; the rest of the package lives beside it: ``engine`` (which
+engine, the operator's settings), ``plan`` (what the launcher is told to do), ``argv`` (the
+``create``/``run`` command line and what its exit says), ``network`` (private networks and the
+door to the server), ``image`` (references, registry auth, pull progress and failures) and
+``watch`` (one container's state as a ``ProcessInfo``).
 """
 
 from __future__ import annotations
@@ -60,14 +59,14 @@ from pathlib import Path
 
 from runplane.config import ContainerSettings
 from runplane.providers.base import EXITED, ProcessInfo, WorkerSpec
-from runplane.providers.runtimes.container_adopt import (
+from runplane.providers.runtimes.container.adopt import (
     follow,
     output_start,
     remove_leftovers,
     reopen_door,
     running_containers,
 )
-from runplane.providers.runtimes.container_engine import (
+from runplane.providers.runtimes.container.engine import (
     Engine,
     EngineUnavailable,
     probe_engine,
@@ -75,18 +74,18 @@ from runplane.providers.runtimes.container_engine import (
     remove_async,
     run_cli,
 )
-from runplane.providers.runtimes.container_freezer import Freezer
-from runplane.providers.runtimes.container_network import Door, loopback_address
-from runplane.providers.runtimes.container_plan import Where, launch_plan, with_registry_auth
-from runplane.providers.runtimes.container_image import (
+from runplane.providers.runtimes.container.freezer import Freezer
+from runplane.providers.runtimes.container.network import Door, loopback_address
+from runplane.providers.runtimes.container.plan import Where, launch_plan, with_registry_auth
+from runplane.providers.runtimes.container.image import (
     auth_config,
     parse_reference,
     qualify,
 )
-from runplane.providers.runtimes.container_watch import Watched
+from runplane.providers.runtimes.container.watch import Watched
 from runplane.providers.runtimes.process import _setpriv
 
-LAUNCHER = Path(__file__).with_name("container_launch.py")
+LAUNCHER = Path(__file__).with_name("launch.py")
 Argvs = list[list[str]]  # engine command lines (the class's ``list`` method shadows the name)
 
 
@@ -104,7 +103,7 @@ class ContainerRuntime:
         self.config = config
         self.run_dir = run_dir
         # The server as workers reach it (public_url): on loopback, a private network's
-        # container gets a door to it (container_network).
+        # container gets a door to it (network).
         self.server_url = server_url
         self._server = loopback_address(server_url)
         # Labels: which server (data dir) owns a container, and which run of it started it.
@@ -157,7 +156,7 @@ class ContainerRuntime:
     def adopt(self, spec: WorkerSpec, data: dict[str, object]) -> ProcessInfo | None:
         """Take back a container a previous run of this server started (``data``: its recorded
         ``ProcessInfo.data``) if the engine still runs it, as if this run had started it: a
-        follower (``container_adopt.follow``) relays its output to the worker's log again and
+        follower (``adopt.follow``) relays its output to the worker's log again and
         exits with its exit code; stop, park, resume and forget work as on any other. None
         when it is gone or there is no engine (its jobs are then retried)."""
         name = data.get("container")
@@ -286,7 +285,7 @@ class ContainerRuntime:
 
     def park(self, worker_id: str) -> None:
         c = self._containers[worker_id]
-        c.freezer.freeze()  # its cgroup's freezer file, or the engine (container_freezer)
+        c.freezer.freeze()  # its cgroup's freezer file, or the engine (freezer)
         c.parked = True
 
     def resume(self, worker_id: str) -> None:

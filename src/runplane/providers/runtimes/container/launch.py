@@ -1,9 +1,10 @@
 """The launcher of one container worker: pull the image if it is missing, make the container,
 then become its attached engine client.
 
-Run by the container runtime as ``python -I -S container_launch.py <plan.json>`` (standard
-library only: it starts in ~10 ms and never imports the server). Its stdout/stderr is the
-worker's log, so the pull's output and then the container's own output land there, in order.
+Run by the container runtime as ``python -I -S launch.py <plan.json>``, by path (standard
+library only: it starts in ~10 ms and never imports the server, this package included). Its
+stdout/stderr is the worker's log, so the pull's output and then the container's own output
+land there, in order.
 It keeps the pid the runtime started (``exec``), so the parent-death signal set on it and the
 runtime's ``waitpid`` carry over to the engine's client, whose exit code is the container's.
 
@@ -18,12 +19,11 @@ file, if any), ``auth`` (files to delete once pulled), ``state`` and ``pull_log`
 phase and the pull's output go), ``env_file``, ``run`` (the ``docker run`` or ``podman
 create`` argv) and, with podman, ``podman``: the worker's own network to create first (argv or
 null), the ``secrets`` to create and remove once the container is initialised, and the door to
-the server to open in the container's network (``forward``: ``container_forward.py``) before
-it is started (``podman start --attach``).
+the server to open in the container's network (``forward``: ``forward.py``) before it is
+started (``podman start --attach``).
 The state file holds one word: ``pulling``, ``failed``, ``creating`` or ``running``;
 ``running`` is followed by the size of the log when the container's own output starts there
-(a restarted server's follower, ``container_follow.py``, counts the lines relayed since from
-it).
+(a restarted server's follower, ``follow.py``, counts the lines relayed since from it).
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def _create(plan: dict, podman: dict, run: list) -> None:
 
 
 def _forward(binary: str, name: str, forward: dict) -> int:
-    """Start ``container_forward.py`` on the container's network and wait until it listens."""
+    """Start ``forward.py`` on the container's network and wait until it listens."""
     pid = subprocess.run([binary, "inspect", "--format", "{{.State.Pid}}", name],
                          capture_output=True, text=True, stdin=subprocess.DEVNULL,
                          check=False).stdout.strip()

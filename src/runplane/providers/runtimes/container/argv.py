@@ -1,5 +1,5 @@
 """The ``podman create`` / ``docker run`` command line of one worker or pod (pure), and what the
-engine's exit says about it (``run_failure``). What goes into it is in container.py's docstring.
+engine's exit says about it (``run_failure``). What goes into it is in runtime.py's docstring.
 
 Nothing a user sent is read by the engine as one of its options: the image follows ``--``,
 ``--entrypoint`` takes its value in the same word, and the env reaches the container through
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from runplane.providers.base import ContainerOptions, ImageError
-from runplane.providers.runtimes.container_engine import Engine
+from runplane.providers.runtimes.container.engine import Engine
 
 # Exit codes of `podman run` / `docker run` for their own failures (not the container's).
 ENGINE_FAILED, CANNOT_INVOKE, NOT_FOUND = 125, 126, 127

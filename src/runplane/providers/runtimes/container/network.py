@@ -3,7 +3,7 @@
 ``private`` (the default, podman): each worker on a network of its own, made for it and
 removed with it (``podman network create --opt isolate=true``: a bridge no other network's
 containers reach, no DNS server of its own). Its container reaches the outside world through
-the host's NAT and the server through one door (``container_forward.py``): the address of
+the host's NAT and the server through one door (``forward.py``): the address of
 ``public_url`` on the container's own loopback, forwarded to the same address on the host.
 Nothing else of the host's loopback, and no other worker's ports: the only ports published
 are the template's (at ``publish_ip``) and a load-balancing worker's (on loopback, where only

@@ -18,7 +18,7 @@ import logging
 import threading
 from pathlib import Path
 
-from runplane.providers.runtimes.container_engine import run_cli
+from runplane.providers.runtimes.container.engine import run_cli
 
 log = logging.getLogger("runplane.providers.container")
 

@@ -3,7 +3,7 @@
 The container outlived its engine client (killed with the server by the parent-death
 signal): the engine still runs it. Which of this server's containers still run is one
 ``ps`` for the whole start-up (``running_containers``); each one taken over gets a follower
-(``container_follow.py``) in its dead client's place: the container's output to the worker's
+(``follow.py``) in its dead client's place: the container's output to the worker's
 log again, from where the old client stopped, and its exit code. A container on a network
 of its own gets its door to the server back (``reopen_door``: the forwarder died with the old
 run), and what runs of this server left behind besides containers, networks and secrets,
@@ -20,12 +20,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runplane.providers.runtimes.container_engine import run_cli
-from runplane.providers.runtimes.container_network import Door
+from runplane.providers.runtimes.container.engine import run_cli
+from runplane.providers.runtimes.container.network import Door
 from runplane.providers.runtimes.process import _setpriv
 
-FOLLOWER = Path(__file__).with_name("container_follow.py")
-FORWARDER = Path(__file__).with_name("container_forward.py")
+FOLLOWER = Path(__file__).with_name("follow.py")
+FORWARDER = Path(__file__).with_name("forward.py")
 
 
 def parse_ps(output: str) -> dict[str, str]:
@@ -65,8 +65,8 @@ def output_start(state_file: Path) -> int | None:
 def follow(binary: str, name: str, log_path: Path, start: int | None,
            env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start the follower of container ``name``, appending to ``log_path`` what it prints that
-    the log does not hold yet (``container_follow.py``); like the launcher it dies with the
-    server (parent-death signal) and leads its own process group."""
+    the log does not hold yet (``follow.py``); like the launcher it dies with the server
+    (parent-death signal) and leads its own process group."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     setpriv = _setpriv()
     argv = [sys.executable, "-I", "-S", str(FOLLOWER), binary, name, str(log_path),
@@ -89,8 +89,8 @@ def follow(binary: str, name: str, log_path: Path, start: int | None,
 
 def reopen_door(binary: str, name: str, door: Door, log_path: Path,
                 env: dict[str, str]) -> subprocess.Popen[bytes] | None:
-    """Open container ``name``'s door to the server again (``container_forward.py``, as the
-    launcher did; it dies with this server); None when the container has no process."""
+    """Open container ``name``'s door to the server again (``forward.py``, as the launcher
+    did; it dies with this server); None when the container has no process."""
     pid = run_cli([binary, "inspect", "--format", "{{.State.Pid}}", name]).stdout.strip()
     if not pid.isdigit() or pid == "0":
         return None

@@ -1,7 +1,7 @@
 """What the container runtime knows of one container worker (``Watched``): its engine client
 and phase, and the ``ProcessInfo`` they make (state, exit code, why it failed, pull progress).
 
-The runtime (container.py) drives the engine; this only reads: the client's exit, the
+The runtime (runtime.py) drives the engine; this only reads: the client's exit, the
 launcher's state file, the pull log and the worker's log.
 """
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 from runplane.providers.base import EXITED, PARKED, RUNNING, ProcessInfo, WorkerSpec
 from runplane.providers.http_ports import http_data
-from runplane.providers.runtimes.container_argv import run_failure
-from runplane.providers.runtimes.container_freezer import Freezer
-from runplane.providers.runtimes.container_image import pull_failure, pull_progress
+from runplane.providers.runtimes.container.argv import run_failure
+from runplane.providers.runtimes.container.freezer import Freezer
+from runplane.providers.runtimes.container.image import pull_failure, pull_progress
 
 
 def _read(path: Path) -> str:
@@ -39,7 +39,7 @@ def _tail_lines(path: Path, n_bytes: int = 16384) -> list[str]:
 
 class Watched:
     """One container worker as the runtime sees it: its engine client (the launcher, or
-    after a restart the follower of ``container_follow.py``), whose exit code is the
+    after a restart the follower of ``follow.py``), whose exit code is the
     container's, and what its launch files say of the phase it is in."""
 
     def __init__(self, spec: WorkerSpec, name: str, image: str, popen: subprocess.Popen[bytes],

@@ -17,14 +17,14 @@ from pathlib import Path
 from runplane.accelerator import CONTAINER_DIR, SITE_DIR, enabled
 from runplane.config import ContainerSettings
 from runplane.providers.base import WorkerSpec
-from runplane.providers.runtimes.container_argv import (
+from runplane.providers.runtimes.container.argv import (
     RunSpec,
     container_ports,
     env_file_text,
     run_argv,
 )
-from runplane.providers.runtimes.container_engine import Engine
-from runplane.providers.runtimes.container_network import (
+from runplane.providers.runtimes.container.engine import Engine
+from runplane.providers.runtimes.container.network import (
     PRIVATE,
     check_engine,
     door_for,
@@ -32,7 +32,7 @@ from runplane.providers.runtimes.container_network import (
     rewrite_server_urls,
 )
 
-FORWARDER = Path(__file__).with_name("container_forward.py")
+FORWARDER = Path(__file__).with_name("forward.py")
 # Where a network volume appears inside a worker (RunPod's path); pods use volumeMountPath.
 WORKER_VOLUME_MOUNT = "/runpod-volume"
 
@@ -67,7 +67,7 @@ class Where:
 def launch_plan(engine: Engine, config: ContainerSettings, spec: WorkerSpec, image: str,
                 where: Where, free_port: Callable[[], int]) -> Launch:
     """The launch of ``spec`` (its ``image`` qualified for the engine); ImageError when the
-    engine cannot run it as configured (container_network.check_engine, env names)."""
+    engine cannot run it as configured (network.check_engine, env names)."""
     files = where.files
     env = dict(spec.env)
     volume = None
