@@ -4,8 +4,8 @@
 path: run, job-take, job-done, which FastAPI's routing, models and middleware would cost as
 much CPU as the broker itself); ``/v2/<resource>/...`` (``serverless``, ``pods``... REST v2's
 resource names) to the REST v2 control plane (``runplane.api.rest_v2``); ``/lb/{id}/...``
-(and ``{id}.<base_domain>`` by Host) to the load-balancing proxy (``api.lb_proxy``,
-``api.lb_ws``); everything else, the lifespan included, goes to the FastAPI app that
+(and ``{id}.<base_domain>`` by Host) to the load-balancing proxy (``api.lb.proxy``,
+``api.lb.ws``); everything else, the lifespan included, goes to the FastAPI app that
 serves /v1, /metrics, /healthz and the dashboard. Both enforce the same body limits and
 answer errors in the same JSON shape (``runplane.api.errors``).
 """
@@ -22,9 +22,9 @@ from runplane import __version__
 from runplane.api.auth import key_first
 from runplane.api.body_limit import BodyLimitMiddleware
 from runplane.api.errors import install_error_handlers
-from runplane.api.lb_proxy import LbProxy
-from runplane.api.lb_tunnel import is_tunnel_path, tunnel_route
-from runplane.api.lb_ws import websocket
+from runplane.api.lb.proxy import LbProxy
+from runplane.api.lb.tunnel import is_tunnel_path, tunnel_route
+from runplane.api.lb.ws import websocket
 from runplane.api.rest_v2 import RESOURCES, build_control_app
 from runplane.api.routes import include_routers
 from runplane.api.shapes.workers import WorkerShapes

@@ -296,7 +296,7 @@ async def workers(req: Req) -> None:
     answer: dict[str, Any] = {"id": worker_id, "token": token, "env": env}
     endpoint = req.services.endpoints.get(endpoint_id)
     if endpoint is not None and endpoint.load_balancer:
-        # The CLI serves it through a tunnel it opens (api.lb_tunnel): what it needs to.
+        # The CLI serves it through a tunnel it opens (api.lb.tunnel): what it needs to.
         answer["loadBalancer"] = {"healthCheckPath": health_path(endpoint),
                                   "tunnel": f"/v2/{endpoint_id}/workers/{worker_id}/tunnel"}
     await send_json(req.send, answer, 201)

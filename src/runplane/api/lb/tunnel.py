@@ -5,7 +5,7 @@
 its registration returned; good only for that worker of that endpoint). While the socket is
 open the worker has a route in ``lb.pool.LoadBalancer`` (``Route.tunnel``): it is in rotation
 while the health it reports says 200 (``lb.health.judge``, RunPod's rules), and out of it
-when the socket closes. The proxy (``api.lb_proxy``) hands a request routed to it to
+when the socket closes. The proxy (``api.lb.proxy``) hands a request routed to it to
 :meth:`WorkerTunnel.forward`, which sends it down the socket in frames and streams the answer
 back as its frames arrive. The server never connects anywhere for it: the worker dialled in.
 """
@@ -22,8 +22,8 @@ from starlette.types import Receive, Scope, Send
 
 from runplane.api.auth import worker_by_credential
 from runplane.api.errors import ApiError
-from runplane.api.lb_headers import DROP_REQUEST, WORKER_HEADER, answer_header
-from runplane.api.lb_proxy import header
+from runplane.api.lb.headers import DROP_REQUEST, WORKER_HEADER, answer_header
+from runplane.api.lb.proxy import header
 from runplane.broker.models import Worker
 from runplane.errors import RateLimited
 from runplane.lb import tunnel as t

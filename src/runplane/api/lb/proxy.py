@@ -7,10 +7,10 @@ the caller's key (``Authorization: Bearer``, as everywhere; never passed on), th
 the per-key rate limit (``limits.job_route("lb")``), the body limit (30 MB), the worker
 (``lb.pool.LoadBalancer.acquire``: least in flight, ``X-Runpod-Worker-Id`` affinity, waiting
 up to 2 minutes, scaling from zero), then the request goes to that worker's own address (the
-provider's, never one the request names) over a kept-alive connection (``api.lb_client``),
+provider's, never one the request names) over a kept-alive connection (``api.lb.client``),
 and its answer comes back in one piece when it is small and sized, else chunk by chunk as it
 arrives (SSE, chunked streams), with ``X-Runpod-Worker-Id`` added. WebSockets
-are ``api.lb_ws``. Errors are RunPod's load balancer's: ``{"error": "..."}``.
+are ``api.lb.ws``. Errors are RunPod's load balancer's: ``{"error": "..."}``.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from runplane.api.auth import bearer, client_address
-from runplane.api.deadlines import Deadlines
-from runplane.api.lb_client import IDEMPOTENT, UpstreamError, WorkerClient
-from runplane.api.lb_headers import DROP_REQUEST, DROP_RESPONSE, WORKER_HEADER
-from runplane.api.one_write import send_whole
+from runplane.api.lb.client import IDEMPOTENT, UpstreamError, WorkerClient
+from runplane.api.lb.deadlines import Deadlines
+from runplane.api.lb.headers import DROP_REQUEST, DROP_RESPONSE, WORKER_HEADER
+from runplane.api.lb.one_write import send_whole
 from runplane.config import LoadBalancerSettings
 from runplane.lb import affinity as aff
 from runplane.lb.pool import LoadBalancer, NoWorkers, Route, WorkerGone, WorkerTimeout
