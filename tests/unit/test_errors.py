@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from runplane import errors as domain
 from runplane.api import v2
-from runplane.api.errors import (
+from runplane.api.http.errors import (
     DOMAIN_STATUS,
     ApiError,
     describe_validation_error,

@@ -47,12 +47,12 @@ def test_every_package_has_a_layer(graph: dict[str, set[str]]) -> None:
 
 
 @pytest.mark.parametrize("module, target, problem", [
-    ("runplane.services.pods", "runplane.api.errors", "upward"),
+    ("runplane.services.pods", "runplane.api.http.errors", "upward"),
     ("runplane.broker.webhooks", "runplane.services.jobs", "upward"),
     ("runplane.broker.book", "runplane.controller.reconcile", "upward"),
     ("runplane.providers.local", "runplane.broker.models", "upward"),
     ("runplane.api.app", "runplane.web.routes", None),  # the app serves the dashboard's files
-    ("runplane.web.routes", "runplane.api.errors", "upward"),  # they know nothing of the app
+    ("runplane.web.routes", "runplane.api.http.errors", "upward"),  # they know nothing of the app
     ("runplane.services.pods", "runplane.api.shapes.pod", "upward"),  # records, not JSON
     ("runplane.controller.worker_pods", "runplane.api.shapes.workers", "upward"),
     ("runplane.broker.webhooks", "runplane.api.v2.wire", "upward"),  # bodies come rendered

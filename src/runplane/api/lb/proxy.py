@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from runplane.api.auth import bearer, client_address
+from runplane.api.http.auth import bearer, client_address
 from runplane.api.lb.client import IDEMPOTENT, UpstreamError, WorkerClient
 from runplane.api.lb.deadlines import Deadlines
 from runplane.api.lb.headers import DROP_REQUEST, DROP_RESPONSE, WORKER_HEADER

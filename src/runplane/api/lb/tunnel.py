@@ -20,8 +20,8 @@ import logging
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from runplane.api.auth import worker_by_credential
-from runplane.api.errors import ApiError
+from runplane.api.http.auth import worker_by_credential
+from runplane.api.http.errors import ApiError
 from runplane.api.lb.headers import DROP_REQUEST, WORKER_HEADER, answer_header
 from runplane.api.lb.proxy import header
 from runplane.broker.models import Worker

@@ -15,8 +15,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from runplane import __version__
-from runplane.api.auth import key_first
-from runplane.api.body_limit import BodyLimitMiddleware
+from runplane.api.http.auth import key_first
+from runplane.api.http.body_limit import BodyLimitMiddleware
 from runplane.api.rest_v2 import (
     account,
     billing,
@@ -47,7 +47,7 @@ def build_control_app(services: Services) -> FastAPI:
     app.state.billing_v2 = BillingBreakdowns(services.billing, services.clock)
     install_problem_handlers(app)
     app.add_middleware(RateLimitHeaders)
-    # Every route needs a key: checked before a body is read (api/body_limit.py).
+    # Every route needs a key: checked before a body is read (api/http/body_limit.py).
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda _: services.settings.max_v1_body_bytes,
                        answer=problem, authenticate=key_first(services))
     # Fixed paths before the {id} routes that would take them (registries/delegations).

@@ -1,7 +1,7 @@
 """REST v2 errors as RFC 9457 ``application/problem+json``: ``{title, status, detail}`` and
 ``errors`` (one string per problem, each starting with the field it is about).
 
-Domain errors keep their one status table (``api/errors.py``: ``domain_status``); only the
+Domain errors keep their one status table (``api/http/errors.py``: ``domain_status``); only the
 body differs from v1's. A request body that is not JSON is a 400, one that is JSON but does
 not fit the spec's schema a 422 listing every problem, as RunPod's v2 answers.
 """
@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from runplane.api.errors import ApiError, describe_validation_error, domain_status, error_headers
+from runplane.api.http.errors import ApiError, describe_validation_error, domain_status, error_headers
 from runplane.api.rest_v2.common import admit
 from runplane.errors import DomainError
 

@@ -3,7 +3,7 @@
 These are the hot paths (run, job-take, job-done), so they bypass FastAPI's routing and body
 models: the path is split once and dispatched from a table. ``runplane.api.app`` serves this
 app beside the FastAPI one. Errors use the same JSON shape as
-the rest of the API (``runplane.api.errors``).
+the rest of the API (``runplane.api.http.errors``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.types import Receive, Scope, Send
 
-from runplane.api.errors import ApiError, domain_status
+from runplane.api.http.errors import ApiError, domain_status
 from runplane.api.v2 import batches, client, openai, worker
 from runplane.api.v2.http import Req, send_error, too_large
 from runplane.errors import DomainError, RateLimited, Unavailable

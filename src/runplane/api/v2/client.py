@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from runplane.api.auth import bearer, client_address
-from runplane.api.errors import ApiError, not_found
-from runplane.api.responses import dumps
+from runplane.api.http.auth import bearer, client_address
+from runplane.api.http.errors import ApiError, not_found
+from runplane.api.http.responses import dumps
 from runplane.api.v2.http import Req, parse_json, send_json
 from runplane.api.v2.wire import (
     DEFAULT_STREAM_WAIT_MS,

@@ -11,8 +11,8 @@ from urllib.parse import unquote_plus
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from runplane.api.errors import ApiError, bad_request, error_body
-from runplane.api.responses import dumps
+from runplane.api.http.errors import ApiError, bad_request, error_body
+from runplane.api.http.responses import dumps
 from runplane.system import Services
 
 JSON_HEADERS = [(b"content-type", b"application/json")]

@@ -2,7 +2,7 @@
 key (401) and oversized ones (413).
 
 The key is checked first, from the headers alone, for the routes that all need one (/v1's
-and REST v2's: ``api.auth.key_first``): FastAPI reads a body before it resolves a route's
+and REST v2's: ``api.http.auth.key_first``): FastAPI reads a body before it resolves a route's
 dependencies, so a caller without a key could otherwise make the server read and hold up to
 the route's limit per connection, as slowly as it liked. The answer does not wait for the
 body; the connection is closed shortly after it (``cli/connections.py``).
@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runplane.api.errors import domain_status, error_headers, error_response
+from runplane.api.http.errors import domain_status, error_headers, error_response
 from runplane.errors import DomainError
 
 
@@ -24,7 +24,7 @@ class BodyLimitMiddleware:
     """Pure ASGI middleware: ``limit_for(path)`` gives the byte limit for a request path;
     ``answer(status, message, headers=...)`` the refusal's response (RunPod's JSON shape by
     default); ``authenticate(scope)``, when given, is run before a request with a body is
-    read and refuses it by raising a domain error (``api.auth.key_first``)."""
+    read and refuses it by raising a domain error (``api.http.auth.key_first``)."""
 
     def __init__(self, app: ASGIApp, limit_for: Callable[[str], int],
                  answer: Callable[..., Response] = error_response,
