@@ -21,6 +21,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from runplane.api.http.auth import worker_by_credential
+from runplane.api.http.body import BodyTooLarge, ClientGone, stream_body
 from runplane.api.http.errors import ApiError
 from runplane.api.lb.headers import DROP_REQUEST, WORKER_HEADER, answer_header
 from runplane.api.lb.proxy import header
@@ -136,20 +137,16 @@ class WorkerTunnel:
     async def _body(self, receive: Receive, rid: int, send: Send) -> bool:
         """Stream the request body down the tunnel as it arrives; False (answered 413, or
         the caller hung up) when it cannot be passed on whole."""
-        total = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return False
-            body = message.get("body", b"")
-            total += len(body)
-            if total > self._limit:
-                await _error(send, 413, f"request body over {self._limit} bytes", None)
-                return False
-            for piece in t.chunks(body):
-                await self._message(t.encode(t.BODY, rid, piece))
-            if not message.get("more_body", False):
-                return True
+        try:
+            async for body in stream_body(receive, self._limit):
+                for piece in t.chunks(body):
+                    await self._message(t.encode(t.BODY, rid, piece))
+        except ClientGone:
+            return False
+        except BodyTooLarge:
+            await _error(send, 413, f"request body over {self._limit} bytes", None)
+            return False
+        return True
 
 
 def _request_head(scope: Scope, path: str) -> t.RequestHead:
