@@ -103,6 +103,19 @@ def test_the_prefix_check_finds_one(tmp_path: Path) -> None:
     assert _prefixed(tmp_path) == ["providers/ray_pump.py", "services/billing_v2.py"]
 
 
+def _modules_with(text: str) -> list[str]:
+    return sorted(name for name, path in arch.modules().items() if text in path.read_text())
+
+
+def test_one_body_reader_and_one_error_installer() -> None:
+    """api/http is the shared core under every surface: an ASGI request body is read in
+    ``api/http/body.py`` only (``more_body`` is how a reader knows a body goes on), and
+    exception handlers are installed by ``api/http/errors.py`` only, each surface handing it
+    the shape of its refusals."""
+    assert _modules_with('get("more_body"') == ["runplane.api.http.body"]
+    assert _modules_with("exception_handler") == ["runplane.api.http.errors"]
+
+
 def test_the_documented_picture_is_the_code(graph: dict[str, set[str]]) -> None:
     assert arch.documented() == arch.mermaid(graph), (
         "docs/architecture.md is out of date: run `python scripts/architecture.py --write`")

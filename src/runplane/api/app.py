@@ -22,6 +22,7 @@ from runplane import __version__
 from runplane.api.http.auth import key_first
 from runplane.api.http.body_limit import BodyLimitMiddleware
 from runplane.api.http.errors import install_error_handlers
+from runplane.api.http.runpod_json import RUNPOD_JSON
 from runplane.api.lb.proxy import LbProxy
 from runplane.api.lb.tunnel import is_tunnel_path, tunnel_route
 from runplane.api.lb.ws import websocket
@@ -121,7 +122,7 @@ def build_app(services: Services, lifespan: Lifespan) -> RunplaneApp:
     )
     rest.state.services = services  # what the /v1 routers' dependencies read
     rest.state.worker_shapes = WorkerShapes(services.catalog)
-    install_error_handlers(rest)
+    install_error_handlers(rest, RUNPOD_JSON)
     # Every /v1 route needs a key: checked before a body is read (api/http/body_limit.py).
     rest.add_middleware(BodyLimitMiddleware, limit_for=limit,
                         authenticate=key_first(services, "/v1/"))

@@ -1,18 +1,23 @@
-"""One JSON error shape for every 4xx/5xx, on /v1 and /v2 alike.
+"""Every surface's errors mapped once: which exception is which refusal, and the one
+installer of a FastAPI app's handlers, to which each surface hands only how its refusals
+look (an ``ErrorShape``: RunPod's JSON for /v1, ``api/http/runpod_json.py``; problem+json for
+REST v2, ``api/rest_v2/problems.py``); the lean /v2 app asks ``refusal`` itself, and GraphQL's
+resolvers ``domain_status``.
 
-``{"error": <reason>, "message": <reason>, "status": <code>}`` plus ``"field"`` when one input
-field is to blame. ``error`` is what RunPod's REST and job APIs answer; ``message`` is the
-spec's UnauthorizedError shape; both carry the same text so any client finds it.
-
-Two kinds of refusal reach it: domain errors (``runplane.errors``, raised by services and the
-broker, HTTP-free), whose status comes from the one table ``DOMAIN_STATUS`` below for FastAPI
-and the /v2 app alike, and ``ApiError``, raised by the API layer itself for refusals that only
-exist on the wire (405, 413, a malformed body, a route's own 400s).
+Three kinds of refusal reach it: domain errors (``runplane.errors``, raised by services and the
+broker, HTTP-free), whose status comes from the one table ``DOMAIN_STATUS`` below for every
+surface; ``ApiError``, raised by the API layer itself for refusals that only exist on the wire
+(405, 413, a malformed body, a route's own 400s); and the body reader's (``api/http/body.py``).
+The router's own (no such route, a method not allowed) and the models' validation errors are
+answered by the installer too; anything else is a bug: logged, and a 500.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,7 +25,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from runplane.api.http.responses import json_response
+from runplane.api.http.body import BodyTooLarge, ClientGone
 from runplane.errors import (
     Conflict,
     DomainError,
@@ -82,20 +87,6 @@ def not_found(kind: str, ident: str) -> ApiError:
     return ApiError(404, f"{kind} {ident} not found")
 
 
-def error_body(status: int, message: str, field: str | None = None) -> dict[str, Any]:
-    """The JSON error object: ``error`` and ``message`` (same text), ``status``, ``field``."""
-    body: dict[str, Any] = {"error": message, "message": message, "status": status}
-    if field:
-        body["field"] = field
-    return body
-
-
-def error_response(status: int, message: str, field: str | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    """``error_body`` as a JSON response with that status."""
-    return json_response(error_body(status, message, field), status=status, headers=headers)
-
-
 def error_headers(exc: Exception) -> dict[str, str] | None:
     """Headers a refusal carries: ``Retry-After`` on a 429 and a 503."""
     if isinstance(exc, (RateLimited, Unavailable)):
@@ -137,43 +128,104 @@ def describe_validation_error(err: dict[str, Any]) -> tuple[str, str | None]:
     return (f"{field}: {msg}" if field else msg), (field or None)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Map every error the stack can raise onto the JSON shape above."""
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What an answer refusing a request says, whatever its surface's shape: the status, the
+    words, the input field to blame and the headers it carries (``Retry-After``, ``Allow``)."""
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> Response:
-        return error_response(exc.status, exc.message, exc.field)
+    status: int
+    message: str
+    field: str | None = None
+    headers: dict[str, str] | None = None
 
-    # Starlette finds a handler by the exception's MRO, so this one serves every subclass.
-    @app.exception_handler(DomainError)
-    async def _domain_error(_: Request, exc: DomainError) -> Response:
-        return error_response(domain_status(exc), exc.message, exc.field, error_headers(exc))
 
-    # A model a service validates past the request's own (a REST v2 body mapped onto v1's
-    # models, an endpoint's template) refuses the same way: a 400, not an unhandled 500.
-    @app.exception_handler(ValidationError)
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError | ValidationError) -> Response:
-        errors = list(exc.errors())
-        message, field = describe_validation_error(errors[0]) if errors else ("invalid request", None)
-        if len(errors) > 1:
-            message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-        return error_response(400, message, field)
+INTERNAL = Refusal(500, "internal server error")
+log = logging.getLogger("runplane.api")
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
-        message = exc.detail if isinstance(exc.detail, str) else "error"
-        if exc.status_code == 404 and message == "Not Found":
-            message = "no such route"
-        if exc.status_code == 405:
-            message = "method not allowed on this route"
-        # 405 carries Allow (RFC 9110 15.5.6); the router puts it on the exception.
-        return error_response(exc.status_code, message,
-                              headers=dict(exc.headers) if exc.headers else None)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> Response:
-        import logging
+def refusal(exc: BaseException) -> Refusal | None:
+    """The refusal an exception a route raised stands for; None for one that is a bug."""
+    if isinstance(exc, ApiError):
+        return Refusal(exc.status, exc.message, exc.field)
+    if isinstance(exc, DomainError):
+        return Refusal(domain_status(exc), exc.message, exc.field, error_headers(exc))
+    if isinstance(exc, BodyTooLarge):
+        return Refusal(413, str(exc))
+    if isinstance(exc, ClientGone):
+        return Refusal(400, "client disconnected")
+    return None
 
-        logging.getLogger("runplane").exception("unhandled error", exc_info=exc)
-        return error_response(500, "internal server error")
+
+def router_refusal(exc: StarletteHTTPException, untitled: str) -> Refusal:
+    """The router's own refusals (and Starlette's): its words, ours for no such route and a
+    method not allowed; ``untitled`` when it has none (a detail that is not text)."""
+    message = exc.detail if isinstance(exc.detail, str) else untitled
+    if exc.status_code == 404 and message == "Not Found":
+        message = "no such route"
+    if exc.status_code == 405:
+        message = "method not allowed on this route"
+    # 405 carries Allow (RFC 9110 15.5.6); the router puts it on the exception.
+    return Refusal(exc.status_code, message, headers=dict(exc.headers) if exc.headers else None)
+
+
+def unexpected(exc: BaseException, method: str, path: str) -> Refusal:
+    """A bug, not a refusal: logged with its traceback, answered as a bare 500."""
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return INTERNAL
+
+
+class ErrorShape(Protocol):
+    """How one surface's refusals look; what they say comes from this module. ``own``: the
+    refusals only that surface raises, each with the answer it is (REST v2's ``Problem``)."""
+
+    own: Mapping[type[Exception], Callable[[Any], Response]]
+
+    def answer(self, refusal: Refusal) -> Response:
+        """The response of one refusal."""
+
+    def untitled(self, status: int) -> str:
+        """The words of a router refusal that came with none."""
+
+    def invalid(self, request: Request,
+                exc: RequestValidationError | ValidationError) -> Awaitable[Response]:
+        """A body (or a model a service validates past it) that does not fit: the words
+        and status of that are the surface's own (v1: a 400; REST v2: a 422 listing all)."""
+
+
+Handler = Callable[[Request, Any], Awaitable[Response]]
+
+
+def install_error_handlers(app: FastAPI, shape: ErrorShape) -> None:
+    """Answer every error ``app``'s routes can raise in ``shape``."""
+
+    async def refused(_: Request, exc: Exception) -> Response:
+        found = refusal(exc)
+        assert found is not None  # (registered for the classes refusal knows only)
+        return shape.answer(found)
+
+    async def router(_: Request, exc: StarletteHTTPException) -> Response:
+        return shape.answer(router_refusal(exc, shape.untitled(exc.status_code)))
+
+    async def bug(request: Request, exc: Exception) -> Response:
+        return shape.answer(unexpected(exc, request.method, request.url.path))
+
+    # Starlette finds a handler by the exception's MRO, so DomainError's serves every
+    # subclass.
+    handlers: dict[type[Exception], Handler] = {
+        ApiError: refused, DomainError: refused, BodyTooLarge: refused, ClientGone: refused,
+        # A model a service validates past the request's own (an endpoint's template, a REST
+        # v2 body mapped onto v1's models) refuses as the body's does, not as a 500.
+        RequestValidationError: shape.invalid, ValidationError: shape.invalid,
+        StarletteHTTPException: router, Exception: bug,
+    }
+    for cls, answer in shape.own.items():
+        handlers[cls] = _answering(answer)
+    for cls, handler in handlers.items():
+        app.add_exception_handler(cls, handler)
+
+
+def _answering(answer: Callable[[Any], Response]) -> Handler:
+    async def handler(_: Request, exc: Exception) -> Response:
+        return answer(exc)
+
+    return handler

@@ -28,7 +28,7 @@ from runplane.api.rest_v2 import (
     unbuilt,
 )
 from runplane.api.rest_v2.common import RateLimitHeaders
-from runplane.api.rest_v2.problems import install_problem_handlers, problem
+from runplane.api.rest_v2.problems import PROBLEMS, install_problem_handlers
 from runplane.catalog.pools import GpuPools
 from runplane.services.billing.breakdowns import BillingBreakdowns
 from runplane.system import Services
@@ -49,7 +49,7 @@ def build_control_app(services: Services) -> FastAPI:
     app.add_middleware(RateLimitHeaders)
     # Every route needs a key: checked before a body is read (api/http/body_limit.py).
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda _: services.settings.max_v1_body_bytes,
-                       answer=problem, authenticate=key_first(services))
+                       shape=PROBLEMS, authenticate=key_first(services))
     # Fixed paths before the {id} routes that would take them (registries/delegations).
     app.include_router(unbuilt.router)
     for router in (serverless.router, templates.catalog_router, templates.router,
