@@ -76,6 +76,6 @@ class Services:
     # Rate limits and quotas (services/ratelimit.py), shared by every API.
     limits: RateLimits
     # Load-balancing endpoints: the routable workers and their requests, and their health
-    # checks (runplane.lb; the proxy is api/lb_proxy.py).
+    # checks (runplane.lb; the proxy is api/lb/proxy.py).
     lb: LoadBalancer
     lb_health: HealthProber

@@ -1,4 +1,4 @@
-"""``api.deadlines.Deadlines``: the proxy's processing limit without a timer per request."""
+"""``api.lb.deadlines.Deadlines``: the proxy's processing limit without a timer per request."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from runplane.api.deadlines import Deadlines
+from runplane.api.lb.deadlines import Deadlines
 
 
 async def test_in_time_past_the_limit_and_someone_elses_cancel() -> None:

@@ -1,4 +1,4 @@
-"""The proxy's HTTP/1.1 client to load-balancing workers (``api.lb_client``) against real
+"""The proxy's HTTP/1.1 client to load-balancing workers (``api.lb.client``) against real
 sockets on loopback: a scripted worker answers byte for byte what each test needs (keep-alive,
 closing a kept connection, HEAD, chunked and unsized answers, slow readers)."""
 
@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from runplane.api.lb_client import HIGH, UpstreamError, WorkerClient
+from runplane.api.lb.client import HIGH, UpstreamError, WorkerClient
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 

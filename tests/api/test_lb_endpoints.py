@@ -239,7 +239,7 @@ async def test_a_worker_that_switches_protocols_is_a_502(server: Server) -> None
 
 def test_a_websockets_handshake_drops_them_too() -> None:
     """(The WebSocket proxy builds its own handshake, from the same list.)"""
-    from runplane.api import lb_ws
-    from runplane.api.lb_headers import FORWARDED
+    from runplane.api.lb import ws as lb_ws
+    from runplane.api.lb.headers import FORWARDED
 
     assert FORWARDED <= lb_ws._DROP

@@ -1,4 +1,4 @@
-"""``api.one_write.send_whole``: uvicorn's own HTTP protocol (httptools) on a transport that
+"""``api.lb.one_write.send_whole``: uvicorn's own HTTP protocol (httptools) on a transport that
 records its writes: a whole answer leaves in one write, as uvicorn would have framed it."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from uvicorn.lifespan.off import LifespanOff
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from runplane.api.one_write import send_whole
+from runplane.api.lb.one_write import send_whole
 
 
 class Recorder(asyncio.Transport):

@@ -11,14 +11,15 @@ from fastapi import FastAPI
 
 from runplane import errors as domain
 from runplane.api import v2
-from runplane.api.errors import (
+from runplane.api.http.errors import (
     DOMAIN_STATUS,
     ApiError,
     describe_validation_error,
     domain_status,
-    error_body,
     install_error_handlers,
 )
+from runplane.api.http.runpod_json import RUNPOD_JSON, error_body
+from runplane.api.rest_v2.problems import PROBLEMS
 from runplane.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unauthorized
 
 
@@ -52,7 +53,7 @@ def test_error_body_shape() -> None:
     assert error_body(400, "bad", "name")["field"] == "name"
 
 
-# -- domain errors -> HTTP statuses: one table for FastAPI's handler and the /v2 app -----------
+# -- domain errors -> HTTP statuses: one table for every surface's handlers and the /v2 app ----
 
 DOMAIN_CASES = [
     (Invalid("name: too long", "name"), 400, "name"),
@@ -90,7 +91,7 @@ def test_subclass_inherits_its_parents_status() -> None:
 @pytest.mark.parametrize(("exc", "status", "field"), DOMAIN_CASES)
 async def test_fastapi_handler(exc: DomainError, status: int, field: str | None) -> None:
     app = FastAPI()
-    install_error_handlers(app)
+    install_error_handlers(app, RUNPOD_JSON)
 
     @app.get("/boom")
     async def boom() -> None:
@@ -101,6 +102,23 @@ async def test_fastapi_handler(exc: DomainError, status: int, field: str | None)
         r = await client.get("/boom")
     assert r.status_code == status
     assert r.json() == _expected(exc, status, field)
+
+
+@pytest.mark.parametrize(("exc", "status", "field"), DOMAIN_CASES)
+async def test_rest_v2_handler_same_table(exc: DomainError, status: int,
+                                          field: str | None) -> None:
+    app = FastAPI()
+    install_error_handlers(app, PROBLEMS)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise exc
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        r = await client.get("/boom")
+    assert (r.status_code, r.headers["content-type"]) == (status, "application/problem+json")
+    assert r.json()["status"] == status and r.json()["detail"] == exc.message
 
 
 @pytest.mark.parametrize(("exc", "status", "field"), DOMAIN_CASES)
@@ -130,7 +148,7 @@ async def test_v2_app(
 
 async def test_api_error_keeps_its_own_status() -> None:
     app = FastAPI()
-    install_error_handlers(app)
+    install_error_handlers(app, RUNPOD_JSON)
 
     @app.get("/big")
     async def big() -> None:

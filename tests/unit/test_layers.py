@@ -47,12 +47,12 @@ def test_every_package_has_a_layer(graph: dict[str, set[str]]) -> None:
 
 
 @pytest.mark.parametrize("module, target, problem", [
-    ("runplane.services.pods", "runplane.api.errors", "upward"),
+    ("runplane.services.pods", "runplane.api.http.errors", "upward"),
     ("runplane.broker.webhooks", "runplane.services.jobs", "upward"),
     ("runplane.broker.book", "runplane.controller.reconcile", "upward"),
     ("runplane.providers.local", "runplane.broker.models", "upward"),
     ("runplane.api.app", "runplane.web.routes", None),  # the app serves the dashboard's files
-    ("runplane.web.routes", "runplane.api.errors", "upward"),  # they know nothing of the app
+    ("runplane.web.routes", "runplane.api.http.errors", "upward"),  # they know nothing of the app
     ("runplane.services.pods", "runplane.api.shapes.pod", "upward"),  # records, not JSON
     ("runplane.controller.worker_pods", "runplane.api.shapes.workers", "upward"),
     ("runplane.broker.webhooks", "runplane.api.v2.wire", "upward"),  # bodies come rendered
@@ -74,9 +74,9 @@ def test_no_module_is_too_long() -> None:
 
 
 # File-name prefixes that stood in for folders, now packages: (folder, glob of the old
-# files, the package that replaced them). Extend as more move: api/lb_*.py (-> api/lb/) still
-# exists and is moved by its own change, which adds its row then.
+# files, the package that replaced them). Extend as more move.
 OLD_PREFIXES = [
+    ("api", "lb_*.py", "api/lb/"),
     ("providers", "ray_*.py", "providers/ray/"),
     ("providers/runtimes", "container*.py", "providers/runtimes/container/"),
     ("services", "billing*.py", "services/billing/"),
@@ -96,12 +96,26 @@ def test_no_old_prefix_comes_back() -> None:
 def test_the_prefix_check_finds_one(tmp_path: Path) -> None:
     (tmp_path / "providers" / "runtimes" / "container").mkdir(parents=True)
     (tmp_path / "services" / "billing").mkdir(parents=True)
-    for name in ("providers/ray_pump.py", "providers/local.py", "services/billing_v2.py",
+    (tmp_path / "api" / "lb").mkdir(parents=True)
+    for name in ("api/lb_proxy.py", "api/lb/proxy.py", "providers/ray_pump.py", "providers/local.py", "services/billing_v2.py",
                  "services/billing/records.py", "providers/runtimes/container_plan.py",
                  "providers/runtimes/container/plan.py", "providers/runtimes/process.py"):
         (tmp_path / name).touch()
-    assert _prefixed(tmp_path) == ["providers/ray_pump.py", "providers/runtimes/container_plan.py",
-                                   "services/billing_v2.py"]
+    assert _prefixed(tmp_path) == ["api/lb_proxy.py", "providers/ray_pump.py",
+                                   "providers/runtimes/container_plan.py", "services/billing_v2.py"]
+
+
+def _modules_with(text: str) -> list[str]:
+    return sorted(name for name, path in arch.modules().items() if text in path.read_text())
+
+
+def test_one_body_reader_and_one_error_installer() -> None:
+    """api/http is the shared core under every surface: an ASGI request body is read in
+    ``api/http/body.py`` only (``more_body`` is how a reader knows a body goes on), and
+    exception handlers are installed by ``api/http/errors.py`` only, each surface handing it
+    the shape of its refusals."""
+    assert _modules_with('get("more_body"') == ["runplane.api.http.body"]
+    assert _modules_with("exception_handler") == ["runplane.api.http.errors"]
 
 
 def test_the_documented_picture_is_the_code(graph: dict[str, set[str]]) -> None:

@@ -4,10 +4,10 @@
 path: run, job-take, job-done, which FastAPI's routing, models and middleware would cost as
 much CPU as the broker itself); ``/v2/<resource>/...`` (``serverless``, ``pods``... REST v2's
 resource names) to the REST v2 control plane (``runplane.api.rest_v2``); ``/lb/{id}/...``
-(and ``{id}.<base_domain>`` by Host) to the load-balancing proxy (``api.lb_proxy``,
-``api.lb_ws``); everything else, the lifespan included, goes to the FastAPI app that
+(and ``{id}.<base_domain>`` by Host) to the load-balancing proxy (``api.lb.proxy``,
+``api.lb.ws``); everything else, the lifespan included, goes to the FastAPI app that
 serves /v1, /metrics, /healthz and the dashboard. Both enforce the same body limits and
-answer errors in the same JSON shape (``runplane.api.errors``).
+answer errors in the same JSON shape (``runplane.api.http.errors``).
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from runplane import __version__
-from runplane.api.auth import key_first
-from runplane.api.body_limit import BodyLimitMiddleware
-from runplane.api.errors import install_error_handlers
-from runplane.api.lb_proxy import LbProxy
-from runplane.api.lb_tunnel import is_tunnel_path, tunnel_route
-from runplane.api.lb_ws import websocket
+from runplane.api.http.auth import key_first
+from runplane.api.http.body_limit import BodyLimitMiddleware
+from runplane.api.http.errors import install_error_handlers
+from runplane.api.http.runpod_json import RUNPOD_JSON
+from runplane.api.lb.proxy import LbProxy
+from runplane.api.lb.tunnel import is_tunnel_path, tunnel_route
+from runplane.api.lb.ws import websocket
 from runplane.api.rest_v2 import RESOURCES, build_control_app
 from runplane.api.routes import include_routers
 from runplane.api.shapes.workers import WorkerShapes
@@ -115,14 +116,14 @@ def build_app(services: Services, lifespan: Lifespan) -> RunplaneApp:
         version=__version__,
         description="Self-hosted serverless GPU platform speaking RunPod's REST v1 and job APIs.",
         openapi_url="/v1/openapi.json",
-        docs_url=None,  # api/docs_page.py serves /v1/docs, every file from here
+        docs_url=None,  # api/v1/docs_page.py serves /v1/docs, every file from here
         redoc_url=None,
         lifespan=lifespan,
     )
     rest.state.services = services  # what the /v1 routers' dependencies read
     rest.state.worker_shapes = WorkerShapes(services.catalog)
-    install_error_handlers(rest)
-    # Every /v1 route needs a key: checked before a body is read (api/body_limit.py).
+    install_error_handlers(rest, RUNPOD_JSON)
+    # Every /v1 route needs a key: checked before a body is read (api/http/body_limit.py).
     rest.add_middleware(BodyLimitMiddleware, limit_for=limit,
                         authenticate=key_first(services, "/v1/"))
     include_routers(rest)

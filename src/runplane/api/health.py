@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from runplane import __version__
-from runplane.api.responses import json_response
+from runplane.api.http.responses import json_response
 
 router = APIRouter(include_in_schema=False)
 

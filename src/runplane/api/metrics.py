@@ -10,9 +10,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from runplane.api.auth import require_user
-from runplane.api.context import services
-from runplane.api.errors import ApiError
+from runplane.api.http.auth import require_user
+from runplane.api.http.context import services
+from runplane.api.http.errors import ApiError
 from runplane.observability.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["metrics"])

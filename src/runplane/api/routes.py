@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from runplane.api import docs_page, graphql, health, metrics
+from runplane.api import graphql, health, metrics
 from runplane.api.v1 import (
     billing,
+    docs_page,
     endpoints,
     jobs,
     machines,

@@ -5,5 +5,5 @@ worker takes a request; ``health``: what a health check's answer means) beside t
 that acts on them (``pool.LoadBalancer``: which workers are routable, their requests in
 flight, requests waiting for a worker; ``prober.HealthProber``: the health checks;
 ``demand.Demand``: the waiting and in-flight requests as the controller's scaling input).
-The HTTP proxy itself is ``runplane.api.lb_proxy`` (docs/load-balancing.md).
+The HTTP proxy itself is ``runplane.api.lb.proxy`` (docs/load-balancing.md).
 """

@@ -91,7 +91,7 @@ class HealthProber:
             ep = self._endpoint_of(w.endpoint_id)
             if ep is None or not ep.load_balancer:
                 continue
-            if w.manual:  # routed only through its own tunnel (``api.lb_tunnel``)
+            if w.manual:  # routed only through its own tunnel (``api.lb.tunnel``)
                 if lb.route_of(w.id) is not None:
                     live.add(w.id)
                 continue

@@ -71,7 +71,7 @@ class ResponseHead:
 
 
 class TunnelLink(Protocol):
-    """The server's end of one worker's tunnel, as the proxy sees it (``api.lb_tunnel``)."""
+    """The server's end of one worker's tunnel, as the proxy sees it (``api.lb.tunnel``)."""
 
     async def forward(self, scope: Scope, receive: Receive, send: Send, path: str,
                       started: list[bool]) -> bool:

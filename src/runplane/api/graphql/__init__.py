@@ -21,11 +21,11 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from runplane.api.auth import client_address, count_create, presented_key
-from runplane.api.context import services
 from runplane.api.graphql.context import Context
 from runplane.api.graphql.schema import run
-from runplane.api.responses import json_response
+from runplane.api.http.auth import client_address, count_create, presented_key
+from runplane.api.http.context import services
+from runplane.api.http.responses import json_response
 from runplane.errors import RateLimited
 
 router = APIRouter(tags=["graphql"])

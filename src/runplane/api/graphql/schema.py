@@ -37,9 +37,9 @@ from graphql import (
 )
 from graphql.language import SelectionSetNode
 
-from runplane.api.errors import domain_status
 from runplane.api.graphql import account, endpoints, pods, templates
 from runplane.api.graphql.context import Context
+from runplane.api.http.errors import domain_status
 from runplane.errors import DomainError
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")

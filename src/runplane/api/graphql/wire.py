@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from runplane.api.errors import describe_validation_error
+from runplane.api.http.errors import describe_validation_error
 from runplane.errors import Invalid
 
 M = TypeVar("M", bound=BaseModel)

@@ -15,8 +15,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from runplane import __version__
-from runplane.api.auth import key_first
-from runplane.api.body_limit import BodyLimitMiddleware
+from runplane.api.http.auth import key_first
+from runplane.api.http.body_limit import BodyLimitMiddleware
 from runplane.api.rest_v2 import (
     account,
     billing,
@@ -28,7 +28,7 @@ from runplane.api.rest_v2 import (
     unbuilt,
 )
 from runplane.api.rest_v2.common import RateLimitHeaders
-from runplane.api.rest_v2.problems import install_problem_handlers, problem
+from runplane.api.rest_v2.problems import PROBLEMS, install_problem_handlers
 from runplane.catalog.pools import GpuPools
 from runplane.services.billing.breakdowns import BillingBreakdowns
 from runplane.system import Services
@@ -47,9 +47,9 @@ def build_control_app(services: Services) -> FastAPI:
     app.state.billing_v2 = BillingBreakdowns(services.billing, services.clock)
     install_problem_handlers(app)
     app.add_middleware(RateLimitHeaders)
-    # Every route needs a key: checked before a body is read (api/body_limit.py).
+    # Every route needs a key: checked before a body is read (api/http/body_limit.py).
     app.add_middleware(BodyLimitMiddleware, limit_for=lambda _: services.settings.max_v1_body_bytes,
-                       answer=problem, authenticate=key_first(services))
+                       shape=PROBLEMS, authenticate=key_first(services))
     # Fixed paths before the {id} routes that would take them (registries/delegations).
     app.include_router(unbuilt.router)
     for router in (serverless.router, templates.catalog_router, templates.router,

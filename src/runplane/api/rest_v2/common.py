@@ -21,8 +21,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runplane.api.auth import count_create, require_user
-from runplane.api.context import services
+from runplane.api.http.auth import count_create, require_user
+from runplane.api.http.context import services
 from runplane.catalog.pools import GpuPools
 from runplane.errors import RateLimited
 from runplane.services.users import Principal

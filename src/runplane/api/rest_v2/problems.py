@@ -1,30 +1,35 @@
 """REST v2 errors as RFC 9457 ``application/problem+json``: ``{title, status, detail}`` and
 ``errors`` (one string per problem, each starting with the field it is about).
 
-Domain errors keep their one status table (``api/errors.py``: ``domain_status``); only the
-body differs from v1's. A request body that is not JSON is a 400, one that is JSON but does
-not fit the spec's schema a 422 listing every problem, as RunPod's v2 answers.
+What each refusal says, and the domain errors' one status table, come from
+``api/http/errors.py``, which installs the handlers; only the body differs from v1's. A
+request body that is not JSON is a 400, one that is JSON but does not fit the spec's schema a
+422 listing every problem, as RunPod's v2 answers.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from runplane.api.errors import ApiError, describe_validation_error, domain_status, error_headers
+from runplane.api.http.errors import (
+    Refusal,
+    describe_validation_error,
+    install_error_handlers,
+    refusal,
+)
 from runplane.api.rest_v2.common import admit
 from runplane.errors import DomainError
 
 PROBLEM_JSON = "application/problem+json"
-log = logging.getLogger("runplane.api.rest_v2")
 
 
 class Problem(Exception):
@@ -69,52 +74,44 @@ def _unprocessable(errors: list[Any]) -> Response:
                    + (f" (and {len(lines) - 3} more)" if len(lines) > 3 else ""), lines)
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Answer every error the REST v2 app can raise as problem+json."""
+class ProblemJson:
+    """The ``ErrorShape`` of the REST v2 app (``api.http.errors.install_error_handlers``)."""
 
-    @app.exception_handler(Problem)
-    async def _problem(_: Request, exc: Problem) -> Response:
-        return problem(exc.status, exc.detail, exc.errors)
+    own: Mapping[type[Exception], Callable[[Any], Response]] = MappingProxyType({
+        Problem: lambda exc: problem(exc.status, exc.detail, exc.errors)})
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> Response:
-        return problem(exc.status, exc.message, _field_error(exc.message, exc.field))
+    def answer(self, refusal: Refusal) -> Response:
+        return problem(refusal.status, refusal.message,
+                       _field_error(refusal.message, refusal.field), refusal.headers)
 
-    @app.exception_handler(DomainError)
-    async def _domain(_: Request, exc: DomainError) -> Response:
-        return problem(domain_status(exc), exc.message, _field_error(exc.message, exc.field),
-                       error_headers(exc))
+    def untitled(self, status: int) -> str:
+        return title(status)
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+    async def invalid(self, request: Request,
+                      exc: RequestValidationError | ValidationError) -> Response:
+        """A body that is not JSON is a 400; one that does not fit the spec's schema, or a
+        model a service validates past the body's own (a v2 body mapped onto v1's template
+        and endpoint models), a 422 listing every problem."""
+        if isinstance(exc, ValidationError):
+            return _unprocessable(list(exc.errors()))
         # FastAPI reads the body before the route's dependencies: authenticate now, so a
         # missing key is a 401 whatever the body, and the answer is counted.
         try:
             admit(request)
         except DomainError as err:
-            return await _domain(request, err)
+            found = refusal(err)
+            assert found is not None
+            return self.answer(found)
         errors = list(exc.errors())
         if any(e.get("type") == "json_invalid" for e in errors):
             message, _ = describe_validation_error(errors[0])
             return problem(400, message)
         return _unprocessable(errors)
 
-    # A model a service validates past the body's own (a v2 body mapped onto v1's template
-    # and endpoint models) refuses as the body's validation does: 422, not a 500.
-    @app.exception_handler(ValidationError)
-    async def _service_validation(_: Request, exc: ValidationError) -> Response:
-        return _unprocessable(list(exc.errors()))
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
-        detail = exc.detail if isinstance(exc.detail, str) else title(exc.status_code)
-        if exc.status_code == 404 and detail == "Not Found":
-            detail = "no such route"
-        if exc.status_code == 405:
-            detail = "method not allowed on this route"
-        return problem(exc.status_code, detail, headers=dict(exc.headers or {}))
+PROBLEMS = ProblemJson()
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return problem(500, "internal server error")
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error the REST v2 app can raise as problem+json."""
+    install_error_handlers(app, PROBLEMS)

@@ -1,7 +1,7 @@
 """/v2/serverless: endpoints, their live workers, their releases, a worker's logs (SSE).
 
 The same endpoints as /v1/endpoints (one store, two views: ``serverless_wire``).
-LOAD_BALANCER endpoints (``type``, fixed at create) are served by ``api.lb_proxy``.
+LOAD_BALANCER endpoints (``type``, fixed at create) are served by ``api.lb.proxy``.
 """
 
 from __future__ import annotations

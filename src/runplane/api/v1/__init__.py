@@ -17,9 +17,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from runplane.api.auth import count_create, require_user
-from runplane.api.context import services
-from runplane.api.errors import bad_request
+from runplane.api.http.auth import count_create, require_user
+from runplane.api.http.context import services
+from runplane.api.http.errors import bad_request
 from runplane.services.users import Principal
 
 __all__ = ["ERRORS", "JsonBodyRoute", "Responses", "caller", "no_content", "services"]
@@ -27,7 +27,7 @@ __all__ = ["ERRORS", "JsonBodyRoute", "Responses", "caller", "no_content", "serv
 # FastAPI's type of a route's documented answers.
 Responses = dict[int | str, dict[str, Any]]
 
-# Answers documented on every authenticated route (the bodies follow api/errors.py).
+# Answers documented on every authenticated route (the bodies follow api/http/errors.py).
 ERRORS: Responses = {
     400: {"description": "Invalid input: `{error, message, status, field}` names the field."},
     401: {"description": "Missing or invalid API key."},

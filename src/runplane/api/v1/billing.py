@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from runplane.api.responses import json_response
+from runplane.api.http.responses import json_response
 from runplane.api.v1 import ERRORS, JsonBodyRoute, caller, services
 from runplane.schemas.billing import BillingQuery, BucketSize, EndpointGrouping, PodGrouping
 from runplane.services.billing.records import BillingService

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from runplane.api.context import worker_shapes
-from runplane.api.responses import json_response
+from runplane.api.http.responses import json_response
+from runplane.api.shapes.workers import WorkerShapes
 from runplane.api.v1 import ERRORS, JsonBodyRoute, Responses, caller, no_content, services
 from runplane.schemas.endpoints import Endpoint, EndpointCreate, EndpointUpdate
 from runplane.services.users import Principal
@@ -61,6 +61,13 @@ async def get_endpoint(
     workers = (worker_shapes(request)(parts.worker_pods([endpointId]).get(endpointId, []))
                if includeWorkers else None)
     return json_response(found.wire(includeTemplate, workers) | _status(parts, endpointId))
+
+
+def worker_shapes(request: Request) -> WorkerShapes:
+    """The app's rendered workers (``includeWorkers``), kept while their records live
+    (``runplane.api.app`` puts them on the app's state)."""
+    shapes: WorkerShapes = request.app.state.worker_shapes
+    return shapes
 
 
 def _status(parts: Services, endpoint_id: str) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from runplane.api.errors import not_found
-from runplane.api.responses import json_response
+from runplane.api.http.errors import not_found
+from runplane.api.http.responses import json_response
 from runplane.api.v1 import ERRORS, caller, services
 from runplane.api.v1.job_queries import job_detail, list_jobs
 from runplane.services.access import can_see

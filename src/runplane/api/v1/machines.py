@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from runplane.api.errors import ApiError
-from runplane.api.responses import json_response
+from runplane.api.http.errors import ApiError
+from runplane.api.http.responses import json_response
 from runplane.api.v1 import ERRORS, caller, services
 from runplane.controller.capacity import machines_report
 from runplane.services.users import Principal

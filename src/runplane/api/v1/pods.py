@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import PlainTextResponse, Response
 
-from runplane.api.responses import json_response
+from runplane.api.http.responses import json_response
 from runplane.api.shapes.pod import pod
 from runplane.api.v1 import ERRORS, caller, no_content, services
 from runplane.schemas.pod_records import PodFilter, PodRecord

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from runplane.api.responses import json_response
+from runplane.api.http.responses import json_response
 from runplane.api.v1 import ERRORS, JsonBodyRoute, Responses, caller, no_content, services
 from runplane.schemas.registry import RegistryAuthCreate
 from runplane.services.users import Principal

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from runplane.api.responses import json_response
+from runplane.api.http.responses import json_response
 from runplane.api.v1 import ERRORS, caller, services
 from runplane.observability.stats import MAX_WINDOW_S
 from runplane.services.users import Principal

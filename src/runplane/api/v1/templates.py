@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from runplane.api.responses import json_response
+from runplane.api.http.responses import json_response
 from runplane.api.v1 import ERRORS, JsonBodyRoute, Responses, caller, no_content, services
 from runplane.schemas.templates import Template, TemplateCreate, TemplateUpdate
 from runplane.services.users import Principal

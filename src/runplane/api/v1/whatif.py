@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from runplane.api.responses import json_response
+from runplane.api.http.responses import json_response
 from runplane.api.v1 import ERRORS, caller, services
 from runplane.errors import RateLimited, Unavailable
 from runplane.schemas.endpoints import Endpoint

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 from starlette.responses import PlainTextResponse, Response
 
-from runplane.api.errors import not_found
+from runplane.api.http.errors import not_found
 from runplane.api.v1 import ERRORS, caller, services
 from runplane.services.access import can_see
 from runplane.services.users import Principal

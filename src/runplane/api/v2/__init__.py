@@ -2,24 +2,21 @@
 
 These are the hot paths (run, job-take, job-done), so they bypass FastAPI's routing and body
 models: the path is split once and dispatched from a table. ``runplane.api.app`` serves this
-app beside the FastAPI one. Errors use the same JSON shape as
-the rest of the API (``runplane.api.errors``).
+app beside the FastAPI one. Errors are mapped as on every surface (``api.http.errors.refusal``)
+and answered in RunPod's JSON shape (``api.http.runpod_json``), as /v1's are.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
 from starlette.types import Receive, Scope, Send
 
-from runplane.api.errors import ApiError, domain_status
+from runplane.api.http.body import too_large
+from runplane.api.http.errors import refusal, unexpected
 from runplane.api.v2 import batches, client, openai, worker
-from runplane.api.v2.http import Req, send_error, too_large
-from runplane.errors import DomainError, RateLimited, Unavailable
+from runplane.api.v2.http import Req, send_error
 from runplane.system import Services
-
-log = logging.getLogger("runplane.api.v2")
 
 Handler = Callable[[Req], Awaitable[None]]
 
@@ -103,16 +100,12 @@ class V2App:
                 return
         try:
             await handler(req)
-        except ApiError as exc:
-            await send_error(send, exc.status, exc.message, exc.field)
-        except (RateLimited, Unavailable) as exc:
-            await send_error(send, domain_status(exc), exc.message, exc.field,
-                             [(b"retry-after", str(exc.retry_after).encode())])
-        except DomainError as exc:  # raised below the API (services, broker): same table as /v1
-            await send_error(send, domain_status(exc), exc.message, exc.field)
-        except Exception:
-            log.exception("error on %s %s", scope["method"], scope["path"])
-            await send_error(send, 500, "internal server error")
+        except Exception as exc:  # a refusal as every surface maps it, else a bug (500)
+            found = refusal(exc) or unexpected(exc, scope["method"], scope["path"])
+            headers = found.headers
+            await send_error(send, found.status, found.message, found.field,
+                             [(k.encode("latin-1"), v.encode("latin-1"))
+                              for k, v in headers.items()] if headers else None)
         finally:
             if req.release is not None:
                 req.release[0].release(req.release[1])

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from runplane.api.errors import ApiError, bad_request
+from runplane.api.http.errors import ApiError, bad_request
 from runplane.api.v2.wire import parse_run_request
 from runplane.broker.models import COMPLETED
 from runplane.services.batches import BATCH_REQUEST_TTL_MS, Batch, NewRequest, Request

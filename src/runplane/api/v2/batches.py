@@ -18,7 +18,7 @@ Same key, ownership, limits and error shape as the other job routes; the rules a
 
 from __future__ import annotations
 
-from runplane.api.errors import ApiError
+from runplane.api.http.errors import ApiError
 from runplane.api.v2.batch_wire import (
     batch_view,
     page_view,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from runplane.api.auth import bearer, client_address
-from runplane.api.errors import ApiError, not_found
-from runplane.api.responses import dumps
+from runplane.api.http.auth import bearer, client_address
+from runplane.api.http.errors import ApiError, not_found
+from runplane.api.http.responses import dumps
 from runplane.api.v2.http import Req, parse_json, send_json
 from runplane.api.v2.wire import (
     DEFAULT_STREAM_WAIT_MS,
@@ -296,7 +296,7 @@ async def workers(req: Req) -> None:
     answer: dict[str, Any] = {"id": worker_id, "token": token, "env": env}
     endpoint = req.services.endpoints.get(endpoint_id)
     if endpoint is not None and endpoint.load_balancer:
-        # The CLI serves it through a tunnel it opens (api.lb_tunnel): what it needs to.
+        # The CLI serves it through a tunnel it opens (api.lb.tunnel): what it needs to.
         answer["loadBalancer"] = {"healthCheckPath": health_path(endpoint),
                                   "tunnel": f"/v2/{endpoint_id}/workers/{worker_id}/tunnel"}
     await send_json(req.send, answer, 201)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import unquote_plus
 
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from runplane.api.errors import ApiError, bad_request, error_body
-from runplane.api.responses import dumps
+from runplane.api.http.body import read_body, until_disconnect
+from runplane.api.http.errors import bad_request
+from runplane.api.http.responses import dumps
+from runplane.api.http.runpod_json import error_body
 from runplane.system import Services
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -67,29 +70,11 @@ class Req:
             self._query = parse_query(self.scope.get("query_string", b""))
         return self._query.get(name)
 
-    async def body(self) -> bytes:
-        message = await self.receive()
-        if message["type"] == "http.disconnect":
-            raise ApiError(400, "client disconnected")
-        body = message.get("body", b"")
-        if not message.get("more_body", False):
-            if self.limit is not None and len(body) > self.limit:
-                raise ApiError(413, too_large(self.limit))
-            return body
-        chunks = [body]
-        received = len(body)
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                raise ApiError(400, "client disconnected")
-            body = message.get("body", b"")
-            received += len(body)
-            if self.limit is not None and received > self.limit:
-                raise ApiError(413, too_large(self.limit))
-            chunks.append(body)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
+    def body(self) -> Awaitable[bytes]:
+        """The whole body (``api.http.body.read_body``, awaited by the caller: no coroutine
+        of its own on the hot path). Past ``limit`` it raises ``BodyTooLarge``, and
+        ``ClientGone`` when the client hung up: V2App answers both (413, 400)."""
+        return read_body(self.receive, self.limit)
 
     async def json(self, *, lenient: bool = False) -> Any:
         """The body as JSON whatever the Content-Type; ``lenient`` also takes NaN/Infinity."""
@@ -99,13 +84,7 @@ class Req:
     def disconnect_watcher(self) -> asyncio.Future:
         """A task that finishes when the client goes away (request body already read)."""
 
-        async def watch() -> None:
-            while True:
-                message = await self.receive()
-                if message["type"] == "http.disconnect":
-                    return
-
-        return asyncio.get_running_loop().create_task(watch())
+        return asyncio.get_running_loop().create_task(until_disconnect(self.receive))
 
 
 def parse_query(raw: bytes) -> dict[str, str]:
@@ -198,10 +177,6 @@ async def send_json(send: Send, body: Any, status: int = 200,
         headers.extend(extra_headers)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
-
-
-def too_large(limit: int) -> str:
-    return f"request body larger than the {limit:,}-byte limit of this route"
 
 
 async def send_error(send: Send, status: int, message: str, field: str | None = None,

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from runplane.api.errors import ApiError, bad_request
+from runplane.api.http.errors import ApiError, bad_request
 from runplane.api.v2.client import authorized_endpoint
 from runplane.api.v2.http import Req, parse_json, send_json
 from runplane.api.v2.wire import (

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from runplane.api.errors import bad_request
+from runplane.api.http.errors import bad_request
 
 # orjson writes at most 254 levels back; refusing deeper input keeps every read writable.
 MAX_DEPTH = 254

@@ -9,7 +9,7 @@ broker neither imports it nor is handed a renderer to call for it.
 
 from __future__ import annotations
 
-from runplane.api.responses import dumps
+from runplane.api.http.responses import dumps
 from runplane.api.v2.wire import job_view
 from runplane.broker.models import Job
 from runplane.broker.webhooks import WebhookSender

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from runplane.api.errors import ApiError, bad_request
+from runplane.api.http.errors import ApiError, bad_request
 from runplane.broker.models import (
     COMPLETED,
     IN_PROGRESS,

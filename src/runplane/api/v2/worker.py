@@ -9,8 +9,8 @@ from __future__ import annotations
 import orjson
 
 from runplane.accelerator import REPORT_SDK, REPORT_STATE
-from runplane.api.auth import worker_by_credential
-from runplane.api.errors import ApiError
+from runplane.api.http.auth import worker_by_credential
+from runplane.api.http.errors import ApiError
 from runplane.api.v2.http import Req, send_empty, send_json
 from runplane.api.v2.results import BadResult, parse_result
 from runplane.broker.workers import Worker

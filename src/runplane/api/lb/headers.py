@@ -1,6 +1,6 @@
 """The headers a load-balancing request or answer does not carry across runplane's hop to a
-worker, for the proxy to a worker's address (``api.lb_proxy``), its WebSockets
-(``api.lb_ws``) and a manual worker's tunnel (``api.lb_tunnel``) alike."""
+worker, for the proxy to a worker's address (``api.lb.proxy``), its WebSockets
+(``api.lb.ws``) and a manual worker's tunnel (``api.lb.tunnel``) alike."""
 
 from __future__ import annotations
 

@@ -7,27 +7,35 @@ the caller's key (``Authorization: Bearer``, as everywhere; never passed on), th
 the per-key rate limit (``limits.job_route("lb")``), the body limit (30 MB), the worker
 (``lb.pool.LoadBalancer.acquire``: least in flight, ``X-Runpod-Worker-Id`` affinity, waiting
 up to 2 minutes, scaling from zero), then the request goes to that worker's own address (the
-provider's, never one the request names) over a kept-alive connection (``api.lb_client``),
+provider's, never one the request names) over a kept-alive connection (``api.lb.client``),
 and its answer comes back in one piece when it is small and sized, else chunk by chunk as it
 arrives (SSE, chunked streams), with ``X-Runpod-Worker-Id`` added. WebSockets
-are ``api.lb_ws``. Errors are RunPod's load balancer's: ``{"error": "..."}``.
+are ``api.lb.ws``. Errors are RunPod's load balancer's: ``{"error": "..."}``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from runplane.api.auth import bearer, client_address
-from runplane.api.deadlines import Deadlines
-from runplane.api.lb_client import IDEMPOTENT, UpstreamError, WorkerClient
-from runplane.api.lb_headers import DROP_REQUEST, DROP_RESPONSE, WORKER_HEADER
-from runplane.api.one_write import send_whole
+from runplane.api.http.auth import bearer, client_address
+from runplane.api.http.body import (
+    BodyTooLarge,
+    ClientGone,
+    read_body,
+    stream_body,
+    until_disconnect,
+)
+from runplane.api.lb.client import IDEMPOTENT, UpstreamError, WorkerClient
+from runplane.api.lb.deadlines import Deadlines
+from runplane.api.lb.headers import DROP_REQUEST, DROP_RESPONSE, WORKER_HEADER
+from runplane.api.lb.one_write import send_whole
 from runplane.config import LoadBalancerSettings
 from runplane.lb import affinity as aff
 from runplane.lb.pool import LoadBalancer, NoWorkers, Route, WorkerGone, WorkerTimeout
@@ -51,14 +59,6 @@ class ProxyError(Exception):
         self.status = status
         self.body = {"error": error, **extra}
         self.headers = headers or []
-
-
-class BodyTooLarge(Exception):
-    """The request body passed the limit while it streamed."""
-
-
-class ClientGone(Exception):
-    """The client hung up while its request waited for a worker."""
 
 
 async def send_error(send: Send, err: ProxyError) -> None:
@@ -191,7 +191,8 @@ class LbProxy:
             arrived = self.services.clock.now()
             bodiless = size in (None, "0") and header(scope, b"transfer-encoding") is None
             route = await self.worker(scope, endpoint_id,
-                                      _disconnected(receive) if bodiless else None)
+                                      partial(until_disconnect, receive) if bodiless
+                                      else None)
             started_at = self.services.clock.now()
             ok = await self.deadlines.watch(
                 self._forward(scope, receive, send, route, path, size, started),
@@ -244,13 +245,16 @@ class LbProxy:
         stream = None
         if chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")
-            stream = _streamed_body(receive, limit)
+            stream = stream_body(receive, limit)
         elif size is not None:
             parts += (b"Content-Length: ", size.encode(), b"\r\n")
             if int(size) > _WHOLE:
-                stream = _streamed_body(receive, limit)
+                stream = stream_body(receive, limit)
             elif size != "0":
-                body = await _read_body(receive, limit)
+                try:
+                    body = await read_body(receive, limit)
+                except BodyTooLarge:
+                    raise ProxyError(413, f"request body over {limit} bytes") from None
         parts.append(b"\r\n")
         wid = route.worker.id.encode()
         try:
@@ -293,7 +297,7 @@ class LbProxy:
                 if live[0]:  # (not once the stream is over: conn may serve another by then)
                     conn.abort()
 
-            watch = asyncio.ensure_future(_disconnected(receive)())
+            watch = asyncio.ensure_future(until_disconnect(receive))
             watch.add_done_callback(hung_up)
             try:
                 sent = 0
@@ -325,48 +329,3 @@ class LbProxy:
             value = self._hosts[(host, port)] = f"{name}:{port}".encode("latin-1")
         return value
 
-
-def _disconnected(receive: Receive) -> Callable[[], Awaitable[None]]:
-    """For a request without a body: returns once the client has hung up."""
-
-    async def wait() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    return wait
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    """A small sized request body, whole (ProxyError 413 past ``limit``)."""
-    parts = []
-    total = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone()
-        body = message.get("body", b"")
-        total += len(body)
-        if total > limit:
-            raise ProxyError(413, f"request body over {limit} bytes")
-        parts.append(body)
-        if not message.get("more_body", False):
-            return b"".join(parts)
-
-
-async def _streamed_body(receive: Receive, limit: int) -> AsyncIterator[bytes]:
-    """The request body as it arrives; past ``limit`` it stops with ``BodyTooLarge``, and
-    with ``ClientGone`` when the client hangs up (the worker's connection is then closed,
-    not handed a truncated body as if it were whole)."""
-    total = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone()
-        body = message.get("body", b"")
-        total += len(body)
-        if total > limit:
-            raise BodyTooLarge()
-        if body:
-            yield body
-        if not message.get("more_body", False):
-            return

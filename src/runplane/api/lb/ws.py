@@ -1,4 +1,4 @@
-"""WebSockets to load-balancing workers: the same checks as HTTP (``api.lb_proxy``), then the
+"""WebSockets to load-balancing workers: the same checks as HTTP (``api.lb.proxy``), then the
 connection to the worker's own address with the ``websockets`` library and every message
 relayed both ways as it comes, until either side closes.
 
@@ -20,8 +20,8 @@ import websockets
 from starlette.types import Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
 
-from runplane.api.lb_headers import FORWARDED, WORKER_HEADER
-from runplane.api.lb_proxy import LbProxy, ProxyError
+from runplane.api.lb.headers import FORWARDED, WORKER_HEADER
+from runplane.api.lb.proxy import LbProxy, ProxyError
 from runplane.lb.pool import Route
 
 log = logging.getLogger("runplane.lb")

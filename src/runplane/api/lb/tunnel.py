@@ -5,7 +5,7 @@
 its registration returned; good only for that worker of that endpoint). While the socket is
 open the worker has a route in ``lb.pool.LoadBalancer`` (``Route.tunnel``): it is in rotation
 while the health it reports says 200 (``lb.health.judge``, RunPod's rules), and out of it
-when the socket closes. The proxy (``api.lb_proxy``) hands a request routed to it to
+when the socket closes. The proxy (``api.lb.proxy``) hands a request routed to it to
 :meth:`WorkerTunnel.forward`, which sends it down the socket in frames and streams the answer
 back as its frames arrive. The server never connects anywhere for it: the worker dialled in.
 """
@@ -20,10 +20,11 @@ import logging
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from runplane.api.auth import worker_by_credential
-from runplane.api.errors import ApiError
-from runplane.api.lb_headers import DROP_REQUEST, WORKER_HEADER, answer_header
-from runplane.api.lb_proxy import header
+from runplane.api.http.auth import worker_by_credential
+from runplane.api.http.body import BodyTooLarge, ClientGone, stream_body
+from runplane.api.http.errors import ApiError
+from runplane.api.lb.headers import DROP_REQUEST, WORKER_HEADER, answer_header
+from runplane.api.lb.proxy import header
 from runplane.broker.models import Worker
 from runplane.errors import RateLimited
 from runplane.lb import tunnel as t
@@ -136,20 +137,16 @@ class WorkerTunnel:
     async def _body(self, receive: Receive, rid: int, send: Send) -> bool:
         """Stream the request body down the tunnel as it arrives; False (answered 413, or
         the caller hung up) when it cannot be passed on whole."""
-        total = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return False
-            body = message.get("body", b"")
-            total += len(body)
-            if total > self._limit:
-                await _error(send, 413, f"request body over {self._limit} bytes", None)
-                return False
-            for piece in t.chunks(body):
-                await self._message(t.encode(t.BODY, rid, piece))
-            if not message.get("more_body", False):
-                return True
+        try:
+            async for body in stream_body(receive, self._limit):
+                for piece in t.chunks(body):
+                    await self._message(t.encode(t.BODY, rid, piece))
+        except ClientGone:
+            return False
+        except BodyTooLarge:
+            await _error(send, 413, f"request body over {self._limit} bytes", None)
+            return False
+        return True
 
 
 def _request_head(scope: Scope, path: str) -> t.RequestHead:

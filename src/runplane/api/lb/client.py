@@ -6,7 +6,7 @@ Why not aiohttp: it cost about 50 µs of the proxy's ~150 µs of CPU per request
 URL objects, auto headers, cookies, timers, its stream reader), for features a hop to a
 worker never needs: a worker is an address the provider gave (no DNS, TLS, proxies,
 redirects, cookies, decompression). Nothing is added to the request or the answer here: the
-proxy (``api.lb_proxy``) builds the request head and filters the answer's headers.
+proxy (``api.lb.proxy``) builds the request head and filters the answer's headers.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class Upstream(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             # A 101 (or an Upgrade answer): a plain HTTP request never asked to switch
             # protocols, and the caller's connection is not handed over (WebSockets are
-            # api.lb_ws's). Not an answer: the proxy says 502.
+            # api.lb.ws's). Not an answer: the proxy says 502.
             self.error = UpstreamError("the worker switched protocols on an HTTP request")
             self.abort()
             self._wake()

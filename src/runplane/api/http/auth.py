@@ -8,8 +8,8 @@ from collections.abc import Callable
 from fastapi import Request
 from starlette.types import Scope
 
-from runplane.api.context import services
-from runplane.api.errors import ApiError
+from runplane.api.http.context import services
+from runplane.api.http.errors import ApiError
 from runplane.broker.models import Worker
 from runplane.errors import Unauthorized
 from runplane.services.users import Principal

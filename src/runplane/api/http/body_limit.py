@@ -2,7 +2,7 @@
 key (401) and oversized ones (413).
 
 The key is checked first, from the headers alone, for the routes that all need one (/v1's
-and REST v2's: ``api.auth.key_first``): FastAPI reads a body before it resolves a route's
+and REST v2's: ``api.http.auth.key_first``): FastAPI reads a body before it resolves a route's
 dependencies, so a caller without a key could otherwise make the server read and hold up to
 the route's limit per connection, as slowly as it liked. The answer does not wait for the
 body; the connection is closed shortly after it (``cli/connections.py``).
@@ -13,25 +13,25 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runplane.api.errors import domain_status, error_headers, error_response
+from runplane.api.http.body import too_large
+from runplane.api.http.errors import ErrorShape, Refusal, domain_status, error_headers
+from runplane.api.http.runpod_json import RUNPOD_JSON
 from runplane.errors import DomainError
 
 
 class BodyLimitMiddleware:
     """Pure ASGI middleware: ``limit_for(path)`` gives the byte limit for a request path;
-    ``answer(status, message, headers=...)`` the refusal's response (RunPod's JSON shape by
-    default); ``authenticate(scope)``, when given, is run before a request with a body is
-    read and refuses it by raising a domain error (``api.auth.key_first``)."""
+    ``shape`` how its refusals look (RunPod's JSON by default); ``authenticate(scope)``, when given, is run before a request with a body is
+    read and refuses it by raising a domain error (``api.http.auth.key_first``)."""
 
     def __init__(self, app: ASGIApp, limit_for: Callable[[str], int],
-                 answer: Callable[..., Response] = error_response,
+                 shape: ErrorShape = RUNPOD_JSON,
                  authenticate: Callable[[Scope], None] | None = None) -> None:
         self.app = app
         self.limit_for = limit_for
-        self.answer = answer
+        self.shape = shape
         self.authenticate = authenticate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -51,12 +51,12 @@ class BodyLimitMiddleware:
             try:
                 self.authenticate(scope)
             except DomainError as exc:
-                await self.answer(domain_status(exc), exc.message,
-                                  headers=error_headers(exc))(scope, receive, send)
+                await self.shape.answer(Refusal(domain_status(exc), exc.message,
+                                                headers=error_headers(exc)))(scope, receive, send)
                 return
         limit = self.limit_for(scope["path"])
         if declared > limit:
-            await self.answer(413, _message(limit))(scope, receive, send)
+            await self.shape.answer(Refusal(413, too_large(limit)))(scope, receive, send)
             return
 
         received = 0
@@ -81,7 +81,7 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await self.answer(413, _message(limit))(scope, receive, send)
+                await self.shape.answer(Refusal(413, too_large(limit)))(scope, receive, send)
 
 
 class _BodyTooLarge(HTTPException):
@@ -89,9 +89,5 @@ class _BodyTooLarge(HTTPException):
     HTTPException, because FastAPI's body reader turns any other error into a 400."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, _message(limit))
-
-
-def _message(limit: int) -> str:
-    return f"request body larger than the {limit:,}-byte limit of this route"
+        super().__init__(413, too_large(limit))
 
