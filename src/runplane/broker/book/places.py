@@ -29,6 +29,7 @@ class Places:
         # The queues' reads, bound (the job-take route asks has_queued first: no extra call),
         # and an endpoint's queue, whose counters the transitions count.
         self.of = queues.of
+        self._add, self._take = queues.add, queues.take
         self.has_queued = queues.has_queued
         self.check_room = queues.check_room
         self.metrics = queues.metrics
@@ -44,7 +45,16 @@ class Places:
         q = self._queues.get(worker.endpoint_id)
         if q is None or not (q.n_normal or q.n_low):
             return None
-        return self._reserve(q, n, worker)
+        # (_reserve, inlined: the job-take is the hottest route.)
+        out = self._take(q, n)
+        worker_id = worker.id
+        for job in out:
+            job.queued = False
+            job.reserved = True
+            job.reserved_by = worker_id
+        q.in_progress += len(out)
+        worker.handing += 1  # until JobHandoff.confirm/untake
+        return out
 
     def park(self, worker: Worker, n: int, future: asyncio.Future) -> None:
         """A job-take that found nothing queued waits: ``future`` is answered with the next
@@ -78,7 +88,7 @@ class Places:
         job.reserved_by = None
         job.queued = True
         job.qseq += 1
-        q = self._queues.add(job, front)
+        q = self._add(job, front)
         if q.waiters:
             self._hand_out(q)
 
@@ -107,7 +117,7 @@ class Places:
         job.reserved_by = None
 
     def _reserve(self, q: EndpointQueue, n: int, worker: Worker) -> list[Job]:
-        out = self._queues.take(q, n)
+        out = self._take(q, n)
         if out:
             worker_id = worker.id
             for job in out:
