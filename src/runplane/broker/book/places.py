@@ -47,13 +47,14 @@ class Places:
             return None
         # (_reserve, inlined: the job-take is the hottest route.)
         out = self._take(q, n)
-        worker_id = worker.id
-        for job in out:
-            job.queued = False
-            job.reserved = True
-            job.reserved_by = worker_id
-        q.in_progress += len(out)
-        worker.handing += 1  # until JobHandoff.confirm/untake
+        if out:
+            worker_id = worker.id
+            for job in out:
+                job.queued = False
+                job.reserved = True
+                job.reserved_by = worker_id
+            q.in_progress += len(out)
+            worker.handing += 1  # until JobHandoff.confirm/untake
         return out
 
     def park(self, worker: Worker, n: int, future: asyncio.Future) -> None:
