@@ -27,7 +27,6 @@ from runplane.broker.models import (
     Job,
     Worker,
 )
-from runplane.broker.queues import JobQueues
 from runplane.worker_state import WorkerState
 
 NOW = 1_000.0
@@ -51,13 +50,13 @@ def _world(where: str, retries: int = 0) -> World:
     """A book with workers w1 and w2 and one job that is ``queued``, ``reserved`` (by w1),
     ``held`` (running on w1) or ``final`` (COMPLETED)."""
     workers = {"w1": _worker("w1"), "w2": _worker("w2")}
-    book = JobBook(JobQueues(), workers.get, max_retries=3, run_retention_s=1800.0,
+    book = JobBook(workers.get, max_retries=3, run_retention_s=1800.0,
                    runsync_retention_s=60.0)
     job = Job(id="j1", endpoint_id=EP, user_id="u", payload={"input": {}}, created_at=NOW - 10,
               expires_at=NOW + 86_400, retries=retries)
     book.admit(job, NOW - 10)
     if where in ("reserved", "held", "final"):
-        assert book.queues.pop(book.queues.of(EP), 1, workers["w1"]) == [job]
+        assert book.reserve(workers["w1"], 1) == [job]
     if where in ("held", "final"):
         book.confirm(workers["w1"], [job], NOW - 5)
     if where == "final":
@@ -155,7 +154,7 @@ def test_transition(case: Case) -> None:
     assert [e.kind for e in fx.events] == case.events
     assert fx.stops == case.stops
     assert [j.id for j in fx.finals] == (["j1"] if case.settles else [])
-    m = book.queues.metrics(EP)
+    m = book.metrics(EP)
     assert (m.in_queue, m.in_progress) == (case.in_queue, case.in_progress)
     assert ("j1" in w.workers["w1"].jobs) is case.w1_holds
     assert job.retries == case.retries
@@ -168,7 +167,7 @@ def test_transition(case: Case) -> None:
 
 def test_admit_tells_the_listeners_and_the_autoscaler() -> None:
     workers: dict[str, Worker] = {}
-    book = JobBook(JobQueues(), workers.get, max_retries=3, run_retention_s=1.0,
+    book = JobBook(workers.get, max_retries=3, run_retention_s=1.0,
                    runsync_retention_s=1.0)
     job = Job(id="j", endpoint_id=EP, user_id="u", payload={}, created_at=NOW,
               expires_at=NOW + 60)
@@ -198,8 +197,8 @@ def test_untake_puts_a_reserved_job_back_first_without_a_retry() -> None:
                 expires_at=NOW + 60)
     w.book.admit(other, NOW)
     w.book.untake([w.job], w.workers["w1"])
-    assert w.book.queues.queued(EP) == [w.job, other]
-    assert w.job.retries == 0 and w.book.queues.metrics(EP).in_progress == 0
+    assert w.book.queued(EP) == [w.job, other]
+    assert w.job.retries == 0 and w.book.metrics(EP).in_progress == 0
 
 
 def test_confirm_of_a_job_cancelled_on_its_way_stops_it_on_the_worker() -> None:
@@ -229,7 +228,7 @@ def test_ping_listing_a_job_that_ended_here_says_stop_again() -> None:
 
 def test_only_the_most_recent_final_jobs_stay_in_memory() -> None:
     workers: dict[str, Worker] = {}
-    book = JobBook(JobQueues(), workers.get, max_retries=3, run_retention_s=1.0,
+    book = JobBook(workers.get, max_retries=3, run_retention_s=1.0,
                    runsync_retention_s=1.0, recent_final=2)
     jobs = [Job(id=f"j{i}", endpoint_id=EP, user_id="u", payload={}, created_at=NOW,
                 expires_at=NOW + 60) for i in range(3)]
@@ -244,7 +243,7 @@ def test_only_the_most_recent_final_jobs_stay_in_memory() -> None:
 
 def test_restore_keeps_a_running_job_with_its_worker_else_requeues_it() -> None:
     workers = {"w1": _worker("w1")}
-    book = JobBook(JobQueues(), workers.get, max_retries=3, run_retention_s=1.0,
+    book = JobBook(workers.get, max_retries=3, run_retention_s=1.0,
                    runsync_retention_s=1.0)
     kept = Job(id="a", endpoint_id=EP, user_id="u", payload={}, created_at=NOW,
                expires_at=NOW + 60, status=IN_PROGRESS, worker_id="w1", started_at=NOW)
@@ -253,8 +252,8 @@ def test_restore_keeps_a_running_job_with_its_worker_else_requeues_it() -> None:
     assert book.restore(kept, workers["w1"]).workers == [workers["w1"]]
     fx = book.restore(orphan, None)
     assert _statements(fx) == [sql.REQUEUE_JOB] and orphan.retries == 0
-    assert orphan.status == IN_QUEUE and book.queues.queued(EP) == [orphan]
-    assert "a" in workers["w1"].jobs and book.queues.metrics(EP).in_progress == 1
+    assert orphan.status == IN_QUEUE and book.queued(EP) == [orphan]
+    assert "a" in workers["w1"].jobs and book.metrics(EP).in_progress == 1
 
 
 def test_ping_listing_a_queued_job_takes_it_back_without_a_retry() -> None:
@@ -264,6 +263,6 @@ def test_ping_listing_a_queued_job_takes_it_back_without_a_retry() -> None:
     found, fx = w.book.reconcile_ping(w.workers["w1"], {"j1"}, NOW)
     assert not found and w.job.status == IN_PROGRESS and w.job.worker_id == "w1"
     assert "j1" in w.workers["w1"].jobs and w.job.retries == 0
-    m = w.book.queues.metrics(EP)
+    m = w.book.metrics(EP)
     assert (m.in_queue, m.in_progress) == (0, 1)
     assert [op[0] for op in fx.writes] == [sql.TAKE_JOB]

@@ -15,7 +15,6 @@ import pytest
 from runplane.broker.book import JobBook
 from runplane.broker.budget import HeldBytes
 from runplane.broker.models import COMPLETED, FAILED, Job, Worker
-from runplane.broker.queues import JobQueues
 from runplane.broker.webhook_guard import networks
 from runplane.broker.webhooks import WebhookSender
 from runplane.errors import RateLimited, TooLarge
@@ -28,7 +27,7 @@ def _book(per_endpoint: int = 0, per_user: int = 0, cache_bytes: int = 10**9) ->
     w = Worker(id="w1", endpoint_id="ep1", user_id="u", token_hash="t",
                status=WorkerState.IDLE, desired_status=WorkerState.RUNNING, manual=False,
                created_at=0.0)
-    return JobBook(JobQueues(), {"w1": w}.get, max_retries=3, run_retention_s=60.0,
+    return JobBook({"w1": w}.get, max_retries=3, run_retention_s=60.0,
                    runsync_retention_s=60.0, held=HeldBytes(per_endpoint, per_user),
                    cache_bytes=cache_bytes)
 
@@ -40,7 +39,7 @@ def _job(i: int, size: int, endpoint_id: str = "ep1", user_id: str = "u") -> Job
 
 def _run(book: JobBook, job: Job) -> Worker:
     w = book._worker_of("w1")
-    assert w is not None and book.queues.pop(book.queues.of(job.endpoint_id), 1, w) == [job]
+    assert w is not None and book.reserve(w, 1) == [job]
     book.confirm(w, [job], NOW)
     return w
 
@@ -73,11 +72,11 @@ def test_chunks_count_until_they_go_to_the_store() -> None:
     job = _job(1, 100)
     book.admit(job, NOW)
     _run(book, job)
-    book.held.add(job, 300)
-    job.chunk_bytes, job.chunks = 300, ["c"]
-    assert book.held.endpoints["ep1"] == 400
-    book.held.to_store(job)
+    book.stream_chunk(job, "c", 300)
+    assert book.held.endpoints["ep1"] == 400 and job.chunks == ["c"]
+    book.stream_chunk(job, "d", 700)  # over the budget: none is kept from now on
     assert book.held.endpoints["ep1"] == 100 and job.chunks == [] and job.chunks_in_store
+    assert job.nchunks == 2
 
 
 def test_finished_jobs_leave_memory_past_the_cache_bytes_once_stored() -> None:

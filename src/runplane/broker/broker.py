@@ -12,9 +12,9 @@ Rules (docs/jobs.md):
   the worker's job-stop channel. TTL expiry deletes the job in any state.
 - A result for a job that is already final is acknowledged and ignored.
 
-The parts, built here in dependency order and each given only what it uses: the queues
-(:mod:`.queues`), the worker registry (:mod:`.workers`), the job book that owns the state and
-its transitions (:mod:`.book`), the applier of their effects (:mod:`.effects`), the time
+The parts, built here in dependency order and each given only what it uses: the worker
+registry (:mod:`.workers`), the job book that owns the state (the queues among it) and its
+transitions (:mod:`.book`), the applier of their effects (:mod:`.effects`), the time
 limits (:mod:`.sweeps`), the worker-route operations (:mod:`.handoff`), webhooks
 (:mod:`.webhooks`), the start-up rebuild (:mod:`.rebuild`) and the group-commit writer
 (:mod:`.writer`); the held-bytes budgets and the cache of just-finished jobs
@@ -42,7 +42,6 @@ from runplane.broker.effects import EffectApplier, EnqueueListener, JobListener,
 from runplane.broker.handoff import JobHandoff
 from runplane.broker.idempotency import IdempotencyKeys
 from runplane.broker.models import Job, QueueMetrics
-from runplane.broker.queues import JobQueues
 from runplane.broker.reads import JobReads
 from runplane.broker.rebuild import StartupQuiet, rebuild
 from runplane.broker.sweeps import Sweeper
@@ -101,12 +100,13 @@ class Broker:
         self._closed = False
         self._draining = False
         self.writer = Writer(engine)
-        queues = JobQueues()
+        # (A worker that goes has its long-polls answered by the book, built next.)
         self.workers = WorkerRegistry(engine, clock, self.writer, settings, public_url, owner_of,
-                                      release_waiters=queues.release, lose_jobs=self._lose)
+                                      release_waiters=lambda w: self._book.answer_polls(w),
+                                      lose_jobs=self._lose)
         self.held = HeldBytes(settings.max_held_bytes_per_endpoint,
                               settings.max_held_bytes_per_user)
-        self._book = JobBook(queues, self.workers.get, max_retries=settings.job_max_retries,
+        self._book = JobBook(self.workers.get, max_retries=settings.job_max_retries,
                              run_retention_s=settings.run_result_retention_s,
                              runsync_retention_s=settings.runsync_result_retention_s,
                              held=self.held, cache_bytes=settings.result_cache_bytes)
@@ -154,17 +154,17 @@ class Broker:
         """A warm shutdown begins: no new job is accepted (``submit`` answers Unavailable)
         or handed out; running jobs go on and their results are taken."""
         self._draining = True
-        self._book.queues.release_all()
+        self._book.answer_polls()
 
     def running(self) -> int:
         """Jobs handed to workers and not final (what a warm shutdown waits for)."""
-        return self._book.queues.running()
+        return self._book.running()
 
     def begin_shutdown(self) -> None:
         """Answer every open long-poll now and hold no new ones (the server is stopping)."""
         self._closed = True
         self._sweeper.stop()
-        self._book.queues.release_all()
+        self._book.answer_polls()
         self.workers.close()
         for job in list(self._book.jobs.values()):
             job.notify()
@@ -197,12 +197,12 @@ class Broker:
         self._applier.settled_listeners.append(callback)
 
     def queue_metrics(self, endpoint_id: str) -> QueueMetrics:
-        return self._book.queues.metrics(endpoint_id)
+        return self._book.metrics(endpoint_id)
 
     def queued_at(self, endpoint_id: str) -> list[float]:
         """When each queued normal-priority job was submitted, oldest first (the ADAPTIVE
         scaler reads the queue's ages; O(queue), asked only for such endpoints)."""
-        return sorted(j.created_at for j in self._book.queues.queued(endpoint_id)
+        return sorted(j.created_at for j in self._book.queued(endpoint_id)
                       if not j.low_priority)
 
     def sweep(self, now: float | None = None) -> None:
@@ -247,8 +247,8 @@ class Broker:
                 stale = self._book.forget_results([expired]).writes
         if webhook is not None:
             check_url(webhook, self._webhook_allow)
-        self._book.queues.check_room(endpoint_id, 1, size, self._max_queued_jobs,
-                                     self._max_queued_bytes)
+        self._book.check_room(endpoint_id, 1, size, self._max_queued_jobs,
+                              self._max_queued_bytes)
         self.held.check(endpoint_id, user_id, size)
         now = self._clock.now()
         # A version-4 UUID from the OS's CSPRNG (secrets): every route checks the endpoint's
@@ -297,8 +297,8 @@ class Broker:
                 check_url(n.webhook, self._webhook_allow)
         sizes = [n.size or len(orjson.dumps(n.payload)) for n in new]
         total = sum(sizes)
-        self._book.queues.check_room(endpoint_id, len(new), total, self._max_queued_jobs,
-                                     self._max_queued_bytes)
+        self._book.check_room(endpoint_id, len(new), total, self._max_queued_jobs,
+                              self._max_queued_bytes)
         self.held.check(endpoint_id, user_id, total, f"these {len(new):,} jobs")
         now = self._clock.now()
         jobs = [Job(id=n.id, endpoint_id=endpoint_id, user_id=user_id,

@@ -79,15 +79,6 @@ class HeldBytes:
         _sub(self.users, user_id, n)
 
 
-    def to_store(self, job: Job) -> None:
-        """``job``'s stream chunks are no longer kept in memory (a budget is full): readers
-        read them from the store, which has every one of them."""
-        self.release(job, job.chunk_bytes)
-        job.chunks = []
-        job.chunk_bytes = 0
-        job.chunks_in_store = True
-
-
 class JustFinished:
     """The cache of just-finished jobs: settled final jobs stay in the book's memory, at
     most ``count`` of them and ``max_bytes`` of their inputs, chunks and outputs; the oldest

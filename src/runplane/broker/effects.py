@@ -1,7 +1,8 @@
 """What a job transition asks for, and the one place where that is carried out.
 
 The transitions (:mod:`runplane.broker.book`) change only the in-memory book: jobs, queues,
-counters and worker holds. Everything else they need done is returned as :class:`Effects`
+counters and worker holds. (A final job's ``settled`` is the one field of a job written here:
+its write committed.) Everything else they need done is returned as :class:`Effects`
 and carried out by :class:`EffectApplier`, in this order: workers whose holds changed get
 their state (IDLE/RUNNING) recomputed, holders of ended jobs are told to stop them, the
 enqueue and job listeners hear of it, and the writes go to the group-commit writer; jobs that

@@ -4,7 +4,9 @@ A job-take reserves jobs (:meth:`JobHandoff.take`, long-polling); the written re
 them taken (:meth:`~JobHandoff.confirm`) or puts them back at the head of the queue
 (:meth:`~JobHandoff.untake`); :meth:`~JobHandoff.done` and :meth:`~JobHandoff.stream_chunk`
 take a worker's results and :meth:`~JobHandoff.ping` its heartbeats. The state changes are
-the job book's transitions; their effects are carried out by ``apply``.
+the job book's transitions (reserving jobs for a take, a progress output, a stream chunk
+included: nothing here writes a job); their effects are carried out by ``apply``, and the one
+write a worker's post waits for is awaited here.
 
 What a worker posts counts against its job's held-bytes budgets (:mod:`.budget`) only while
 it is kept in memory: a result is always taken (it leaves the budgets), a stream chunk over
@@ -21,7 +23,6 @@ from typing import Any
 
 import orjson
 
-from runplane.broker import store as sql
 from runplane.broker.book import JobBook
 from runplane.broker.effects import Effects, landed
 from runplane.broker.models import COMPLETED, FAILED, IN_PROGRESS, JOB_TAKEN, Job, Worker
@@ -58,7 +59,7 @@ class JobHandoff:
 
     def has_queued(self, endpoint_id: str) -> bool:
         """Whether a job-take for the endpoint would be answered at once."""
-        return self._book.queues.has_queued(endpoint_id)
+        return self._book.has_queued(endpoint_id)
 
     async def take(
         self, worker: Worker, n: int, hold_s: float, disconnect: asyncio.Future | None = None
@@ -85,7 +86,23 @@ class JobHandoff:
             if not self._closed():
                 await _hold(min(hold_s, quiet) if quiet else hold_s, disconnect)
             return []
-        return await self._book.queues.wait(worker, n, hold_s, disconnect)
+        book = self._book
+        jobs = book.reserve(worker, n)
+        if jobs is not None:
+            return jobs
+        # Nothing queued: a long-poll, answered by the next jobs queued (reserved for it).
+        fut = asyncio.get_running_loop().create_future()
+        book.park(worker, n, fut)
+        worker.polling += 1
+        try:
+            waits = {fut} if disconnect is None else {fut, disconnect}
+            await asyncio.wait(waits, timeout=hold_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            worker.polling -= 1
+        if fut.done():
+            return fut.result()
+        fut.cancel()
+        return []
 
     def confirm(self, worker: Worker, jobs: list[Job]) -> None:
         """The job-take response carrying ``jobs`` was written: they are taken now."""
@@ -128,8 +145,14 @@ class JobHandoff:
             if job.status != IN_PROGRESS or job.worker_id != worker.id:
                 return "ignored"
             output = body.get("output")
-            self._hold_progress(job, output, size)
-            await self._writer.write((sql.PROGRESS_JOB, {"_id": job.id, "output": output}))
+            if not size and output is not None:
+                size = len(orjson.dumps(output))
+            write = self._book.progress(job, output, size)
+            if write is None:
+                raise RateLimited(5.0, f"progress update of job {job.id} refused: the jobs "
+                                       "held for its endpoint or user are at their byte "
+                                       "budget (its result will be taken)")
+            await self._writer.write(write)
             return "progress"
         error = body.get("error")
         text = (error if isinstance(error, str) else orjson.dumps(error).decode()) if error \
@@ -155,23 +178,6 @@ class JobHandoff:
             except TimeoutError:
                 pass
 
-    def _hold_progress(self, job: Job, output: Any, size: int) -> None:
-        """Count a progress output (replacing the last) in memory, or refuse it (429)."""
-        held = self._book.held
-        if not size and output is not None:
-            size = len(orjson.dumps(output))
-        more = size - job.output_bytes
-        if more > 0 and not held.fits(job.endpoint_id, job.user_id, more):
-            raise RateLimited(5.0, f"progress update of job {job.id} refused: the jobs held "
-                                   "for its endpoint or user are at their byte budget (its "
-                                   "result will be taken)")
-        if more > 0:
-            held.add(job, more)
-        else:
-            held.release(job, -more)
-        job.output = output
-        job.output_bytes = size
-
     async def stream_chunk(self, worker: Worker, job_id: str, body: Any, size: int = 0) -> str:
         """A streamed output chunk (``size`` bytes as posted) of a running job
         (``/job-stream``): stored, and kept in memory while its budgets allow."""
@@ -182,29 +188,15 @@ class JobHandoff:
         if not _holds(worker, job):
             _refuse(worker, job, "job-stream")
         chunk = body["output"] if isinstance(body, dict) and "output" in body else body
-        held = self._book.held
         if not size:
             size = len(orjson.dumps(chunk))
-        seq = job.nchunks
-        job.nchunks += 1
-        kept = not job.chunks_in_store and held.fits(job.endpoint_id, job.user_id, size)
-        if kept:
-            job.chunks.append(chunk)
-            job.chunk_bytes += size
-            held.add(job, size)
-        elif not job.chunks_in_store:
-            held.to_store(job)
+        book = self._book
+        write = book.stream_chunk(job, chunk, size)
         try:
-            await self._writer.write((sql.INSERT_CHUNK, {"job_id": job.id, "seq": seq,
-                                                         "output": chunk}))
+            await self._writer.write(write)
         except Unavailable:
             # Not stored, not acknowledged: the worker sends it again.
-            if job.nchunks == seq + 1:
-                job.nchunks = seq
-            if kept and job.chunks and job.chunks[-1] is chunk:
-                job.chunks.pop()
-                job.chunk_bytes -= size
-                held.release(job, size)
+            book.unstream(job, write, size)
             raise
         job.notify()
         return "stored"

@@ -87,9 +87,6 @@ class JobReads:
         else:  # a final job read from the store, or chunks over the budget
             new = sql.load_chunks(self._engine, job.id, job.stream_delivered)
         if new:
-            job.stream_delivered += len(new)
-            self._writer.write_nowait(
-                (sql.STREAM_CURSOR, {"_id": job.id, "stream_delivered": job.stream_delivered})
-            )
+            self._writer.write_nowait(self._book.stream_handed(job, len(new)))
         return new
 

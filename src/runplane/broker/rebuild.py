@@ -30,10 +30,9 @@ def rebuild(engine: Engine, book: JobBook, workers: WorkerRegistry,
     """Fill ``book``, ``workers`` and ``sweeper`` from the store (before anything listens)."""
     workers.load()
     for ep, counts in sql.load_counters(engine).items():
-        q = book.queues.of(ep)
-        q.completed = counts.get(COMPLETED, 0)
-        q.failed = counts.get(FAILED, 0) + counts.get(TIMED_OUT, 0)
-        q.retried = counts.get("retried", 0)
+        book.seed_counters(ep, counts.get(COMPLETED, 0),
+                           counts.get(FAILED, 0) + counts.get(TIMED_OUT, 0),
+                           counts.get("retried", 0))
     for job in sql.load_active(engine):
         holder = workers.get(job.worker_id) if job.worker_id else None
         apply(book.restore(job, holder))

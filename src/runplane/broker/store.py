@@ -172,13 +172,17 @@ _ROW_FIELDS = (
 )
 
 
-def job_from_row(row: Any) -> Job:
+def job_from_row(row: Any, nchunks: int = 0) -> Job:
+    """The record of a job's row; ``nchunks`` of its stream chunks are stored (they stay
+    there: ``chunks_in_store``)."""
     m = row._mapping
     return Job(
         **{name: m[name] for name in _ROW_FIELDS},
         sync=bool(m["sync"]),
         low_priority=bool(m["low_priority"]),
         settled=m["status"] in FINAL_STATES,
+        nchunks=nchunks,
+        chunks_in_store=bool(nchunks),
     )
 
 
@@ -226,9 +230,8 @@ def load_active(engine: Engine) -> list[Job]:
         rows = conn.execute(
             select(jobs).where(jobs.c.status.in_([IN_QUEUE, IN_PROGRESS])).order_by(jobs.c.created_at)
         ).all()
-        out = [job_from_row(row) for row in rows]
         counts: dict[str, int] = {}
-        ids = [j.id for j in out if j.status == IN_PROGRESS]
+        ids = [row.id for row in rows if row.status == IN_PROGRESS]
         for i in range(0, len(ids), 500):
             for job_id, next_seq in conn.execute(
                 select(job_chunks.c.job_id, func.max(job_chunks.c.seq) + 1)
@@ -236,10 +239,9 @@ def load_active(engine: Engine) -> list[Job]:
                 .group_by(job_chunks.c.job_id)
             ):
                 counts[job_id] = next_seq
+    out = [job_from_row(row, counts.get(row.id, 0)) for row in rows]
     for job in out:
         job.size = len(orjson.dumps(job.payload))
-        job.nchunks = counts.get(job.id, 0)
-        job.chunks_in_store = bool(job.nchunks)
     return out
 
 

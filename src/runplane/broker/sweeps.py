@@ -81,7 +81,7 @@ class Sweeper:
             if job is not None and job.status == IN_PROGRESS and job.started_at == started:
                 self._apply(book.time_out(job, self.timeout_ms(job), now))
         self._sweep_workers(now)
-        book.queues.prune_waiters()
+        book.prune_polls()
         ids = sql.expired_ids(self._engine, now)
         if ids:
             self._apply(book.forget_results(ids))

@@ -3,13 +3,16 @@
 Each endpoint has two FIFO queues, normal and ``policy.lowPriority``; a take drains the
 normal one first. Removal is lazy: a queue entry is ``(job, qseq)`` and is stale once the
 job's ``qseq`` moved on (taken, cancelled, deleted), so cancelling a queued job is O(1).
-A job-take that finds nothing parks a :class:`Waiter`; an enqueue hands jobs straight to
-the oldest waiter (:meth:`JobQueues.push`).
+A job-take that finds nothing parks a :class:`Waiter`, answered by the next enqueue.
 
 The queues also carry the endpoint's live counters (in progress, completed, failed,
-retried) that :meth:`JobQueues.metrics` reports to the autoscaler. What a job *is* (its
-state, the store) is the book's business (:mod:`.book`, which owns the queues); this
-module only orders them.
+retried) that :meth:`JobQueues.metrics` reports to the autoscaler.
+
+This module only orders: it keeps the entries, their counts and bytes, and the waiting
+long-polls, in order. It writes no job's state: whether a job is queued (``Job.queued``,
+``qseq``), reserved, taken or final, and the counters, are the job book's to change (its
+:mod:`.places`, the one holder of the queues), which calls :meth:`JobQueues.add`,
+:meth:`~JobQueues.drop` and :meth:`~JobQueues.take` as it does.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 
-from runplane.broker.models import IN_QUEUE, Job, QueueMetrics, Worker
+from runplane.broker.models import Job, QueueMetrics, Worker
 from runplane.errors import RateLimited, TooLarge
 
 
@@ -40,6 +43,7 @@ class EndpointQueue:
     # Request bytes of the queued jobs (their ``size``), for the queued-bytes cap.
     queued_bytes: int = 0
     waiters: deque = field(default_factory=deque)
+    # The counters: written by the book's transitions only.
     in_progress: int = 0
     completed: int = 0
     failed: int = 0
@@ -86,15 +90,10 @@ class JobQueues:
             raise RateLimited(5.0, f"the endpoint's queue is full ({full}); send it again "
                                    "once its workers have taken some")
 
-    def push(self, job: Job, front: bool = False) -> None:
-        """Queue ``job`` (IN_QUEUE) at the tail, or at the head (``front``, a job handed
-        back); hand it to a waiting long-poll at once if there is one."""
+    def add(self, job: Job, front: bool = False) -> EndpointQueue:
+        """An entry for ``job``, which the book just marked queued (its new ``qseq``), at
+        the tail or at the head (``front``, a job handed back); its endpoint's queue."""
         q = self.of(job.endpoint_id)
-        job.status = IN_QUEUE
-        job.reserved = False
-        job.reserved_by = None
-        job.queued = True
-        job.qseq += 1
         entry = (job, job.qseq)
         d = q.low if job.low_priority else q.normal
         if front:
@@ -106,15 +105,11 @@ class JobQueues:
         else:
             q.n_normal += 1
         q.queued_bytes += job.size
-        if q.waiters:
-            self._dispatch(q)
+        return q
 
-    def remove(self, job: Job) -> None:
-        """Take ``job`` out of its queue (lazily: its entry goes stale)."""
-        if not job.queued:
-            return
-        job.queued = False
-        job.qseq += 1
+    def drop(self, job: Job) -> None:
+        """``job`` left its queue (the book moved its ``qseq`` on): no longer counted; its
+        entry is stale and skipped."""
         q = self.of(job.endpoint_id)
         if job.low_priority:
             q.n_low -= 1
@@ -122,55 +117,34 @@ class JobQueues:
             q.n_normal -= 1
         q.queued_bytes -= job.size
 
-    def queued(self, endpoint_id: str) -> list[Job]:
-        """The endpoint's queued jobs, normal ones first, each in queue order."""
-        q = self._by_endpoint.get(endpoint_id)
-        if q is None:
-            return []
-        return [job for job, seq in (*q.normal, *q.low) if job.queued and seq == job.qseq]
-
-    def pop(self, q: EndpointQueue, n: int, worker: Worker) -> list[Job]:
-        """Reserve up to ``n`` jobs of ``q`` for ``worker`` (counted in progress)."""
+    def take(self, q: EndpointQueue, n: int) -> list[Job]:
+        """The first ``n`` queued jobs of ``q``, normal ones first, out of its entries and
+        counts (the book marks them not queued at once: stale entries are skipped by
+        ``Job.queued`` and ``qseq``, and each job has one live entry)."""
         out: list[Job] = []
         for d in (q.normal, q.low):
             while d and len(out) < n:
                 job, seq = d.popleft()
                 if not job.queued or seq != job.qseq:
                     continue
-                job.queued = False
                 if job.low_priority:
                     q.n_low -= 1
                 else:
                     q.n_normal -= 1
                 q.queued_bytes -= job.size
-                job.reserved = True
-                job.reserved_by = worker.id
                 out.append(job)
-        if out:
-            q.in_progress += len(out)
-            worker.handing += 1  # until Broker.confirm/untake
         return out
 
-    async def wait(
-        self, worker: Worker, n: int, hold_s: float, disconnect: asyncio.Future | None
-    ) -> list[Job]:
-        """Up to ``n`` jobs for ``worker``: at once if any are queued, else the first that
-        arrive within ``hold_s`` (a long-poll), [] on timeout or when ``disconnect`` is done."""
-        q = self.of(worker.endpoint_id)
-        if q.n_normal or q.n_low:
-            return self.pop(q, n, worker)
-        fut = asyncio.get_running_loop().create_future()
-        q.waiters.append(Waiter(worker, fut, n))
-        worker.polling += 1
-        try:
-            waits = {fut} if disconnect is None else {fut, disconnect}
-            await asyncio.wait(waits, timeout=hold_s, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            worker.polling -= 1
-        if fut.done():
-            return fut.result()
-        fut.cancel()
-        return []
+    def park(self, worker: Worker, n: int, future: asyncio.Future) -> None:
+        """A job-take that found nothing waits, after those already waiting."""
+        self.of(worker.endpoint_id).waiters.append(Waiter(worker, future, n))
+
+    def queued(self, endpoint_id: str) -> list[Job]:
+        """The endpoint's queued jobs, normal ones first, each in queue order."""
+        q = self._by_endpoint.get(endpoint_id)
+        if q is None:
+            return []
+        return [job for job, seq in (*q.normal, *q.low) if job.queued and seq == job.qseq]
 
     def running(self) -> int:
         """Jobs handed to workers and not final, over every endpoint."""
@@ -219,13 +193,3 @@ class JobQueues:
             failed=q.failed,
             retried=q.retried,
         )
-
-    def _dispatch(self, q: EndpointQueue) -> None:
-        while q.waiters and (q.n_normal or q.n_low):
-            w = q.waiters.popleft()
-            if w.future.done():
-                continue
-            if not w.worker.can_take():
-                w.future.set_result([])
-                continue
-            w.future.set_result(self.pop(q, w.n, w.worker))

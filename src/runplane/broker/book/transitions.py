@@ -1,22 +1,16 @@
-"""The job book: the one owner of the broker's in-memory state, and its transitions.
-
-The book holds every queued and running job and the most recent final ones (``jobs``), the
-per-endpoint queues with their counters (``queues``), and each worker's holds
-(``Worker.jobs``; the rest of a worker is the registry's). The invariant they keep together:
-a job is IN_PROGRESS with ``worker_id`` W exactly when W's holds list it; ``in_progress``
-counts the jobs reserved for or held by a worker; a job is in its queue exactly when it is
-IN_QUEUE and not reserved.
-
-Every transition changes only this state and returns what else must happen as
-:class:`~runplane.broker.effects.Effects` (store writes, job events, stop requests, workers
-whose holds changed, jobs to settle), with no I/O but a log line, so each is tested as a table of cases with no writer,
-registry or event loop (tests/unit/test_book.py). Time is a parameter.
+"""The book's transitions: :class:`JobBook`, the one way in (see the package docstring).
 
 - ``admit``: a new job (its row already committed) is queued.
+- ``reserve`` / ``park``: a job-take's step: queued jobs are reserved for the worker (out of
+  the queue, counted in progress) / it waits, and the next jobs queued are reserved for it
+  (:mod:`.places`).
 - ``confirm`` / ``untake``: a job-take response was written (the jobs are taken) / could not
   be written (back to the head of the queue, no retry counted).
+- ``progress`` / ``stream_chunk`` (``unstream``) / ``stream_handed``: a running job's
+  progress output, a stream chunk (one that could not be stored), ``/stream``'s cursor
+  (:mod:`.outputs`).
 - ``finalize``: COMPLETED, FAILED, CANCELLED or TIMED_OUT; counted, written, settled once
-  committed; its bytes leave the held-bytes budgets (:mod:`.budget`) at once.
+  committed; its bytes leave the held-bytes budgets (:mod:`runplane.broker.budget`) at once.
 - ``keep``: a settled final job stays in memory among the just-finished ones (a fast
   ``/status``) while the cache's count and bytes allow; the oldest leave it (memory), and are
   read back from the store.
@@ -49,7 +43,8 @@ from runplane.broker.models import (
     Job,
     Worker,
 )
-from runplane.broker.queues import JobQueues
+from runplane.broker.book.outputs import Outputs
+from runplane.broker.book.places import Places
 
 log = logging.getLogger("runplane.broker")
 
@@ -60,16 +55,33 @@ RESULT_CACHE_BYTES = 64_000_000
 
 
 class JobBook:
-    """See the module docstring. ``worker_of`` finds a registered worker by id; ``held``
+    """See the package docstring. ``worker_of`` finds a registered worker by id; ``held``
     counts the bytes of queued and running jobs (no budget by default)."""
 
-    def __init__(self, queues: JobQueues, worker_of: Callable[[str], Worker | None], *,
+    def __init__(self, worker_of: Callable[[str], Worker | None], *,
                  max_retries: int, run_retention_s: float, runsync_retention_s: float,
                  recent_final: int = RECENT_FINAL_JOBS, held: HeldBytes | None = None,
                  cache_bytes: int = RESULT_CACHE_BYTES) -> None:
         self.jobs: dict[str, Job] = {}
-        self.queues = queues
         self.held = held if held is not None else HeldBytes()
+        # Its parts' transitions and reads, bound (the job-take is the hottest route: no
+        # extra call on its way).
+        self._places = places = Places(worker_of)
+        self.reserve = places.reserve
+        self.park = places.park
+        self.answer_polls = places.answer_polls
+        self.prune_polls = places.prune_polls
+        self.seed_counters = places.seed_counters
+        self.has_queued = places.has_queued
+        self.check_room = places.check_room
+        self.metrics = places.metrics
+        self.queued = places.queued
+        self.running = places.running
+        outputs = Outputs(self.held)
+        self.progress = outputs.progress
+        self.stream_chunk = outputs.stream_chunk
+        self.unstream = outputs.unstream
+        self.stream_handed = outputs.stream_handed
         self._worker_of = worker_of
         self._max_retries = max_retries
         self._run_retention_s = run_retention_s
@@ -123,8 +135,8 @@ class JobBook:
         self.jobs[job.id] = job
         self.held.add(job, job.size)
         if job.status == IN_PROGRESS and holder is not None:
-            self.queues.of(job.endpoint_id).in_progress += 1
-            self._hold(holder, job)
+            self._places.of(job.endpoint_id).in_progress += 1
+            self._places.hold(holder, job)
             fx.workers.append(holder)
             return fx
         if job.status == IN_PROGRESS:
@@ -132,7 +144,7 @@ class JobBook:
             job.worker_id = None
             job.started_at = None
             fx.writes.append((sql.REQUEUE_JOB, {"_id": job.id, "retries": job.retries}))
-        self.queues.push(job)
+        self._places.queue(job)
         return fx
 
     # -- to workers ----------------------------------------------------------------------
@@ -153,7 +165,7 @@ class JobBook:
             job.worker_id = worker.id
             job.started_at = now
             job.missing_since = None
-            self._hold(worker, job)
+            self._places.hold(worker, job)
             fx.writes.append((sql.TAKE_JOB, {"_id": job.id, "worker_id": worker.id,
                                              "started_at": now, "delay_ms": job.delay_ms()}))
             fx.events.append(event(JOB_TAKEN, job, now))
@@ -169,10 +181,8 @@ class JobBook:
         for job in reversed(jobs):
             if job.reserved and not job.final and not job.deleted:
                 # Reserved, never held: only the in-progress count was taken.
-                self.queues.of(job.endpoint_id).in_progress -= 1
-                job.reserved = False
-                job.reserved_by = None
-                self.queues.push(job, front=True)
+                self._places.of(job.endpoint_id).in_progress -= 1
+                self._places.queue(job, front=True)
 
     def report(self, job: Job, worker: Worker, status: str, output: Any, error: str | None,
                now: float, size: int = 0) -> Effects:
@@ -216,12 +226,12 @@ class JobBook:
 
     def _reclaim(self, fx: Effects, worker: Worker, job: Job, now: float) -> None:
         """``worker`` runs ``job``, which the store (and so the book) has as queued."""
-        self.queues.remove(job)
-        self.queues.of(job.endpoint_id).in_progress += 1
+        self._places.unqueue(job)
+        self._places.of(job.endpoint_id).in_progress += 1
         job.status = IN_PROGRESS
         job.worker_id = worker.id
         job.started_at = now
-        self._hold(worker, job)
+        self._places.hold(worker, job)
         log.info("job %s taken back by worker %s, which still runs it", job.id, worker.id,
                  extra={"job_id": job.id, "worker_id": worker.id})
         fx.writes.append((sql.TAKE_JOB, {"_id": job.id, "worker_id": worker.id,
@@ -245,7 +255,7 @@ class JobBook:
     def purge(self, endpoint_id: str, now: float) -> tuple[int, Effects]:
         """Cancel every queued (not yet handed out) job of the endpoint; how many."""
         fx = Effects()
-        removed = self.queues.queued(endpoint_id)
+        removed = self._places.queued(endpoint_id)
         for job in removed:
             self._finalize(fx, job, CANCELLED, None, "removed by purge-queue", now)
         return len(removed), fx
@@ -272,8 +282,8 @@ class JobBook:
         """Remove ``job`` in any state (TTL expiry); its holder is told to stop it."""
         fx = Effects()
         holder = job.worker_id if job.status == IN_PROGRESS else job.reserved_by
-        self._leave_running(fx, job, now)
-        self.queues.remove(job)
+        self._places.leave_running(fx, job, now)
+        self._places.unqueue(job)
         if holder:
             fx.stops.append((holder, job.id))
         job.deleted = True
@@ -311,32 +321,15 @@ class JobBook:
     # -- the steps -----------------------------------------------------------------------
 
     def _enqueue(self, fx: Effects, job: Job, front: bool = False) -> None:
-        self.queues.push(job, front=front)
+        self._places.queue(job, front)
         fx.enqueued.append(job.endpoint_id)
-
-    def _hold(self, worker: Worker, job: Job) -> None:
-        worker.jobs[job.id] = job
-        worker.idle_since = None
-
-    def _leave_running(self, fx: Effects, job: Job, now: float) -> None:
-        """``job`` is no longer reserved for or held by a worker."""
-        if job.reserved or job.status == IN_PROGRESS:
-            self.queues.of(job.endpoint_id).in_progress -= 1
-            w = self._worker_of(job.worker_id) if job.status == IN_PROGRESS and job.worker_id \
-                else None
-            if w is not None and w.jobs.pop(job.id, None) is not None:
-                if not w.jobs:
-                    w.idle_since = now
-                fx.workers.append(w)
-        job.reserved = False
-        job.reserved_by = None
 
     def _finalize(self, fx: Effects, job: Job, status: str, output: Any, error: str | None,
                   now: float, size: int = 0) -> None:
         if job.final:
             return
-        self._leave_running(fx, job, now)
-        self.queues.remove(job)
+        self._places.leave_running(fx, job, now)
+        self._places.unqueue(job)
         # Out of the budgets: a result is never refused; memory keeps it only in the cache.
         self.held.release(job)
         job.status = status
@@ -347,7 +340,7 @@ class JobBook:
         job.settled = False
         retention = self._runsync_retention_s if job.sync else self._run_retention_s
         job.retain_until = min(now + retention, job.expires_at)
-        q = self.queues.of(job.endpoint_id)
+        q = self._places.of(job.endpoint_id)
         if status == COMPLETED:
             q.completed += 1
         elif status in (FAILED, TIMED_OUT):
@@ -364,9 +357,9 @@ class JobBook:
             self._finalize(fx, job, FAILED, None,
                            f"{reason}; out of retries ({self._max_retries})", now)
             return
-        self._leave_running(fx, job, now)
+        self._places.leave_running(fx, job, now)
         job.retries += 1
-        self.queues.of(job.endpoint_id).retried += 1
+        self._places.of(job.endpoint_id).retried += 1
         log.info("job %s re-queued (retry %d): %s", job.id, job.retries, reason,
                  extra={"job_id": job.id, "endpoint_id": job.endpoint_id})
         job.worker_id = None
