@@ -50,6 +50,27 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         srv.stop()
 
 
+# The rate limits out of the way, for modules that send many crafted requests.
+GENEROUS = json.dumps({"rest_v2_per_minute": 100_000, "rest_v2_per_hour": 100_000,
+                       "creates_per_minute": 100_000})
+
+
+@pytest.fixture(scope="module")
+def generous_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server of the module's own on the security defaults but for the rate limits."""
+    srv = serve(tmp_path_factory.mktemp("generous"), RUNPLANE_LIMITS=GENEROUS)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def generous(generous_server: LiveServer) -> Iterator[httpx.Client]:
+    with generous_server.client(generous_server.user_key) as client:
+        yield client
+
+
 @pytest.fixture(scope="module")
 def alice(live: LiveServer) -> Iterator[httpx.Client]:
     with live.client(live.user_key) as c:

@@ -6,33 +6,22 @@ Each surface refuses them in its own shape (v1 400, REST v2 422 problem+json, Gr
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import LiveServer
-from tests.security.conftest import serve, snapshot
+from tests.security.conftest import snapshot
 
-LIMITS = json.dumps({"rest_v2_per_minute": 100_000, "rest_v2_per_hour": 100_000,
-                     "creates_per_minute": 100_000})
+@pytest.fixture(scope="module")
+def server(generous_server: LiveServer) -> LiveServer:
+    return generous_server
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    srv = serve(tmp_path_factory.mktemp("rules"), RUNPLANE_LIMITS=LIMITS)
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture(scope="module")
-def c(server: LiveServer) -> Iterator[httpx.Client]:
-    with server.client(server.user_key) as client:
-        yield client
+def c(generous: httpx.Client) -> httpx.Client:
+    return generous
 
 
 @pytest.fixture(scope="module")
